@@ -1,0 +1,10 @@
+//! kata-harness: provision a disposable node, run table-driven scenarios against containerd
+//! (and Kubernetes), and prove which runtime really ran every sandbox and container.
+
+pub mod cri;
+pub mod images;
+pub mod profile;
+pub mod process;
+pub mod render;
+pub mod teardown;
+pub mod wait;

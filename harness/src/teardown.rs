@@ -1,0 +1,118 @@
+//! Process-wide registry of cleanup actions, run on drop and on Ctrl-C / SIGTERM.
+//!
+//! Invariant: anything the harness creates outside its temp dir (daemons, shims, mounts,
+//! bridges, cgroups) registers an undo action here before it is created. Normal code runs the
+//! action when its owner is dropped; an interrupt runs every outstanding action, newest first,
+//! and then exits with 130, so Ctrl-C leaves nothing behind.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+type Action = Box<dyn FnOnce() + Send>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static ACTIONS: Mutex<Vec<(u64, String, Action)>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+/// An outstanding cleanup action; dropping it runs the action.
+#[must_use = "dropping the registration runs the cleanup at once"]
+pub struct Registration {
+    id: u64,
+}
+
+/// Registers `action` under a label (shown if cleanup is interrupted twice).
+pub fn register(label: impl Into<String>, action: impl FnOnce() + Send + 'static) -> Registration {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    lock().push((id, label.into(), Box::new(action)));
+    Registration { id }
+}
+
+impl Registration {
+    /// Forgets the action without running it (its owner cleaned up by other means).
+    pub fn disarm(self) {
+        take(self.id);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(action) = take(self.id) {
+            action();
+        }
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<(u64, String, Action)>> {
+    ACTIONS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn take(id: u64) -> Option<Action> {
+    let mut actions = lock();
+    let index = actions.iter().position(|(i, _, _)| *i == id)?;
+    Some(actions.remove(index).2)
+}
+
+/// Runs every outstanding action, newest first. Used by the interrupt handler and at exit.
+pub fn run_all() {
+    loop {
+        let Some((_, label, action)) = lock().pop() else { return };
+        tracing::info!(%label, "cleaning up");
+        action();
+    }
+}
+
+/// Installs (once) a SIGINT/SIGTERM handler that runs all cleanup actions and exits 130.
+///
+/// The handler lives on its own thread with its own runtime so it works for the CLI and for
+/// the libtest-mimic runner alike, whatever the trial threads are doing.
+pub fn install_interrupt_handler() {
+    HANDLER.call_once(|| {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("interrupt".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("failed to build the interrupt runtime");
+                runtime.block_on(async {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let mut int = signal(SignalKind::interrupt()).expect("failed to watch SIGINT");
+                    let mut term = signal(SignalKind::terminate()).expect("failed to watch SIGTERM");
+                    let _ = ready_tx.send(());
+                    tokio::select! {
+                        _ = int.recv() => eprintln!("\ninterrupted: cleaning up (daemons, shims, mounts)..."),
+                        _ = term.recv() => eprintln!("\nterminated: cleaning up (daemons, shims, mounts)..."),
+                    }
+                });
+                run_all();
+                std::process::exit(130);
+            })
+            .expect("failed to spawn the interrupt thread");
+        // The handler must be in place before the first daemon starts.
+        let _ = ready_rx.recv();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    #[test]
+    fn drop_runs_and_disarm_does_not() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        drop(register("a", move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        let c = count.clone();
+        register("b", move || {
+            c.fetch_add(10, Ordering::SeqCst);
+        })
+        .disarm();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+}
