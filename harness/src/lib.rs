@@ -2,9 +2,14 @@
 //! (and Kubernetes), and prove which runtime really ran every sandbox and container.
 
 pub mod cri;
+pub mod doctor;
 pub mod images;
+pub mod node;
 pub mod profile;
+pub mod provision;
 pub mod process;
 pub mod render;
+pub mod report;
+pub mod scenario;
 pub mod teardown;
 pub mod wait;

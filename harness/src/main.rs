@@ -1,1 +1,240 @@
-fn main() {}
+//! The `kata-harness` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use kata_harness::node::Target;
+use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES};
+use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
+use kata_harness::render::ContainerdConfig;
+use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee};
+use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
+
+/// Exit code for bad input (malformed suites, unknown flags, missing components).
+const EXIT_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "kata-harness", version, about = "Conformance harness for Kata Containers on containerd and Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scenario suites and report which runtime ran every sandbox and container.
+    Run(RunArgs),
+    /// List the trials the suites expand to (suite::scenario::variant), with skip reasons.
+    List(SuiteArgs),
+    /// Print a rendered config (containerd's config.toml for a version).
+    Render(RenderArgs),
+    /// Check what this machine can run, and why not.
+    Doctor,
+}
+
+#[derive(clap::Args)]
+struct SuiteArgs {
+    /// Directory of suite files (*.yaml), or one suite file.
+    #[arg(long, default_value_os_t = default_suites_dir())]
+    suites: PathBuf,
+    /// containerd release lines (1.6, 1.7, 2.1) or directories holding containerd binaries.
+    #[arg(long = "containerd", value_delimiter = ',', default_values_t = DEFAULT_CONTAINERD_LINES.map(String::from))]
+    containerd: Vec<String>,
+    /// Keep only trials whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// With --filter: keep only the trial with exactly this name.
+    #[arg(long, requires = "filter")]
+    exact: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    suites: SuiteArgs,
+    /// Where the suites run: local (this host), vm, or ssh://user@host.
+    #[arg(long, default_value = "local")]
+    target: String,
+    /// Where JUnit, JSON and failure bundles go.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Keep each testbed's run dir (configs, logs) after it stops.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// What to render.
+    #[arg(value_parser = ["containerd-config"])]
+    what: String,
+    /// containerd version the config is for (picks the schema).
+    #[arg(long = "containerd-version", default_value = "1.6.20")]
+    containerd_version: String,
+}
+
+fn default_suites_dir() -> PathBuf {
+    // From a checkout, `cargo run` and the installed binary both find the repo's suites.
+    let here = PathBuf::from("suites");
+    if here.is_dir() {
+        here
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites")
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KATA_HARNESS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => run(args),
+        Command::List(args) => list(args),
+        Command::Render(args) => render(args),
+        Command::Doctor => doctor(),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Input problems end the command with exit code 2 and a one-line message.
+fn input_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_INPUT)
+}
+
+struct Planned {
+    trials: Vec<plan::Trial>,
+    variants: Vec<Variant>,
+}
+
+fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
+    let suites = if args.suites.is_dir() { Suite::load_dir(&args.suites) } else { Suite::load(&args.suites).map(|s| vec![s]) };
+    let suites = suites.map_err(input_error)?;
+    let mut variants = Vec::new();
+    for text in &args.containerd {
+        let choice: ContainerdChoice = text.parse().map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+        choice.resolve().map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+        variants.push(Variant::containerd(choice));
+    }
+    let capabilities = Capabilities::probe_local();
+    let trials = plan::plan(&suites, &variants, &capabilities);
+    let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
+    if trials.is_empty() {
+        return Err(input_error("no trials match (check --filter and the suites)"));
+    }
+    Ok(Planned { trials, variants })
+}
+
+fn list(args: SuiteArgs) -> Result<ExitCode> {
+    let planned = match load_plan(&args) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    for trial in &planned.trials {
+        match &trial.skip {
+            Some(reason) => println!("{}  (skipped: {reason})", trial.name),
+            None => println!("{}", trial.name),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let target: Target = match args.target.parse() {
+        Ok(t) => t,
+        Err(e) => return Ok(input_error(e)),
+    };
+    if target != Target::Local {
+        return Ok(input_error(format!("--target {target}: only the local target exists in this build")));
+    }
+    let planned = match load_plan(&args.suites) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let info = RunInfo {
+        command: format!(
+            "kata-harness run --target {target} --containerd {} --filter",
+            args.suites.containerd.join(",")
+        ),
+        target: target.to_string(),
+        environment: vec![("target".into(), target.to_string()), ("host-kernel".into(), host_kernel())],
+    };
+    let settings = Settings { containerd: ContainerdChoice::Line("1.6".into()), keep: args.keep, pause_binary: None };
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    let mut terminal = Terminal::new();
+    let mut recorder = Recorder::default();
+    let mut results = {
+        let mut tee = Tee(vec![&mut terminal, &mut recorder]);
+        let capabilities = Capabilities::probe_local();
+        if let Some(reason) = &capabilities.kata_absent {
+            tee.0[0].event(&report::Event::Note(format!("Kata rows are skipped: {reason}")));
+        }
+        runtime.block_on(session::run_local(&planned.trials, &planned.variants, &settings, &mut tee))
+    };
+    report::write_results(&args.results, &info, &mut results)
+        .with_context(|| format!("failed to write results to {}", args.results.display()))?;
+    let summary = Summary::of(&results);
+    eprintln!("results: {}/junit.xml, {}/results.json", args.results.display(), args.results.display());
+    for r in results.iter().filter(|r| r.bundle.is_some()) {
+        eprintln!("failure bundle: {}", r.bundle.as_ref().unwrap().display());
+    }
+    Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn host_kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+fn render(args: RenderArgs) -> Result<ExitCode> {
+    let version: Version = match args.containerd_version.parse() {
+        Ok(v) => v,
+        Err(e) => return Ok(input_error(e)),
+    };
+    let base = PathBuf::from("/var/lib/kata-harness");
+    let config = ContainerdConfig {
+        version,
+        root: "/var/lib/containerd".into(),
+        state: "/run/containerd".into(),
+        grpc_address: "/run/containerd/containerd.sock".into(),
+        temp_dir: base.join("tmp"),
+        opt_dir: "/opt/containerd".into(),
+        sandbox_image: SANDBOX_IMAGE.into(),
+        default_runtime: "runc".into(),
+        runtimes: standard_handlers(Path::new("/run/containerd/runc")),
+        untrusted_workload_runtime: None,
+        cni_bin_dir: "/usr/lib/cni".into(),
+        cni_conf_dir: "/etc/cni/net.d".into(),
+        registry_config_path: (version >= Version::new(1, 5, 0)).then(|| "/etc/containerd/certs.d".into()),
+        snapshotter: "overlayfs".into(),
+        restrict_oom_score_adj: false,
+    };
+    match config.render() {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(input_error(e)),
+    }
+}
+
+fn doctor() -> Result<ExitCode> {
+    let checks = kata_harness::doctor::checks();
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(10);
+    let mut missing = false;
+    for check in &checks {
+        println!("{:<width$}  {:<7}  {}", check.name, check.status.to_string(), check.detail);
+        missing |= check.status == kata_harness::doctor::Status::Missing;
+    }
+    Ok(if missing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -69,7 +69,7 @@ pub fn cache_dir() -> PathBuf {
 
 /// Which containerd to run: a cached release line (`1.6`, `1.7`, `2.1`) or a directory
 /// holding `containerd`, `ctr` and the shims (`bin/` or `usr/bin/` inside it also work).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ContainerdChoice {
     Line(String),
     Dir(PathBuf),

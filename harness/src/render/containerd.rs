@@ -143,6 +143,9 @@ pub struct ContainerdConfig {
     /// `hosts.toml` directory for registries (containerd 1.5+).
     pub registry_config_path: Option<PathBuf>,
     pub snapshotter: String,
+    /// Clamp containers' `oom_score_adj` to containerd's own: needed where the daemon lacks
+    /// CAP_SYS_RESOURCE (sandboxed CI hosts), since the pause container asks for -998.
+    pub restrict_oom_score_adj: bool,
 }
 
 impl ContainerdConfig {
@@ -233,6 +236,9 @@ impl ContainerdConfig {
         ctd.insert("runtimes".into(), Value::Table(self.runtimes_v2()));
         cri.insert("containerd".into(), Value::Table(ctd));
         cri.insert("cni".into(), Value::Table(self.cni_table()));
+        if self.restrict_oom_score_adj {
+            cri.insert("restrict_oom_score_adj".into(), Value::Boolean(true));
+        }
         if self.version >= Version::new(1, 6, 0) {
             // Pod network namespaces under our state dir, not /run/netns.
             cri.insert("netns_mounts_under_state_dir".into(), Value::Boolean(true));
@@ -254,6 +260,9 @@ impl ContainerdConfig {
         runtime.insert("containerd".into(), Value::Table(ctd));
         runtime.insert("cni".into(), Value::Table(self.cni_table()));
         runtime.insert("netns_mounts_under_state_dir".into(), Value::Boolean(true));
+        if self.restrict_oom_score_adj {
+            runtime.insert("restrict_oom_score_adj".into(), Value::Boolean(true));
+        }
         insert_path(&mut doc, &["plugins", "io.containerd.cri.v1.runtime"], runtime);
         insert_path(&mut doc, &["plugins", "io.containerd.internal.v1.opt"], table([("path", p(&self.opt_dir))]));
         // NRI is on by default from 2.0 and would leave /var/run/nri/nri.sock behind.

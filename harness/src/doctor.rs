@@ -1,0 +1,163 @@
+//! `kata-harness doctor`: what this node can run, and why not.
+//!
+//! Invariant: every verdict is probed (open the device, run the binary), never inferred from
+//! a file merely existing. The same probes decide the skips of the scenario planner.
+
+use std::fmt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::profile::{cache_dir, ContainerdChoice, DEFAULT_CONTAINERD_LINES};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warn,
+    Missing,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Missing => "MISSING",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+/// Whether KVM can run a guest here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvmVerdict {
+    pub usable: bool,
+    pub reason: String,
+}
+
+nix::ioctl_none!(kvm_get_api_version, 0xAE, 0x00);
+
+/// The file a successful KVM probe boot writes (see the VM target); its absence means KVM
+/// is not proven, whatever `/dev/kvm` answers: many hosts have a `/dev/kvm` that cannot boot.
+pub fn kvm_probe_record() -> std::path::PathBuf {
+    cache_dir().join("kvm-probe-passed")
+}
+
+pub fn kvm_verdict() -> KvmVerdict {
+    use std::os::fd::AsRawFd;
+    let device = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        Ok(device) => device,
+        Err(e) => return KvmVerdict { usable: false, reason: format!("cannot open /dev/kvm: {e}") },
+    };
+    // SAFETY: KVM_GET_API_VERSION takes no argument and only returns an integer.
+    let api = unsafe { kvm_get_api_version(device.as_raw_fd()) };
+    match api {
+        Ok(12) => {}
+        Ok(v) => return KvmVerdict { usable: false, reason: format!("/dev/kvm reports API version {v}, expected 12") },
+        Err(e) => return KvmVerdict { usable: false, reason: format!("KVM_GET_API_VERSION failed: {e}") },
+    }
+    if kvm_probe_record().exists() {
+        KvmVerdict { usable: true, reason: "a probe boot under KVM reached userspace".into() }
+    } else {
+        KvmVerdict {
+            usable: false,
+            reason: "/dev/kvm answers ioctls, but no probe boot has proven it can run a guest kernel".into(),
+        }
+    }
+}
+
+fn version_of(binary: &str, args: &[&str]) -> Result<String, String> {
+    let mut cmd = Command::new(binary);
+    cmd.args(args);
+    crate::process::run(cmd, Duration::from_secs(20))
+        .map(|out| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn check(name: &str, result: Result<String, String>, missing: Status) -> Check {
+    match result {
+        Ok(detail) => Check { name: name.into(), status: Status::Ok, detail },
+        Err(detail) => Check { name: name.into(), status: missing, detail },
+    }
+}
+
+/// Every check, in display order.
+pub fn checks() -> Vec<Check> {
+    let mut out = Vec::new();
+    for line in DEFAULT_CONTAINERD_LINES {
+        let resolved = ContainerdChoice::Line(line.into()).resolve();
+        out.push(check(
+            &format!("containerd {line}"),
+            resolved.map(|c| format!("{} ({})", c.version, c.bin_dir.display())).map_err(|e| e.to_string()),
+            Status::Missing,
+        ));
+    }
+    out.push(check("runc", version_of("runc", &["--version"]), Status::Missing));
+    out.push(check("crun", version_of("crun", &["--version"]), Status::Missing));
+    let crun = crate::provision::crun_binary();
+    out.push(check(
+        "crun for OCI spec 1.1+ (containerd 1.7+)",
+        version_of(&crun.to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", crun.display())),
+        Status::Warn,
+    ));
+    let cni = ["bridge", "host-local", "loopback"].iter().map(|p| Path::new("/usr/lib/cni").join(p)).collect::<Vec<_>>();
+    let missing_cni: Vec<String> = cni.iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+    out.push(check(
+        "CNI plugins",
+        if missing_cni.is_empty() { Ok("bridge, host-local, loopback in /usr/lib/cni".into()) } else { Err(format!("missing {}", missing_cni.join(", "))) },
+        Status::Missing,
+    ));
+    out.push(check("busybox (static)", version_of(crate::provision::BUSYBOX_BINARY, &["--help"]).map(|_| crate::provision::BUSYBOX_BINARY.into()), Status::Missing));
+    out.push(check(
+        "Kata shim",
+        crate::scenario::plan::find_on_path("containerd-shim-kata-v2")
+            .map(|p| p.display().to_string())
+            .ok_or_else(|| "containerd-shim-kata-v2 not on PATH: Kata rows will be skipped".into()),
+        Status::Warn,
+    ));
+    let kvm = kvm_verdict();
+    out.push(Check {
+        name: "KVM".into(),
+        status: if kvm.usable { Status::Ok } else { Status::Warn },
+        detail: if kvm.usable { kvm.reason } else { format!("{}: VMs use TCG, Kata rows are skipped", kvm.reason) },
+    });
+    out.push(Check {
+        name: "cgroups".into(),
+        status: Status::Ok,
+        detail: if crate::provision::hybrid_cgroups_with_v2_controllers() {
+            "hybrid, with controllers on the v2 hierarchy: hidden in containerd's mount namespace (crun refuses such hosts)".into()
+        } else {
+            "no v2 controllers next to v1".into()
+        },
+    });
+    out.push(Check {
+        name: "CAP_SYS_RESOURCE".into(),
+        status: Status::Ok,
+        detail: if crate::provision::has_capability(24) {
+            "held".into()
+        } else {
+            "not held: containerd runs with restrict_oom_score_adj".into()
+        },
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_verdict_always_gives_a_reason() {
+        let verdict = kvm_verdict();
+        assert!(!verdict.reason.is_empty());
+        if !Path::new("/dev/kvm").exists() {
+            assert!(!verdict.usable);
+        }
+    }
+}

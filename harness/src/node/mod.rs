@@ -1,0 +1,124 @@
+//! Where scenarios run: this host (`local`), a disposable VM, or a host over SSH.
+//!
+//! Invariant: scenario code reaches the node only through [`Node`], so the same suites run
+//! unchanged on every target.
+
+use std::fmt;
+use std::process::{Command, Output};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::process::{self, ProcessError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("failed to run a command on the {node} node")]
+    Run {
+        node: String,
+        #[source]
+        source: ProcessError,
+    },
+    #[error("unknown target {text:?}: expected local, vm or ssh://user@host")]
+    BadTarget { text: String },
+    #[error("the {target} target is not available yet in this build of kata-harness")]
+    Unavailable { target: String },
+}
+
+/// The `--target` of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Local,
+    Vm,
+    Ssh { user: String, host: String },
+}
+
+impl FromStr for Target {
+    type Err = NodeError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "local" => Ok(Target::Local),
+            "vm" => Ok(Target::Vm),
+            _ => {
+                let rest = text.strip_prefix("ssh://").ok_or_else(|| NodeError::BadTarget { text: text.into() })?;
+                let (user, host) = rest.split_once('@').unwrap_or(("root", rest));
+                if host.is_empty() || user.is_empty() {
+                    return Err(NodeError::BadTarget { text: text.into() });
+                }
+                Ok(Target::Ssh { user: user.into(), host: host.into() })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Local => write!(f, "local"),
+            Target::Vm => write!(f, "vm"),
+            Target::Ssh { user, host } => write!(f, "ssh://{user}@{host}"),
+        }
+    }
+}
+
+/// A machine scenarios can run commands on.
+pub trait Node: Send + Sync {
+    /// A short name for reports (`local`, `vm:bookworm`).
+    fn name(&self) -> String;
+    /// Runs `argv` on the node; a non-zero exit is an error with the stderr tail.
+    fn run(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError>;
+    /// Runs `argv` on the node and returns its output whatever the exit status.
+    fn run_unchecked(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError>;
+}
+
+/// This host.
+#[derive(Debug, Default, Clone)]
+pub struct LocalNode;
+
+impl LocalNode {
+    fn command(argv: &[String]) -> Command {
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        cmd
+    }
+}
+
+impl Node for LocalNode {
+    fn name(&self) -> String {
+        "local".into()
+    }
+
+    fn run(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
+        process::run(Self::command(argv), deadline).map_err(|source| NodeError::Run { node: self.name(), source })
+    }
+
+    fn run_unchecked(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
+        process::run_unchecked(&mut Self::command(argv), deadline)
+            .map_err(|source| NodeError::Run { node: self.name(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!("local".parse::<Target>().unwrap(), Target::Local);
+        assert_eq!("vm".parse::<Target>().unwrap(), Target::Vm);
+        assert_eq!(
+            "ssh://ci@runner-1".parse::<Target>().unwrap(),
+            Target::Ssh { user: "ci".into(), host: "runner-1".into() }
+        );
+        assert!("docker".parse::<Target>().is_err());
+        assert!("ssh://".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn local_node_runs_and_reports_failures() {
+        let node = LocalNode;
+        let out = node.run(&["echo".into(), "hi".into()], Duration::from_secs(5)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
+        let err = node.run(&["false".into()], Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, NodeError::Run { .. }));
+    }
+}

@@ -1,0 +1,265 @@
+//! Undo everything a local containerd testbed created outside its own files.
+//!
+//! Invariant: runs the same way from a normal shutdown, a drop and a Ctrl-C, is idempotent,
+//! and ends by checking that nothing is left: no containerd, no shim, no container process,
+//! no mount under the run dir, no bridge, no cgroup.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::wait::{wait_blocking, Attempt};
+
+/// What a testbed must undo, as plain data (so the interrupt handler can hold a copy).
+#[derive(Debug, Clone)]
+pub struct CleanupPlan {
+    pub run_dir: PathBuf,
+    pub socket: PathBuf,
+    pub daemon_pgid: Option<i32>,
+    pub bridge: String,
+    /// Our pods' cgroup parent, e.g. `kata-harness-1a2b3c` (no leading slash).
+    pub cgroup_parent: String,
+    pub keep_run_dir: bool,
+}
+
+/// What cleanup found still there at the end; empty means a clean exit.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Leftovers(pub Vec<String>);
+
+impl Leftovers {
+    pub fn is_clean(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// containerd 1.7+ creates `/run/containerd` (shim sockets) whatever its config says. Several
+/// testbeds may run at once, so the last one out removes it, and only if none had found it.
+static SYSTEM_PATHS: Mutex<(usize, Option<bool>)> = Mutex::new((0, None));
+const RUN_CONTAINERD: &str = "/run/containerd";
+
+pub fn enter_system_paths() {
+    let mut guard = SYSTEM_PATHS.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.0 == 0 {
+        guard.1 = Some(Path::new(RUN_CONTAINERD).exists());
+    }
+    guard.0 += 1;
+}
+
+fn leave_system_paths() {
+    let mut guard = SYSTEM_PATHS.lock().unwrap_or_else(|p| p.into_inner());
+    guard.0 = guard.0.saturating_sub(1);
+    if guard.0 == 0 && guard.1 == Some(false) {
+        let _ = std::fs::remove_dir_all(RUN_CONTAINERD);
+        guard.1 = None;
+    }
+}
+
+/// Stops the daemon and removes what it left. The CRI removal of sandboxes is done by the
+/// caller first when the daemon still answers; this is the part that works without it.
+pub fn run(plan: &CleanupPlan) -> Leftovers {
+    if let Some(pgid) = plan.daemon_pgid {
+        stop_group(pgid);
+    }
+    kill_matching(&plan.socket.to_string_lossy());
+    kill_cgroup_members(&plan.cgroup_parent);
+    unmount_under(&plan.run_dir);
+    remove_cgroups(&plan.cgroup_parent);
+    delete_bridge(&plan.bridge);
+    leave_system_paths();
+    let leftovers = find_leftovers(plan);
+    if !plan.keep_run_dir && leftovers.is_clean() {
+        let _ = std::fs::remove_dir_all(&plan.run_dir);
+    }
+    leftovers
+}
+
+fn stop_group(pgid: i32) {
+    let pgid = Pid::from_raw(pgid);
+    if killpg(pgid, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let gone = wait_blocking("containerd to exit", Duration::from_secs(10), Duration::from_millis(20), || {
+        match kill(pgid, None) {
+            Err(_) => Attempt::Ready(()),
+            Ok(()) if is_zombie(pgid.as_raw()) => Attempt::Ready(()),
+            Ok(()) => Attempt::NotYet("still running".into()),
+        }
+    });
+    if gone.is_err() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// Processes whose command line mentions `needle` (shims carry `-address <our socket>`).
+pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let me = std::process::id() as i32;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if pid == me || is_zombie(pid) {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push((pid, cmdline.trim().to_owned()));
+        }
+    }
+    found
+}
+
+fn kill_matching(needle: &str) {
+    for (pid, _) in processes_matching(needle) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Every directory named `parent` directly under a cgroup hierarchy root (v1 and v2 layouts).
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(parent)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(parent)));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+fn walk_depth_first(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk_depth_first(&entry.path(), out);
+            }
+        }
+    }
+    out.push(dir.to_owned());
+}
+
+fn kill_cgroup_members(parent: &str) {
+    for dir in cgroup_dirs(parent) {
+        let mut all = Vec::new();
+        walk_depth_first(&dir, &mut all);
+        for d in all {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn remove_cgroups(parent: &str) {
+    for dir in cgroup_dirs(parent) {
+        let mut all = Vec::new();
+        walk_depth_first(&dir, &mut all);
+        for d in all {
+            // A cgroup empties a moment after its last process is killed.
+            let _ = wait_blocking("an empty cgroup", Duration::from_secs(5), Duration::from_millis(20), || {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => Attempt::Ready(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Attempt::Ready(()),
+                    Err(e) => Attempt::NotYet(e.to_string()),
+                }
+            });
+        }
+    }
+}
+
+/// Mount points at or under `dir`, deepest first (from /proc/self/mountinfo).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut mounts: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
+        .map(PathBuf::from)
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts.dedup();
+    mounts
+}
+
+fn unescape_mountinfo(field: &str) -> String {
+    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+fn unmount_under(dir: &Path) {
+    // Repeat: a path can carry stacked mounts, and detaching one reveals the next.
+    for _ in 0..5 {
+        let mounts = mounts_under(dir);
+        if mounts.is_empty() {
+            return;
+        }
+        for mount in mounts {
+            let _ = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+fn bridge_exists(bridge: &str) -> bool {
+    Path::new("/sys/class/net").join(bridge).exists()
+}
+
+fn delete_bridge(bridge: &str) {
+    if bridge_exists(bridge) {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["link", "delete", bridge]);
+        if let Err(e) = crate::process::run(cmd, Duration::from_secs(10)) {
+            tracing::warn!(%bridge, error = %e, "failed to delete the CNI bridge");
+        }
+    }
+}
+
+fn find_leftovers(plan: &CleanupPlan) -> Leftovers {
+    let mut left = Vec::new();
+    for (pid, cmdline) in processes_matching(&plan.socket.to_string_lossy()) {
+        left.push(format!("process {pid}: {cmdline}"));
+    }
+    for mount in mounts_under(&plan.run_dir) {
+        left.push(format!("mount {}", mount.display()));
+    }
+    if bridge_exists(&plan.bridge) {
+        left.push(format!("network bridge {}", plan.bridge));
+    }
+    for dir in cgroup_dirs(&plan.cgroup_parent) {
+        left.push(format!("cgroup {}", dir.display()));
+    }
+    Leftovers(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_processes_by_command_line() {
+        let marker = format!("kh-test-marker-{}", std::process::id());
+        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30; : ", &marker]).spawn().unwrap();
+        let found = wait_blocking("the marked process", Duration::from_secs(5), Duration::from_millis(10), || {
+            let found = processes_matching(&marker);
+            if found.is_empty() { Attempt::NotYet("not yet".into()) } else { Attempt::Ready(found) }
+        })
+        .unwrap();
+        assert!(found.iter().any(|(pid, _)| *pid == child.id() as i32), "{found:?}");
+        kill_matching(&marker);
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/tmp/a\\040b"), "/tmp/a b");
+    }
+}

@@ -1,0 +1,164 @@
+//! Reporting: trial results as an event stream, rendered to the terminal, JUnit, JSON, and a
+//! failure bundle per failed trial.
+//!
+//! Invariant: every sink consumes the same [`Event`]s; tests assert on events and on the
+//! written files, never on terminal text.
+
+pub mod bundle;
+pub mod json;
+pub mod junit;
+pub mod terminal;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::scenario::Trial;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// Files and commands a trial collected, kept for its failure bundle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    pub files: Vec<(String, String)>,
+    /// Shell lines that redo what the trial did, with crictl/ctr.
+    pub reproduce: Vec<String>,
+}
+
+impl Evidence {
+    pub fn file(&mut self, name: &str, content: &str) {
+        self.files.push((name.to_owned(), content.to_owned()));
+    }
+
+    pub fn reproduce(&mut self, line: String) {
+        self.reproduce.push(line);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialResult {
+    pub name: String,
+    pub suite: String,
+    pub scenario: String,
+    pub variant: String,
+    pub verdict: Verdict,
+    pub expected: String,
+    pub observed: String,
+    /// Why it failed, or why it was skipped.
+    pub message: String,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<PathBuf>,
+    #[serde(skip)]
+    pub evidence: Evidence,
+}
+
+impl TrialResult {
+    pub fn new(trial: &Trial, verdict: Verdict, observed: &str, message: &str, took: Duration, evidence: Evidence) -> Self {
+        TrialResult {
+            name: trial.name.clone(),
+            suite: trial.suite.clone(),
+            scenario: trial.row.scenario.clone(),
+            variant: trial.variant.label.clone(),
+            verdict,
+            expected: trial.row.expected_summary(),
+            observed: observed.to_owned(),
+            message: message.to_owned(),
+            seconds: took.as_secs_f64(),
+            bundle: None,
+            evidence,
+        }
+    }
+}
+
+/// The stream every sink consumes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted { trials: usize },
+    /// Something the user must know (e.g. VMs under TCG, Kata rows skipped).
+    Note(String),
+    TestbedStarting { variant: String },
+    TestbedReady { variant: String, description: String },
+    TrialStarted { name: String },
+    TrialFinished(Box<TrialResult>),
+    RunFinished,
+}
+
+pub trait Sink {
+    fn event(&mut self, event: &Event);
+}
+
+/// The facts about a run that every report repeats.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunInfo {
+    pub command: String,
+    pub target: String,
+    pub environment: Vec<(String, String)>,
+}
+
+/// Counts of a finished run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    pub fn of(results: &[TrialResult]) -> Self {
+        let count = |v| results.iter().filter(|r| r.verdict == v).count();
+        Summary { passed: count(Verdict::Passed), failed: count(Verdict::Failed), skipped: count(Verdict::Skipped) }
+    }
+}
+
+/// Writes `junit.xml`, `results.json` and the failure bundles into `dir`.
+pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for result in results.iter_mut().filter(|r| r.verdict == Verdict::Failed) {
+        result.bundle = Some(bundle::write(dir, info, result)?);
+    }
+    junit::write(&dir.join("junit.xml"), info, results)?;
+    json::write(&dir.join("results.json"), info, results)?;
+    Ok(())
+}
+
+/// An error and its causes on one line each (`anyhow`-style `{:#}` for library errors).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Keeps every event in memory (for JSON/JUnit at the end, and for tests).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub events: Vec<Event>,
+}
+
+impl Sink for Recorder {
+    fn event(&mut self, event: &Event) {
+        self.events.push(event.clone());
+    }
+}
+
+/// Sends each event to several sinks.
+pub struct Tee<'a>(pub Vec<&'a mut dyn Sink>);
+
+impl Sink for Tee<'_> {
+    fn event(&mut self, event: &Event) {
+        for sink in self.0.iter_mut() {
+            sink.event(event);
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Running one trial against a ready testbed and judging what was observed.
+//!
+//! Invariant: a trial acts through the CRI (as crictl would), observes through the CRI *and*
+//! through containerd's own record and the OCI runtimes' state, cleans up what it created, and
+//! fails if anything it started is still running afterwards.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::model::{grpc_code, ExpectError, ImageImportAction, Row, SandboxAction};
+use super::plan::Trial;
+use crate::cri::{CriError, RuntimeInfo};
+use crate::images;
+use crate::process::shell_quote;
+use crate::provision::{cleanup::processes_matching, crun_binary, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
+use crate::render::cri::{ContainerSpec, PodSpec};
+use crate::report::{Evidence, TrialResult, Verdict};
+use crate::wait::{wait_for, Attempt};
+
+/// The whole trial, from the first CRI call to the leftover check.
+pub const TRIAL_DEADLINE: Duration = Duration::from_secs(300);
+/// How long a removed sandbox's shim may take to exit.
+const SHIM_EXIT_DEADLINE: Duration = Duration::from_secs(15);
+const CRI_NAMESPACE: &str = "k8s.io";
+
+/// A failed judgement: what was seen, and why it is wrong.
+struct Failure {
+    observed: String,
+    message: String,
+}
+
+impl Failure {
+    fn new(observed: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure { observed: observed.into(), message: message.into() }
+    }
+}
+
+/// The result of a trial that was skipped before it ran.
+pub fn skipped(trial: &Trial, reason: &str) -> TrialResult {
+    TrialResult::new(trial, Verdict::Skipped, "-", reason, Duration::ZERO, Evidence::default())
+}
+
+/// Runs one trial. Never panics on a bad observation: every outcome is a [`TrialResult`].
+pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
+    if let Some(reason) = &trial.skip {
+        return skipped(trial, reason);
+    }
+    let start = Instant::now();
+    let mut evidence = Evidence::default();
+    let outcome = match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Failure::new("(no answer)", format!("trial did not finish within {TRIAL_DEADLINE:?}"))),
+    };
+    // A daemon that died mid-trial explains everything else: say so first.
+    let outcome = match (outcome, testbed.daemon_exit()) {
+        (Ok(observed), None) => Ok(observed),
+        (Ok(_), Some(status)) | (Err(_), Some(status)) => Err(Failure::new(
+            "containerd is gone",
+            format!("containerd exited ({status}); its log ends with:\n{}", testbed.log_tail(30)),
+        )),
+        (Err(failure), None) => Err(failure),
+    };
+    let (verdict, observed, message) = match outcome {
+        Ok(observed) => (Verdict::Passed, observed, String::new()),
+        Err(failure) => (Verdict::Failed, failure.observed, failure.message),
+    };
+    let mut result = TrialResult::new(trial, verdict, &observed, &message, start.elapsed(), evidence);
+    result.expected = trial.row.expected_summary();
+    result
+}
+
+async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Result<String, Failure> {
+    match (&row.sandbox, &row.image_import) {
+        (Some(sandbox), _) => run_sandbox(testbed, row, sandbox, evidence).await,
+        (_, Some(import)) => run_image_import(testbed, row, import, evidence).await,
+        (None, None) => unreachable!("validated rows have an action"),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let seed = format!("{prefix}{:?}{:?}", std::time::SystemTime::now(), std::thread::current().id());
+    format!("{prefix}-{}", hex::encode(&Sha256::digest(seed.as_bytes())[..3]))
+}
+
+async fn run_sandbox(testbed: &Testbed, row: &Row, action: &SandboxAction, evidence: &mut Evidence) -> Result<String, Failure> {
+    let name = unique(&row.scenario);
+    let pod = PodSpec {
+        name: name.clone(),
+        namespace: "kata-harness".into(),
+        uid: unique("uid"),
+        handler: action.handler.clone(),
+        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
+        cgroup_parent: format!("/{}", testbed.cgroup_parent),
+        host_network: action.host_network,
+        annotations: HashMap::new(),
+    };
+    let crictl = testbed.crictl_prefix();
+    evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
+    let runp = if pod.handler.is_empty() { format!("{crictl} runp pod.json") } else { format!("{crictl} runp -r {} pod.json", pod.handler) };
+    evidence.reproduce(format!("POD=$({runp})"));
+
+    // CRI: RunPodSandbox (crictl runp)
+    let result = testbed.cri.run_pod_sandbox(&pod).await;
+    if let Some(expected) = &row.expect.error {
+        return match result {
+            Err(e) => judge_expected_error(testbed, &pod, expected, &e, evidence).await,
+            Ok(id) => {
+                let _ = remove_sandbox(testbed, &id).await;
+                Err(Failure::new(format!("sandbox {id} started"), format!("expected the CRI to refuse: {}: {}", expected.code, expected.message)))
+            }
+        };
+    }
+    let id = result.map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
+    let observed = observe_sandbox(testbed, row, action, &pod, &id, evidence).await;
+    let cleanup = remove_sandbox(testbed, &id).await;
+    let observed = observed?;
+    cleanup.map_err(|message| Failure::new(observed.clone(), message))?;
+    Ok(observed)
+}
+
+/// CRI error rows: the code and message must match, and no sandbox may be left behind.
+async fn judge_expected_error(
+    testbed: &Testbed,
+    pod: &PodSpec,
+    expected: &ExpectError,
+    error: &CriError,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    evidence.file("error.txt", &error.to_string());
+    let Some(status) = error.status() else {
+        return Err(Failure::new(short_error(error), format!("expected a CRI error status, got: {error}")));
+    };
+    let observed = format!("{:?} error: {}", status.code(), status.message());
+    let want = grpc_code(&expected.code).expect("validated code");
+    if status.code() != want || !status.message().contains(&expected.message) {
+        return Err(Failure::new(observed, format!("expected {:?} containing {:?}", want, expected.message)));
+    }
+    // CRI: ListPodSandbox must not show the refused pod.
+    let left: Vec<String> = testbed
+        .cri
+        .list_pod_sandboxes()
+        .await
+        .map_err(|e| Failure::new(observed.clone(), format!("ListPodSandbox failed: {e}")))?
+        .into_iter()
+        .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name == pod.name))
+        .map(|s| s.id)
+        .collect();
+    if !left.is_empty() {
+        for id in &left {
+            let _ = remove_sandbox(testbed, id).await;
+        }
+        return Err(Failure::new(observed, format!("the refused pod left sandboxes behind: {left:?}")));
+    }
+    Ok(format!("{observed}; no sandbox left"))
+}
+
+/// What one sandbox or container looks like from each witness.
+struct Observation {
+    what: &'static str,
+    id: String,
+    cri: RuntimeInfo,
+    /// containerd's own record: `ctr -n k8s.io containers info <id>` -> `.Runtime.Name`.
+    containerd_runtime: String,
+}
+
+async fn observe_sandbox(
+    testbed: &Testbed,
+    row: &Row,
+    action: &SandboxAction,
+    pod: &PodSpec,
+    id: &str,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let crictl = testbed.crictl_prefix();
+    let mut observations = Vec::new();
+    // CRI: PodSandboxStatus verbose info.runtimeType (crictl inspectp)
+    let status = testbed.cri.pod_sandbox_status(id).await.map_err(|e| Failure::new(short_error(&e), format!("PodSandboxStatus failed: {e}")))?;
+    record_info(evidence, "inspectp.json", &status.info);
+    evidence.reproduce(format!("{crictl} inspectp $POD | jq .info.runtimeType"));
+    let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).map_err(|e| Failure::new("unreadable", e.to_string()))?;
+    observations.push(Observation { what: "sandbox", id: id.to_owned(), containerd_runtime: containerd_record(testbed, id, evidence)?, cri: info });
+
+    if action.container {
+        let container = ContainerSpec {
+            name: "busybox".into(),
+            image: BUSYBOX_IMAGE.into(),
+            command: vec!["sleep".into(), "3600".into()],
+            log_path: "busybox.log".into(),
+        };
+        evidence.file("container.json", &pretty(&container.to_crictl_json()));
+        evidence.reproduce(format!("CTR=$({crictl} create $POD container.json pod.json) && {crictl} start $CTR"));
+        // CRI: CreateContainer + StartContainer (crictl create / start)
+        let cid = testbed
+            .cri
+            .create_container(id, &container, pod)
+            .await
+            .map_err(|e| Failure::new(short_error(&e), format!("CreateContainer failed: {e}")))?;
+        testbed.cri.start_container(&cid).await.map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
+        // CRI: ContainerStatus verbose info.runtimeType (crictl inspect)
+        let status = testbed.cri.container_status(&cid).await.map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
+        record_info(evidence, "inspect.json", &status.info);
+        evidence.reproduce(format!("{crictl} inspect $CTR | jq .info.runtimeType"));
+        let info = RuntimeInfo::from_verbose_info("container", &status.info).map_err(|e| Failure::new("unreadable", e.to_string()))?;
+        let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
+        if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
+            return Err(Failure::new(format!("container state {state}"), "the container is not running after StartContainer"));
+        }
+        observations.push(Observation { what: "container", id: cid.clone(), containerd_runtime: containerd_record(testbed, &cid, evidence)?, cri: info });
+    }
+    judge_runtime(testbed, row, &observations)
+}
+
+/// Every witness of every object must agree with the expectation.
+fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> Result<String, Failure> {
+    let expect = &row.expect;
+    let first = &observations[0];
+    let mut observed = vec![first.cri.runtime_type.clone()];
+    if let Some(binary) = first.cri.binary_name() {
+        observed.push(format!("BinaryName={}", file_name(binary)));
+    }
+    let mut problems = Vec::new();
+    for o in observations {
+        if let Some(want) = &expect.runtime_type {
+            if &o.cri.runtime_type != want {
+                problems.push(format!("{} runtimeType (CRI) is {}, expected {want}", o.what, o.cri.runtime_type));
+            }
+        }
+        // containerd's own record must agree with what the CRI reports, whatever was expected.
+        if o.containerd_runtime != o.cri.runtime_type {
+            problems.push(format!(
+                "{} {}: the CRI says {} but containerd records {}",
+                o.what, o.id, o.cri.runtime_type, o.containerd_runtime
+            ));
+        }
+        if let Some(want) = &expect.binary_name {
+            let got = o.cri.binary_name().map(file_name).unwrap_or_else(|| "(none: runc)".into());
+            if &got != want {
+                problems.push(format!("{} BinaryName is {got}, expected {want}", o.what));
+            }
+        }
+    }
+    if let Some(want) = &expect.oci_runtime {
+        for o in observations {
+            match state_holder(testbed, &o.cri, &o.id) {
+                Ok(holder) if &holder == want => {}
+                Ok(holder) => problems.push(format!("{} {} is held by {holder}, expected {want}", o.what, o.id)),
+                Err(e) => problems.push(format!("{} {}: {e}", o.what, o.id)),
+            }
+        }
+        observed.push(format!("state in {want}"));
+    }
+    if expect.vmm_process == Some(true) {
+        match vmm_child_of_shim(&first.id) {
+            Some(vmm) => observed.push(format!("VMM process ({vmm})")),
+            None => problems.push("no VMM process (qemu, cloud-hypervisor, firecracker) is a child of the shim".into()),
+        }
+    }
+    if observations.len() > 1 {
+        observed.push(format!("container: {}", observations[1].cri.runtime_type));
+    }
+    let observed = observed.join(", ");
+    if problems.is_empty() {
+        Ok(observed)
+    } else {
+        Err(Failure::new(observed, problems.join("; ")))
+    }
+}
+
+/// Which OCI runtime holds `id`'s state: ask runc and crun for it under the shim's root.
+/// Exactly one of them must know it (they keep different state files).
+fn state_holder(testbed: &Testbed, info: &RuntimeInfo, id: &str) -> Result<String, String> {
+    let root = info.root().map(PathBuf::from).unwrap_or_else(|| testbed.paths.runtime_root.clone()).join(CRI_NAMESPACE);
+    let mut holders = Vec::new();
+    for (name, binary) in [("runc", PathBuf::from("runc")), ("crun", crun_binary())] {
+        let argv = vec![binary.to_string_lossy().into_owned(), "--root".into(), root.to_string_lossy().into_owned(), "state".into(), id.into()];
+        let out = testbed.node.run_unchecked(&argv, NODE_COMMAND_DEADLINE).map_err(|e| e.to_string())?;
+        if out.status.success() {
+            let state: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            if state.get("status").and_then(Value::as_str) == Some("running") {
+                holders.push(name.to_owned());
+            }
+        }
+    }
+    match holders.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("neither runc nor crun knows it as running under {}", root.display())),
+        _ => Err(format!("both runc and crun claim it under {}", root.display())),
+    }
+}
+
+/// The VMM a Kata shim starts: a child of the shim process for this sandbox.
+fn vmm_child_of_shim(sandbox_id: &str) -> Option<String> {
+    let shims: Vec<i32> = processes_matching(sandbox_id)
+        .into_iter()
+        .filter(|(_, cmdline)| cmdline.contains("containerd-shim-kata"))
+        .map(|(pid, _)| pid)
+        .collect();
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let ppid: i32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if shims.contains(&ppid) && ["qemu", "cloud-hyperviso", "firecracker"].iter().any(|v| comm.starts_with(v)) {
+            return Some(comm.to_owned());
+        }
+    }
+    None
+}
+
+/// containerd's own record of the runtime (`ctr -n k8s.io containers info <id>`).
+fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Result<String, Failure> {
+    let out = testbed
+        .ctr(CRI_NAMESPACE, &["containers", "info", id])
+        .map_err(|e| Failure::new("ctr failed", format!("ctr containers info {id} failed: {e}")))?;
+    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| Failure::new("unreadable", format!("ctr containers info is not JSON: {e}")))?;
+    evidence.file(&format!("ctr-containers-info-{}.json", &id[..12.min(id.len())]), &pretty(&info));
+    evidence.reproduce(format!("{} | jq .Runtime.Name", testbed.ctr_argv(CRI_NAMESPACE, &["containers", "info", id]).iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
+    info.pointer("/Runtime/Name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| Failure::new("no Runtime.Name", "ctr containers info has no Runtime.Name"))
+}
+
+/// Stops and removes a sandbox, then waits for its shim to exit: a shim left running fails the trial.
+async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
+    testbed.cri.stop_pod_sandbox(id).await.map_err(|e| format!("cleanup: StopPodSandbox failed: {e}"))?;
+    testbed.cri.remove_pod_sandbox(id).await.map_err(|e| format!("cleanup: RemovePodSandbox failed: {e}"))?;
+    let id = id.to_owned();
+    wait_for("the sandbox's shim to exit", SHIM_EXIT_DEADLINE, Duration::from_millis(50), || {
+        let left = processes_matching(&id);
+        async move {
+            if left.is_empty() {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet(left.iter().map(|(pid, cmd)| format!("{pid}: {cmd}")).collect::<Vec<_>>().join("; "))
+            }
+        }
+    })
+    .await
+    .map_err(|e| format!("cleanup: left behind after removal: {e}"))
+}
+
+async fn run_image_import(testbed: &Testbed, row: &Row, action: &ImageImportAction, evidence: &mut Evidence) -> Result<String, Failure> {
+    let image = format!("localhost/kata-harness/import-{}-{}:1", row.scenario, testbed.id);
+    let archive_path = testbed.paths.images.join(format!("{}.tar", row.scenario));
+    let archive = images::busybox(Path::new(BUSYBOX_BINARY))
+        .and_then(|b| b.write_archive(&image, &archive_path))
+        .map_err(|e| Failure::new("no archive", format!("failed to build the image archive: {e}")))?;
+    let import = testbed.ctr_argv(&action.namespace, &["images", "import", &archive.path.to_string_lossy()]);
+    evidence.reproduce(import.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+    testbed
+        .ctr_import(&action.namespace, &archive.path)
+        .map_err(|e| Failure::new("import failed", format!("ctr images import failed: {e}")))?;
+    evidence.reproduce(format!("{} inspecti {image}", testbed.crictl_prefix()));
+    // CRI: ImageStatus (crictl inspecti) and ListImages (crictl images)
+    let status = testbed.cri.image_status(&image).await;
+    let listed = testbed.cri.list_images().await;
+    let _ = testbed.ctr(&action.namespace, &["images", "rm", &image]);
+    let status = status.map_err(|e| Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))?;
+    let listed = listed.map_err(|e| Failure::new(short_error(&e), format!("ListImages failed: {e}")))?;
+    let in_list = listed.iter().any(|i| i.repo_tags.iter().any(|t| t == &image));
+    let visible = status.is_some();
+    let observed = format!("{} to the CRI (imported into {})", if visible { "visible" } else { "not visible" }, action.namespace);
+    if visible != in_list {
+        return Err(Failure::new(observed, format!("ImageStatus ({visible}) and ListImages ({in_list}) disagree")));
+    }
+    let want = row.expect.cri_visible.expect("validated");
+    if visible != want {
+        return Err(Failure::new(observed, format!("expected the image to be {}visible to the CRI", if want { "" } else { "not " })));
+    }
+    Ok(observed)
+}
+
+fn record_info(evidence: &mut Evidence, file: &str, info: &HashMap<String, String>) {
+    let parsed: Value = info.get("info").and_then(|raw| serde_json::from_str(raw).ok()).unwrap_or(Value::Null);
+    evidence.file(file, &pretty(&serde_json::json!({ "info": parsed })));
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).expect("json values serialise")
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_owned())
+}
+
+fn short_error(error: &CriError) -> String {
+    match error.status() {
+        Some(status) => format!("{:?} error", status.code()),
+        None => "no answer".into(),
+    }
+}

@@ -1,0 +1,87 @@
+//! A whole run: one testbed per variant, its trials in order, events to the sinks.
+//!
+//! Invariant: every planned trial yields exactly one result. A testbed that fails to start
+//! fails its trials (with the reason); a testbed that leaves anything behind adds a failed
+//! `harness::cleanup::<variant>` result.
+
+use std::time::Duration;
+
+use super::plan::{Trial, Variant};
+use super::run::{run_trial, skipped};
+use crate::provision::{Settings, Testbed};
+use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
+
+/// Runs `trials` (already planned and filtered) on the local target.
+pub async fn run_local(trials: &[Trial], variants: &[Variant], base: &Settings, sink: &mut dyn Sink) -> Vec<TrialResult> {
+    sink.event(&Event::RunStarted { trials: trials.len() });
+    let mut results = Vec::new();
+    for variant in variants {
+        let mine: Vec<&Trial> = trials.iter().filter(|t| &t.variant == variant).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut finish = |sink: &mut dyn Sink, result: TrialResult| {
+            sink.event(&Event::TrialFinished(Box::new(result.clone())));
+            results.push(result);
+        };
+        // Skips are decided already: report them without starting anything for them.
+        let runnable: Vec<&Trial> = mine.iter().copied().filter(|t| t.skip.is_none()).collect();
+        for trial in mine.iter().filter(|t| t.skip.is_some()) {
+            finish(sink, skipped(trial, trial.skip.as_deref().unwrap_or_default()));
+        }
+        if runnable.is_empty() {
+            continue;
+        }
+        sink.event(&Event::TestbedStarting { variant: variant.label.clone() });
+        let settings = Settings { containerd: variant.containerd.clone(), ..base.clone() };
+        let testbed = match Testbed::start_local(&settings).await {
+            Ok(testbed) => testbed,
+            Err(e) => {
+                let message = format!("{}", crate::report::chain(&e));
+                for trial in runnable {
+                    finish(sink, TrialResult::new(trial, Verdict::Failed, "testbed did not start", &message, Duration::ZERO, Evidence::default()));
+                }
+                continue;
+            }
+        };
+        sink.event(&Event::TestbedReady { variant: variant.label.clone(), description: testbed.describe() });
+        for trial in runnable {
+            sink.event(&Event::TrialStarted { name: trial.name.clone() });
+            let mut result = run_trial(&testbed, trial).await;
+            if result.verdict == Verdict::Failed {
+                attach_testbed_evidence(&testbed, &mut result.evidence);
+            }
+            finish(sink, result);
+        }
+        let label = variant.label.clone();
+        let leftovers = testbed.shutdown().await;
+        if !leftovers.is_clean() {
+            let result = TrialResult {
+                name: format!("harness::cleanup::{label}"),
+                suite: "harness".into(),
+                scenario: "cleanup".into(),
+                variant: label,
+                verdict: Verdict::Failed,
+                expected: "nothing left behind".into(),
+                observed: format!("{} leftovers", leftovers.0.len()),
+                message: leftovers.0.join("\n"),
+                seconds: 0.0,
+                bundle: None,
+                evidence: Evidence::default(),
+            };
+            finish(sink, result);
+        }
+    }
+    sink.event(&Event::RunFinished);
+    results
+}
+
+/// What every failure bundle carries from the testbed: the daemon's log tail, the config we
+/// rendered, and the config containerd actually runs with.
+pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
+    evidence.file("containerd.log.tail", &testbed.log_tail(200));
+    evidence.file("config.toml", &std::fs::read_to_string(&testbed.paths.config).unwrap_or_default());
+    let dump = testbed.config_dump().unwrap_or_else(|e| format!("config dump failed: {e}"));
+    evidence.file("config-dump.toml", &dump);
+    evidence.file("versions.txt", &format!("{}\n{}\n", testbed.describe(), testbed.containerd.version_text));
+}
