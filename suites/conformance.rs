@@ -4,7 +4,7 @@
 //! Trials of one variant share one testbed (a private containerd), started on first use and
 //! stopped after the last trial; under nextest (a process per trial) each trial gets its own.
 //! Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (the default). Skips are decided before a
-//! trial runs and reported as ignored with their reason.
+//! trial runs: such trials are marked ignored, and their reasons printed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +14,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{Settings, Testbed};
 use kata_harness::report::Verdict;
-use kata_harness::scenario::{plan, run::run_trial, session::attach_testbed_evidence, Capabilities, Suite, Variant};
+use kata_harness::scenario::{
+    plan, run::run_trial, session::attach_testbed_evidence, Capabilities, Suite, Variant,
+};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 /// One runtime for the whole binary: testbeds' gRPC channels live on it across trials.
@@ -25,12 +27,18 @@ type Testbeds = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<Testbed, 
 static TESTBEDS: LazyLock<Testbeds> = LazyLock::new(Default::default);
 
 fn variants() -> Result<Vec<Variant>, String> {
-    let lines = std::env::var("KATA_HARNESS_CONTAINERD").unwrap_or_else(|_| DEFAULT_CONTAINERD_LINES.join(","));
+    let lines = std::env::var("KATA_HARNESS_CONTAINERD")
+        .unwrap_or_else(|_| DEFAULT_CONTAINERD_LINES.join(","));
     lines
         .split(',')
         .map(|text| {
-            let choice: ContainerdChoice = text.trim().parse().map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
-            choice.resolve().map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
+            let choice: ContainerdChoice = text
+                .trim()
+                .parse()
+                .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
+            choice
+                .resolve()
+                .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
             Ok(Variant::containerd(choice))
         })
         .collect()
@@ -38,10 +46,23 @@ fn variants() -> Result<Vec<Variant>, String> {
 
 /// The shared testbed of a variant, started once (concurrent trials wait for the same start).
 async fn testbed(variant: &Variant) -> Arc<tokio::sync::OnceCell<Result<Testbed, String>>> {
-    let cell = TESTBEDS.lock().unwrap().entry(variant.label.clone()).or_default().clone();
-    let settings = Settings { containerd: variant.containerd.clone(), keep: false, pause_binary: None };
-    cell.get_or_init(|| async move { Testbed::start_local(&settings).await.map_err(|e| kata_harness::report::chain(&e)) })
-        .await;
+    let cell = TESTBEDS
+        .lock()
+        .unwrap()
+        .entry(variant.label.clone())
+        .or_default()
+        .clone();
+    let settings = Settings {
+        containerd: variant.containerd.clone(),
+        keep: false,
+        pause_binary: None,
+    };
+    cell.get_or_init(|| async move {
+        Testbed::start_local(&settings)
+            .await
+            .map_err(|e| kata_harness::report::chain(&e))
+    })
+    .await;
     cell
 }
 
@@ -99,11 +120,26 @@ fn main() -> ExitCode {
         eprintln!("error: the suites expand to zero trials");
         return ExitCode::from(2);
     }
+    // Skipped trials are marked ignored up front, so every runner (cargo test, nextest) shows
+    // them as skipped, never as passed; their reasons go to stderr here, and a trial run with
+    // --include-ignored still answers "ignored" with its reason instead of running.
+    if !args.list {
+        for trial in trials.iter().filter(|t| t.skip.is_some()) {
+            eprintln!(
+                "skip {}: {}",
+                trial.name,
+                trial.skip.as_deref().unwrap_or_default()
+            );
+        }
+    }
     let trials: Vec<Trial> = trials
         .into_iter()
         .map(|trial| {
             let name = trial.name.clone();
-            Trial::ignorable_test(name, move || run_one(&trial)).with_kind("scenario")
+            let ignored = trial.skip.is_some();
+            Trial::ignorable_test(name, move || run_one(&trial))
+                .with_kind("scenario")
+                .with_ignored_flag(ignored)
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
@@ -118,7 +154,10 @@ fn main() -> ExitCode {
         }
     }
     if !leftovers.is_empty() {
-        eprintln!("error: testbeds left things behind:\n  {}", leftovers.join("\n  "));
+        eprintln!(
+            "error: testbeds left things behind:\n  {}",
+            leftovers.join("\n  ")
+        );
         return ExitCode::FAILURE;
     }
     conclusion.exit_code()

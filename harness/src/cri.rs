@@ -25,7 +25,10 @@ pub enum CriError {
         source: tonic::transport::Error,
     },
     #[error("CRI {method} failed: {}: {}", .status.code(), .status.message())]
-    Call { method: String, status: tonic::Status },
+    Call {
+        method: String,
+        status: tonic::Status,
+    },
     #[error("CRI {method} did not answer within {deadline:?}")]
     Deadline { method: String, deadline: Duration },
     #[error("failed to parse the verbose info of {what}: {reason}")]
@@ -76,8 +79,16 @@ impl CriClient {
     pub async fn connect(socket: &Path, deadline: Duration) -> Result<Self, CriError> {
         let channel = unix_channel(socket)
             .await
-            .map_err(|source| CriError::Connect { socket: socket.to_owned(), source })?;
-        let mut client = CriClient { channel, api: CriApi::V1, socket: socket.to_owned(), deadline };
+            .map_err(|source| CriError::Connect {
+                socket: socket.to_owned(),
+                source,
+            })?;
+        let mut client = CriClient {
+            channel,
+            api: CriApi::V1,
+            socket: socket.to_owned(),
+            deadline,
+        };
         if let Err(e) = client.version().await {
             match e.status().map(|s| s.code()) {
                 Some(tonic::Code::Unimplemented) => client.api = CriApi::V1alpha2,
@@ -100,7 +111,12 @@ impl CriClient {
         self.channel.clone()
     }
 
-    async fn unary<Req, Resp>(&self, service: &str, method: &str, request: Req) -> Result<Resp, CriError>
+    async fn unary<Req, Resp>(
+        &self,
+        service: &str,
+        method: &str,
+        request: Req,
+    ) -> Result<Resp, CriError>
     where
         Req: prost::Message + Send + 'static,
         Resp: prost::Message + Default + Send + 'static,
@@ -109,14 +125,22 @@ impl CriClient {
         let path = PathAndQuery::try_from(path).expect("CRI method paths are valid URIs");
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         let call = async {
-            grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
             let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
             grpc.unary(tonic::Request::new(request), path, codec).await
         };
         match tokio::time::timeout(self.deadline, call).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(CriError::Call { method: method.to_owned(), status }),
-            Err(_) => Err(CriError::Deadline { method: method.to_owned(), deadline: self.deadline }),
+            Ok(Err(status)) => Err(CriError::Call {
+                method: method.to_owned(),
+                status,
+            }),
+            Err(_) => Err(CriError::Deadline {
+                method: method.to_owned(),
+                deadline: self.deadline,
+            }),
         }
     }
 
@@ -137,78 +161,140 @@ impl CriClient {
     }
 
     pub async fn version(&self) -> Result<api::VersionResponse, CriError> {
-        self.runtime("Version", api::VersionRequest { version: "v1".into() }).await
+        self.runtime(
+            "Version",
+            api::VersionRequest {
+                version: "v1".into(),
+            },
+        )
+        .await
     }
 
     /// Runtime conditions (RuntimeReady, NetworkReady).
     pub async fn status(&self) -> Result<api::StatusResponse, CriError> {
-        self.runtime("Status", api::StatusRequest { verbose: false }).await
+        self.runtime("Status", api::StatusRequest { verbose: false })
+            .await
     }
 
     /// `crictl runp -r <handler>`: returns the sandbox id.
     pub async fn run_pod_sandbox(&self, pod: &PodSpec) -> Result<String, CriError> {
-        let request = api::RunPodSandboxRequest { config: Some(pod.to_cri()), runtime_handler: pod.handler.clone() };
+        let request = api::RunPodSandboxRequest {
+            config: Some(pod.to_cri()),
+            runtime_handler: pod.handler.clone(),
+        };
         let response: api::RunPodSandboxResponse = self.runtime("RunPodSandbox", request).await?;
         Ok(response.pod_sandbox_id)
     }
 
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let _: api::StopPodSandboxResponse =
-            self.runtime("StopPodSandbox", api::StopPodSandboxRequest { pod_sandbox_id: id.into() }).await?;
+        let _: api::StopPodSandboxResponse = self
+            .runtime(
+                "StopPodSandbox",
+                api::StopPodSandboxRequest {
+                    pod_sandbox_id: id.into(),
+                },
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let _: api::RemovePodSandboxResponse =
-            self.runtime("RemovePodSandbox", api::RemovePodSandboxRequest { pod_sandbox_id: id.into() }).await?;
+        let _: api::RemovePodSandboxResponse = self
+            .runtime(
+                "RemovePodSandbox",
+                api::RemovePodSandboxRequest {
+                    pod_sandbox_id: id.into(),
+                },
+            )
+            .await?;
         Ok(())
     }
 
     /// `crictl inspectp`: the status plus the verbose `info` map.
-    pub async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatusResponse, CriError> {
-        self.runtime("PodSandboxStatus", api::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: true })
-            .await
+    pub async fn pod_sandbox_status(
+        &self,
+        id: &str,
+    ) -> Result<api::PodSandboxStatusResponse, CriError> {
+        self.runtime(
+            "PodSandboxStatus",
+            api::PodSandboxStatusRequest {
+                pod_sandbox_id: id.into(),
+                verbose: true,
+            },
+        )
+        .await
     }
 
     pub async fn list_pod_sandboxes(&self) -> Result<Vec<api::PodSandbox>, CriError> {
-        let response: api::ListPodSandboxResponse =
-            self.runtime("ListPodSandbox", api::ListPodSandboxRequest { filter: None }).await?;
+        let response: api::ListPodSandboxResponse = self
+            .runtime(
+                "ListPodSandbox",
+                api::ListPodSandboxRequest { filter: None },
+            )
+            .await?;
         Ok(response.items)
     }
 
     /// `crictl create`: returns the container id.
-    pub async fn create_container(&self, sandbox_id: &str, container: &ContainerSpec, pod: &PodSpec) -> Result<String, CriError> {
+    pub async fn create_container(
+        &self,
+        sandbox_id: &str,
+        container: &ContainerSpec,
+        pod: &PodSpec,
+    ) -> Result<String, CriError> {
         let request = api::CreateContainerRequest {
             pod_sandbox_id: sandbox_id.into(),
             config: Some(container.to_cri()),
             sandbox_config: Some(pod.to_cri()),
         };
-        let response: api::CreateContainerResponse = self.runtime("CreateContainer", request).await?;
+        let response: api::CreateContainerResponse =
+            self.runtime("CreateContainer", request).await?;
         Ok(response.container_id)
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), CriError> {
-        let _: api::StartContainerResponse =
-            self.runtime("StartContainer", api::StartContainerRequest { container_id: id.into() }).await?;
+        let _: api::StartContainerResponse = self
+            .runtime(
+                "StartContainer",
+                api::StartContainerRequest {
+                    container_id: id.into(),
+                },
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<(), CriError> {
-        let request = api::StopContainerRequest { container_id: id.into(), timeout: timeout_seconds };
+        let request = api::StopContainerRequest {
+            container_id: id.into(),
+            timeout: timeout_seconds,
+        };
         let _: api::StopContainerResponse = self.runtime("StopContainer", request).await?;
         Ok(())
     }
 
     /// `crictl inspect`: the status plus the verbose `info` map.
-    pub async fn container_status(&self, id: &str) -> Result<api::ContainerStatusResponse, CriError> {
-        self.runtime("ContainerStatus", api::ContainerStatusRequest { container_id: id.into(), verbose: true })
-            .await
+    pub async fn container_status(
+        &self,
+        id: &str,
+    ) -> Result<api::ContainerStatusResponse, CriError> {
+        self.runtime(
+            "ContainerStatus",
+            api::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: true,
+            },
+        )
+        .await
     }
 
     /// `crictl inspecti`: `None` when the CRI does not know the image.
     pub async fn image_status(&self, image: &str) -> Result<Option<api::Image>, CriError> {
         let request = api::ImageStatusRequest {
-            image: Some(api::ImageSpec { image: image.into(), ..Default::default() }),
+            image: Some(api::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
             verbose: false,
         };
         let response: api::ImageStatusResponse = self.image("ImageStatus", request).await?;
@@ -216,14 +302,19 @@ impl CriClient {
     }
 
     pub async fn list_images(&self) -> Result<Vec<api::Image>, CriError> {
-        let response: api::ListImagesResponse = self.image("ListImages", api::ListImagesRequest { filter: None }).await?;
+        let response: api::ListImagesResponse = self
+            .image("ListImages", api::ListImagesRequest { filter: None })
+            .await?;
         Ok(response.images)
     }
 
     /// `crictl pull`: returns the image ref.
     pub async fn pull_image(&self, image: &str) -> Result<String, CriError> {
         let request = api::PullImageRequest {
-            image: Some(api::ImageSpec { image: image.into(), ..Default::default() }),
+            image: Some(api::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
             auth: None,
             sandbox_config: None,
         };
@@ -263,8 +354,13 @@ pub struct RuntimeInfo {
 
 impl RuntimeInfo {
     pub fn from_verbose_info(what: &str, info: &HashMap<String, String>) -> Result<Self, CriError> {
-        let err = |reason: String| CriError::Info { what: what.to_owned(), reason };
-        let raw = info.get("info").ok_or_else(|| err("no \"info\" key (was verbose requested?)".into()))?;
+        let err = |reason: String| CriError::Info {
+            what: what.to_owned(),
+            reason,
+        };
+        let raw = info
+            .get("info")
+            .ok_or_else(|| err("no \"info\" key (was verbose requested?)".into()))?;
         let json: Value = serde_json::from_str(raw).map_err(|e| err(format!("not JSON: {e}")))?;
         let runtime_type = json
             .get("runtimeType")
@@ -276,7 +372,10 @@ impl RuntimeInfo {
             runtime_type,
             runtime_handler: text("runtimeHandler"),
             runtime_options: json.get("runtimeOptions").filter(|v| !v.is_null()).cloned(),
-            pid: json.get("pid").and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok()),
+            pid: json
+                .get("pid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok()),
             sandbox_id: text("sandboxID"),
         })
     }
@@ -293,7 +392,11 @@ impl RuntimeInfo {
 
     fn option(&self, snake: &str, pascal: &str) -> Option<&str> {
         let options = self.runtime_options.as_ref()?;
-        options.get(snake).or_else(|| options.get(pascal)).and_then(Value::as_str).filter(|s| !s.is_empty())
+        options
+            .get(snake)
+            .or_else(|| options.get(pascal))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
 }
 

@@ -51,23 +51,47 @@ pub fn kvm_probe_record() -> std::path::PathBuf {
 
 pub fn kvm_verdict() -> KvmVerdict {
     use std::os::fd::AsRawFd;
-    let device = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    let device = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         Ok(device) => device,
-        Err(e) => return KvmVerdict { usable: false, reason: format!("cannot open /dev/kvm: {e}") },
+        Err(e) => {
+            return KvmVerdict {
+                usable: false,
+                reason: format!("cannot open /dev/kvm: {e}"),
+            }
+        }
     };
     // SAFETY: KVM_GET_API_VERSION takes no argument and only returns an integer.
     let api = unsafe { kvm_get_api_version(device.as_raw_fd()) };
     match api {
         Ok(12) => {}
-        Ok(v) => return KvmVerdict { usable: false, reason: format!("/dev/kvm reports API version {v}, expected 12") },
-        Err(e) => return KvmVerdict { usable: false, reason: format!("KVM_GET_API_VERSION failed: {e}") },
+        Ok(v) => {
+            return KvmVerdict {
+                usable: false,
+                reason: format!("/dev/kvm reports API version {v}, expected 12"),
+            }
+        }
+        Err(e) => {
+            return KvmVerdict {
+                usable: false,
+                reason: format!("KVM_GET_API_VERSION failed: {e}"),
+            }
+        }
     }
     if kvm_probe_record().exists() {
-        KvmVerdict { usable: true, reason: "a probe boot under KVM reached userspace".into() }
+        KvmVerdict {
+            usable: true,
+            reason: "a probe boot under KVM reached userspace".into(),
+        }
     } else {
         KvmVerdict {
             usable: false,
-            reason: "/dev/kvm answers ioctls, but no probe boot has proven it can run a guest kernel".into(),
+            reason:
+                "/dev/kvm answers ioctls, but no probe boot has proven it can run a guest kernel"
+                    .into(),
         }
     }
 }
@@ -76,14 +100,29 @@ fn version_of(binary: &str, args: &[&str]) -> Result<String, String> {
     let mut cmd = Command::new(binary);
     cmd.args(args);
     crate::process::run(cmd, Duration::from_secs(20))
-        .map(|out| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
         .map_err(|e| e.to_string())
 }
 
 fn check(name: &str, result: Result<String, String>, missing: Status) -> Check {
     match result {
-        Ok(detail) => Check { name: name.into(), status: Status::Ok, detail },
-        Err(detail) => Check { name: name.into(), status: missing, detail },
+        Ok(detail) => Check {
+            name: name.into(),
+            status: Status::Ok,
+            detail,
+        },
+        Err(detail) => Check {
+            name: name.into(),
+            status: missing,
+            detail,
+        },
     }
 }
 
@@ -94,26 +133,53 @@ pub fn checks() -> Vec<Check> {
         let resolved = ContainerdChoice::Line(line.into()).resolve();
         out.push(check(
             &format!("containerd {line}"),
-            resolved.map(|c| format!("{} ({})", c.version, c.bin_dir.display())).map_err(|e| e.to_string()),
+            resolved
+                .map(|c| format!("{} ({})", c.version, c.bin_dir.display()))
+                .map_err(|e| e.to_string()),
             Status::Missing,
         ));
     }
-    out.push(check("runc", version_of("runc", &["--version"]), Status::Missing));
-    out.push(check("crun", version_of("crun", &["--version"]), Status::Missing));
+    out.push(check(
+        "runc",
+        version_of("runc", &["--version"]),
+        Status::Missing,
+    ));
+    out.push(check(
+        "crun",
+        version_of("crun", &["--version"]),
+        Status::Missing,
+    ));
     let crun = crate::provision::crun_binary();
     out.push(check(
         "crun for OCI spec 1.1+ (containerd 1.7+)",
-        version_of(&crun.to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", crun.display())),
+        version_of(&crun.to_string_lossy(), &["--version"])
+            .map(|v| format!("{v} ({})", crun.display())),
         Status::Warn,
     ));
-    let cni = ["bridge", "host-local", "loopback"].iter().map(|p| Path::new("/usr/lib/cni").join(p)).collect::<Vec<_>>();
-    let missing_cni: Vec<String> = cni.iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+    let cni = ["bridge", "host-local", "loopback"]
+        .iter()
+        .map(|p| Path::new("/usr/lib/cni").join(p))
+        .collect::<Vec<_>>();
+    let missing_cni: Vec<String> = cni
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
     out.push(check(
         "CNI plugins",
-        if missing_cni.is_empty() { Ok("bridge, host-local, loopback in /usr/lib/cni".into()) } else { Err(format!("missing {}", missing_cni.join(", "))) },
+        if missing_cni.is_empty() {
+            Ok("bridge, host-local, loopback in /usr/lib/cni".into())
+        } else {
+            Err(format!("missing {}", missing_cni.join(", ")))
+        },
         Status::Missing,
     ));
-    out.push(check("busybox (static)", version_of(crate::provision::BUSYBOX_BINARY, &["--help"]).map(|_| crate::provision::BUSYBOX_BINARY.into()), Status::Missing));
+    out.push(check(
+        "busybox (static)",
+        version_of(crate::provision::BUSYBOX_BINARY, &["--help"])
+            .map(|_| crate::provision::BUSYBOX_BINARY.into()),
+        Status::Missing,
+    ));
     out.push(check(
         "Kata shim",
         crate::scenario::plan::find_on_path("containerd-shim-kata-v2")
@@ -125,7 +191,11 @@ pub fn checks() -> Vec<Check> {
     out.push(Check {
         name: "KVM".into(),
         status: if kvm.usable { Status::Ok } else { Status::Warn },
-        detail: if kvm.usable { kvm.reason } else { format!("{}: VMs use TCG, Kata rows are skipped", kvm.reason) },
+        detail: if kvm.usable {
+            kvm.reason
+        } else {
+            format!("{}: VMs use TCG, Kata rows are skipped", kvm.reason)
+        },
     });
     out.push(Check {
         name: "cgroups".into(),

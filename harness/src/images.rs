@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
-    ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -70,7 +70,10 @@ pub struct ImageArchive {
 
 impl ImageBuilder {
     pub fn new() -> Self {
-        ImageBuilder { env: vec!["PATH=/bin:/sbin:/usr/bin:/usr/sbin".into()], ..Default::default() }
+        ImageBuilder {
+            env: vec!["PATH=/bin:/sbin:/usr/bin:/usr/sbin".into()],
+            ..Default::default()
+        }
     }
 
     pub fn dir(mut self, path: &str) -> Self {
@@ -86,13 +89,21 @@ impl ImageBuilder {
     }
 
     pub fn host_file(self, path: &str, host: &Path, mode: u32) -> Result<Self, ImageError> {
-        let data = std::fs::read(host).map_err(|source| ImageError::Read { path: host.to_owned(), source })?;
+        let data = std::fs::read(host).map_err(|source| ImageError::Read {
+            path: host.to_owned(),
+            source,
+        })?;
         Ok(self.file(path, data, mode))
     }
 
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         self.add_parents(path);
-        self.entries.insert(clean(path), Entry::Symlink { target: target.to_owned() });
+        self.entries.insert(
+            clean(path),
+            Entry::Symlink {
+                target: target.to_owned(),
+            },
+        );
         self
     }
 
@@ -110,7 +121,9 @@ impl ImageBuilder {
         let path = clean(path);
         let mut parent = Path::new(&path).parent();
         while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            self.entries.entry(dir.to_string_lossy().into_owned()).or_insert(Entry::Dir);
+            self.entries
+                .entry(dir.to_string_lossy().into_owned())
+                .or_insert(Entry::Dir);
             parent = dir.parent();
         }
     }
@@ -145,12 +158,16 @@ impl ImageBuilder {
             };
             result.expect("writing a tar to memory cannot fail");
         }
-        tar.into_inner().expect("writing a tar to memory cannot fail")
+        tar.into_inner()
+            .expect("writing a tar to memory cannot fail")
     }
 
     /// Writes an OCI layout archive for `name` (e.g. `localhost/kata-harness/busybox:1`).
     pub fn write_archive(&self, name: &str, path: &Path) -> Result<ImageArchive, ImageError> {
-        let spec_err = |source| ImageError::Spec { image: name.to_owned(), source };
+        let spec_err = |source| ImageError::Spec {
+            image: name.to_owned(),
+            source,
+        };
         let layer = self.layer_tar();
         let diff_id = sha256(&layer);
         let gz = gzip(&layer);
@@ -167,11 +184,18 @@ impl ImageBuilder {
             .architecture(Arch::Amd64)
             .os(Os::Linux)
             .config(config.build().map_err(spec_err)?)
-            .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![diff_id]).build().map_err(spec_err)?)
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(vec![diff_id])
+                    .build()
+                    .map_err(spec_err)?,
+            )
             .build()
             .map_err(spec_err)?;
-        let config_json = config.to_string().map_err(spec_err)?.into_bytes();
-        let config_desc = descriptor(MediaType::ImageConfig, &config_json, None).map_err(spec_err)?;
+        let config_json = canonical_json(&config);
+        let config_desc =
+            descriptor(MediaType::ImageConfig, &config_json, None).map_err(spec_err)?;
 
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
@@ -180,16 +204,25 @@ impl ImageBuilder {
             .layers(vec![layer_desc])
             .build()
             .map_err(spec_err)?;
-        let manifest_json = manifest.to_string().map_err(spec_err)?.into_bytes();
+        let manifest_json = canonical_json(&manifest);
         let tag = name.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
         let annotations = [
             ("io.containerd.image.name".to_owned(), name.to_owned()),
-            ("org.opencontainers.image.ref.name".to_owned(), tag.to_owned()),
+            (
+                "org.opencontainers.image.ref.name".to_owned(),
+                tag.to_owned(),
+            ),
         ]
         .into_iter()
         .collect();
-        let platform = PlatformBuilder::default().architecture(Arch::Amd64).os(Os::Linux).build().map_err(spec_err)?;
-        let mut manifest_desc = descriptor(MediaType::ImageManifest, &manifest_json, Some(annotations)).map_err(spec_err)?;
+        let platform = PlatformBuilder::default()
+            .architecture(Arch::Amd64)
+            .os(Os::Linux)
+            .build()
+            .map_err(spec_err)?;
+        let mut manifest_desc =
+            descriptor(MediaType::ImageManifest, &manifest_json, Some(annotations))
+                .map_err(spec_err)?;
         manifest_desc.set_platform(Some(platform));
         let manifest_digest = manifest_desc.digest().to_string();
         let index = ImageIndexBuilder::default()
@@ -198,22 +231,35 @@ impl ImageBuilder {
             .manifests(vec![manifest_desc])
             .build()
             .map_err(spec_err)?;
-        let index_json = index.to_string().map_err(spec_err)?.into_bytes();
+        let index_json = canonical_json(&index);
 
-        let blobs = [(&gz, &layer_sha(&gz)), (&config_json, &layer_sha(&config_json)), (&manifest_json, &layer_sha(&manifest_json))];
+        let blobs = [
+            (&gz, &layer_sha(&gz)),
+            (&config_json, &layer_sha(&config_json)),
+            (&manifest_json, &layer_sha(&manifest_json)),
+        ];
         let mut out = tar::Builder::new(Vec::new());
         append(&mut out, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
         append(&mut out, "index.json", &index_json);
         for (data, hex) in blobs {
             append(&mut out, &format!("blobs/sha256/{hex}"), data);
         }
-        let bytes = out.into_inner().expect("writing a tar to memory cannot fail");
-        let write_err = |source| ImageError::Write { path: path.to_owned(), source };
+        let bytes = out
+            .into_inner()
+            .expect("writing a tar to memory cannot fail");
+        let write_err = |source| ImageError::Write {
+            path: path.to_owned(),
+            source,
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(write_err)?;
         }
         std::fs::write(path, bytes).map_err(write_err)?;
-        Ok(ImageArchive { name: name.to_owned(), path: path.to_owned(), manifest_digest })
+        Ok(ImageArchive {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            manifest_digest,
+        })
     }
 }
 
@@ -221,12 +267,24 @@ impl ImageBuilder {
 pub fn busybox(busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
     let mut cmd = std::process::Command::new(busybox_binary);
     cmd.arg("--list");
-    let out = crate::process::run(cmd, std::time::Duration::from_secs(10))
-        .map_err(|source| ImageError::Applets { path: busybox_binary.to_owned(), source })?;
+    let out = crate::process::run(cmd, std::time::Duration::from_secs(10)).map_err(|source| {
+        ImageError::Applets {
+            path: busybox_binary.to_owned(),
+            source,
+        }
+    })?;
     let mut image = ImageBuilder::new()
         .host_file("bin/busybox", busybox_binary, 0o755)?
-        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".to_vec(), 0o644)
-        .file("etc/group", b"root:x:0:\nnogroup:x:65534:\n".to_vec(), 0o644)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".to_vec(),
+            0o644,
+        )
+        .file(
+            "etc/group",
+            b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
+            0o644,
+        )
         .dir("tmp")
         .dir("root")
         .cmd(&["sh"]);
@@ -240,15 +298,30 @@ pub fn busybox(busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
 
 /// The sandbox (pause) image. With a real `pause` binary it is the upstream layout; without
 /// one, busybox's shell holds the namespaces and exits cleanly on SIGTERM/SIGINT.
-pub fn pause(pause_binary: Option<&Path>, busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
+pub fn pause(
+    pause_binary: Option<&Path>,
+    busybox_binary: &Path,
+) -> Result<ImageBuilder, ImageError> {
     match pause_binary {
-        Some(binary) => Ok(ImageBuilder::new().host_file("pause", binary, 0o755)?.entrypoint(&["/pause"])),
+        Some(binary) => Ok(ImageBuilder::new()
+            .host_file("pause", binary, 0o755)?
+            .entrypoint(&["/pause"])),
         None => Ok(ImageBuilder::new()
             .host_file("bin/busybox", busybox_binary, 0o755)?
             .symlink("bin/sh", "busybox")
             .symlink("bin/sleep", "busybox")
-            .entrypoint(&["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"])),
+            .entrypoint(&[
+                "/bin/sh",
+                "-c",
+                "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+            ])),
     }
+}
+
+/// JSON with sorted keys: oci-spec keeps annotations in a HashMap, whose order changes per run.
+fn canonical_json(value: &impl serde::Serialize) -> Vec<u8> {
+    let value = serde_json::to_value(value).expect("OCI types serialise");
+    serde_json::to_vec(&value).expect("json values serialise")
 }
 
 fn clean(path: &str) -> String {
@@ -264,7 +337,9 @@ fn layer_sha(data: &[u8]) -> String {
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::fast());
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
     encoder.write_all(data).expect("gzip to memory cannot fail");
     encoder.finish().expect("gzip to memory cannot fail")
 }
@@ -275,7 +350,10 @@ fn descriptor(
     annotations: Option<std::collections::HashMap<String, String>>,
 ) -> Result<Descriptor, oci_spec::OciSpecError> {
     let digest = Digest::from_str(&sha256(data))?;
-    let mut builder = DescriptorBuilder::default().media_type(media_type).digest(digest).size(data.len() as u64);
+    let mut builder = DescriptorBuilder::default()
+        .media_type(media_type)
+        .digest(digest)
+        .size(data.len() as u64);
     if let Some(annotations) = annotations {
         builder = builder.annotations(annotations);
     }
@@ -288,7 +366,8 @@ fn append(out: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
     header.set_mode(0o644);
     header.set_size(data.len() as u64);
     header.set_entry_type(tar::EntryType::Regular);
-    out.append_data(&mut header, path, data).expect("writing a tar to memory cannot fail");
+    out.append_data(&mut header, path, data)
+        .expect("writing a tar to memory cannot fail");
 }
 
 #[cfg(test)]
@@ -296,22 +375,34 @@ mod tests {
     use super::*;
 
     fn sample() -> ImageBuilder {
-        ImageBuilder::new().file("bin/hello", b"#!/bin/sh\necho hi\n".to_vec(), 0o755).symlink("bin/hi", "hello").cmd(&["/bin/hello"])
+        ImageBuilder::new()
+            .file("bin/hello", b"#!/bin/sh\necho hi\n".to_vec(), 0o755)
+            .symlink("bin/hi", "hello")
+            .cmd(&["/bin/hello"])
     }
 
     #[test]
     fn archives_are_deterministic() {
         let dir = tempfile::tempdir().unwrap();
-        let a = sample().write_archive("localhost/t/hello:1", &dir.path().join("a.tar")).unwrap();
-        let b = sample().write_archive("localhost/t/hello:1", &dir.path().join("b.tar")).unwrap();
+        let a = sample()
+            .write_archive("localhost/t/hello:1", &dir.path().join("a.tar"))
+            .unwrap();
+        let b = sample()
+            .write_archive("localhost/t/hello:1", &dir.path().join("b.tar"))
+            .unwrap();
         assert_eq!(a.manifest_digest, b.manifest_digest);
-        assert_eq!(std::fs::read(&a.path).unwrap(), std::fs::read(&b.path).unwrap());
+        assert_eq!(
+            layer_sha(&std::fs::read(&a.path).unwrap()),
+            layer_sha(&std::fs::read(&b.path).unwrap())
+        );
     }
 
     #[test]
     fn archive_is_an_oci_layout_naming_the_image() {
         let dir = tempfile::tempdir().unwrap();
-        let archive = sample().write_archive("localhost/t/hello:1", &dir.path().join("a.tar")).unwrap();
+        let archive = sample()
+            .write_archive("localhost/t/hello:1", &dir.path().join("a.tar"))
+            .unwrap();
         let mut tar = tar::Archive::new(std::fs::File::open(&archive.path).unwrap());
         let mut names = Vec::new();
         let mut index = String::new();
@@ -324,10 +415,19 @@ mod tests {
             names.push(name);
         }
         assert!(names.contains(&"oci-layout".to_owned()));
-        assert_eq!(names.iter().filter(|n| n.starts_with("blobs/sha256/")).count(), 3);
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| n.starts_with("blobs/sha256/"))
+                .count(),
+            3
+        );
         let index: serde_json::Value = serde_json::from_str(&index).unwrap();
         let m = &index["manifests"][0];
-        assert_eq!(m["annotations"]["io.containerd.image.name"], "localhost/t/hello:1");
+        assert_eq!(
+            m["annotations"]["io.containerd.image.name"],
+            "localhost/t/hello:1"
+        );
         assert_eq!(m["digest"], archive.manifest_digest.as_str());
         assert_eq!(m["platform"]["architecture"], "amd64");
     }
@@ -336,8 +436,11 @@ mod tests {
     fn parents_are_added() {
         let tar = ImageBuilder::new().file("a/b/c", vec![], 0o644).layer_tar();
         let mut archive = tar::Archive::new(tar.as_slice());
-        let names: Vec<String> =
-            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, vec!["a/", "a/b/", "a/b/c"]);
     }
 }

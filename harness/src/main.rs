@@ -17,7 +17,11 @@ use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 const EXIT_INPUT: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "kata-harness", version, about = "Conformance harness for Kata Containers on containerd and Kubernetes")]
+#[command(
+    name = "kata-harness",
+    version,
+    about = "Conformance harness for Kata Containers on containerd and Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,7 +92,10 @@ fn default_suites_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KATA_HARNESS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KATA_HARNESS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -119,19 +126,29 @@ struct Planned {
 }
 
 fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
-    let suites = if args.suites.is_dir() { Suite::load_dir(&args.suites) } else { Suite::load(&args.suites).map(|s| vec![s]) };
+    let suites = if args.suites.is_dir() {
+        Suite::load_dir(&args.suites)
+    } else {
+        Suite::load(&args.suites).map(|s| vec![s])
+    };
     let suites = suites.map_err(input_error)?;
     let mut variants = Vec::new();
     for text in &args.containerd {
-        let choice: ContainerdChoice = text.parse().map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
-        choice.resolve().map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+        let choice: ContainerdChoice = text
+            .parse()
+            .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+        choice
+            .resolve()
+            .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
         variants.push(Variant::containerd(choice));
     }
     let capabilities = Capabilities::probe_local();
     let trials = plan::plan(&suites, &variants, &capabilities);
     let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
     if trials.is_empty() {
-        return Err(input_error("no trials match (check --filter and the suites)"));
+        return Err(input_error(
+            "no trials match (check --filter and the suites)",
+        ));
     }
     Ok(Planned { trials, variants })
 }
@@ -156,7 +173,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Err(e) => return Ok(input_error(e)),
     };
     if target != Target::Local {
-        return Ok(input_error(format!("--target {target}: only the local target exists in this build")));
+        return Ok(input_error(format!(
+            "--target {target}: only the local target exists in this build"
+        )));
     }
     let planned = match load_plan(&args.suites) {
         Ok(p) => p,
@@ -168,9 +187,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             args.suites.containerd.join(",")
         ),
         target: target.to_string(),
-        environment: vec![("target".into(), target.to_string()), ("host-kernel".into(), host_kernel())],
+        environment: vec![
+            ("target".into(), target.to_string()),
+            ("host-kernel".into(), host_kernel()),
+        ],
     };
-    let settings = Settings { containerd: ContainerdChoice::Line("1.6".into()), keep: args.keep, pause_binary: None };
+    let settings = Settings {
+        containerd: ContainerdChoice::Line("1.6".into()),
+        keep: args.keep,
+        pause_binary: None,
+    };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     let mut terminal = Terminal::new();
     let mut recorder = Recorder::default();
@@ -178,22 +204,39 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         let mut tee = Tee(vec![&mut terminal, &mut recorder]);
         let capabilities = Capabilities::probe_local();
         if let Some(reason) = &capabilities.kata_absent {
-            tee.0[0].event(&report::Event::Note(format!("Kata rows are skipped: {reason}")));
+            tee.0[0].event(&report::Event::Note(format!(
+                "Kata rows are skipped: {reason}"
+            )));
         }
-        runtime.block_on(session::run_local(&planned.trials, &planned.variants, &settings, &mut tee))
+        runtime.block_on(session::run_local(
+            &planned.trials,
+            &planned.variants,
+            &settings,
+            &mut tee,
+        ))
     };
     report::write_results(&args.results, &info, &mut results)
         .with_context(|| format!("failed to write results to {}", args.results.display()))?;
     let summary = Summary::of(&results);
-    eprintln!("results: {}/junit.xml, {}/results.json", args.results.display(), args.results.display());
+    eprintln!(
+        "results: {}/junit.xml, {}/results.json",
+        args.results.display(),
+        args.results.display()
+    );
     for r in results.iter().filter(|r| r.bundle.is_some()) {
         eprintln!("failure bundle: {}", r.bundle.as_ref().unwrap().display());
     }
-    Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn host_kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn render(args: RenderArgs) -> Result<ExitCode> {
@@ -215,7 +258,8 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         untrusted_workload_runtime: None,
         cni_bin_dir: "/usr/lib/cni".into(),
         cni_conf_dir: "/etc/cni/net.d".into(),
-        registry_config_path: (version >= Version::new(1, 5, 0)).then(|| "/etc/containerd/certs.d".into()),
+        registry_config_path: (version >= Version::new(1, 5, 0))
+            .then(|| "/etc/containerd/certs.d".into()),
         snapshotter: "overlayfs".into(),
         restrict_oom_score_adj: false,
     };
@@ -233,8 +277,17 @@ fn doctor() -> Result<ExitCode> {
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(10);
     let mut missing = false;
     for check in &checks {
-        println!("{:<width$}  {:<7}  {}", check.name, check.status.to_string(), check.detail);
+        println!(
+            "{:<width$}  {:<7}  {}",
+            check.name,
+            check.status.to_string(),
+            check.detail
+        );
         missing |= check.status == kata_harness::doctor::Status::Missing;
     }
-    Ok(if missing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if missing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -56,8 +56,14 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(log)
-            .map_err(|source| ProcessError::Log { path: log.to_owned(), source })?;
-        let err = out.try_clone().map_err(|source| ProcessError::Log { path: log.to_owned(), source })?;
+            .map_err(|source| ProcessError::Log {
+                path: log.to_owned(),
+                source,
+            })?;
+        let err = out.try_clone().map_err(|source| ProcessError::Log {
+            path: log.to_owned(),
+            source,
+        })?;
         command
             .stdin(Stdio::null())
             .stdout(out)
@@ -71,7 +77,12 @@ impl Daemon {
         let registration = teardown::register(format!("kill {name} (pgid {pgid})"), move || {
             let _ = killpg(pgid, Signal::SIGKILL);
         });
-        Ok(Daemon { name: name.to_owned(), child, log: log.to_owned(), registration: Some(registration) })
+        Ok(Daemon {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+            registration: Some(registration),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -101,13 +112,16 @@ impl Daemon {
         let pgid = Pid::from_raw(self.child.id() as i32);
         if self.exited().is_none() {
             let _ = killpg(pgid, Signal::SIGTERM);
-            let waited = wait_blocking(&format!("{} to exit", self.name), grace, Duration::from_millis(20), || {
-                match self.child.try_wait() {
+            let waited = wait_blocking(
+                &format!("{} to exit", self.name),
+                grace,
+                Duration::from_millis(20),
+                || match self.child.try_wait() {
                     Ok(Some(status)) => Attempt::Ready(status),
                     Ok(None) => Attempt::NotYet("still running".into()),
                     Err(e) => Attempt::Fatal(e.to_string()),
-                }
-            });
+                },
+            );
             if waited.is_err() {
                 tracing::warn!(daemon = %self.name, "did not stop on SIGTERM; killing");
             }
@@ -146,8 +160,15 @@ pub fn run(mut command: Command, deadline: Duration) -> Result<Output, ProcessEr
 /// Like [`run`] but returns the output whatever the exit status (for commands expected to fail).
 pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output, ProcessError> {
     let shown = display_command(command);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = command.spawn().map_err(|source| ProcessError::Spawn { program: program_of(command), source })?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        program: program_of(command),
+        source,
+    })?;
     let pgid = Pid::from_raw(child.id() as i32);
     let registration = teardown::register(format!("kill {shown}"), move || {
         let _ = killpg(pgid, Signal::SIGKILL);
@@ -165,7 +186,9 @@ pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
-    let status = wait_blocking(&shown, deadline, Duration::from_millis(10), || match child.try_wait() {
+    let status = wait_blocking(&shown, deadline, Duration::from_millis(10), || match child
+        .try_wait()
+    {
         Ok(Some(status)) => Attempt::Ready(status),
         Ok(None) => Attempt::NotYet("running".into()),
         Err(e) => Attempt::Fatal(e.to_string()),
@@ -176,13 +199,20 @@ pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output
             let _ = killpg(pgid, Signal::SIGKILL);
             let _ = child.wait();
             registration.disarm();
-            return Err(ProcessError::Deadline { command: shown, deadline });
+            return Err(ProcessError::Deadline {
+                command: shown,
+                deadline,
+            });
         }
     };
     registration.disarm();
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
-    Ok(Output { status, stdout, stderr })
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// A command as a shell-like line, for error messages and reproduce scripts.
@@ -196,7 +226,11 @@ pub fn display_command(command: &Command) -> String {
 
 /// Quotes a word for a POSIX shell only when it needs it.
 pub fn shell_quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
@@ -209,7 +243,9 @@ fn program_of(command: &Command) -> String {
 
 /// The last `lines` lines of a file, reading at most the final 64 KiB.
 pub fn tail_of_file(path: &Path, lines: usize) -> String {
-    let Ok(mut file) = File::open(path) else { return format!("(no log at {})", path.display()) };
+    let Ok(mut file) = File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
     let mut buf = Vec::new();
@@ -247,28 +283,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("sh");
         // The grandchild shares the group: dropping the daemon must take it too.
-        cmd.args(["-c", "sleep 300 & echo $! > pid; wait"]).current_dir(dir.path());
+        cmd.args(["-c", "sleep 300 & echo $! > pid; wait"])
+            .current_dir(dir.path());
         let daemon = Daemon::spawn("sleeper", cmd, &dir.path().join("log")).unwrap();
         let pid_file = dir.path().join("pid");
-        let grandchild: i32 = wait_blocking("pid file", Duration::from_secs(5), Duration::from_millis(10), || {
-            match std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()) {
+        let grandchild: i32 = wait_blocking(
+            "pid file",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || match std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
                 Some(pid) => Attempt::Ready(pid),
                 None => Attempt::NotYet("no pid yet".into()),
-            }
-        })
+            },
+        )
         .unwrap();
         drop(daemon);
-        let gone = wait_blocking("grandchild to exit", Duration::from_secs(5), Duration::from_millis(10), || {
-            match nix::sys::signal::kill(Pid::from_raw(grandchild), None) {
-                Err(_) => Attempt::Ready(()),
-                Ok(()) => {
-                    // A zombie still answers kill(0); it is gone for our purposes when reaped by init.
-                    let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-                    if state.contains(") Z") { Attempt::Ready(()) } else { Attempt::NotYet("alive".into()) }
+        let gone = wait_blocking(
+            "grandchild to exit",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || {
+                match nix::sys::signal::kill(Pid::from_raw(grandchild), None) {
+                    Err(_) => Attempt::Ready(()),
+                    Ok(()) => {
+                        // A zombie still answers kill(0); it is gone for our purposes when reaped by init.
+                        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                            .unwrap_or_default();
+                        if state.contains(") Z") {
+                            Attempt::Ready(())
+                        } else {
+                            Attempt::NotYet("alive".into())
+                        }
+                    }
                 }
-            }
-        });
-        assert!(gone.is_ok(), "grandchild {grandchild} survived the daemon's drop");
+            },
+        );
+        assert!(
+            gone.is_ok(),
+            "grandchild {grandchild} survived the daemon's drop"
+        );
     }
 
     #[test]

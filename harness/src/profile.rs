@@ -13,7 +13,9 @@ use std::time::Duration;
 pub enum ProfileError {
     #[error("failed to parse version {text:?}: expected MAJOR.MINOR[.PATCH]")]
     BadVersion { text: String },
-    #[error("containerd {wanted} is not in the cache ({dir} is missing); run scripts/fetch-containerd")]
+    #[error(
+        "containerd {wanted} is not in the cache ({dir} is missing); run scripts/fetch-containerd"
+    )]
     NotCached { wanted: String, dir: PathBuf },
     #[error("no containerd binary in {dir}")]
     NoBinary { dir: PathBuf },
@@ -35,7 +37,11 @@ pub struct Version {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Version { major, minor, patch }
+        Version {
+            major,
+            minor,
+            patch,
+        }
     }
 }
 
@@ -43,14 +49,26 @@ impl FromStr for Version {
     type Err = ProfileError;
     /// Accepts `1.6`, `1.6.20`, `v1.20.2`, and Debian forms like `1.6.20~ds1`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || ProfileError::BadVersion { text: text.to_owned() };
+        let bad = || ProfileError::BadVersion {
+            text: text.to_owned(),
+        };
         let core = text.trim().trim_start_matches('v');
-        let core = core.split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap_or("");
-        let mut parts = core.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u32>());
+        let core = core
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap_or("");
+        let mut parts = core
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<u32>());
         let major = parts.next().ok_or_else(bad)?.map_err(|_| bad())?;
         let minor = parts.next().ok_or_else(bad)?.map_err(|_| bad())?;
         let patch = parts.next().transpose().map_err(|_| bad())?.unwrap_or(0);
-        Ok(Version { major, minor, patch })
+        Ok(Version {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 
@@ -127,7 +145,10 @@ impl ContainerdChoice {
     pub fn resolve(&self) -> Result<Containerd, ProfileError> {
         let dir = self.dir();
         if !dir.exists() {
-            return Err(ProfileError::NotCached { wanted: self.to_string(), dir });
+            return Err(ProfileError::NotCached {
+                wanted: self.to_string(),
+                dir,
+            });
         }
         let bin_dir = ["usr/bin", "bin", ""]
             .iter()
@@ -135,7 +156,11 @@ impl ContainerdChoice {
             .find(|d| d.join("containerd").exists())
             .ok_or_else(|| ProfileError::NoBinary { dir: dir.clone() })?;
         let (version, version_text) = probe_version(&bin_dir.join("containerd"))?;
-        Ok(Containerd { bin_dir, version, version_text })
+        Ok(Containerd {
+            bin_dir,
+            version,
+            version_text,
+        })
     }
 }
 
@@ -143,8 +168,12 @@ impl ContainerdChoice {
 fn probe_version(binary: &Path) -> Result<(Version, String), ProfileError> {
     let mut cmd = Command::new(binary);
     cmd.arg("--version");
-    let out = crate::process::run(cmd, Duration::from_secs(20))
-        .map_err(|source| ProfileError::Probe { binary: binary.to_owned(), source })?;
+    let out = crate::process::run(cmd, Duration::from_secs(20)).map_err(|source| {
+        ProfileError::Probe {
+            binary: binary.to_owned(),
+            source,
+        }
+    })?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     parse_containerd_version(&text).map(|v| (v, text))
 }
@@ -152,11 +181,17 @@ fn probe_version(binary: &Path) -> Result<(Version, String), ProfileError> {
 pub fn parse_containerd_version(text: &str) -> Result<Version, ProfileError> {
     text.split_whitespace()
         .find_map(|word| {
-            let looks_like = word.trim_start_matches('v').chars().next().is_some_and(|c| c.is_ascii_digit())
+            let looks_like = word
+                .trim_start_matches('v')
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
                 && word.contains('.');
             looks_like.then(|| word.parse::<Version>().ok()).flatten()
         })
-        .ok_or_else(|| ProfileError::BadVersion { text: text.to_owned() })
+        .ok_or_else(|| ProfileError::BadVersion {
+            text: text.to_owned(),
+        })
 }
 
 #[cfg(test)]
@@ -184,9 +219,15 @@ mod tests {
     #[test]
     fn parses_containerd_version_lines() {
         let line = "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3";
-        assert_eq!(parse_containerd_version(line).unwrap(), Version::new(1, 6, 20));
+        assert_eq!(
+            parse_containerd_version(line).unwrap(),
+            Version::new(1, 6, 20)
+        );
         let line = "containerd github.com/containerd/containerd/v2 2.1.9~ds1 2.1.9~ds1-1";
-        assert_eq!(parse_containerd_version(line).unwrap(), Version::new(2, 1, 9));
+        assert_eq!(
+            parse_containerd_version(line).unwrap(),
+            Version::new(2, 1, 9)
+        );
     }
 
     #[test]
@@ -196,8 +237,14 @@ mod tests {
 
     #[test]
     fn choice_from_text() {
-        assert_eq!("1.7".parse::<ContainerdChoice>().unwrap(), ContainerdChoice::Line("1.7".into()));
-        assert!(matches!("/opt/ctd".parse::<ContainerdChoice>().unwrap(), ContainerdChoice::Dir(_)));
+        assert_eq!(
+            "1.7".parse::<ContainerdChoice>().unwrap(),
+            ContainerdChoice::Line("1.7".into())
+        );
+        assert!(matches!(
+            "/opt/ctd".parse::<ContainerdChoice>().unwrap(),
+            ContainerdChoice::Dir(_)
+        ));
         assert!("latest".parse::<ContainerdChoice>().is_err());
     }
 }

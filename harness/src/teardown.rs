@@ -44,7 +44,9 @@ impl Drop for Registration {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<(u64, String, Action)>> {
-    ACTIONS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ACTIONS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn take(id: u64) -> Option<Action> {
@@ -56,7 +58,9 @@ fn take(id: u64) -> Option<Action> {
 /// Runs every outstanding action, newest first. Used by the interrupt handler and at exit.
 pub fn run_all() {
     loop {
-        let Some((_, label, action)) = lock().pop() else { return };
+        let Some((_, label, action)) = lock().pop() else {
+            return;
+        };
         tracing::info!(%label, "cleaning up");
         action();
     }

@@ -101,9 +101,12 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_names_what_and_last_error() {
-        let err = wait_for("the moon", Duration::from_millis(30), Duration::from_millis(5), || async {
-            Attempt::<()>::NotYet("still dark".into())
-        })
+        let err = wait_for(
+            "the moon",
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            || async { Attempt::<()>::NotYet("still dark".into()) },
+        )
         .await
         .unwrap_err();
         let text = err.to_string();
@@ -114,9 +117,12 @@ mod tests {
     #[tokio::test]
     async fn fatal_stops_early() {
         let start = Instant::now();
-        let err = wait_for("a socket", Duration::from_secs(30), Duration::from_millis(5), || async {
-            Attempt::<()>::Fatal("daemon exited with status 1".into())
-        })
+        let err = wait_for(
+            "a socket",
+            Duration::from_secs(30),
+            Duration::from_millis(5),
+            || async { Attempt::<()>::Fatal("daemon exited with status 1".into()) },
+        )
         .await
         .unwrap_err();
         assert!(matches!(err, WaitError::Fatal { .. }));
@@ -126,10 +132,19 @@ mod tests {
     #[test]
     fn blocking_wait_returns_value() {
         let mut n = 0;
-        let v = wait_blocking("a counter", Duration::from_secs(5), Duration::from_millis(1), || {
-            n += 1;
-            if n == 3 { Attempt::Ready(n) } else { Attempt::NotYet(format!("n={n}")) }
-        })
+        let v = wait_blocking(
+            "a counter",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                n += 1;
+                if n == 3 {
+                    Attempt::Ready(n)
+                } else {
+                    Attempt::NotYet(format!("n={n}"))
+                }
+            },
+        )
         .unwrap();
         assert_eq!(v, 3);
     }

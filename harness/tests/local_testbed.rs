@@ -9,19 +9,34 @@ use kata_harness::render::cri::{ContainerSpec, PodSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_handler_sandbox_reports_runc_and_cleans_up() {
-    let settings = Settings { containerd: ContainerdChoice::Line(std::env::var("KH_CONTAINERD").unwrap_or("1.6".into())), keep: false, pause_binary: None };
-    let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
+    let settings = Settings {
+        containerd: ContainerdChoice::Line(std::env::var("KH_CONTAINERD").unwrap_or("1.6".into())),
+        keep: false,
+        pause_binary: None,
+    };
+    let testbed = Testbed::start_local(&settings)
+        .await
+        .expect("testbed starts");
     let pod = PodSpec {
         name: "smoke".into(),
         namespace: "kata-harness".into(),
         uid: "smoke-1".into(),
         handler: std::env::var("KH_HANDLER").unwrap_or_default(),
-        log_directory: testbed.paths.pod_logs.join("smoke").to_string_lossy().into_owned(),
+        log_directory: testbed
+            .paths
+            .pod_logs
+            .join("smoke")
+            .to_string_lossy()
+            .into_owned(),
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: HashMap::new(),
     };
-    let id = testbed.cri.run_pod_sandbox(&pod).await.expect("sandbox runs");
+    let id = testbed
+        .cri
+        .run_pod_sandbox(&pod)
+        .await
+        .expect("sandbox runs");
     let status = testbed.cri.pod_sandbox_status(&id).await.unwrap();
     let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).unwrap();
     assert_eq!(info.runtime_type, "io.containerd.runc.v2");
@@ -31,8 +46,16 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         command: vec!["sleep".into(), "3600".into()],
         log_path: "c.log".into(),
     };
-    let cid = testbed.cri.create_container(&id, &container, &pod).await.expect("container created");
-    testbed.cri.start_container(&cid).await.expect("container started");
+    let cid = testbed
+        .cri
+        .create_container(&id, &container, &pod)
+        .await
+        .expect("container created");
+    testbed
+        .cri
+        .start_container(&cid)
+        .await
+        .expect("container started");
     let status = testbed.cri.container_status(&cid).await.unwrap();
     let info = RuntimeInfo::from_verbose_info("container", &status.info).unwrap();
     assert_eq!(info.runtime_type, "io.containerd.runc.v2");

@@ -39,12 +39,17 @@ impl FromStr for Target {
             "local" => Ok(Target::Local),
             "vm" => Ok(Target::Vm),
             _ => {
-                let rest = text.strip_prefix("ssh://").ok_or_else(|| NodeError::BadTarget { text: text.into() })?;
+                let rest = text
+                    .strip_prefix("ssh://")
+                    .ok_or_else(|| NodeError::BadTarget { text: text.into() })?;
                 let (user, host) = rest.split_once('@').unwrap_or(("root", rest));
                 if host.is_empty() || user.is_empty() {
                     return Err(NodeError::BadTarget { text: text.into() });
                 }
-                Ok(Target::Ssh { user: user.into(), host: host.into() })
+                Ok(Target::Ssh {
+                    user: user.into(),
+                    host: host.into(),
+                })
             }
         }
     }
@@ -88,12 +93,19 @@ impl Node for LocalNode {
     }
 
     fn run(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
-        process::run(Self::command(argv), deadline).map_err(|source| NodeError::Run { node: self.name(), source })
+        process::run(Self::command(argv), deadline).map_err(|source| NodeError::Run {
+            node: self.name(),
+            source,
+        })
     }
 
     fn run_unchecked(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
-        process::run_unchecked(&mut Self::command(argv), deadline)
-            .map_err(|source| NodeError::Run { node: self.name(), source })
+        process::run_unchecked(&mut Self::command(argv), deadline).map_err(|source| {
+            NodeError::Run {
+                node: self.name(),
+                source,
+            }
+        })
     }
 }
 
@@ -107,7 +119,10 @@ mod tests {
         assert_eq!("vm".parse::<Target>().unwrap(), Target::Vm);
         assert_eq!(
             "ssh://ci@runner-1".parse::<Target>().unwrap(),
-            Target::Ssh { user: "ci".into(), host: "runner-1".into() }
+            Target::Ssh {
+                user: "ci".into(),
+                host: "runner-1".into()
+            }
         );
         assert!("docker".parse::<Target>().is_err());
         assert!("ssh://".parse::<Target>().is_err());
@@ -116,9 +131,13 @@ mod tests {
     #[test]
     fn local_node_runs_and_reports_failures() {
         let node = LocalNode;
-        let out = node.run(&["echo".into(), "hi".into()], Duration::from_secs(5)).unwrap();
+        let out = node
+            .run(&["echo".into(), "hi".into()], Duration::from_secs(5))
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
-        let err = node.run(&["false".into()], Duration::from_secs(5)).unwrap_err();
+        let err = node
+            .run(&["false".into()], Duration::from_secs(5))
+            .unwrap_err();
         assert!(matches!(err, NodeError::Run { .. }));
     }
 }

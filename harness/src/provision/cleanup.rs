@@ -81,13 +81,16 @@ fn stop_group(pgid: i32) {
     if killpg(pgid, Signal::SIGTERM).is_err() {
         return;
     }
-    let gone = wait_blocking("containerd to exit", Duration::from_secs(10), Duration::from_millis(20), || {
-        match kill(pgid, None) {
+    let gone = wait_blocking(
+        "containerd to exit",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || match kill(pgid, None) {
             Err(_) => Attempt::Ready(()),
             Ok(()) if is_zombie(pgid.as_raw()) => Attempt::Ready(()),
             Ok(()) => Attempt::NotYet("still running".into()),
-        }
-    });
+        },
+    );
     if gone.is_err() {
         let _ = killpg(pgid, Signal::SIGKILL);
     }
@@ -95,21 +98,34 @@ fn stop_group(pgid: i32) {
 
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
 /// Processes whose command line mentions `needle` (shims carry `-address <our socket>`).
 pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     let me = std::process::id() as i32;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if pid == me || is_zombie(pid) {
             continue;
         }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
         if cmdline.contains(needle) {
             found.push((pid, cmdline.trim().to_owned()));
@@ -164,13 +180,16 @@ fn remove_cgroups(parent: &str) {
         walk_depth_first(&dir, &mut all);
         for d in all {
             // A cgroup empties a moment after its last process is killed.
-            let _ = wait_blocking("an empty cgroup", Duration::from_secs(5), Duration::from_millis(20), || {
-                match std::fs::remove_dir(&d) {
+            let _ = wait_blocking(
+                "an empty cgroup",
+                Duration::from_secs(5),
+                Duration::from_millis(20),
+                || match std::fs::remove_dir(&d) {
                     Ok(()) => Attempt::Ready(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Attempt::Ready(()),
                     Err(e) => Attempt::NotYet(e.to_string()),
-                }
-            });
+                },
+            );
         }
     }
 }
@@ -192,7 +211,11 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn unescape_mountinfo(field: &str) -> String {
-    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 fn unmount_under(dir: &Path) {
@@ -246,13 +269,31 @@ mod tests {
     #[test]
     fn finds_processes_by_command_line() {
         let marker = format!("kh-test-marker-{}", std::process::id());
-        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30; : ", &marker]).spawn().unwrap();
-        let found = wait_blocking("the marked process", Duration::from_secs(5), Duration::from_millis(10), || {
-            let found = processes_matching(&marker);
-            if found.is_empty() { Attempt::NotYet("not yet".into()) } else { Attempt::Ready(found) }
-        })
+        // Short sleeps in a loop: once the marked shell is killed, nothing outlives the test.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do sleep 0.1; done", &marker])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let found = wait_blocking(
+            "the marked process",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || {
+                let found = processes_matching(&marker);
+                if found.is_empty() {
+                    Attempt::NotYet("not yet".into())
+                } else {
+                    Attempt::Ready(found)
+                }
+            },
+        )
         .unwrap();
-        assert!(found.iter().any(|(pid, _)| *pid == child.id() as i32), "{found:?}");
+        assert!(
+            found.iter().any(|(pid, _)| *pid == child.id() as i32),
+            "{found:?}"
+        );
         kill_matching(&marker);
         let status = child.wait().unwrap();
         assert!(!status.success());

@@ -143,12 +143,20 @@ pub fn standard_handlers(runtime_root: &Path) -> Vec<RuntimeHandler> {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
-    move |source| ProvisionError::Io { path: path.to_owned(), source }
+    move |source| ProvisionError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn short_id() -> String {
     use sha2::{Digest, Sha256};
-    let seed = format!("{:?}{}{:?}", std::time::SystemTime::now(), std::process::id(), std::thread::current().id());
+    let seed = format!(
+        "{:?}{}{:?}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        std::thread::current().id()
+    );
     hex::encode(&Sha256::digest(seed.as_bytes())[..3])
 }
 
@@ -162,7 +170,13 @@ impl Testbed {
         let run_dir = std::env::temp_dir().join(format!("kata-harness-{id}"));
         std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
         let paths = RunPaths::new(&run_dir);
-        for dir in [&paths.pod_logs, &paths.runtime_root, &paths.images, &run_dir.join("net.d"), &run_dir.join("ipam")] {
+        for dir in [
+            &paths.pod_logs,
+            &paths.runtime_root,
+            &paths.images,
+            &run_dir.join("net.d"),
+            &run_dir.join("ipam"),
+        ] {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
 
@@ -185,8 +199,16 @@ impl Testbed {
         };
         std::fs::write(&paths.config, config.render()?).map_err(io_err(&paths.config))?;
         let bridge = format!("khbr-{id}");
-        let subnet = format!("10.250.{}.0/24", u8::from_str_radix(&id[..2], 16).unwrap_or(1));
-        let conflist = cni::bridge_conflist(&format!("kata-harness-{id}"), &bridge, &subnet, &run_dir.join("ipam"));
+        let subnet = format!(
+            "10.250.{}.0/24",
+            u8::from_str_radix(&id[..2], 16).unwrap_or(1)
+        );
+        let conflist = cni::bridge_conflist(
+            &format!("kata-harness-{id}"),
+            &bridge,
+            &subnet,
+            &run_dir.join("ipam"),
+        );
         let conf_path = run_dir.join("net.d/10-kata-harness.conflist");
         std::fs::write(&conf_path, conflist).map_err(io_err(&conf_path))?;
 
@@ -206,7 +228,11 @@ impl Testbed {
         let mut command = Command::new(containerd.binary("containerd"));
         command.arg("--config").arg(&paths.config);
         // The daemon finds `ctr`-less helpers and the shims of *its* version first on PATH.
-        let path = format!("{}:{}", containerd.bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            containerd.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         command.env("PATH", path);
         let hide_unified = hybrid_cgroups_with_v2_controllers();
         // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
@@ -215,7 +241,8 @@ impl Testbed {
             use std::os::unix::process::CommandExt;
             command.pre_exec(move || private_mounts(hide_unified));
         }
-        let mut daemon = Daemon::spawn("containerd", command, &paths.log).map_err(ProvisionError::Spawn)?;
+        let mut daemon =
+            Daemon::spawn("containerd", command, &paths.log).map_err(ProvisionError::Spawn)?;
         plan.daemon_pgid = Some(daemon.pid() as i32);
         registration.disarm();
         let registration = register_cleanup(&plan);
@@ -253,7 +280,11 @@ impl Testbed {
             .write_archive(SANDBOX_IMAGE, &self.paths.images.join("pause.tar"))?;
         for archive in [&busybox, &pause] {
             self.ctr_import("k8s.io", &archive.path)
-                .map_err(|source| ProvisionError::Import { image: archive.name.clone(), namespace: "k8s.io".into(), source })?;
+                .map_err(|source| ProvisionError::Import {
+                    image: archive.name.clone(),
+                    namespace: "k8s.io".into(),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -277,18 +308,25 @@ impl Testbed {
     }
 
     pub fn ctr(&self, namespace: &str, args: &[&str]) -> Result<Output, NodeError> {
-        self.node.run(&self.ctr_argv(namespace, args), NODE_COMMAND_DEADLINE)
+        self.node
+            .run(&self.ctr_argv(namespace, args), NODE_COMMAND_DEADLINE)
     }
 
     /// `crictl` as a human would run it against this testbed.
     pub fn crictl_prefix(&self) -> String {
-        format!("crictl --runtime-endpoint unix://{}", self.paths.socket.display())
+        format!(
+            "crictl --runtime-endpoint unix://{}",
+            self.paths.socket.display()
+        )
     }
 
     /// The daemon's exit status if it has died (what makes every wait on it pointless).
     pub fn daemon_exit(&self) -> Option<String> {
         let mut guard = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_mut().and_then(Daemon::exited).map(|status| status.to_string())
+        guard
+            .as_mut()
+            .and_then(Daemon::exited)
+            .map(|status| status.to_string())
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -303,7 +341,12 @@ impl Testbed {
     /// A label for reports: `containerd 1.6.20 (schema 2) on local`.
     pub fn describe(&self) -> String {
         let schema = self.config.schema().map(|s| s.number()).unwrap_or(0);
-        format!("containerd {} (config schema {schema}) on {}", self.containerd.version, self.node.name())
+        format!(
+            "containerd {} (config schema {schema}) on {}, run dir {}",
+            self.containerd.version,
+            self.node.name(),
+            self.paths.run_dir.display()
+        )
     }
 
     /// Removes our sandboxes through the CRI, stops containerd, undoes everything else, and
@@ -320,7 +363,12 @@ impl Testbed {
             daemon.stop(Duration::from_secs(10));
         }
         let leftovers = cleanup::run(&self.plan);
-        if let Some(registration) = self.registration.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(registration) = self
+            .registration
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             registration.disarm();
         }
         leftovers
@@ -329,7 +377,12 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        if self.registration.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if self
+            .registration
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
             let leftovers = self.finish();
             if !leftovers.is_clean() {
                 tracing::error!(?leftovers, "testbed left things behind");
@@ -355,7 +408,13 @@ pub fn hybrid_cgroups_with_v2_controllers() -> bool {
 fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
     if hide_unified {
         umount2(UNIFIED_CGROUP, MntFlags::MNT_DETACH)?;
     }
@@ -394,38 +453,43 @@ fn register_cleanup(plan: &CleanupPlan) -> Registration {
 /// watching the daemon: if it exits, waiting is pointless.
 async fn wait_ready(daemon: &mut Daemon, socket: &Path) -> Result<CriClient, WaitError> {
     let daemon = Arc::new(Mutex::new(daemon));
-    wait_for("containerd's CRI to report RuntimeReady and NetworkReady", DAEMON_READY_DEADLINE, Duration::from_millis(50), || {
-        let daemon = daemon.clone();
-        async move {
-            if let Some(status) = daemon.lock().unwrap_or_else(|p| p.into_inner()).exited() {
-                return Attempt::Fatal(format!("containerd exited ({status})"));
-            }
-            if !socket.exists() {
-                return Attempt::NotYet(format!("no socket at {}", socket.display()));
-            }
-            let cri = match CriClient::connect(socket, CRI_CALL_DEADLINE).await {
-                Ok(cri) => cri,
-                Err(e) => return Attempt::NotYet(e.to_string()),
-            };
-            match cri.status().await {
-                Ok(status) => {
-                    let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
-                    let not_ready: Vec<String> = conditions
-                        .iter()
-                        .filter(|c| !c.status)
-                        .map(|c| format!("{}: {} {}", c.r#type, c.reason, c.message))
-                        .collect();
-                    if conditions.is_empty() {
-                        Attempt::NotYet("no runtime conditions yet".into())
-                    } else if not_ready.is_empty() {
-                        Attempt::Ready(cri)
-                    } else {
-                        Attempt::NotYet(not_ready.join("; "))
-                    }
+    wait_for(
+        "containerd's CRI to report RuntimeReady and NetworkReady",
+        DAEMON_READY_DEADLINE,
+        Duration::from_millis(50),
+        || {
+            let daemon = daemon.clone();
+            async move {
+                if let Some(status) = daemon.lock().unwrap_or_else(|p| p.into_inner()).exited() {
+                    return Attempt::Fatal(format!("containerd exited ({status})"));
                 }
-                Err(e) => Attempt::NotYet(e.to_string()),
+                if !socket.exists() {
+                    return Attempt::NotYet(format!("no socket at {}", socket.display()));
+                }
+                let cri = match CriClient::connect(socket, CRI_CALL_DEADLINE).await {
+                    Ok(cri) => cri,
+                    Err(e) => return Attempt::NotYet(e.to_string()),
+                };
+                match cri.status().await {
+                    Ok(status) => {
+                        let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
+                        let not_ready: Vec<String> = conditions
+                            .iter()
+                            .filter(|c| !c.status)
+                            .map(|c| format!("{}: {} {}", c.r#type, c.reason, c.message))
+                            .collect();
+                        if conditions.is_empty() {
+                            Attempt::NotYet("no runtime conditions yet".into())
+                        } else if not_ready.is_empty() {
+                            Attempt::Ready(cri)
+                        } else {
+                            Attempt::NotYet(not_ready.join("; "))
+                        }
+                    }
+                    Err(e) => Attempt::NotYet(e.to_string()),
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }

@@ -20,7 +20,11 @@ pub enum RenderError {
     #[error("runtime handler {handler:?}: {reason}")]
     Handler { handler: String, reason: String },
     #[error("{field} needs containerd {needs} or later (this profile has {version})")]
-    Unsupported { field: &'static str, needs: &'static str, version: Version },
+    Unsupported {
+        field: &'static str,
+        needs: &'static str,
+        version: Version,
+    },
 }
 
 /// The config schema a containerd version reads.
@@ -76,7 +80,11 @@ impl RuntimeHandler {
         RuntimeHandler {
             name: "runc".into(),
             runtime_type: "io.containerd.runc.v2".into(),
-            options: RuntimeOptions { binary_name: None, root, config_path: None },
+            options: RuntimeOptions {
+                binary_name: None,
+                root,
+                config_path: None,
+            },
             pod_annotations: vec![],
         }
     }
@@ -86,7 +94,11 @@ impl RuntimeHandler {
         RuntimeHandler {
             name: "crun".into(),
             runtime_type: "io.containerd.runc.v2".into(),
-            options: RuntimeOptions { binary_name: Some("crun".into()), root, config_path: None },
+            options: RuntimeOptions {
+                binary_name: Some("crun".into()),
+                root,
+                config_path: None,
+            },
             pod_annotations: vec![],
         }
     }
@@ -164,7 +176,17 @@ impl ContainerdConfig {
         }
         for (i, r) in self.runtimes.iter().enumerate() {
             if self.runtimes[..i].iter().any(|o| o.name == r.name) {
-                return Err(RenderError::Handler { handler: r.name.clone(), reason: "is configured twice".into() });
+                return Err(RenderError::Handler {
+                    handler: r.name.clone(),
+                    reason: "is configured twice".into(),
+                });
+            }
+            if r.runtime_type == "io.containerd.runc.v2" && self.version < Version::new(1, 3, 0) {
+                return Err(RenderError::Unsupported {
+                    field: "runtime_type io.containerd.runc.v2",
+                    needs: "1.3",
+                    version: self.version,
+                });
             }
             if r.name.is_empty() || r.name.contains(|c: char| c.is_whitespace() || c == '.') {
                 return Err(RenderError::Handler {
@@ -173,7 +195,10 @@ impl ContainerdConfig {
                 });
             }
         }
-        if self.untrusted_workload_runtime.is_some() && schema != ConfigSchema::V1 && self.version.major >= 2 {
+        if self.untrusted_workload_runtime.is_some()
+            && schema != ConfigSchema::V1
+            && self.version.major >= 2
+        {
             return Err(RenderError::Unsupported {
                 field: "untrusted_workload_runtime (removed in 2.0)",
                 needs: "1.x",
@@ -181,7 +206,11 @@ impl ContainerdConfig {
             });
         }
         if self.registry_config_path.is_some() && self.version < Version::new(1, 5, 0) {
-            return Err(RenderError::Unsupported { field: "registry config_path", needs: "1.5", version: self.version });
+            return Err(RenderError::Unsupported {
+                field: "registry config_path",
+                needs: "1.5",
+                version: self.version,
+            });
         }
         Ok(())
     }
@@ -203,10 +232,17 @@ impl ContainerdConfig {
         cri.insert("sandbox_image".into(), s(&self.sandbox_image));
         let mut ctd = Table::new();
         ctd.insert("snapshotter".into(), s(&self.snapshotter));
-        let default = self.runtimes.iter().find(|r| r.name == self.default_runtime).expect("validated");
+        let default = self
+            .runtimes
+            .iter()
+            .find(|r| r.name == self.default_runtime)
+            .expect("validated");
         ctd.insert("default_runtime".into(), Value::Table(runtime_v1(default)));
         if let Some(untrusted) = &self.untrusted_workload_runtime {
-            ctd.insert("untrusted_workload_runtime".into(), Value::Table(runtime_v1(untrusted)));
+            ctd.insert(
+                "untrusted_workload_runtime".into(),
+                Value::Table(runtime_v1(untrusted)),
+            );
         }
         let runtimes: Table = self
             .runtimes
@@ -231,7 +267,10 @@ impl ContainerdConfig {
         ctd.insert("snapshotter".into(), s(&self.snapshotter));
         ctd.insert("default_runtime_name".into(), s(&self.default_runtime));
         if let Some(untrusted) = &self.untrusted_workload_runtime {
-            ctd.insert("untrusted_workload_runtime".into(), Value::Table(runtime_v2(untrusted)));
+            ctd.insert(
+                "untrusted_workload_runtime".into(),
+                Value::Table(runtime_v2(untrusted)),
+            );
         }
         ctd.insert("runtimes".into(), Value::Table(self.runtimes_v2()));
         cri.insert("containerd".into(), Value::Table(ctd));
@@ -244,10 +283,17 @@ impl ContainerdConfig {
             cri.insert("netns_mounts_under_state_dir".into(), Value::Boolean(true));
         }
         if let Some(path) = &self.registry_config_path {
-            cri.insert("registry".into(), Value::Table(table([("config_path", p(path))])));
+            cri.insert(
+                "registry".into(),
+                Value::Table(table([("config_path", p(path))])),
+            );
         }
         insert_path(&mut doc, &["plugins", "io.containerd.grpc.v1.cri"], cri);
-        insert_path(&mut doc, &["plugins", "io.containerd.internal.v1.opt"], table([("path", p(&self.opt_dir))]));
+        insert_path(
+            &mut doc,
+            &["plugins", "io.containerd.internal.v1.opt"],
+            table([("path", p(&self.opt_dir))]),
+        );
         doc
     }
 
@@ -263,18 +309,40 @@ impl ContainerdConfig {
         if self.restrict_oom_score_adj {
             runtime.insert("restrict_oom_score_adj".into(), Value::Boolean(true));
         }
-        insert_path(&mut doc, &["plugins", "io.containerd.cri.v1.runtime"], runtime);
-        insert_path(&mut doc, &["plugins", "io.containerd.internal.v1.opt"], table([("path", p(&self.opt_dir))]));
+        insert_path(
+            &mut doc,
+            &["plugins", "io.containerd.cri.v1.runtime"],
+            runtime,
+        );
+        insert_path(
+            &mut doc,
+            &["plugins", "io.containerd.internal.v1.opt"],
+            table([("path", p(&self.opt_dir))]),
+        );
         // NRI is on by default from 2.0 and would leave /var/run/nri/nri.sock behind.
-        insert_path(&mut doc, &["plugins", "io.containerd.nri.v1.nri"], table([("disable", Value::Boolean(true))]));
+        insert_path(
+            &mut doc,
+            &["plugins", "io.containerd.nri.v1.nri"],
+            table([("disable", Value::Boolean(true))]),
+        );
 
         let mut images = Table::new();
         images.insert("snapshotter".into(), s(&self.snapshotter));
-        images.insert("pinned_images".into(), Value::Table(table([("sandbox", s(&self.sandbox_image))])));
+        images.insert(
+            "pinned_images".into(),
+            Value::Table(table([("sandbox", s(&self.sandbox_image))])),
+        );
         if let Some(path) = &self.registry_config_path {
-            images.insert("registry".into(), Value::Table(table([("config_path", p(path))])));
+            images.insert(
+                "registry".into(),
+                Value::Table(table([("config_path", p(path))])),
+            );
         }
-        insert_path(&mut doc, &["plugins", "io.containerd.cri.v1.images"], images);
+        insert_path(
+            &mut doc,
+            &["plugins", "io.containerd.cri.v1.images"],
+            images,
+        );
         doc
     }
 
@@ -291,10 +359,17 @@ impl ContainerdConfig {
         }
         let grpc = table([("address", p(&self.grpc_address))]);
         // An explicit ttrpc address keeps the ttrpc socket beside ours, not in /run/containerd.
-        let ttrpc = table([("address", Value::String(format!("{}.ttrpc", self.grpc_address.display())))]);
+        let ttrpc = table([(
+            "address",
+            Value::String(format!("{}.ttrpc", self.grpc_address.display())),
+        )]);
         if version == Some(4) {
             insert_path(&mut doc, &["plugins", "io.containerd.server.v1.grpc"], grpc);
-            insert_path(&mut doc, &["plugins", "io.containerd.server.v1.ttrpc"], ttrpc);
+            insert_path(
+                &mut doc,
+                &["plugins", "io.containerd.server.v1.ttrpc"],
+                ttrpc,
+            );
         } else {
             doc.insert("grpc".into(), Value::Table(grpc));
             doc.insert("ttrpc".into(), Value::Table(ttrpc));
@@ -313,7 +388,10 @@ impl ContainerdConfig {
     }
 
     fn runtimes_v2(&self) -> Table {
-        self.runtimes.iter().map(|r| (r.name.clone(), Value::Table(runtime_v2(r)))).collect()
+        self.runtimes
+            .iter()
+            .map(|r| (r.name.clone(), Value::Table(runtime_v2(r))))
+            .collect()
     }
 }
 
@@ -333,7 +411,10 @@ fn runtime_v1(r: &RuntimeHandler) -> Table {
 fn runtime_v2(r: &RuntimeHandler) -> Table {
     let mut t = table([("runtime_type", s(&r.runtime_type))]);
     if !r.pod_annotations.is_empty() {
-        t.insert("pod_annotations".into(), Value::Array(r.pod_annotations.iter().map(|a| s(a)).collect()));
+        t.insert(
+            "pod_annotations".into(),
+            Value::Array(r.pod_annotations.iter().map(|a| s(a)).collect()),
+        );
     }
     let mut options = Table::new();
     if let Some(binary) = &r.options.binary_name {
@@ -360,7 +441,10 @@ fn p(path: &std::path::Path) -> Value {
 }
 
 fn table<const N: usize>(entries: [(&str, Value); N]) -> Table {
-    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// Inserts `value` at a dotted path of tables, creating the parents.
@@ -390,7 +474,10 @@ mod tests {
     #[case("2.2.1", ConfigSchema::V3)]
     #[case("2.3.0", ConfigSchema::V4)]
     fn schema_by_version(#[case] version: &str, #[case] want: ConfigSchema) {
-        assert_eq!(ConfigSchema::for_version(version.parse().unwrap()).unwrap(), want);
+        assert_eq!(
+            ConfigSchema::for_version(version.parse().unwrap()).unwrap(),
+            want
+        );
     }
 
     #[test]

@@ -59,8 +59,15 @@ impl PodSpec {
     }
 
     fn namespace_options(&self) -> cri::NamespaceOption {
-        let network = if self.host_network { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod };
-        cri::NamespaceOption { network: network as i32, ..Default::default() }
+        let network = if self.host_network {
+            cri::NamespaceMode::Node
+        } else {
+            cri::NamespaceMode::Pod
+        };
+        cri::NamespaceOption {
+            network: network as i32,
+            ..Default::default()
+        }
     }
 
     /// The same config in crictl's file format (protobuf field names).
@@ -84,8 +91,14 @@ impl PodSpec {
 impl ContainerSpec {
     pub fn to_cri(&self) -> cri::ContainerConfig {
         cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata { name: self.name.clone(), attempt: 0 }),
-            image: Some(cri::ImageSpec { image: self.image.clone(), ..Default::default() }),
+            metadata: Some(cri::ContainerMetadata {
+                name: self.name.clone(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: self.image.clone(),
+                ..Default::default()
+            }),
             command: self.command.clone(),
             log_path: self.log_path.clone(),
             labels: HashMap::from([("kata-harness".to_owned(), "true".to_owned())]),
@@ -133,7 +146,10 @@ mod tests {
         assert_eq!(linux.cgroup_parent, json["linux"]["cgroup_parent"]);
         let ns = linux.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.network, cri::NamespaceMode::Node as i32);
-        assert_eq!(json["linux"]["security_context"]["namespace_options"]["network"], ns.network);
+        assert_eq!(
+            json["linux"]["security_context"]["namespace_options"]["network"],
+            ns.network
+        );
     }
 
     #[test]

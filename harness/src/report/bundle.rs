@@ -6,7 +6,17 @@ use super::{RunInfo, TrialResult};
 
 /// A file-system-safe directory name for a trial (`cri::x::containerd-1.6` -> `cri__x__containerd-1.6`).
 pub fn dir_name(trial: &str) -> String {
-    trial.replace("::", "__").chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    trial
+        .replace("::", "__")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Writes `bundles/<trial>/`: the error, the evidence files (CRI inspect JSON, containerd log
@@ -27,7 +37,10 @@ pub fn write(results_dir: &Path, info: &RunInfo, result: &TrialResult) -> std::i
         script.push_str(line);
         script.push('\n');
     }
-    script.push_str(&format!("\n# Or rerun just this row with the harness:\n# {} --exact {}\n", info.command, result.name));
+    script.push_str(&format!(
+        "\n# Or rerun just this row with the harness:\n# {} --exact {}\n",
+        info.command, result.name
+    ));
     std::fs::write(dir.join("reproduce.sh"), script)?;
     Ok(dir)
 }

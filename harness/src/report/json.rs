@@ -12,5 +12,8 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
         "summary": Summary::of(results),
         "trials": results,
     });
-    std::fs::write(path, serde_json::to_string_pretty(&doc).expect("json values serialise"))
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&doc).expect("json values serialise"),
+    )
 }

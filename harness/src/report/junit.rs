@@ -12,7 +12,10 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
     let mut report = Report::new("kata-harness");
     let mut suites: BTreeMap<&str, Vec<&TrialResult>> = BTreeMap::new();
     for result in results {
-        suites.entry(result.suite.as_str()).or_default().push(result);
+        suites
+            .entry(result.suite.as_str())
+            .or_default()
+            .push(result);
     }
     for (name, results) in suites {
         let mut suite = TestSuite::new(name);
@@ -29,7 +32,10 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
                 }
                 Verdict::Failed => {
                     let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    status.set_message(format!("expected {}; observed {}", result.expected, result.observed));
+                    status.set_message(format!(
+                        "expected {}; observed {}",
+                        result.expected, result.observed
+                    ));
                     status.set_description(result.message.as_str());
                     status
                 }
@@ -40,7 +46,10 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
             case.add_property(Property::new("expected", result.expected.as_str()));
             case.add_property(Property::new("observed", result.observed.as_str()));
             if let Some(bundle) = &result.bundle {
-                case.add_property(Property::new("bundle", bundle.display().to_string().as_str()));
+                case.add_property(Property::new(
+                    "bundle",
+                    bundle.display().to_string().as_str(),
+                ));
             }
             suite.add_test_case(case);
         }

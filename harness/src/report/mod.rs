@@ -61,7 +61,14 @@ pub struct TrialResult {
 }
 
 impl TrialResult {
-    pub fn new(trial: &Trial, verdict: Verdict, observed: &str, message: &str, took: Duration, evidence: Evidence) -> Self {
+    pub fn new(
+        trial: &Trial,
+        verdict: Verdict,
+        observed: &str,
+        message: &str,
+        took: Duration,
+        evidence: Evidence,
+    ) -> Self {
         TrialResult {
             name: trial.name.clone(),
             suite: trial.suite.clone(),
@@ -81,12 +88,21 @@ impl TrialResult {
 /// The stream every sink consumes.
 #[derive(Debug, Clone)]
 pub enum Event {
-    RunStarted { trials: usize },
+    RunStarted {
+        trials: usize,
+    },
     /// Something the user must know (e.g. VMs under TCG, Kata rows skipped).
     Note(String),
-    TestbedStarting { variant: String },
-    TestbedReady { variant: String, description: String },
-    TrialStarted { name: String },
+    TestbedStarting {
+        variant: String,
+    },
+    TestbedReady {
+        variant: String,
+        description: String,
+    },
+    TrialStarted {
+        name: String,
+    },
     TrialFinished(Box<TrialResult>),
     RunFinished,
 }
@@ -114,12 +130,20 @@ pub struct Summary {
 impl Summary {
     pub fn of(results: &[TrialResult]) -> Self {
         let count = |v| results.iter().filter(|r| r.verdict == v).count();
-        Summary { passed: count(Verdict::Passed), failed: count(Verdict::Failed), skipped: count(Verdict::Skipped) }
+        Summary {
+            passed: count(Verdict::Passed),
+            failed: count(Verdict::Failed),
+            skipped: count(Verdict::Skipped),
+        }
     }
 }
 
 /// Writes `junit.xml`, `results.json` and the failure bundles into `dir`.
-pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
+pub fn write_results(
+    dir: &Path,
+    info: &RunInfo,
+    results: &mut [TrialResult],
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for result in results.iter_mut().filter(|r| r.verdict == Verdict::Failed) {
         result.bundle = Some(bundle::write(dir, info, result)?);

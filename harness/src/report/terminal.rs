@@ -20,10 +20,15 @@ impl Terminal {
     pub fn new() -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+            )
+            .expect("valid template"),
         );
-        Terminal { bar, results: Vec::new() }
+        Terminal {
+            bar,
+            results: Vec::new(),
+        }
     }
 
     fn say(&self, text: String) {
@@ -53,10 +58,22 @@ fn clip(text: &str, width: usize) -> String {
 
 /// The final table as text.
 pub fn table(results: &[TrialResult]) -> String {
-    let name_w = results.iter().map(|r| r.name.len()).max().unwrap_or(8).clamp(8, 60);
-    let mut out = format!("{:<name_w$}  {:<44}  {:<56}  VERDICT\n", "SCENARIO", "EXPECTED", "OBSERVED");
+    let name_w = results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 60);
+    let mut out = format!(
+        "{:<name_w$}  {:<44}  {:<56}  VERDICT\n",
+        "SCENARIO", "EXPECTED", "OBSERVED"
+    );
     for r in results {
-        let observed = if r.verdict == Verdict::Skipped { format!("skipped: {}", r.message) } else { r.observed.clone() };
+        let observed = if r.verdict == Verdict::Skipped {
+            format!("skipped: {}", r.message)
+        } else {
+            r.observed.clone()
+        };
         out.push_str(&format!(
             "{:<name_w$}  {:<44}  {:<56}  {}\n",
             clip(&r.name, name_w),
@@ -66,7 +83,10 @@ pub fn table(results: &[TrialResult]) -> String {
         ));
     }
     let s = Summary::of(results);
-    out.push_str(&format!("\n{} passed, {} failed, {} skipped\n", s.passed, s.failed, s.skipped));
+    out.push_str(&format!(
+        "\n{} passed, {} failed, {} skipped\n",
+        s.passed, s.failed, s.skipped
+    ));
     out
 }
 
@@ -75,12 +95,22 @@ impl Sink for Terminal {
         match event {
             Event::RunStarted { trials } => self.bar.set_length(*trials as u64),
             Event::Note(text) => self.say(format!("note: {text}")),
-            Event::TestbedStarting { variant } => self.bar.set_message(format!("starting {variant}")),
-            Event::TestbedReady { variant, description } => self.say(format!("ready: {variant}: {description}")),
+            Event::TestbedStarting { variant } => {
+                self.bar.set_message(format!("starting {variant}"))
+            }
+            Event::TestbedReady {
+                variant,
+                description,
+            } => self.say(format!("ready: {variant}: {description}")),
             Event::TrialStarted { name } => self.bar.set_message(name.clone()),
             Event::TrialFinished(result) => {
                 self.bar.inc(1);
-                let mut line = format!("{} {} ({:.1}s)", verdict_word(result.verdict), result.name, result.seconds);
+                let mut line = format!(
+                    "{} {} ({:.1}s)",
+                    verdict_word(result.verdict),
+                    result.name,
+                    result.seconds
+                );
                 match result.verdict {
                     Verdict::Skipped => line.push_str(&format!(": {}", result.message)),
                     Verdict::Failed => {

@@ -139,8 +139,22 @@ pub struct ExpectError {
 pub fn grpc_code(name: &str) -> Option<tonic::Code> {
     use tonic::Code::*;
     let codes = [
-        Ok, Cancelled, Unknown, InvalidArgument, DeadlineExceeded, NotFound, AlreadyExists, PermissionDenied,
-        ResourceExhausted, FailedPrecondition, Aborted, OutOfRange, Unimplemented, Internal, Unavailable, DataLoss,
+        Ok,
+        Cancelled,
+        Unknown,
+        InvalidArgument,
+        DeadlineExceeded,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        ResourceExhausted,
+        FailedPrecondition,
+        Aborted,
+        OutOfRange,
+        Unimplemented,
+        Internal,
+        Unavailable,
+        DataLoss,
         Unauthenticated,
     ];
     codes.into_iter().find(|c| format!("{c:?}") == name)
@@ -158,11 +172,20 @@ impl Suite {
     }
 
     pub fn parse(file: &Path, text: &str) -> Result<Suite, SuiteError> {
-        let file_err = |message: String| SuiteError { file: file.to_owned(), location: String::new(), message };
-        let parsed: SuiteFile = serde_norway::from_str(text).map_err(|e| file_err(e.to_string()))?;
+        let file_err = |message: String| SuiteError {
+            file: file.to_owned(),
+            location: String::new(),
+            message,
+        };
+        let parsed: SuiteFile =
+            serde_norway::from_str(text).map_err(|e| file_err(e.to_string()))?;
         let mut rows = Vec::new();
         for (index, value) in parsed.rows.into_iter().enumerate() {
-            let name = value.get("scenario").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+            let name = value
+                .get("scenario")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_owned();
             let row: Row = serde_norway::from_value(value).map_err(|e| SuiteError {
                 file: file.to_owned(),
                 location: format!("row {} ({name}): ", index + 1),
@@ -170,7 +193,12 @@ impl Suite {
             })?;
             rows.push(row);
         }
-        let suite = Suite { name: parsed.suite, about: parsed.about, file: file.to_owned(), rows };
+        let suite = Suite {
+            name: parsed.suite,
+            about: parsed.about,
+            file: file.to_owned(),
+            rows,
+        };
         suite.validate()?;
         Ok(suite)
     }
@@ -189,9 +217,16 @@ impl Suite {
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(SuiteError { file: dir.to_owned(), location: String::new(), message: "no *.yaml suites".into() });
+            return Err(SuiteError {
+                file: dir.to_owned(),
+                location: String::new(),
+                message: "no *.yaml suites".into(),
+            });
         }
-        let suites = files.iter().map(|f| Suite::load(f)).collect::<Result<Vec<_>, _>>()?;
+        let suites = files
+            .iter()
+            .map(|f| Suite::load(f))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut names = BTreeSet::new();
         for suite in &suites {
             if !names.insert(suite.name.clone()) {
@@ -206,28 +241,47 @@ impl Suite {
     }
 
     fn validate(&self) -> Result<(), SuiteError> {
-        let err = |location: String, message: String| SuiteError { file: self.file.clone(), location, message };
+        let err = |location: String, message: String| SuiteError {
+            file: self.file.clone(),
+            location,
+            message,
+        };
         if !is_slug(&self.name) {
-            return Err(err("field suite: ".into(), format!("{:?} must be lower-case words joined by '-'", self.name)));
+            return Err(err(
+                "field suite: ".into(),
+                format!("{:?} must be lower-case words joined by '-'", self.name),
+            ));
         }
         if self.rows.is_empty() {
-            return Err(err("field rows: ".into(), "a suite needs at least one row".into()));
+            return Err(err(
+                "field rows: ".into(),
+                "a suite needs at least one row".into(),
+            ));
         }
         let mut seen = BTreeSet::new();
         for (index, row) in self.rows.iter().enumerate() {
             let at = |field: &str| format!("row {} ({}), field {field}: ", index + 1, row.scenario);
             if !is_slug(&row.scenario) {
-                return Err(err(at("scenario"), "must be lower-case words joined by '-'".into()));
+                return Err(err(
+                    at("scenario"),
+                    "must be lower-case words joined by '-'".into(),
+                ));
             }
             if !seen.insert(row.scenario.as_str()) {
                 return Err(err(at("scenario"), "is used by an earlier row".into()));
             }
-            row.validate().map_err(|(field, message)| err(at(field), message))?;
+            row.validate()
+                .map_err(|(field, message)| err(at(field), message))?;
         }
         // Every Kata row needs a runc control in its suite, so a harness bug cannot pass as Kata.
-        let has_kata = self.rows.iter().any(|r| r.requires.contains(&Requirement::Kata));
+        let has_kata = self
+            .rows
+            .iter()
+            .any(|r| r.requires.contains(&Requirement::Kata));
         let has_control = self.rows.iter().any(|r| {
-            r.sandbox.as_ref().is_some_and(|s| s.handler.is_empty() || s.handler == "runc")
+            r.sandbox
+                .as_ref()
+                .is_some_and(|s| s.handler.is_empty() || s.handler == "runc")
                 && r.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
         });
         if has_kata && !has_control {
@@ -245,13 +299,24 @@ impl Row {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let e = &self.expect;
         match (&self.sandbox, &self.image_import) {
-            (None, None) => return Err(("sandbox", "a row needs one action: sandbox or image_import".into())),
-            (Some(_), Some(_)) => return Err(("image_import", "a row has one action; sandbox is already set".into())),
+            (None, None) => {
+                return Err((
+                    "sandbox",
+                    "a row needs one action: sandbox or image_import".into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    "image_import",
+                    "a row has one action; sandbox is already set".into(),
+                ))
+            }
             (Some(sandbox), None) => {
                 if e.cri_visible.is_some() {
                     return Err(("expect.cri_visible", "only fits an image_import row".into()));
                 }
-                let known = sandbox.handler.is_empty() || CONFIGURED_HANDLERS.contains(&sandbox.handler.as_str());
+                let known = sandbox.handler.is_empty()
+                    || CONFIGURED_HANDLERS.contains(&sandbox.handler.as_str());
                 if !known && e.error.is_none() {
                     return Err((
                         "sandbox.handler",
@@ -264,14 +329,26 @@ impl Row {
                 }
                 let kata = sandbox.handler.starts_with("kata");
                 if kata && !self.requires.contains(&Requirement::Kata) {
-                    return Err(("requires", "a Kata handler row must declare `requires: [kata]`".into()));
+                    return Err((
+                        "requires",
+                        "a Kata handler row must declare `requires: [kata]`".into(),
+                    ));
                 }
                 if e.error.is_some() {
-                    if e.runtime_type.is_some() || e.binary_name.is_some() || e.oci_runtime.is_some() {
-                        return Err(("expect.error", "an error row cannot also expect a running sandbox".into()));
+                    if e.runtime_type.is_some()
+                        || e.binary_name.is_some()
+                        || e.oci_runtime.is_some()
+                    {
+                        return Err((
+                            "expect.error",
+                            "an error row cannot also expect a running sandbox".into(),
+                        ));
                     }
                 } else if e.runtime_type.is_none() {
-                    return Err(("expect.runtime_type", "a sandbox row must expect a runtime_type or an error".into()));
+                    return Err((
+                        "expect.runtime_type",
+                        "a sandbox row must expect a runtime_type or an error".into(),
+                    ));
                 }
                 if let Some(oci) = &e.oci_runtime {
                     if !["runc", "crun"].contains(&oci.as_str()) {
@@ -284,16 +361,32 @@ impl Row {
                     return Err(("image_import.namespace", "must not be empty".into()));
                 }
                 if e.cri_visible.is_none() {
-                    return Err(("expect.cri_visible", "an image_import row must expect cri_visible".into()));
+                    return Err((
+                        "expect.cri_visible",
+                        "an image_import row must expect cri_visible".into(),
+                    ));
                 }
-                if e.runtime_type.is_some() || e.binary_name.is_some() || e.oci_runtime.is_some() || e.error.is_some() {
-                    return Err(("expect", "an image_import row only expects cri_visible".into()));
+                if e.runtime_type.is_some()
+                    || e.binary_name.is_some()
+                    || e.oci_runtime.is_some()
+                    || e.error.is_some()
+                {
+                    return Err((
+                        "expect",
+                        "an image_import row only expects cri_visible".into(),
+                    ));
                 }
             }
         }
         if let Some(error) = &e.error {
             if grpc_code(&error.code).is_none() {
-                return Err(("expect.error.code", format!("{:?} is not a gRPC code name (e.g. Unknown, NotFound)", error.code)));
+                return Err((
+                    "expect.error.code",
+                    format!(
+                        "{:?} is not a gRPC code name (e.g. Unknown, NotFound)",
+                        error.code
+                    ),
+                ));
             }
         }
         Ok(())
@@ -306,7 +399,12 @@ impl Row {
             return format!("{} error: {}", error.code, error.message);
         }
         if let Some(visible) = e.cri_visible {
-            return if visible { "visible to the CRI" } else { "not visible to the CRI" }.into();
+            return if visible {
+                "visible to the CRI"
+            } else {
+                "not visible to the CRI"
+            }
+            .into();
         }
         let mut parts = vec![e.runtime_type.clone().unwrap_or_default()];
         if let Some(binary) = &e.binary_name {
@@ -324,7 +422,11 @@ impl Row {
 
 fn is_slug(text: &str) -> bool {
     !text.is_empty()
-        && text.split('-').all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && text.split('-').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
 }
 
 #[cfg(test)]
@@ -363,17 +465,29 @@ rows:
 
     #[test]
     fn misspelt_field_names_file_row_and_field() {
-        let text = GOOD.replace("sandbox: { container: true }", "sandbox: { contianer: true }");
+        let text = GOOD.replace(
+            "sandbox: { container: true }",
+            "sandbox: { contianer: true }",
+        );
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("suites/t.yaml: row 1 (default-handler): "), "{err}");
+        assert!(
+            err.starts_with("suites/t.yaml: row 1 (default-handler): "),
+            "{err}"
+        );
         assert!(err.contains("contianer"), "{err}");
     }
 
     #[test]
     fn unknown_handler_without_expected_error_is_rejected() {
-        let text = GOOD.replace("sandbox: { container: true }", "sandbox: { handler: krun, container: true }");
+        let text = GOOD.replace(
+            "sandbox: { container: true }",
+            "sandbox: { handler: krun, container: true }",
+        );
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("row 1 (default-handler), field sandbox.handler"), "{err}");
+        assert!(
+            err.contains("row 1 (default-handler), field sandbox.handler"),
+            "{err}"
+        );
         assert!(err.contains("krun"), "{err}");
     }
 
@@ -381,33 +495,55 @@ rows:
     fn kata_rows_must_declare_the_requirement() {
         let text = GOOD.replace("    requires: [kata]\n", "");
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("row 2 (kata-handler), field requires"), "{err}");
+        assert!(
+            err.contains("row 2 (kata-handler), field requires"),
+            "{err}"
+        );
     }
 
     #[test]
     fn kata_rows_need_a_runc_control() {
-        let text = GOOD.replace("oci_runtime: runc", "oci_runtime: crun").replace("runtime_type: io.containerd.runc.v2", "runtime_type: io.containerd.runc.v1");
+        let text = GOOD
+            .replace("oci_runtime: runc", "oci_runtime: crun")
+            .replace(
+                "runtime_type: io.containerd.runc.v2",
+                "runtime_type: io.containerd.runc.v1",
+            );
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("runc control"), "{err}");
     }
 
     #[test]
     fn bad_grpc_code_and_duplicate_names_are_rejected() {
-        let err = parse(&GOOD.replace("code: Unknown", "code: Unknwon")).unwrap_err().to_string();
+        let err = parse(&GOOD.replace("code: Unknown", "code: Unknwon"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("field expect.error.code"), "{err}");
-        let err = parse(&GOOD.replace("scenario: visible", "scenario: unconfigured")).unwrap_err().to_string();
-        assert!(err.contains("row 4 (unconfigured), field scenario"), "{err}");
+        let err = parse(&GOOD.replace("scenario: visible", "scenario: unconfigured"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 4 (unconfigured), field scenario"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rows_need_exactly_one_action() {
-        let err = parse(&GOOD.replace("    image_import: { namespace: k8s.io }\n", "")).unwrap_err().to_string();
-        assert!(err.contains("row 4 (visible), field sandbox: a row needs one action"), "{err}");
+        let err = parse(&GOOD.replace("    image_import: { namespace: k8s.io }\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 4 (visible), field sandbox: a row needs one action"),
+            "{err}"
+        );
     }
 
     #[test]
     fn top_level_typo_is_an_error() {
-        let err = parse(&GOOD.replace("about: test", "abuot: test")).unwrap_err().to_string();
+        let err = parse(&GOOD.replace("about: test", "abuot: test"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("suites/t.yaml: "), "{err}");
         assert!(err.contains("abuot"), "{err}");
     }

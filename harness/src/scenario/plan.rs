@@ -19,10 +19,15 @@ impl Variant {
             ContainerdChoice::Line(line) => format!("containerd-{line}"),
             ContainerdChoice::Dir(dir) => format!(
                 "containerd-{}",
-                dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into())
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "custom".into())
             ),
         };
-        Variant { label, containerd: choice }
+        Variant {
+            label,
+            containerd: choice,
+        }
     }
 }
 
@@ -44,7 +49,9 @@ impl Capabilities {
         if !kvm.usable {
             reasons.push(format!("no usable KVM ({})", kvm.reason));
         }
-        Capabilities { kata_absent: (!reasons.is_empty()).then(|| reasons.join("; ")) }
+        Capabilities {
+            kata_absent: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        }
     }
 
     fn missing(&self, requirement: Requirement) -> Option<String> {
@@ -56,12 +63,15 @@ impl Capabilities {
 
 pub fn find_on_path(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(binary)).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// One row against one variant.
@@ -82,7 +92,11 @@ pub fn plan(suites: &[Suite], variants: &[Variant], capabilities: &Capabilities)
     for suite in suites {
         for row in &suite.rows {
             for variant in variants {
-                let skip = row.requires.iter().find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")));
+                let skip = row.requires.iter().find_map(|r| {
+                    capabilities
+                        .missing(*r)
+                        .map(|why| format!("needs {r}: {why}"))
+                });
                 trials.push(Trial {
                     name: format!("{}::{}::{}", suite.name, row.scenario, variant.label),
                     suite: suite.name.clone(),
@@ -100,7 +114,16 @@ pub fn plan(suites: &[Suite], variants: &[Variant], capabilities: &Capabilities)
 pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Trial> {
     match filter {
         None => trials,
-        Some(f) => trials.into_iter().filter(|t| if exact { t.name == f } else { t.name.contains(f) }).collect(),
+        Some(f) => trials
+            .into_iter()
+            .filter(|t| {
+                if exact {
+                    t.name == f
+                } else {
+                    t.name.contains(f)
+                }
+            })
+            .collect(),
     }
 }
 
@@ -129,7 +152,9 @@ rows:
             Variant::containerd(ContainerdChoice::Line("1.6".into())),
             Variant::containerd(ContainerdChoice::Line("2.1".into())),
         ];
-        let caps = Capabilities { kata_absent: Some("no containerd-shim-kata-v2 on PATH".into()) };
+        let caps = Capabilities {
+            kata_absent: Some("no containerd-shim-kata-v2 on PATH".into()),
+        };
         let trials = plan(&[suite()], &variants, &caps);
         let names: Vec<&str> = trials.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
@@ -142,7 +167,10 @@ rows:
             ]
         );
         assert_eq!(trials[0].skip, None);
-        assert_eq!(trials[2].skip.as_deref(), Some("needs kata: no containerd-shim-kata-v2 on PATH"));
+        assert_eq!(
+            trials[2].skip.as_deref(),
+            Some("needs kata: no containerd-shim-kata-v2 on PATH")
+        );
     }
 
     #[test]
@@ -157,7 +185,15 @@ rows:
         let variants = vec![Variant::containerd(ContainerdChoice::Line("1.6".into()))];
         let trials = plan(&[suite()], &variants, &Capabilities { kata_absent: None });
         assert_eq!(filter(trials.clone(), Some("kata"), false).len(), 1);
-        assert_eq!(filter(trials.clone(), Some("cri::kata-handler::containerd-1.6"), true).len(), 1);
+        assert_eq!(
+            filter(
+                trials.clone(),
+                Some("cri::kata-handler::containerd-1.6"),
+                true
+            )
+            .len(),
+            1
+        );
         assert_eq!(filter(trials, Some("cri::kata"), true).len(), 0);
     }
 }

@@ -15,7 +15,10 @@ use super::plan::Trial;
 use crate::cri::{CriError, RuntimeInfo};
 use crate::images;
 use crate::process::shell_quote;
-use crate::provision::{cleanup::processes_matching, crun_binary, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
+use crate::provision::{
+    cleanup::processes_matching, crun_binary, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE,
+    NODE_COMMAND_DEADLINE,
+};
 use crate::render::cri::{ContainerSpec, PodSpec};
 use crate::report::{Evidence, TrialResult, Verdict};
 use crate::wait::{wait_for, Attempt};
@@ -34,13 +37,23 @@ struct Failure {
 
 impl Failure {
     fn new(observed: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure { observed: observed.into(), message: message.into() }
+        Failure {
+            observed: observed.into(),
+            message: message.into(),
+        }
     }
 }
 
 /// The result of a trial that was skipped before it ran.
 pub fn skipped(trial: &Trial, reason: &str) -> TrialResult {
-    TrialResult::new(trial, Verdict::Skipped, "-", reason, Duration::ZERO, Evidence::default())
+    TrialResult::new(
+        trial,
+        Verdict::Skipped,
+        "-",
+        reason,
+        Duration::ZERO,
+        Evidence::default(),
+    )
 }
 
 /// Runs one trial. Never panics on a bad observation: every outcome is a [`TrialResult`].
@@ -50,16 +63,25 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
     }
     let start = Instant::now();
     let mut evidence = Evidence::default();
-    let outcome = match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(Failure::new("(no answer)", format!("trial did not finish within {TRIAL_DEADLINE:?}"))),
-    };
+    let outcome =
+        match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure::new(
+                "(no answer)",
+                format!("trial did not finish within {TRIAL_DEADLINE:?}"),
+            )),
+        };
     // A daemon that died mid-trial explains everything else: say so first.
     let outcome = match (outcome, testbed.daemon_exit()) {
         (Ok(observed), None) => Ok(observed),
         (Ok(_), Some(status)) | (Err(_), Some(status)) => Err(Failure::new(
             "containerd is gone",
-            format!("containerd exited ({status}); its log ends with:\n{}", testbed.log_tail(30)),
+            format!(
+                "containerd exited ({status}); its log ends with:\n{}",
+                testbed.log_tail(30)
+            ),
         )),
         (Err(failure), None) => Err(failure),
     };
@@ -67,7 +89,14 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
         Ok(observed) => (Verdict::Passed, observed, String::new()),
         Err(failure) => (Verdict::Failed, failure.observed, failure.message),
     };
-    let mut result = TrialResult::new(trial, verdict, &observed, &message, start.elapsed(), evidence);
+    let mut result = TrialResult::new(
+        trial,
+        verdict,
+        &observed,
+        &message,
+        start.elapsed(),
+        evidence,
+    );
     result.expected = trial.row.expected_summary();
     result
 }
@@ -82,25 +111,46 @@ async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Resul
 
 fn unique(prefix: &str) -> String {
     use sha2::{Digest, Sha256};
-    let seed = format!("{prefix}{:?}{:?}", std::time::SystemTime::now(), std::thread::current().id());
-    format!("{prefix}-{}", hex::encode(&Sha256::digest(seed.as_bytes())[..3]))
+    let seed = format!(
+        "{prefix}{:?}{:?}",
+        std::time::SystemTime::now(),
+        std::thread::current().id()
+    );
+    format!(
+        "{prefix}-{}",
+        hex::encode(&Sha256::digest(seed.as_bytes())[..3])
+    )
 }
 
-async fn run_sandbox(testbed: &Testbed, row: &Row, action: &SandboxAction, evidence: &mut Evidence) -> Result<String, Failure> {
+async fn run_sandbox(
+    testbed: &Testbed,
+    row: &Row,
+    action: &SandboxAction,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
     let name = unique(&row.scenario);
     let pod = PodSpec {
         name: name.clone(),
         namespace: "kata-harness".into(),
         uid: unique("uid"),
         handler: action.handler.clone(),
-        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
+        log_directory: testbed
+            .paths
+            .pod_logs
+            .join(&name)
+            .to_string_lossy()
+            .into_owned(),
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: action.host_network,
         annotations: HashMap::new(),
     };
     let crictl = testbed.crictl_prefix();
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
-    let runp = if pod.handler.is_empty() { format!("{crictl} runp pod.json") } else { format!("{crictl} runp -r {} pod.json", pod.handler) };
+    let runp = if pod.handler.is_empty() {
+        format!("{crictl} runp pod.json")
+    } else {
+        format!("{crictl} runp -r {} pod.json", pod.handler)
+    };
     evidence.reproduce(format!("POD=$({runp})"));
 
     // CRI: RunPodSandbox (crictl runp)
@@ -110,11 +160,18 @@ async fn run_sandbox(testbed: &Testbed, row: &Row, action: &SandboxAction, evide
             Err(e) => judge_expected_error(testbed, &pod, expected, &e, evidence).await,
             Ok(id) => {
                 let _ = remove_sandbox(testbed, &id).await;
-                Err(Failure::new(format!("sandbox {id} started"), format!("expected the CRI to refuse: {}: {}", expected.code, expected.message)))
+                Err(Failure::new(
+                    format!("sandbox {id} started"),
+                    format!(
+                        "expected the CRI to refuse: {}: {}",
+                        expected.code, expected.message
+                    ),
+                ))
             }
         };
     }
-    let id = result.map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
+    let id =
+        result.map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
     let observed = observe_sandbox(testbed, row, action, &pod, &id, evidence).await;
     let cleanup = remove_sandbox(testbed, &id).await;
     let observed = observed?;
@@ -132,12 +189,18 @@ async fn judge_expected_error(
 ) -> Result<String, Failure> {
     evidence.file("error.txt", &error.to_string());
     let Some(status) = error.status() else {
-        return Err(Failure::new(short_error(error), format!("expected a CRI error status, got: {error}")));
+        return Err(Failure::new(
+            short_error(error),
+            format!("expected a CRI error status, got: {error}"),
+        ));
     };
     let observed = format!("{:?} error: {}", status.code(), status.message());
     let want = grpc_code(&expected.code).expect("validated code");
     if status.code() != want || !status.message().contains(&expected.message) {
-        return Err(Failure::new(observed, format!("expected {:?} containing {:?}", want, expected.message)));
+        return Err(Failure::new(
+            observed,
+            format!("expected {:?} containing {:?}", want, expected.message),
+        ));
     }
     // CRI: ListPodSandbox must not show the refused pod.
     let left: Vec<String> = testbed
@@ -153,7 +216,10 @@ async fn judge_expected_error(
         for id in &left {
             let _ = remove_sandbox(testbed, id).await;
         }
-        return Err(Failure::new(observed, format!("the refused pod left sandboxes behind: {left:?}")));
+        return Err(Failure::new(
+            observed,
+            format!("the refused pod left sandboxes behind: {left:?}"),
+        ));
     }
     Ok(format!("{observed}; no sandbox left"))
 }
@@ -178,11 +244,21 @@ async fn observe_sandbox(
     let crictl = testbed.crictl_prefix();
     let mut observations = Vec::new();
     // CRI: PodSandboxStatus verbose info.runtimeType (crictl inspectp)
-    let status = testbed.cri.pod_sandbox_status(id).await.map_err(|e| Failure::new(short_error(&e), format!("PodSandboxStatus failed: {e}")))?;
+    let status = testbed
+        .cri
+        .pod_sandbox_status(id)
+        .await
+        .map_err(|e| Failure::new(short_error(&e), format!("PodSandboxStatus failed: {e}")))?;
     record_info(evidence, "inspectp.json", &status.info);
     evidence.reproduce(format!("{crictl} inspectp $POD | jq .info.runtimeType"));
-    let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).map_err(|e| Failure::new("unreadable", e.to_string()))?;
-    observations.push(Observation { what: "sandbox", id: id.to_owned(), containerd_runtime: containerd_record(testbed, id, evidence)?, cri: info });
+    let info = RuntimeInfo::from_verbose_info("sandbox", &status.info)
+        .map_err(|e| Failure::new("unreadable", e.to_string()))?;
+    observations.push(Observation {
+        what: "sandbox",
+        id: id.to_owned(),
+        containerd_runtime: containerd_record(testbed, id, evidence)?,
+        cri: info,
+    });
 
     if action.container {
         let container = ContainerSpec {
@@ -192,30 +268,52 @@ async fn observe_sandbox(
             log_path: "busybox.log".into(),
         };
         evidence.file("container.json", &pretty(&container.to_crictl_json()));
-        evidence.reproduce(format!("CTR=$({crictl} create $POD container.json pod.json) && {crictl} start $CTR"));
+        evidence.reproduce(format!(
+            "CTR=$({crictl} create $POD container.json pod.json) && {crictl} start $CTR"
+        ));
         // CRI: CreateContainer + StartContainer (crictl create / start)
         let cid = testbed
             .cri
             .create_container(id, &container, pod)
             .await
             .map_err(|e| Failure::new(short_error(&e), format!("CreateContainer failed: {e}")))?;
-        testbed.cri.start_container(&cid).await.map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
+        testbed
+            .cri
+            .start_container(&cid)
+            .await
+            .map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
         // CRI: ContainerStatus verbose info.runtimeType (crictl inspect)
-        let status = testbed.cri.container_status(&cid).await.map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
+        let status =
+            testbed.cri.container_status(&cid).await.map_err(|e| {
+                Failure::new(short_error(&e), format!("ContainerStatus failed: {e}"))
+            })?;
         record_info(evidence, "inspect.json", &status.info);
         evidence.reproduce(format!("{crictl} inspect $CTR | jq .info.runtimeType"));
-        let info = RuntimeInfo::from_verbose_info("container", &status.info).map_err(|e| Failure::new("unreadable", e.to_string()))?;
+        let info = RuntimeInfo::from_verbose_info("container", &status.info)
+            .map_err(|e| Failure::new("unreadable", e.to_string()))?;
         let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
         if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
-            return Err(Failure::new(format!("container state {state}"), "the container is not running after StartContainer"));
+            return Err(Failure::new(
+                format!("container state {state}"),
+                "the container is not running after StartContainer",
+            ));
         }
-        observations.push(Observation { what: "container", id: cid.clone(), containerd_runtime: containerd_record(testbed, &cid, evidence)?, cri: info });
+        observations.push(Observation {
+            what: "container",
+            id: cid.clone(),
+            containerd_runtime: containerd_record(testbed, &cid, evidence)?,
+            cri: info,
+        });
     }
     judge_runtime(testbed, row, &observations)
 }
 
 /// Every witness of every object must agree with the expectation.
-fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> Result<String, Failure> {
+fn judge_runtime(
+    testbed: &Testbed,
+    row: &Row,
+    observations: &[Observation],
+) -> Result<String, Failure> {
     let expect = &row.expect;
     let first = &observations[0];
     let mut observed = vec![first.cri.runtime_type.clone()];
@@ -226,7 +324,10 @@ fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> 
     for o in observations {
         if let Some(want) = &expect.runtime_type {
             if &o.cri.runtime_type != want {
-                problems.push(format!("{} runtimeType (CRI) is {}, expected {want}", o.what, o.cri.runtime_type));
+                problems.push(format!(
+                    "{} runtimeType (CRI) is {}, expected {want}",
+                    o.what, o.cri.runtime_type
+                ));
             }
         }
         // containerd's own record must agree with what the CRI reports, whatever was expected.
@@ -237,7 +338,11 @@ fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> 
             ));
         }
         if let Some(want) = &expect.binary_name {
-            let got = o.cri.binary_name().map(file_name).unwrap_or_else(|| "(none: runc)".into());
+            let got = o
+                .cri
+                .binary_name()
+                .map(file_name)
+                .unwrap_or_else(|| "(none: runc)".into());
             if &got != want {
                 problems.push(format!("{} BinaryName is {got}, expected {want}", o.what));
             }
@@ -247,7 +352,10 @@ fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> 
         for o in observations {
             match state_holder(testbed, &o.cri, &o.id) {
                 Ok(holder) if &holder == want => {}
-                Ok(holder) => problems.push(format!("{} {} is held by {holder}, expected {want}", o.what, o.id)),
+                Ok(holder) => problems.push(format!(
+                    "{} {} is held by {holder}, expected {want}",
+                    o.what, o.id
+                )),
                 Err(e) => problems.push(format!("{} {}: {e}", o.what, o.id)),
             }
         }
@@ -256,7 +364,10 @@ fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> 
     if expect.vmm_process == Some(true) {
         match vmm_child_of_shim(&first.id) {
             Some(vmm) => observed.push(format!("VMM process ({vmm})")),
-            None => problems.push("no VMM process (qemu, cloud-hypervisor, firecracker) is a child of the shim".into()),
+            None => problems.push(
+                "no VMM process (qemu, cloud-hypervisor, firecracker) is a child of the shim"
+                    .into(),
+            ),
         }
     }
     if observations.len() > 1 {
@@ -273,11 +384,24 @@ fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> 
 /// Which OCI runtime holds `id`'s state: ask runc and crun for it under the shim's root.
 /// Exactly one of them must know it (they keep different state files).
 fn state_holder(testbed: &Testbed, info: &RuntimeInfo, id: &str) -> Result<String, String> {
-    let root = info.root().map(PathBuf::from).unwrap_or_else(|| testbed.paths.runtime_root.clone()).join(CRI_NAMESPACE);
+    let root = info
+        .root()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| testbed.paths.runtime_root.clone())
+        .join(CRI_NAMESPACE);
     let mut holders = Vec::new();
     for (name, binary) in [("runc", PathBuf::from("runc")), ("crun", crun_binary())] {
-        let argv = vec![binary.to_string_lossy().into_owned(), "--root".into(), root.to_string_lossy().into_owned(), "state".into(), id.into()];
-        let out = testbed.node.run_unchecked(&argv, NODE_COMMAND_DEADLINE).map_err(|e| e.to_string())?;
+        let argv = vec![
+            binary.to_string_lossy().into_owned(),
+            "--root".into(),
+            root.to_string_lossy().into_owned(),
+            "state".into(),
+            id.into(),
+        ];
+        let out = testbed
+            .node
+            .run_unchecked(&argv, NODE_COMMAND_DEADLINE)
+            .map_err(|e| e.to_string())?;
         if out.status.success() {
             let state: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             if state.get("status").and_then(Value::as_str) == Some("running") {
@@ -287,8 +411,14 @@ fn state_holder(testbed: &Testbed, info: &RuntimeInfo, id: &str) -> Result<Strin
     }
     match holders.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(format!("neither runc nor crun knows it as running under {}", root.display())),
-        _ => Err(format!("both runc and crun claim it under {}", root.display())),
+        [] => Err(format!(
+            "neither runc nor crun knows it as running under {}",
+            root.display()
+        )),
+        _ => Err(format!(
+            "both runc and crun claim it under {}",
+            root.display()
+        )),
     }
 }
 
@@ -302,10 +432,20 @@ fn vmm_child_of_shim(sandbox_id: &str) -> Option<String> {
     let entries = std::fs::read_dir("/proc").ok()?;
     for entry in entries.flatten() {
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
         let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
-        let ppid: i32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if shims.contains(&ppid) && ["qemu", "cloud-hyperviso", "firecracker"].iter().any(|v| comm.starts_with(v)) {
+        let ppid: i32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if shims.contains(&ppid)
+            && ["qemu", "cloud-hyperviso", "firecracker"]
+                .iter()
+                .any(|v| comm.starts_with(v))
+        {
             return Some(comm.to_owned());
         }
     }
@@ -313,13 +453,38 @@ fn vmm_child_of_shim(sandbox_id: &str) -> Option<String> {
 }
 
 /// containerd's own record of the runtime (`ctr -n k8s.io containers info <id>`).
-fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Result<String, Failure> {
+fn containerd_record(
+    testbed: &Testbed,
+    id: &str,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
     let out = testbed
         .ctr(CRI_NAMESPACE, &["containers", "info", id])
-        .map_err(|e| Failure::new("ctr failed", format!("ctr containers info {id} failed: {e}")))?;
-    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| Failure::new("unreadable", format!("ctr containers info is not JSON: {e}")))?;
-    evidence.file(&format!("ctr-containers-info-{}.json", &id[..12.min(id.len())]), &pretty(&info));
-    evidence.reproduce(format!("{} | jq .Runtime.Name", testbed.ctr_argv(CRI_NAMESPACE, &["containers", "info", id]).iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
+        .map_err(|e| {
+            Failure::new(
+                "ctr failed",
+                format!("ctr containers info {id} failed: {e}"),
+            )
+        })?;
+    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        Failure::new(
+            "unreadable",
+            format!("ctr containers info is not JSON: {e}"),
+        )
+    })?;
+    evidence.file(
+        &format!("ctr-containers-info-{}.json", &id[..12.min(id.len())]),
+        &pretty(&info),
+    );
+    evidence.reproduce(format!(
+        "{} | jq .Runtime.Name",
+        testbed
+            .ctr_argv(CRI_NAMESPACE, &["containers", "info", id])
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     info.pointer("/Runtime/Name")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -328,31 +493,71 @@ fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Re
 
 /// Stops and removes a sandbox, then waits for its shim to exit: a shim left running fails the trial.
 async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
-    testbed.cri.stop_pod_sandbox(id).await.map_err(|e| format!("cleanup: StopPodSandbox failed: {e}"))?;
-    testbed.cri.remove_pod_sandbox(id).await.map_err(|e| format!("cleanup: RemovePodSandbox failed: {e}"))?;
+    testbed
+        .cri
+        .stop_pod_sandbox(id)
+        .await
+        .map_err(|e| format!("cleanup: StopPodSandbox failed: {e}"))?;
+    testbed
+        .cri
+        .remove_pod_sandbox(id)
+        .await
+        .map_err(|e| format!("cleanup: RemovePodSandbox failed: {e}"))?;
     let id = id.to_owned();
-    wait_for("the sandbox's shim to exit", SHIM_EXIT_DEADLINE, Duration::from_millis(50), || {
-        let left = processes_matching(&id);
-        async move {
-            if left.is_empty() {
-                Attempt::Ready(())
-            } else {
-                Attempt::NotYet(left.iter().map(|(pid, cmd)| format!("{pid}: {cmd}")).collect::<Vec<_>>().join("; "))
+    wait_for(
+        "the sandbox's shim to exit",
+        SHIM_EXIT_DEADLINE,
+        Duration::from_millis(50),
+        || {
+            let left = processes_matching(&id);
+            async move {
+                if left.is_empty() {
+                    Attempt::Ready(())
+                } else {
+                    Attempt::NotYet(
+                        left.iter()
+                            .map(|(pid, cmd)| format!("{pid}: {cmd}"))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                }
             }
-        }
-    })
+        },
+    )
     .await
     .map_err(|e| format!("cleanup: left behind after removal: {e}"))
 }
 
-async fn run_image_import(testbed: &Testbed, row: &Row, action: &ImageImportAction, evidence: &mut Evidence) -> Result<String, Failure> {
-    let image = format!("localhost/kata-harness/import-{}-{}:1", row.scenario, testbed.id);
+async fn run_image_import(
+    testbed: &Testbed,
+    row: &Row,
+    action: &ImageImportAction,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let image = format!(
+        "localhost/kata-harness/import-{}-{}:1",
+        row.scenario, testbed.id
+    );
     let archive_path = testbed.paths.images.join(format!("{}.tar", row.scenario));
     let archive = images::busybox(Path::new(BUSYBOX_BINARY))
         .and_then(|b| b.write_archive(&image, &archive_path))
-        .map_err(|e| Failure::new("no archive", format!("failed to build the image archive: {e}")))?;
-    let import = testbed.ctr_argv(&action.namespace, &["images", "import", &archive.path.to_string_lossy()]);
-    evidence.reproduce(import.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+        .map_err(|e| {
+            Failure::new(
+                "no archive",
+                format!("failed to build the image archive: {e}"),
+            )
+        })?;
+    let import = testbed.ctr_argv(
+        &action.namespace,
+        &["images", "import", &archive.path.to_string_lossy()],
+    );
+    evidence.reproduce(
+        import
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     testbed
         .ctr_import(&action.namespace, &archive.path)
         .map_err(|e| Failure::new("import failed", format!("ctr images import failed: {e}")))?;
@@ -361,23 +566,43 @@ async fn run_image_import(testbed: &Testbed, row: &Row, action: &ImageImportActi
     let status = testbed.cri.image_status(&image).await;
     let listed = testbed.cri.list_images().await;
     let _ = testbed.ctr(&action.namespace, &["images", "rm", &image]);
-    let status = status.map_err(|e| Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))?;
-    let listed = listed.map_err(|e| Failure::new(short_error(&e), format!("ListImages failed: {e}")))?;
-    let in_list = listed.iter().any(|i| i.repo_tags.iter().any(|t| t == &image));
+    let status =
+        status.map_err(|e| Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))?;
+    let listed =
+        listed.map_err(|e| Failure::new(short_error(&e), format!("ListImages failed: {e}")))?;
+    let in_list = listed
+        .iter()
+        .any(|i| i.repo_tags.iter().any(|t| t == &image));
     let visible = status.is_some();
-    let observed = format!("{} to the CRI (imported into {})", if visible { "visible" } else { "not visible" }, action.namespace);
+    let observed = format!(
+        "{} to the CRI (imported into {})",
+        if visible { "visible" } else { "not visible" },
+        action.namespace
+    );
     if visible != in_list {
-        return Err(Failure::new(observed, format!("ImageStatus ({visible}) and ListImages ({in_list}) disagree")));
+        return Err(Failure::new(
+            observed,
+            format!("ImageStatus ({visible}) and ListImages ({in_list}) disagree"),
+        ));
     }
     let want = row.expect.cri_visible.expect("validated");
     if visible != want {
-        return Err(Failure::new(observed, format!("expected the image to be {}visible to the CRI", if want { "" } else { "not " })));
+        return Err(Failure::new(
+            observed,
+            format!(
+                "expected the image to be {}visible to the CRI",
+                if want { "" } else { "not " }
+            ),
+        ));
     }
     Ok(observed)
 }
 
 fn record_info(evidence: &mut Evidence, file: &str, info: &HashMap<String, String>) {
-    let parsed: Value = info.get("info").and_then(|raw| serde_json::from_str(raw).ok()).unwrap_or(Value::Null);
+    let parsed: Value = info
+        .get("info")
+        .and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or(Value::Null);
     evidence.file(file, &pretty(&serde_json::json!({ "info": parsed })));
 }
 
@@ -386,7 +611,10 @@ fn pretty(value: &Value) -> String {
 }
 
 fn file_name(path: &str) -> String {
-    Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_owned())
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_owned())
 }
 
 fn short_error(error: &CriError) -> String {

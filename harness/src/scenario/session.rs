@@ -12,8 +12,15 @@ use crate::provision::{Settings, Testbed};
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
 
 /// Runs `trials` (already planned and filtered) on the local target.
-pub async fn run_local(trials: &[Trial], variants: &[Variant], base: &Settings, sink: &mut dyn Sink) -> Vec<TrialResult> {
-    sink.event(&Event::RunStarted { trials: trials.len() });
+pub async fn run_local(
+    trials: &[Trial],
+    variants: &[Variant],
+    base: &Settings,
+    sink: &mut dyn Sink,
+) -> Vec<TrialResult> {
+    sink.event(&Event::RunStarted {
+        trials: trials.len(),
+    });
     let mut results = Vec::new();
     for variant in variants {
         let mine: Vec<&Trial> = trials.iter().filter(|t| &t.variant == variant).collect();
@@ -27,26 +34,49 @@ pub async fn run_local(trials: &[Trial], variants: &[Variant], base: &Settings, 
         // Skips are decided already: report them without starting anything for them.
         let runnable: Vec<&Trial> = mine.iter().copied().filter(|t| t.skip.is_none()).collect();
         for trial in mine.iter().filter(|t| t.skip.is_some()) {
-            finish(sink, skipped(trial, trial.skip.as_deref().unwrap_or_default()));
+            finish(
+                sink,
+                skipped(trial, trial.skip.as_deref().unwrap_or_default()),
+            );
         }
         if runnable.is_empty() {
             continue;
         }
-        sink.event(&Event::TestbedStarting { variant: variant.label.clone() });
-        let settings = Settings { containerd: variant.containerd.clone(), ..base.clone() };
+        sink.event(&Event::TestbedStarting {
+            variant: variant.label.clone(),
+        });
+        let settings = Settings {
+            containerd: variant.containerd.clone(),
+            ..base.clone()
+        };
         let testbed = match Testbed::start_local(&settings).await {
             Ok(testbed) => testbed,
             Err(e) => {
                 let message = format!("{}", crate::report::chain(&e));
                 for trial in runnable {
-                    finish(sink, TrialResult::new(trial, Verdict::Failed, "testbed did not start", &message, Duration::ZERO, Evidence::default()));
+                    finish(
+                        sink,
+                        TrialResult::new(
+                            trial,
+                            Verdict::Failed,
+                            "testbed did not start",
+                            &message,
+                            Duration::ZERO,
+                            Evidence::default(),
+                        ),
+                    );
                 }
                 continue;
             }
         };
-        sink.event(&Event::TestbedReady { variant: variant.label.clone(), description: testbed.describe() });
+        sink.event(&Event::TestbedReady {
+            variant: variant.label.clone(),
+            description: testbed.describe(),
+        });
         for trial in runnable {
-            sink.event(&Event::TrialStarted { name: trial.name.clone() });
+            sink.event(&Event::TrialStarted {
+                name: trial.name.clone(),
+            });
             let mut result = run_trial(&testbed, trial).await;
             if result.verdict == Verdict::Failed {
                 attach_testbed_evidence(&testbed, &mut result.evidence);
@@ -80,8 +110,20 @@ pub async fn run_local(trials: &[Trial], variants: &[Variant], base: &Settings, 
 /// rendered, and the config containerd actually runs with.
 pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
     evidence.file("containerd.log.tail", &testbed.log_tail(200));
-    evidence.file("config.toml", &std::fs::read_to_string(&testbed.paths.config).unwrap_or_default());
-    let dump = testbed.config_dump().unwrap_or_else(|e| format!("config dump failed: {e}"));
+    evidence.file(
+        "config.toml",
+        &std::fs::read_to_string(&testbed.paths.config).unwrap_or_default(),
+    );
+    let dump = testbed
+        .config_dump()
+        .unwrap_or_else(|e| format!("config dump failed: {e}"));
     evidence.file("config-dump.toml", &dump);
-    evidence.file("versions.txt", &format!("{}\n{}\n", testbed.describe(), testbed.containerd.version_text));
+    evidence.file(
+        "versions.txt",
+        &format!(
+            "{}\n{}\n",
+            testbed.describe(),
+            testbed.containerd.version_text
+        ),
+    );
 }
