@@ -27,8 +27,8 @@ type Testbeds = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<Testbed, 
 static TESTBEDS: LazyLock<Testbeds> = LazyLock::new(Default::default);
 
 fn variants() -> Result<Vec<Variant>, String> {
-    let lines = std::env::var("KATA_HARNESS_CONTAINERD")
-        .unwrap_or_else(|_| DEFAULT_CONTAINERD_LINES.join(","));
+    let lines =
+        std::env::var("KATA_HARNESS_CONTAINERD").unwrap_or_else(|_| DEFAULT_CONTAINERD_LINES.join(","));
     lines
         .split(',')
         .map(|text| {
@@ -82,8 +82,21 @@ fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
             Verdict::Skipped => Ok(Completion::ignored_with(result.message)),
             Verdict::Failed => {
                 attach_testbed_evidence(testbed, &mut result.evidence);
-                let log = result.evidence.files.iter().find(|(n, _)| n == "containerd.log.tail").map(|(_, t)| t.as_str()).unwrap_or("");
-                let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+                let log = result
+                    .evidence
+                    .files
+                    .iter()
+                    .find(|(n, _)| n == "containerd.log.tail")
+                    .map(|(_, t)| t.as_str())
+                    .unwrap_or("");
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
                 Err(Failed::from(format!(
                     "expected: {}\nobserved: {}\n{}\nreproduce:\n  {}\n----- containerd log (tail) -----\n{}",
                     result.expected,

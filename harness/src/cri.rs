@@ -25,10 +25,7 @@ pub enum CriError {
         source: tonic::transport::Error,
     },
     #[error("CRI {method} failed: {}: {}", .status.code(), .status.message())]
-    Call {
-        method: String,
-        status: tonic::Status,
-    },
+    Call { method: String, status: tonic::Status },
     #[error("CRI {method} did not answer within {deadline:?}")]
     Deadline { method: String, deadline: Duration },
     #[error("failed to parse the verbose info of {what}: {reason}")]
@@ -77,12 +74,10 @@ pub struct CriClient {
 impl CriClient {
     /// Connects and picks the API version the server answers `Version` on.
     pub async fn connect(socket: &Path, deadline: Duration) -> Result<Self, CriError> {
-        let channel = unix_channel(socket)
-            .await
-            .map_err(|source| CriError::Connect {
-                socket: socket.to_owned(),
-                source,
-            })?;
+        let channel = unix_channel(socket).await.map_err(|source| CriError::Connect {
+            socket: socket.to_owned(),
+            source,
+        })?;
         let mut client = CriClient {
             channel,
             api: CriApi::V1,
@@ -111,12 +106,7 @@ impl CriClient {
         self.channel.clone()
     }
 
-    async fn unary<Req, Resp>(
-        &self,
-        service: &str,
-        method: &str,
-        request: Req,
-    ) -> Result<Resp, CriError>
+    async fn unary<Req, Resp>(&self, service: &str, method: &str, request: Req) -> Result<Resp, CriError>
     where
         Req: prost::Message + Send + 'static,
         Resp: prost::Message + Default + Send + 'static,
@@ -161,13 +151,8 @@ impl CriClient {
     }
 
     pub async fn version(&self) -> Result<api::VersionResponse, CriError> {
-        self.runtime(
-            "Version",
-            api::VersionRequest {
-                version: "v1".into(),
-            },
-        )
-        .await
+        self.runtime("Version", api::VersionRequest { version: "v1".into() })
+            .await
     }
 
     /// Runtime conditions (RuntimeReady, NetworkReady).
@@ -211,10 +196,7 @@ impl CriClient {
     }
 
     /// `crictl inspectp`: the status plus the verbose `info` map.
-    pub async fn pod_sandbox_status(
-        &self,
-        id: &str,
-    ) -> Result<api::PodSandboxStatusResponse, CriError> {
+    pub async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatusResponse, CriError> {
         self.runtime(
             "PodSandboxStatus",
             api::PodSandboxStatusRequest {
@@ -227,10 +209,7 @@ impl CriClient {
 
     pub async fn list_pod_sandboxes(&self) -> Result<Vec<api::PodSandbox>, CriError> {
         let response: api::ListPodSandboxResponse = self
-            .runtime(
-                "ListPodSandbox",
-                api::ListPodSandboxRequest { filter: None },
-            )
+            .runtime("ListPodSandbox", api::ListPodSandboxRequest { filter: None })
             .await?;
         Ok(response.items)
     }
@@ -247,8 +226,7 @@ impl CriClient {
             config: Some(container.to_cri()),
             sandbox_config: Some(pod.to_cri()),
         };
-        let response: api::CreateContainerResponse =
-            self.runtime("CreateContainer", request).await?;
+        let response: api::CreateContainerResponse = self.runtime("CreateContainer", request).await?;
         Ok(response.container_id)
     }
 
@@ -274,10 +252,7 @@ impl CriClient {
     }
 
     /// `crictl inspect`: the status plus the verbose `info` map.
-    pub async fn container_status(
-        &self,
-        id: &str,
-    ) -> Result<api::ContainerStatusResponse, CriError> {
+    pub async fn container_status(&self, id: &str) -> Result<api::ContainerStatusResponse, CriError> {
         self.runtime(
             "ContainerStatus",
             api::ContainerStatusRequest {

@@ -89,9 +89,7 @@ pub fn kvm_verdict() -> KvmVerdict {
     } else {
         KvmVerdict {
             usable: false,
-            reason:
-                "/dev/kvm answers ioctls, but no probe boot has proven it can run a guest kernel"
-                    .into(),
+            reason: "/dev/kvm answers ioctls, but no probe boot has proven it can run a guest kernel".into(),
         }
     }
 }
@@ -139,21 +137,12 @@ pub fn checks() -> Vec<Check> {
             Status::Missing,
         ));
     }
-    out.push(check(
-        "runc",
-        version_of("runc", &["--version"]),
-        Status::Missing,
-    ));
-    out.push(check(
-        "crun",
-        version_of("crun", &["--version"]),
-        Status::Missing,
-    ));
+    out.push(check("runc", version_of("runc", &["--version"]), Status::Missing));
+    out.push(check("crun", version_of("crun", &["--version"]), Status::Missing));
     let crun = crate::provision::crun_binary();
     out.push(check(
         "crun for OCI spec 1.1+ (containerd 1.7+)",
-        version_of(&crun.to_string_lossy(), &["--version"])
-            .map(|v| format!("{v} ({})", crun.display())),
+        version_of(&crun.to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", crun.display())),
         Status::Warn,
     ));
     let cni = ["bridge", "host-local", "loopback"]

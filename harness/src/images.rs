@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder,
-    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -158,8 +158,7 @@ impl ImageBuilder {
             };
             result.expect("writing a tar to memory cannot fail");
         }
-        tar.into_inner()
-            .expect("writing a tar to memory cannot fail")
+        tar.into_inner().expect("writing a tar to memory cannot fail")
     }
 
     /// Writes an OCI layout archive for `name` (e.g. `localhost/kata-harness/busybox:1`).
@@ -194,8 +193,7 @@ impl ImageBuilder {
             .build()
             .map_err(spec_err)?;
         let config_json = canonical_json(&config);
-        let config_desc =
-            descriptor(MediaType::ImageConfig, &config_json, None).map_err(spec_err)?;
+        let config_desc = descriptor(MediaType::ImageConfig, &config_json, None).map_err(spec_err)?;
 
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
@@ -208,10 +206,7 @@ impl ImageBuilder {
         let tag = name.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
         let annotations = [
             ("io.containerd.image.name".to_owned(), name.to_owned()),
-            (
-                "org.opencontainers.image.ref.name".to_owned(),
-                tag.to_owned(),
-            ),
+            ("org.opencontainers.image.ref.name".to_owned(), tag.to_owned()),
         ]
         .into_iter()
         .collect();
@@ -221,8 +216,7 @@ impl ImageBuilder {
             .build()
             .map_err(spec_err)?;
         let mut manifest_desc =
-            descriptor(MediaType::ImageManifest, &manifest_json, Some(annotations))
-                .map_err(spec_err)?;
+            descriptor(MediaType::ImageManifest, &manifest_json, Some(annotations)).map_err(spec_err)?;
         manifest_desc.set_platform(Some(platform));
         let manifest_digest = manifest_desc.digest().to_string();
         let index = ImageIndexBuilder::default()
@@ -244,9 +238,7 @@ impl ImageBuilder {
         for (data, hex) in blobs {
             append(&mut out, &format!("blobs/sha256/{hex}"), data);
         }
-        let bytes = out
-            .into_inner()
-            .expect("writing a tar to memory cannot fail");
+        let bytes = out.into_inner().expect("writing a tar to memory cannot fail");
         let write_err = |source| ImageError::Write {
             path: path.to_owned(),
             source,
@@ -280,11 +272,7 @@ pub fn busybox(busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
             b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".to_vec(),
             0o644,
         )
-        .file(
-            "etc/group",
-            b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
-            0o644,
-        )
+        .file("etc/group", b"root:x:0:\nnogroup:x:65534:\n".to_vec(), 0o644)
         .dir("tmp")
         .dir("root")
         .cmd(&["sh"]);
@@ -298,10 +286,7 @@ pub fn busybox(busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
 
 /// The sandbox (pause) image. With a real `pause` binary it is the upstream layout; without
 /// one, busybox's shell holds the namespaces and exits cleanly on SIGTERM/SIGINT.
-pub fn pause(
-    pause_binary: Option<&Path>,
-    busybox_binary: &Path,
-) -> Result<ImageBuilder, ImageError> {
+pub fn pause(pause_binary: Option<&Path>, busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
     match pause_binary {
         Some(binary) => Ok(ImageBuilder::new()
             .host_file("pause", binary, 0o755)?
@@ -415,13 +400,7 @@ mod tests {
             names.push(name);
         }
         assert!(names.contains(&"oci-layout".to_owned()));
-        assert_eq!(
-            names
-                .iter()
-                .filter(|n| n.starts_with("blobs/sha256/"))
-                .count(),
-            3
-        );
+        assert_eq!(names.iter().filter(|n| n.starts_with("blobs/sha256/")).count(), 3);
         let index: serde_json::Value = serde_json::from_str(&index).unwrap();
         let m = &index["manifests"][0];
         assert_eq!(

@@ -93,8 +93,7 @@ fn default_suites_dir() -> PathBuf {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KATA_HARNESS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("KATA_HARNESS_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -146,9 +145,7 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
     let trials = plan::plan(&suites, &variants, &capabilities);
     let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
     if trials.is_empty() {
-        return Err(input_error(
-            "no trials match (check --filter and the suites)",
-        ));
+        return Err(input_error("no trials match (check --filter and the suites)"));
     }
     Ok(Planned { trials, variants })
 }
@@ -204,9 +201,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         let mut tee = Tee(vec![&mut terminal, &mut recorder]);
         let capabilities = Capabilities::probe_local();
         if let Some(reason) = &capabilities.kata_absent {
-            tee.0[0].event(&report::Event::Note(format!(
-                "Kata rows are skipped: {reason}"
-            )));
+            tee.0[0].event(&report::Event::Note(format!("Kata rows are skipped: {reason}")));
         }
         runtime.block_on(session::run_local(
             &planned.trials,
@@ -258,8 +253,7 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         untrusted_workload_runtime: None,
         cni_bin_dir: "/usr/lib/cni".into(),
         cni_conf_dir: "/etc/cni/net.d".into(),
-        registry_config_path: (version >= Version::new(1, 5, 0))
-            .then(|| "/etc/containerd/certs.d".into()),
+        registry_config_path: (version >= Version::new(1, 5, 0)).then(|| "/etc/containerd/certs.d".into()),
         snapshotter: "overlayfs".into(),
         restrict_oom_score_adj: false,
     };

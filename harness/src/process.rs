@@ -186,12 +186,12 @@ pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
-    let status = wait_blocking(&shown, deadline, Duration::from_millis(10), || match child
-        .try_wait()
-    {
-        Ok(Some(status)) => Attempt::Ready(status),
-        Ok(None) => Attempt::NotYet("running".into()),
-        Err(e) => Attempt::Fatal(e.to_string()),
+    let status = wait_blocking(&shown, deadline, Duration::from_millis(10), || {
+        match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        }
     });
     let status = match status {
         Ok(status) => status,
@@ -310,8 +310,8 @@ mod tests {
                     Err(_) => Attempt::Ready(()),
                     Ok(()) => {
                         // A zombie still answers kill(0); it is gone for our purposes when reaped by init.
-                        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-                            .unwrap_or_default();
+                        let state =
+                            std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
                         if state.contains(") Z") {
                             Attempt::Ready(())
                         } else {
@@ -321,10 +321,7 @@ mod tests {
                 }
             },
         );
-        assert!(
-            gone.is_ok(),
-            "grandchild {grandchild} survived the daemon's drop"
-        );
+        assert!(gone.is_ok(), "grandchild {grandchild} survived the daemon's drop");
     }
 
     #[test]

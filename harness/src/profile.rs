@@ -13,9 +13,7 @@ use std::time::Duration;
 pub enum ProfileError {
     #[error("failed to parse version {text:?}: expected MAJOR.MINOR[.PATCH]")]
     BadVersion { text: String },
-    #[error(
-        "containerd {wanted} is not in the cache ({dir} is missing); run scripts/fetch-containerd"
-    )]
+    #[error("containerd {wanted} is not in the cache ({dir} is missing); run scripts/fetch-containerd")]
     NotCached { wanted: String, dir: PathBuf },
     #[error("no containerd binary in {dir}")]
     NoBinary { dir: PathBuf },
@@ -37,11 +35,7 @@ pub struct Version {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Version {
-            major,
-            minor,
-            patch,
-        }
+        Version { major, minor, patch }
     }
 }
 
@@ -64,11 +58,7 @@ impl FromStr for Version {
         let major = parts.next().ok_or_else(bad)?.map_err(|_| bad())?;
         let minor = parts.next().ok_or_else(bad)?.map_err(|_| bad())?;
         let patch = parts.next().transpose().map_err(|_| bad())?.unwrap_or(0);
-        Ok(Version {
-            major,
-            minor,
-            patch,
-        })
+        Ok(Version { major, minor, patch })
     }
 }
 
@@ -168,11 +158,9 @@ impl ContainerdChoice {
 fn probe_version(binary: &Path) -> Result<(Version, String), ProfileError> {
     let mut cmd = Command::new(binary);
     cmd.arg("--version");
-    let out = crate::process::run(cmd, Duration::from_secs(20)).map_err(|source| {
-        ProfileError::Probe {
-            binary: binary.to_owned(),
-            source,
-        }
+    let out = crate::process::run(cmd, Duration::from_secs(20)).map_err(|source| ProfileError::Probe {
+        binary: binary.to_owned(),
+        source,
     })?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     parse_containerd_version(&text).map(|v| (v, text))
@@ -219,15 +207,9 @@ mod tests {
     #[test]
     fn parses_containerd_version_lines() {
         let line = "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3";
-        assert_eq!(
-            parse_containerd_version(line).unwrap(),
-            Version::new(1, 6, 20)
-        );
+        assert_eq!(parse_containerd_version(line).unwrap(), Version::new(1, 6, 20));
         let line = "containerd github.com/containerd/containerd/v2 2.1.9~ds1 2.1.9~ds1-1";
-        assert_eq!(
-            parse_containerd_version(line).unwrap(),
-            Version::new(2, 1, 9)
-        );
+        assert_eq!(parse_containerd_version(line).unwrap(), Version::new(2, 1, 9));
     }
 
     #[test]

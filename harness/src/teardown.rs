@@ -44,9 +44,7 @@ impl Drop for Registration {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<(u64, String, Action)>> {
-    ACTIONS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    ACTIONS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn take(id: u64) -> Option<Action> {

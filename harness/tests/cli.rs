@@ -49,11 +49,7 @@ fn unknown_handler_exits_2_before_anything_starts() {
         dir.path(),
         "suite: cri\nrows:\n  - scenario: typo\n    sandbox: { handler: krun }\n    expect: { runtime_type: io.containerd.runc.v2 }\n",
     );
-    let out = harness()
-        .args(["list", "--suites"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = harness().args(["list", "--suites"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -64,10 +60,7 @@ fn unknown_handler_exits_2_before_anything_starts() {
 
 #[test]
 fn unknown_target_and_missing_containerd_exit_2() {
-    let out = harness()
-        .args(["run", "--target", "docker"])
-        .output()
-        .unwrap();
+    let out = harness().args(["run", "--target", "docker"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target \"docker\""));
     let out = harness()
@@ -82,14 +75,7 @@ fn unknown_target_and_missing_containerd_exit_2() {
 fn run_writes_junit_and_json_that_agree_with_the_table() {
     let results = tempfile::tempdir().unwrap();
     let out = harness()
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--containerd",
-            "1.6",
-            "--results",
-        ])
+        .args(["run", "--target", "local", "--containerd", "1.6", "--results"])
         .arg(results.path())
         .output()
         .unwrap();
@@ -102,8 +88,7 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(stdout.contains("5 passed, 0 failed, 3 skipped"), "{stdout}");
 
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
     let trials = json["trials"].as_array().unwrap();
     let verdict = |name: &str| {
         trials
@@ -130,10 +115,7 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(junit.contains(r#"tests="8""#), "{junit}");
     assert!(junit.contains(r#"failures="0""#), "{junit}");
     assert!(junit.contains(r#"skipped="3""#), "{junit}");
-    assert!(
-        junit.contains("cri::crun-handler::containerd-1.6"),
-        "{junit}"
-    );
+    assert!(junit.contains("cri::crun-handler::containerd-1.6"), "{junit}");
 }
 
 #[test]
@@ -196,9 +178,5 @@ fn ctrl_c_leaves_no_daemon_shim_or_mount_behind() {
         "left mounted: {:?}",
         mounts_under(&run_dir)
     );
-    assert!(
-        !run_dir.exists(),
-        "run dir {} is still there",
-        run_dir.display()
-    );
+    assert!(!run_dir.exists(), "run dir {} is still there", run_dir.display());
 }

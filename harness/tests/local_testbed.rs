@@ -14,9 +14,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         keep: false,
         pause_binary: None,
     };
-    let testbed = Testbed::start_local(&settings)
-        .await
-        .expect("testbed starts");
+    let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
     let pod = PodSpec {
         name: "smoke".into(),
         namespace: "kata-harness".into(),
@@ -32,11 +30,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         host_network: false,
         annotations: HashMap::new(),
     };
-    let id = testbed
-        .cri
-        .run_pod_sandbox(&pod)
-        .await
-        .expect("sandbox runs");
+    let id = testbed.cri.run_pod_sandbox(&pod).await.expect("sandbox runs");
     let status = testbed.cri.pod_sandbox_status(&id).await.unwrap();
     let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).unwrap();
     assert_eq!(info.runtime_type, "io.containerd.runc.v2");

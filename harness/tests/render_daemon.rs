@@ -44,8 +44,7 @@ fn missing_leaves(want: &Value, got: Option<&Value>, path: &str, out: &mut Vec<S
             if got != Some(leaf) {
                 out.push(format!(
                     "{path} = {leaf} (daemon has {})",
-                    got.map(|g| g.to_string())
-                        .unwrap_or_else(|| "nothing".into())
+                    got.map(|g| g.to_string()).unwrap_or_else(|| "nothing".into())
                 ));
             }
         }
@@ -69,8 +68,8 @@ fn daemon_keeps_every_rendered_key(#[case] line: &str, #[case] schema: i64) {
 
     let mut cmd = Command::new(containerd.binary("containerd"));
     cmd.arg("--config").arg(&path).args(["config", "dump"]);
-    let out = kata_harness::process::run(cmd, Duration::from_secs(30))
-        .expect("containerd accepts the config");
+    let out =
+        kata_harness::process::run(cmd, Duration::from_secs(30)).expect("containerd accepts the config");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let complaints: Vec<&str> = stderr
         .lines()
@@ -87,8 +86,7 @@ fn daemon_keeps_every_rendered_key(#[case] line: &str, #[case] schema: i64) {
         complaints.join("\n")
     );
 
-    let dump: Value =
-        toml::from_str(&String::from_utf8_lossy(&out.stdout)).expect("the dump is TOML");
+    let dump: Value = toml::from_str(&String::from_utf8_lossy(&out.stdout)).expect("the dump is TOML");
     assert_eq!(
         dump.get("version").and_then(Value::as_integer),
         Some(schema),
@@ -122,15 +120,7 @@ fn a_misspelt_key_is_caught_by_the_same_check() {
     let out = kata_harness::process::run(cmd, Duration::from_secs(30)).unwrap();
     let dump: Value = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let mut missing = Vec::new();
-    missing_leaves(
-        &toml::from_str(&text).unwrap(),
-        Some(&dump),
-        "",
-        &mut missing,
-    );
+    missing_leaves(&toml::from_str(&text).unwrap(), Some(&dump), "", &mut missing);
     assert_eq!(missing.len(), 1, "{missing:?}");
-    assert!(
-        missing[0].contains("restrict_oom_score_adjust"),
-        "{missing:?}"
-    );
+    assert!(missing[0].contains("restrict_oom_score_adjust"), "{missing:?}");
 }

@@ -34,8 +34,7 @@ fn model(version: &str) -> ContainerdConfig {
         }),
         cni_bin_dir: "/usr/lib/cni".into(),
         cni_conf_dir: "/etc/cni/net.d".into(),
-        registry_config_path: (version >= Version::new(1, 5, 0))
-            .then(|| "/etc/containerd/certs.d".into()),
+        registry_config_path: (version >= Version::new(1, 5, 0)).then(|| "/etc/containerd/certs.d".into()),
         snapshotter: "overlayfs".into(),
         restrict_oom_score_adj: true,
     }
@@ -96,10 +95,7 @@ fn schema_1_keeps_the_legacy_tables() {
         text.contains("[plugins.cri.containerd.default_runtime]"),
         "{text}"
     );
-    assert!(
-        !text.contains("version ="),
-        "schema 1 has no version key: {text}"
-    );
+    assert!(!text.contains("version ="), "schema 1 has no version key: {text}");
 }
 
 #[test]
@@ -113,11 +109,7 @@ fn impossible_combinations_are_rejected_before_anything_runs() {
         .contains("untrusted_workload_runtime"));
     let mut config = model("1.4.0");
     config.registry_config_path = Some("/etc/containerd/certs.d".into());
-    assert!(config
-        .render()
-        .unwrap_err()
-        .to_string()
-        .contains("config_path"));
+    assert!(config.render().unwrap_err().to_string().contains("config_path"));
     let mut config = model("1.2.13");
     config.runtimes[0] = RuntimeHandler::runc(None);
     assert!(config.render().unwrap_err().to_string().contains("1.3"));

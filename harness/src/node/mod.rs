@@ -65,6 +65,16 @@ impl fmt::Display for Target {
     }
 }
 
+/// A process on the node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    /// The kernel's short name (`comm`), e.g. `qemu-system-x86`.
+    pub comm: String,
+    pub cmdline: String,
+}
+
 /// A machine scenarios can run commands on.
 pub trait Node: Send + Sync {
     /// A short name for reports (`local`, `vm:bookworm`).
@@ -73,6 +83,50 @@ pub trait Node: Send + Sync {
     fn run(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError>;
     /// Runs `argv` on the node and returns its output whatever the exit status.
     fn run_unchecked(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError>;
+    /// Live (non-zombie) processes whose command line contains `needle`.
+    fn processes(&self, needle: &str) -> Result<Vec<Proc>, NodeError>;
+    /// Every live process (for parent/child questions such as "is a VMM a child of the shim").
+    fn all_processes(&self) -> Result<Vec<Proc>, NodeError>;
+    /// Makes a host file available on the node at `remote`.
+    fn upload(&self, local: &std::path::Path, remote: &std::path::Path) -> Result<(), NodeError>;
+}
+
+/// All live processes of this host, from /proc.
+pub fn local_processes() -> Vec<Proc> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        if state == "Z" {
+            continue;
+        }
+        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let comm = head
+            .split_once('(')
+            .map(|(_, c)| c.to_owned())
+            .unwrap_or_default();
+        let raw = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_owned();
+        found.push(Proc {
+            pid,
+            ppid,
+            comm,
+            cmdline,
+        });
+    }
+    found
 }
 
 /// This host.
@@ -100,12 +154,35 @@ impl Node for LocalNode {
     }
 
     fn run_unchecked(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
-        process::run_unchecked(&mut Self::command(argv), deadline).map_err(|source| {
-            NodeError::Run {
-                node: self.name(),
-                source,
-            }
+        process::run_unchecked(&mut Self::command(argv), deadline).map_err(|source| NodeError::Run {
+            node: self.name(),
+            source,
         })
+    }
+
+    fn processes(&self, needle: &str) -> Result<Vec<Proc>, NodeError> {
+        let me = std::process::id() as i32;
+        Ok(local_processes()
+            .into_iter()
+            .filter(|p| p.pid != me && p.cmdline.contains(needle))
+            .collect())
+    }
+
+    fn all_processes(&self) -> Result<Vec<Proc>, NodeError> {
+        Ok(local_processes())
+    }
+
+    fn upload(&self, local: &std::path::Path, remote: &std::path::Path) -> Result<(), NodeError> {
+        if local != remote {
+            std::fs::copy(local, remote).map_err(|source| NodeError::Run {
+                node: self.name(),
+                source: ProcessError::Spawn {
+                    program: format!("copy to {}", remote.display()),
+                    source,
+                },
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -135,9 +212,7 @@ mod tests {
             .run(&["echo".into(), "hi".into()], Duration::from_secs(5))
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
-        let err = node
-            .run(&["false".into()], Duration::from_secs(5))
-            .unwrap_err();
+        let err = node.run(&["false".into()], Duration::from_secs(5)).unwrap_err();
         assert!(matches!(err, NodeError::Run { .. }));
     }
 }

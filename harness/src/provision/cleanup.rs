@@ -105,33 +105,14 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
-/// Processes whose command line mentions `needle` (shims carry `-address <our socket>`).
+/// Processes of this host whose command line mentions `needle` (shims carry `-address <our socket>`).
 pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
     let me = std::process::id() as i32;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me || is_zombie(pid) {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push((pid, cmdline.trim().to_owned()));
-        }
-    }
-    found
+    crate::node::local_processes()
+        .into_iter()
+        .filter(|p| p.pid != me && p.cmdline.contains(needle))
+        .map(|p| (p.pid, p.cmdline))
+        .collect()
 }
 
 fn kill_matching(needle: &str) {

@@ -87,7 +87,10 @@ pub struct RunPaths {
     pub log: PathBuf,
     pub pod_logs: PathBuf,
     pub runtime_root: PathBuf,
+    /// Image archives on the node.
     pub images: PathBuf,
+    /// Image archives as built on the host (the same dir for the local target).
+    pub staging: PathBuf,
 }
 
 impl RunPaths {
@@ -100,6 +103,7 @@ impl RunPaths {
             pod_logs: run_dir.join("pod-logs"),
             runtime_root: run_dir.join("runtime-root"),
             images: run_dir.join("images"),
+            staging: run_dir.join("images"),
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Testbed {
     pub cri: CriClient,
     pub node: Arc<dyn Node>,
     pub cgroup_parent: String,
+    /// The crun binary on the node (the crun handler's `BinaryName`).
+    pub crun: String,
     daemon: Mutex<Option<Daemon>>,
     plan: CleanupPlan,
     registration: Mutex<Option<Registration>>,
@@ -199,10 +205,7 @@ impl Testbed {
         };
         std::fs::write(&paths.config, config.render()?).map_err(io_err(&paths.config))?;
         let bridge = format!("khbr-{id}");
-        let subnet = format!(
-            "10.250.{}.0/24",
-            u8::from_str_radix(&id[..2], 16).unwrap_or(1)
-        );
+        let subnet = format!("10.250.{}.0/24", u8::from_str_radix(&id[..2], 16).unwrap_or(1));
         let conflist = cni::bridge_conflist(
             &format!("kata-harness-{id}"),
             &bridge,
@@ -241,8 +244,7 @@ impl Testbed {
             use std::os::unix::process::CommandExt;
             command.pre_exec(move || private_mounts(hide_unified));
         }
-        let mut daemon =
-            Daemon::spawn("containerd", command, &paths.log).map_err(ProvisionError::Spawn)?;
+        let mut daemon = Daemon::spawn("containerd", command, &paths.log).map_err(ProvisionError::Spawn)?;
         plan.daemon_pgid = Some(daemon.pid() as i32);
         registration.disarm();
         let registration = register_cleanup(&plan);
@@ -264,6 +266,7 @@ impl Testbed {
             cri,
             node: Arc::new(LocalNode),
             cgroup_parent,
+            crun: crun_binary().to_string_lossy().into_owned(),
             daemon: Mutex::new(Some(daemon)),
             plan,
             registration: Mutex::new(Some(registration)),
@@ -274,10 +277,10 @@ impl Testbed {
 
     /// Builds busybox and the pause image and imports both into `k8s.io`.
     fn import_standard_images(&self, settings: &Settings) -> Result<(), ProvisionError> {
-        let busybox = images::busybox(Path::new(BUSYBOX_BINARY))?
-            .write_archive(BUSYBOX_IMAGE, &self.paths.images.join("busybox.tar"))?;
-        let pause = images::pause(settings.pause_binary.as_deref(), Path::new(BUSYBOX_BINARY))?
-            .write_archive(SANDBOX_IMAGE, &self.paths.images.join("pause.tar"))?;
+        let busybox = images::busybox(Path::new(BUSYBOX_BINARY))?;
+        let busybox = self.put_image("busybox.tar", BUSYBOX_IMAGE, &busybox)?;
+        let pause = images::pause(settings.pause_binary.as_deref(), Path::new(BUSYBOX_BINARY))?;
+        let pause = self.put_image("pause.tar", SANDBOX_IMAGE, &pause)?;
         for archive in [&busybox, &pause] {
             self.ctr_import("k8s.io", &archive.path)
                 .map_err(|source| ProvisionError::Import {
@@ -287,6 +290,27 @@ impl Testbed {
                 })?;
         }
         Ok(())
+    }
+
+    /// Builds an image archive on the host and puts it on the node; the returned archive's
+    /// path is the node's.
+    pub fn put_image(
+        &self,
+        file: &str,
+        name: &str,
+        image: &images::ImageBuilder,
+    ) -> Result<images::ImageArchive, ImageError> {
+        let staged = self.paths.staging.join(file);
+        let mut archive = image.write_archive(name, &staged)?;
+        let on_node = self.paths.images.join(file);
+        self.node
+            .upload(&staged, &on_node)
+            .map_err(|e| ImageError::Write {
+                path: on_node.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        archive.path = on_node;
+        Ok(archive)
     }
 
     /// `ctr -n <namespace> images import <archive>` on the node.
@@ -314,10 +338,7 @@ impl Testbed {
 
     /// `crictl` as a human would run it against this testbed.
     pub fn crictl_prefix(&self) -> String {
-        format!(
-            "crictl --runtime-endpoint unix://{}",
-            self.paths.socket.display()
-        )
+        format!("crictl --runtime-endpoint unix://{}", self.paths.socket.display())
     }
 
     /// The daemon's exit status if it has died (what makes every wait on it pointless).
@@ -363,12 +384,7 @@ impl Testbed {
             daemon.stop(Duration::from_secs(10));
         }
         let leftovers = cleanup::run(&self.plan);
-        if let Some(registration) = self
-            .registration
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(registration) = self.registration.lock().unwrap_or_else(|p| p.into_inner()).take() {
             registration.disarm();
         }
         leftovers

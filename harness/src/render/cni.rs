@@ -38,12 +38,7 @@ mod tests {
 
     #[test]
     fn conflist_names_bridge_and_state_dir() {
-        let text = bridge_conflist(
-            "kh-net",
-            "khbr0",
-            "10.250.1.0/24",
-            Path::new("/tmp/run/ipam"),
-        );
+        let text = bridge_conflist("kh-net", "khbr0", "10.250.1.0/24", Path::new("/tmp/run/ipam"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["plugins"][0]["bridge"], "khbr0");
         assert_eq!(v["plugins"][0]["ipam"]["dataDir"], "/tmp/run/ipam");

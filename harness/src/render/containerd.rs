@@ -195,9 +195,7 @@ impl ContainerdConfig {
                 });
             }
         }
-        if self.untrusted_workload_runtime.is_some()
-            && schema != ConfigSchema::V1
-            && self.version.major >= 2
+        if self.untrusted_workload_runtime.is_some() && schema != ConfigSchema::V1 && self.version.major >= 2
         {
             return Err(RenderError::Unsupported {
                 field: "untrusted_workload_runtime (removed in 2.0)",
@@ -283,10 +281,7 @@ impl ContainerdConfig {
             cri.insert("netns_mounts_under_state_dir".into(), Value::Boolean(true));
         }
         if let Some(path) = &self.registry_config_path {
-            cri.insert(
-                "registry".into(),
-                Value::Table(table([("config_path", p(path))])),
-            );
+            cri.insert("registry".into(), Value::Table(table([("config_path", p(path))])));
         }
         insert_path(&mut doc, &["plugins", "io.containerd.grpc.v1.cri"], cri);
         insert_path(
@@ -309,11 +304,7 @@ impl ContainerdConfig {
         if self.restrict_oom_score_adj {
             runtime.insert("restrict_oom_score_adj".into(), Value::Boolean(true));
         }
-        insert_path(
-            &mut doc,
-            &["plugins", "io.containerd.cri.v1.runtime"],
-            runtime,
-        );
+        insert_path(&mut doc, &["plugins", "io.containerd.cri.v1.runtime"], runtime);
         insert_path(
             &mut doc,
             &["plugins", "io.containerd.internal.v1.opt"],
@@ -333,16 +324,9 @@ impl ContainerdConfig {
             Value::Table(table([("sandbox", s(&self.sandbox_image))])),
         );
         if let Some(path) = &self.registry_config_path {
-            images.insert(
-                "registry".into(),
-                Value::Table(table([("config_path", p(path))])),
-            );
+            images.insert("registry".into(), Value::Table(table([("config_path", p(path))])));
         }
-        insert_path(
-            &mut doc,
-            &["plugins", "io.containerd.cri.v1.images"],
-            images,
-        );
+        insert_path(&mut doc, &["plugins", "io.containerd.cri.v1.images"], images);
         doc
     }
 
@@ -365,11 +349,7 @@ impl ContainerdConfig {
         )]);
         if version == Some(4) {
             insert_path(&mut doc, &["plugins", "io.containerd.server.v1.grpc"], grpc);
-            insert_path(
-                &mut doc,
-                &["plugins", "io.containerd.server.v1.ttrpc"],
-                ttrpc,
-            );
+            insert_path(&mut doc, &["plugins", "io.containerd.server.v1.ttrpc"], ttrpc);
         } else {
             doc.insert("grpc".into(), Value::Table(grpc));
             doc.insert("ttrpc".into(), Value::Table(ttrpc));
@@ -441,10 +421,7 @@ fn p(path: &std::path::Path) -> Value {
 }
 
 fn table<const N: usize>(entries: [(&str, Value); N]) -> Table {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// Inserts `value` at a dotted path of tables, creating the parents.
@@ -474,10 +451,7 @@ mod tests {
     #[case("2.2.1", ConfigSchema::V3)]
     #[case("2.3.0", ConfigSchema::V4)]
     fn schema_by_version(#[case] version: &str, #[case] want: ConfigSchema) {
-        assert_eq!(
-            ConfigSchema::for_version(version.parse().unwrap()).unwrap(),
-            want
-        );
+        assert_eq!(ConfigSchema::for_version(version.parse().unwrap()).unwrap(), want);
     }
 
     #[test]

@@ -12,10 +12,7 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
     let mut report = Report::new("kata-harness");
     let mut suites: BTreeMap<&str, Vec<&TrialResult>> = BTreeMap::new();
     for result in results {
-        suites
-            .entry(result.suite.as_str())
-            .or_default()
-            .push(result);
+        suites.entry(result.suite.as_str()).or_default().push(result);
     }
     for (name, results) in suites {
         let mut suite = TestSuite::new(name);
@@ -46,10 +43,7 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
             case.add_property(Property::new("expected", result.expected.as_str()));
             case.add_property(Property::new("observed", result.observed.as_str()));
             if let Some(bundle) = &result.bundle {
-                case.add_property(Property::new(
-                    "bundle",
-                    bundle.display().to_string().as_str(),
-                ));
+                case.add_property(Property::new("bundle", bundle.display().to_string().as_str()));
             }
             suite.add_test_case(case);
         }

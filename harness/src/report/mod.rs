@@ -139,11 +139,7 @@ impl Summary {
 }
 
 /// Writes `junit.xml`, `results.json` and the failure bundles into `dir`.
-pub fn write_results(
-    dir: &Path,
-    info: &RunInfo,
-    results: &mut [TrialResult],
-) -> std::io::Result<()> {
+pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for result in results.iter_mut().filter(|r| r.verdict == Verdict::Failed) {
         result.bundle = Some(bundle::write(dir, info, result)?);

@@ -20,10 +20,8 @@ impl Terminal {
     pub fn new() -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
-            )
-            .expect("valid template"),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
+                .expect("valid template"),
         );
         Terminal {
             bar,
@@ -95,13 +93,10 @@ impl Sink for Terminal {
         match event {
             Event::RunStarted { trials } => self.bar.set_length(*trials as u64),
             Event::Note(text) => self.say(format!("note: {text}")),
-            Event::TestbedStarting { variant } => {
-                self.bar.set_message(format!("starting {variant}"))
+            Event::TestbedStarting { variant } => self.bar.set_message(format!("starting {variant}")),
+            Event::TestbedReady { variant, description } => {
+                self.say(format!("ready: {variant}: {description}"))
             }
-            Event::TestbedReady {
-                variant,
-                description,
-            } => self.say(format!("ready: {variant}: {description}")),
             Event::TrialStarted { name } => self.bar.set_message(name.clone()),
             Event::TrialFinished(result) => {
                 self.bar.inc(1);

@@ -177,8 +177,7 @@ impl Suite {
             location: String::new(),
             message,
         };
-        let parsed: SuiteFile =
-            serde_norway::from_str(text).map_err(|e| file_err(e.to_string()))?;
+        let parsed: SuiteFile = serde_norway::from_str(text).map_err(|e| file_err(e.to_string()))?;
         let mut rows = Vec::new();
         for (index, value) in parsed.rows.into_iter().enumerate() {
             let name = value
@@ -274,10 +273,7 @@ impl Suite {
                 .map_err(|(field, message)| err(at(field), message))?;
         }
         // Every Kata row needs a runc control in its suite, so a harness bug cannot pass as Kata.
-        let has_kata = self
-            .rows
-            .iter()
-            .any(|r| r.requires.contains(&Requirement::Kata));
+        let has_kata = self.rows.iter().any(|r| r.requires.contains(&Requirement::Kata));
         let has_control = self.rows.iter().any(|r| {
             r.sandbox
                 .as_ref()
@@ -315,8 +311,8 @@ impl Row {
                 if e.cri_visible.is_some() {
                     return Err(("expect.cri_visible", "only fits an image_import row".into()));
                 }
-                let known = sandbox.handler.is_empty()
-                    || CONFIGURED_HANDLERS.contains(&sandbox.handler.as_str());
+                let known =
+                    sandbox.handler.is_empty() || CONFIGURED_HANDLERS.contains(&sandbox.handler.as_str());
                 if !known && e.error.is_none() {
                     return Err((
                         "sandbox.handler",
@@ -335,10 +331,7 @@ impl Row {
                     ));
                 }
                 if e.error.is_some() {
-                    if e.runtime_type.is_some()
-                        || e.binary_name.is_some()
-                        || e.oci_runtime.is_some()
-                    {
+                    if e.runtime_type.is_some() || e.binary_name.is_some() || e.oci_runtime.is_some() {
                         return Err((
                             "expect.error",
                             "an error row cannot also expect a running sandbox".into(),
@@ -371,10 +364,7 @@ impl Row {
                     || e.oci_runtime.is_some()
                     || e.error.is_some()
                 {
-                    return Err((
-                        "expect",
-                        "an image_import row only expects cri_visible".into(),
-                    ));
+                    return Err(("expect", "an image_import row only expects cri_visible".into()));
                 }
             }
         }
@@ -422,11 +412,9 @@ impl Row {
 
 fn is_slug(text: &str) -> bool {
     !text.is_empty()
-        && text.split('-').all(|w| {
-            !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
+        && text
+            .split('-')
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -465,10 +453,7 @@ rows:
 
     #[test]
     fn misspelt_field_names_file_row_and_field() {
-        let text = GOOD.replace(
-            "sandbox: { container: true }",
-            "sandbox: { contianer: true }",
-        );
+        let text = GOOD.replace("sandbox: { container: true }", "sandbox: { contianer: true }");
         let err = parse(&text).unwrap_err().to_string();
         assert!(
             err.starts_with("suites/t.yaml: row 1 (default-handler): "),
@@ -495,20 +480,15 @@ rows:
     fn kata_rows_must_declare_the_requirement() {
         let text = GOOD.replace("    requires: [kata]\n", "");
         let err = parse(&text).unwrap_err().to_string();
-        assert!(
-            err.contains("row 2 (kata-handler), field requires"),
-            "{err}"
-        );
+        assert!(err.contains("row 2 (kata-handler), field requires"), "{err}");
     }
 
     #[test]
     fn kata_rows_need_a_runc_control() {
-        let text = GOOD
-            .replace("oci_runtime: runc", "oci_runtime: crun")
-            .replace(
-                "runtime_type: io.containerd.runc.v2",
-                "runtime_type: io.containerd.runc.v1",
-            );
+        let text = GOOD.replace("oci_runtime: runc", "oci_runtime: crun").replace(
+            "runtime_type: io.containerd.runc.v2",
+            "runtime_type: io.containerd.runc.v1",
+        );
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("runc control"), "{err}");
     }
@@ -522,10 +502,7 @@ rows:
         let err = parse(&GOOD.replace("scenario: visible", "scenario: unconfigured"))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("row 4 (unconfigured), field scenario"),
-            "{err}"
-        );
+        assert!(err.contains("row 4 (unconfigured), field scenario"), "{err}");
     }
 
     #[test]

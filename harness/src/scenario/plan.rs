@@ -92,11 +92,10 @@ pub fn plan(suites: &[Suite], variants: &[Variant], capabilities: &Capabilities)
     for suite in suites {
         for row in &suite.rows {
             for variant in variants {
-                let skip = row.requires.iter().find_map(|r| {
-                    capabilities
-                        .missing(*r)
-                        .map(|why| format!("needs {r}: {why}"))
-                });
+                let skip = row
+                    .requires
+                    .iter()
+                    .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")));
                 trials.push(Trial {
                     name: format!("{}::{}::{}", suite.name, row.scenario, variant.label),
                     suite: suite.name.clone(),
@@ -116,13 +115,7 @@ pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Tria
         None => trials,
         Some(f) => trials
             .into_iter()
-            .filter(|t| {
-                if exact {
-                    t.name == f
-                } else {
-                    t.name.contains(f)
-                }
-            })
+            .filter(|t| if exact { t.name == f } else { t.name.contains(f) })
             .collect(),
     }
 }
@@ -186,12 +179,7 @@ rows:
         let trials = plan(&[suite()], &variants, &Capabilities { kata_absent: None });
         assert_eq!(filter(trials.clone(), Some("kata"), false).len(), 1);
         assert_eq!(
-            filter(
-                trials.clone(),
-                Some("cri::kata-handler::containerd-1.6"),
-                true
-            )
-            .len(),
+            filter(trials.clone(), Some("cri::kata-handler::containerd-1.6"), true).len(),
             1
         );
         assert_eq!(filter(trials, Some("cri::kata"), true).len(), 0);

@@ -15,10 +15,7 @@ use super::plan::Trial;
 use crate::cri::{CriError, RuntimeInfo};
 use crate::images;
 use crate::process::shell_quote;
-use crate::provision::{
-    cleanup::processes_matching, crun_binary, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE,
-    NODE_COMMAND_DEADLINE,
-};
+use crate::provision::{Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
 use crate::render::cri::{ContainerSpec, PodSpec};
 use crate::report::{Evidence, TrialResult, Verdict};
 use crate::wait::{wait_for, Attempt};
@@ -64,9 +61,7 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
     let start = Instant::now();
     let mut evidence = Evidence::default();
     let outcome =
-        match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence))
-            .await
-        {
+        match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Failure::new(
                 "(no answer)",
@@ -89,14 +84,7 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
         Ok(observed) => (Verdict::Passed, observed, String::new()),
         Err(failure) => (Verdict::Failed, failure.observed, failure.message),
     };
-    let mut result = TrialResult::new(
-        trial,
-        verdict,
-        &observed,
-        &message,
-        start.elapsed(),
-        evidence,
-    );
+    let mut result = TrialResult::new(trial, verdict, &observed, &message, start.elapsed(), evidence);
     result.expected = trial.row.expected_summary();
     result
 }
@@ -116,10 +104,7 @@ fn unique(prefix: &str) -> String {
         std::time::SystemTime::now(),
         std::thread::current().id()
     );
-    format!(
-        "{prefix}-{}",
-        hex::encode(&Sha256::digest(seed.as_bytes())[..3])
-    )
+    format!("{prefix}-{}", hex::encode(&Sha256::digest(seed.as_bytes())[..3]))
 }
 
 async fn run_sandbox(
@@ -134,12 +119,7 @@ async fn run_sandbox(
         namespace: "kata-harness".into(),
         uid: unique("uid"),
         handler: action.handler.clone(),
-        log_directory: testbed
-            .paths
-            .pod_logs
-            .join(&name)
-            .to_string_lossy()
-            .into_owned(),
+        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: action.host_network,
         annotations: HashMap::new(),
@@ -170,8 +150,7 @@ async fn run_sandbox(
             }
         };
     }
-    let id =
-        result.map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
+    let id = result.map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
     let observed = observe_sandbox(testbed, row, action, &pod, &id, evidence).await;
     let cleanup = remove_sandbox(testbed, &id).await;
     let observed = observed?;
@@ -283,10 +262,11 @@ async fn observe_sandbox(
             .await
             .map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
         // CRI: ContainerStatus verbose info.runtimeType (crictl inspect)
-        let status =
-            testbed.cri.container_status(&cid).await.map_err(|e| {
-                Failure::new(short_error(&e), format!("ContainerStatus failed: {e}"))
-            })?;
+        let status = testbed
+            .cri
+            .container_status(&cid)
+            .await
+            .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
         record_info(evidence, "inspect.json", &status.info);
         evidence.reproduce(format!("{crictl} inspect $CTR | jq .info.runtimeType"));
         let info = RuntimeInfo::from_verbose_info("container", &status.info)
@@ -309,11 +289,7 @@ async fn observe_sandbox(
 }
 
 /// Every witness of every object must agree with the expectation.
-fn judge_runtime(
-    testbed: &Testbed,
-    row: &Row,
-    observations: &[Observation],
-) -> Result<String, Failure> {
+fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> Result<String, Failure> {
     let expect = &row.expect;
     let first = &observations[0];
     let mut observed = vec![first.cri.runtime_type.clone()];
@@ -362,12 +338,11 @@ fn judge_runtime(
         observed.push(format!("state in {want}"));
     }
     if expect.vmm_process == Some(true) {
-        match vmm_child_of_shim(&first.id) {
-            Some(vmm) => observed.push(format!("VMM process ({vmm})")),
-            None => problems.push(
-                "no VMM process (qemu, cloud-hypervisor, firecracker) is a child of the shim"
-                    .into(),
-            ),
+        match vmm_child_of_shim(testbed, &first.id) {
+            Ok(Some(vmm)) => observed.push(format!("VMM process ({vmm})")),
+            Ok(None) => problems
+                .push("no VMM process (qemu, cloud-hypervisor, firecracker) is a child of the shim".into()),
+            Err(e) => problems.push(format!("failed to list the node's processes: {e}")),
         }
     }
     if observations.len() > 1 {
@@ -390,9 +365,9 @@ fn state_holder(testbed: &Testbed, info: &RuntimeInfo, id: &str) -> Result<Strin
         .unwrap_or_else(|| testbed.paths.runtime_root.clone())
         .join(CRI_NAMESPACE);
     let mut holders = Vec::new();
-    for (name, binary) in [("runc", PathBuf::from("runc")), ("crun", crun_binary())] {
+    for (name, binary) in [("runc", "runc"), ("crun", testbed.crun.as_str())] {
         let argv = vec![
-            binary.to_string_lossy().into_owned(),
+            binary.to_owned(),
             "--root".into(),
             root.to_string_lossy().into_owned(),
             "state".into(),
@@ -415,63 +390,35 @@ fn state_holder(testbed: &Testbed, info: &RuntimeInfo, id: &str) -> Result<Strin
             "neither runc nor crun knows it as running under {}",
             root.display()
         )),
-        _ => Err(format!(
-            "both runc and crun claim it under {}",
-            root.display()
-        )),
+        _ => Err(format!("both runc and crun claim it under {}", root.display())),
     }
 }
 
 /// The VMM a Kata shim starts: a child of the shim process for this sandbox.
-fn vmm_child_of_shim(sandbox_id: &str) -> Option<String> {
-    let shims: Vec<i32> = processes_matching(sandbox_id)
+fn vmm_child_of_shim(testbed: &Testbed, sandbox_id: &str) -> Result<Option<String>, String> {
+    let shims: Vec<i32> = testbed
+        .node
+        .processes(sandbox_id)
+        .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|(_, cmdline)| cmdline.contains("containerd-shim-kata"))
-        .map(|(pid, _)| pid)
+        .filter(|p| p.cmdline.contains("containerd-shim-kata"))
+        .map(|p| p.pid)
         .collect();
-    let entries = std::fs::read_dir("/proc").ok()?;
-    for entry in entries.flatten() {
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
-        let ppid: i32 = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if shims.contains(&ppid)
-            && ["qemu", "cloud-hyperviso", "firecracker"]
-                .iter()
-                .any(|v| comm.starts_with(v))
-        {
-            return Some(comm.to_owned());
-        }
-    }
-    None
+    let vmms = ["qemu", "cloud-hyperviso", "firecracker"];
+    let all = testbed.node.all_processes().map_err(|e| e.to_string())?;
+    Ok(all
+        .into_iter()
+        .find(|p| shims.contains(&p.ppid) && vmms.iter().any(|v| p.comm.starts_with(v)))
+        .map(|p| p.comm))
 }
 
 /// containerd's own record of the runtime (`ctr -n k8s.io containers info <id>`).
-fn containerd_record(
-    testbed: &Testbed,
-    id: &str,
-    evidence: &mut Evidence,
-) -> Result<String, Failure> {
+fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Result<String, Failure> {
     let out = testbed
         .ctr(CRI_NAMESPACE, &["containers", "info", id])
-        .map_err(|e| {
-            Failure::new(
-                "ctr failed",
-                format!("ctr containers info {id} failed: {e}"),
-            )
-        })?;
-    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        Failure::new(
-            "unreadable",
-            format!("ctr containers info is not JSON: {e}"),
-        )
-    })?;
+        .map_err(|e| Failure::new("ctr failed", format!("ctr containers info {id} failed: {e}")))?;
+    let info: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Failure::new("unreadable", format!("ctr containers info is not JSON: {e}")))?;
     evidence.file(
         &format!("ctr-containers-info-{}.json", &id[..12.min(id.len())]),
         &pretty(&info),
@@ -503,23 +450,22 @@ async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
         .remove_pod_sandbox(id)
         .await
         .map_err(|e| format!("cleanup: RemovePodSandbox failed: {e}"))?;
-    let id = id.to_owned();
     wait_for(
         "the sandbox's shim to exit",
         SHIM_EXIT_DEADLINE,
         Duration::from_millis(50),
         || {
-            let left = processes_matching(&id);
+            let left = testbed.node.processes(id);
             async move {
-                if left.is_empty() {
-                    Attempt::Ready(())
-                } else {
-                    Attempt::NotYet(
+                match left {
+                    Ok(left) if left.is_empty() => Attempt::Ready(()),
+                    Ok(left) => Attempt::NotYet(
                         left.iter()
-                            .map(|(pid, cmd)| format!("{pid}: {cmd}"))
+                            .map(|p| format!("{}: {}", p.pid, p.cmdline))
                             .collect::<Vec<_>>()
                             .join("; "),
-                    )
+                    ),
+                    Err(e) => Attempt::NotYet(e.to_string()),
                 }
             }
         },
@@ -534,19 +480,11 @@ async fn run_image_import(
     action: &ImageImportAction,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let image = format!(
-        "localhost/kata-harness/import-{}-{}:1",
-        row.scenario, testbed.id
-    );
-    let archive_path = testbed.paths.images.join(format!("{}.tar", row.scenario));
+    let image = format!("localhost/kata-harness/import-{}-{}:1", row.scenario, testbed.id);
+    let file = format!("{}.tar", row.scenario);
     let archive = images::busybox(Path::new(BUSYBOX_BINARY))
-        .and_then(|b| b.write_archive(&image, &archive_path))
-        .map_err(|e| {
-            Failure::new(
-                "no archive",
-                format!("failed to build the image archive: {e}"),
-            )
-        })?;
+        .and_then(|b| testbed.put_image(&file, &image, &b))
+        .map_err(|e| Failure::new("no archive", format!("failed to build the image archive: {e}")))?;
     let import = testbed.ctr_argv(
         &action.namespace,
         &["images", "import", &archive.path.to_string_lossy()],
@@ -566,13 +504,9 @@ async fn run_image_import(
     let status = testbed.cri.image_status(&image).await;
     let listed = testbed.cri.list_images().await;
     let _ = testbed.ctr(&action.namespace, &["images", "rm", &image]);
-    let status =
-        status.map_err(|e| Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))?;
-    let listed =
-        listed.map_err(|e| Failure::new(short_error(&e), format!("ListImages failed: {e}")))?;
-    let in_list = listed
-        .iter()
-        .any(|i| i.repo_tags.iter().any(|t| t == &image));
+    let status = status.map_err(|e| Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))?;
+    let listed = listed.map_err(|e| Failure::new(short_error(&e), format!("ListImages failed: {e}")))?;
+    let in_list = listed.iter().any(|i| i.repo_tags.iter().any(|t| t == &image));
     let visible = status.is_some();
     let observed = format!(
         "{} to the CRI (imported into {})",

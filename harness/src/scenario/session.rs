@@ -18,9 +18,7 @@ pub async fn run_local(
     base: &Settings,
     sink: &mut dyn Sink,
 ) -> Vec<TrialResult> {
-    sink.event(&Event::RunStarted {
-        trials: trials.len(),
-    });
+    sink.event(&Event::RunStarted { trials: trials.len() });
     let mut results = Vec::new();
     for variant in variants {
         let mine: Vec<&Trial> = trials.iter().filter(|t| &t.variant == variant).collect();
@@ -34,10 +32,7 @@ pub async fn run_local(
         // Skips are decided already: report them without starting anything for them.
         let runnable: Vec<&Trial> = mine.iter().copied().filter(|t| t.skip.is_none()).collect();
         for trial in mine.iter().filter(|t| t.skip.is_some()) {
-            finish(
-                sink,
-                skipped(trial, trial.skip.as_deref().unwrap_or_default()),
-            );
+            finish(sink, skipped(trial, trial.skip.as_deref().unwrap_or_default()));
         }
         if runnable.is_empty() {
             continue;
@@ -120,10 +115,6 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
     evidence.file("config-dump.toml", &dump);
     evidence.file(
         "versions.txt",
-        &format!(
-            "{}\n{}\n",
-            testbed.describe(),
-            testbed.containerd.version_text
-        ),
+        &format!("{}\n{}\n", testbed.describe(), testbed.containerd.version_text),
     );
 }
