@@ -94,6 +94,22 @@ impl CriClient {
         Ok(client)
     }
 
+    /// Connects speaking one API package only (tests, and servers known to be old).
+    pub async fn connect_with(socket: &Path, deadline: Duration, api: CriApi) -> Result<Self, CriError> {
+        let channel = unix_channel(socket).await.map_err(|source| CriError::Connect {
+            socket: socket.to_owned(),
+            source,
+        })?;
+        let client = CriClient {
+            channel,
+            api,
+            socket: socket.to_owned(),
+            deadline,
+        };
+        client.version().await?;
+        Ok(client)
+    }
+
     pub fn api(&self) -> CriApi {
         self.api
     }

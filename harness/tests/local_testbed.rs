@@ -10,7 +10,7 @@ use kata_harness::render::cri::{ContainerSpec, PodSpec};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_handler_sandbox_reports_runc_and_cleans_up() {
     let settings = Settings {
-        containerd: ContainerdChoice::Line(std::env::var("KH_CONTAINERD").unwrap_or("1.6".into())),
+        containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
         pause_binary: None,
     };
@@ -19,7 +19,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         name: "smoke".into(),
         namespace: "kata-harness".into(),
         uid: "smoke-1".into(),
-        handler: std::env::var("KH_HANDLER").unwrap_or_default(),
+        handler: String::new(),
         log_directory: testbed
             .paths
             .pod_logs
@@ -57,4 +57,48 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
     let leftovers = testbed.shutdown().await;
     assert!(leftovers.is_clean(), "{leftovers:?}");
     assert!(!run_dir.exists());
+}
+
+/// The v1alpha2 fallback speaks the same facade: containerd 1.6 still serves both packages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1alpha2_api_reads_the_same_runtime_type() {
+    use kata_harness::cri::{CriApi, CriClient};
+    let settings = Settings {
+        containerd: ContainerdChoice::Line("1.6".into()),
+        keep: false,
+        pause_binary: None,
+    };
+    let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
+    let old = CriClient::connect_with(
+        &testbed.paths.socket,
+        std::time::Duration::from_secs(60),
+        CriApi::V1alpha2,
+    )
+    .await
+    .expect("containerd 1.6 answers runtime.v1alpha2");
+    assert_eq!(old.api(), CriApi::V1alpha2);
+    let pod = PodSpec {
+        name: "alpha".into(),
+        namespace: "kata-harness".into(),
+        uid: "alpha-1".into(),
+        handler: "crun".into(),
+        log_directory: testbed
+            .paths
+            .pod_logs
+            .join("alpha")
+            .to_string_lossy()
+            .into_owned(),
+        cgroup_parent: format!("/{}", testbed.cgroup_parent),
+        host_network: false,
+        annotations: HashMap::new(),
+    };
+    let id = old
+        .run_pod_sandbox(&pod)
+        .await
+        .expect("sandbox runs over v1alpha2");
+    let status = old.pod_sandbox_status(&id).await.unwrap();
+    let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).unwrap();
+    assert_eq!(info.runtime_type, "io.containerd.runc.v2");
+    assert_eq!(info.runtime_handler.as_deref(), Some("crun"));
+    assert!(testbed.shutdown().await.is_clean());
 }
