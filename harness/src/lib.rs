@@ -12,4 +12,5 @@ pub mod render;
 pub mod report;
 pub mod scenario;
 pub mod teardown;
+pub mod vm;
 pub mod wait;

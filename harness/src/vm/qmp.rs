@@ -26,7 +26,11 @@ pub enum QmpError {
         source: std::io::Error,
     },
     #[error("QMP {command} failed: {class}: {desc}")]
-    Command { command: String, class: String, desc: String },
+    Command {
+        command: String,
+        class: String,
+        desc: String,
+    },
     #[error("QMP sent something that is not JSON: {line}")]
     Garbled { line: String },
 }
@@ -39,13 +43,21 @@ pub struct Qmp {
 impl Qmp {
     /// Connects, reads the greeting and negotiates capabilities.
     pub fn connect(path: &Path, deadline: Duration) -> Result<Self, QmpError> {
-        let stream =
-            UnixStream::connect(path).map_err(|source| QmpError::Connect { path: path.to_owned(), source })?;
-        let io = |source| QmpError::Io { command: "connect".into(), source };
+        let stream = UnixStream::connect(path).map_err(|source| QmpError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+        let io = |source| QmpError::Io {
+            command: "connect".into(),
+            source,
+        };
         stream.set_read_timeout(Some(deadline)).map_err(io)?;
         stream.set_write_timeout(Some(deadline)).map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
         qmp.read_value("greeting")?;
         qmp.execute("qmp_capabilities", json!({}))?;
         Ok(qmp)
@@ -53,23 +65,28 @@ impl Qmp {
 
     fn read_value(&mut self, command: &str) -> Result<Value, QmpError> {
         let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .map_err(|source| QmpError::Io { command: command.to_owned(), source })?;
+        let n = self.reader.read_line(&mut line).map_err(|source| QmpError::Io {
+            command: command.to_owned(),
+            source,
+        })?;
         if n == 0 {
             return Err(QmpError::Io {
                 command: command.to_owned(),
                 source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "QMP closed the connection"),
             });
         }
-        serde_json::from_str(&line).map_err(|_| QmpError::Garbled { line: line.trim().to_owned() })
+        serde_json::from_str(&line).map_err(|_| QmpError::Garbled {
+            line: line.trim().to_owned(),
+        })
     }
 
     /// Runs a command and returns its `return` value.
     pub fn execute(&mut self, command: &str, arguments: Value) -> Result<Value, QmpError> {
         let request = json!({ "execute": command, "arguments": arguments });
-        writeln!(self.writer, "{request}").map_err(|source| QmpError::Io { command: command.to_owned(), source })?;
+        writeln!(self.writer, "{request}").map_err(|source| QmpError::Io {
+            command: command.to_owned(),
+            source,
+        })?;
         loop {
             let reply = self.read_value(command)?;
             if reply.get("event").is_some() {

@@ -22,32 +22,60 @@ pub struct SshTarget {
 impl SshTarget {
     fn base(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5"])
-            .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"])
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .arg("-i")
-            .arg(&self.identity);
+        cmd.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=5",
+        ])
+        .args([
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+        .arg("-i")
+        .arg(&self.identity);
         cmd
     }
 
     /// `ssh ... user@host -- <argv, shell-quoted>`.
     pub fn command(&self, argv: &[String]) -> Command {
         let mut cmd = self.base("ssh");
-        cmd.arg("-p").arg(self.port.to_string()).arg(self.destination()).arg("--");
-        cmd.arg(argv.iter().map(|a| crate::process::shell_quote(a)).collect::<Vec<_>>().join(" "));
+        cmd.arg("-p")
+            .arg(self.port.to_string())
+            .arg(self.destination())
+            .arg("--");
+        cmd.arg(
+            argv.iter()
+                .map(|a| crate::process::shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         cmd
     }
 
     /// `ssh -N -L <local socket>:<remote socket>`: a forward that lives as long as the process.
     pub fn forward_socket(&self, local: &Path, remote: &Path) -> Command {
         let mut cmd = self.base("ssh");
-        cmd.args(["-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes"])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-L")
-            .arg(format!("{}:{}", local.display(), remote.display()))
-            .arg(self.destination());
+        cmd.args([
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "StreamLocalBindUnlink=yes",
+        ])
+        .arg("-p")
+        .arg(self.port.to_string())
+        .arg("-L")
+        .arg(format!("{}:{}", local.display(), remote.display()))
+        .arg(self.destination());
         cmd
     }
 
@@ -66,11 +94,11 @@ impl SshTarget {
     /// `scp` of one file to the guest.
     pub fn upload(&self, local: &Path, remote: &Path) -> Command {
         let mut cmd = self.base("scp");
-        cmd.arg("-q").arg("-P").arg(self.port.to_string()).arg(local).arg(format!(
-            "{}:{}",
-            self.destination(),
-            remote.display()
-        ));
+        cmd.arg("-q")
+            .arg("-P")
+            .arg(self.port.to_string())
+            .arg(local)
+            .arg(format!("{}:{}", self.destination(), remote.display()));
         cmd
     }
 
@@ -127,7 +155,10 @@ mod tests {
     fn forwards_bind_locally_only() {
         let a = args(&target().forward_port(6443, 6443));
         assert!(a.contains(&"127.0.0.1:6443:127.0.0.1:6443".to_owned()));
-        let a = args(&target().forward_socket(Path::new("/tmp/r/c.sock"), Path::new("/run/containerd/containerd.sock")));
+        let a = args(&target().forward_socket(
+            Path::new("/tmp/r/c.sock"),
+            Path::new("/run/containerd/containerd.sock"),
+        ));
         assert!(a.contains(&"/tmp/r/c.sock:/run/containerd/containerd.sock".to_owned()));
     }
 

@@ -1,0 +1,4 @@
+//! The disposable VM test node: cached images, the acceleration probe, QEMU, QMP and SSH.
+
+pub mod qmp;
+pub mod ssh;
