@@ -41,7 +41,8 @@ pub struct KvmVerdict {
     pub reason: String,
 }
 
-nix::ioctl_none!(kvm_get_api_version, 0xAE, 0x00);
+/// `KVM_GET_API_VERSION` = `_IO(KVMIO, 0x00)`.
+const KVM_GET_API_VERSION: u64 = 0xAE00;
 
 /// The file a successful KVM probe boot writes (see the VM target); its absence means KVM
 /// is not proven, whatever `/dev/kvm` answers: many hosts have a `/dev/kvm` that cannot boot.
@@ -49,37 +50,34 @@ pub fn kvm_probe_record() -> std::path::PathBuf {
     cache_dir().join("kvm-probe-passed")
 }
 
-pub fn kvm_verdict() -> KvmVerdict {
+/// The device-level half of the KVM check: `/dev/kvm` opens read-write and reports API 12.
+/// Necessary, never sufficient (see [`crate::vm::accel`]).
+pub fn kvm_verdict_device_only() -> Result<(), String> {
     use std::os::fd::AsRawFd;
-    let device = match std::fs::OpenOptions::new()
+    let device = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-    {
-        Ok(device) => device,
-        Err(e) => {
-            return KvmVerdict {
-                usable: false,
-                reason: format!("cannot open /dev/kvm: {e}"),
-            }
-        }
-    };
-    // SAFETY: KVM_GET_API_VERSION takes no argument and only returns an integer.
-    let api = unsafe { kvm_get_api_version(device.as_raw_fd()) };
+        .map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
+    // SAFETY: KVM_GET_API_VERSION takes no argument (0 is passed) and returns an integer.
+    let api = unsafe { nix::libc::ioctl(device.as_raw_fd(), KVM_GET_API_VERSION as _, 0) };
     match api {
-        Ok(12) => {}
-        Ok(v) => {
-            return KvmVerdict {
-                usable: false,
-                reason: format!("/dev/kvm reports API version {v}, expected 12"),
-            }
-        }
-        Err(e) => {
-            return KvmVerdict {
-                usable: false,
-                reason: format!("KVM_GET_API_VERSION failed: {e}"),
-            }
-        }
+        12 => Ok(()),
+        -1 => Err(format!(
+            "KVM_GET_API_VERSION failed: {}",
+            std::io::Error::last_os_error()
+        )),
+        v => Err(format!("/dev/kvm reports API version {v}, expected 12")),
+    }
+}
+
+/// KVM is usable when the device answers and a probe boot under it has passed on this host.
+pub fn kvm_verdict() -> KvmVerdict {
+    if let Err(reason) = kvm_verdict_device_only() {
+        return KvmVerdict {
+            usable: false,
+            reason,
+        };
     }
     if kvm_probe_record().exists() {
         KvmVerdict {

@@ -1,4 +1,5 @@
 //! The disposable VM test node: cached images, the acceleration probe, QEMU, QMP and SSH.
 
+pub mod accel;
 pub mod qmp;
 pub mod ssh;
