@@ -1,23 +1,26 @@
 //! Every scenario row as a libtest-mimic trial named `suite::scenario::variant`, so
 //! `cargo test` and `cargo nextest run` list, filter (`--exact`) and report each row.
 //!
-//! Trials of one variant share one testbed (a private containerd), started on first use and
-//! stopped after the last trial; under nextest (a process per trial) each trial gets its own.
-//! Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (the default). Skips are decided before a
-//! trial runs: such trials are marked ignored, and their reasons printed.
+//! Trials of one variant share one testbed (a private containerd, or a VM), started on first
+//! use and stopped after the last trial; under nextest (a process per trial) each trial gets
+//! its own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (local; the default) and
+//! `KATA_HARNESS_VM_IMAGES=bookworm,bookworm-containerd21` (VMs; the default; empty for none).
+//! Skips are decided before a trial runs: such trials are marked ignored, and their reasons
+//! printed.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{Settings, Testbed};
-use kata_harness::report::Verdict;
-use kata_harness::scenario::{
-    plan, run::run_trial, session::attach_testbed_evidence, Capabilities, Suite, Variant,
-};
+use kata_harness::report::{Event, Sink, Verdict};
+use kata_harness::scenario::{plan, run::run_trial, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// The VM images whose trials run by default (one VM per image).
+const DEFAULT_VM_IMAGES: &str = "bookworm,bookworm-containerd21";
 
 /// One runtime for the whole binary: testbeds' gRPC channels live on it across trials.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =
@@ -26,22 +29,50 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> =
 type Testbeds = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<Testbed, String>>>>>;
 static TESTBEDS: LazyLock<Testbeds> = LazyLock::new(Default::default);
 
-fn variants() -> Result<Vec<Variant>, String> {
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Local variants from `KATA_HARNESS_CONTAINERD`, VM variants from `KATA_HARNESS_VM_IMAGES`,
+/// each with what its node offers.
+fn variants() -> Result<Vec<(Variant, Capabilities)>, String> {
+    let mut variants = Vec::new();
     let lines =
         std::env::var("KATA_HARNESS_CONTAINERD").unwrap_or_else(|_| DEFAULT_CONTAINERD_LINES.join(","));
-    lines
-        .split(',')
-        .map(|text| {
-            let choice: ContainerdChoice = text
-                .trim()
-                .parse()
-                .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
-            choice
-                .resolve()
-                .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
-            Ok(Variant::containerd(choice))
-        })
-        .collect()
+    let local = Capabilities::probe_local();
+    for text in lines.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let choice: ContainerdChoice = text
+            .parse()
+            .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
+        choice
+            .resolve()
+            .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
+        variants.push((Variant::containerd(choice), local.clone()));
+    }
+    let images = std::env::var("KATA_HARNESS_VM_IMAGES").unwrap_or_else(|_| DEFAULT_VM_IMAGES.into());
+    for recipe in images.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !repo()
+            .join("vm-images")
+            .join(recipe)
+            .join("recipe.conf")
+            .is_file()
+        {
+            return Err(format!("KATA_HARNESS_VM_IMAGES: no recipe vm-images/{recipe}"));
+        }
+        variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
+    }
+    Ok(variants)
+}
+
+/// Notes from testbed start-up (e.g. "the VM runs under TCG") go to stderr.
+struct Stderr;
+
+impl Sink for Stderr {
+    fn event(&mut self, event: &Event) {
+        if let Event::Note(text) = event {
+            eprintln!("note: {text}");
+        }
+    }
 }
 
 /// The shared testbed of a variant, started once (concurrent trials wait for the same start).
@@ -53,16 +84,13 @@ async fn testbed(variant: &Variant) -> Arc<tokio::sync::OnceCell<Result<Testbed,
         .or_default()
         .clone();
     let settings = Settings {
-        containerd: variant.containerd.clone(),
+        containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
         pause_binary: None,
+        repo: repo(),
     };
-    cell.get_or_init(|| async move {
-        Testbed::start_local(&settings)
-            .await
-            .map_err(|e| kata_harness::report::chain(&e))
-    })
-    .await;
+    cell.get_or_init(|| async move { session::start_testbed(variant, &settings, &mut Stderr).await })
+        .await;
     cell
 }
 
@@ -81,7 +109,7 @@ fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
             Verdict::Passed => Ok(Completion::Completed),
             Verdict::Skipped => Ok(Completion::ignored_with(result.message)),
             Verdict::Failed => {
-                attach_testbed_evidence(testbed, &mut result.evidence);
+                session::attach_testbed_evidence(testbed, &mut result.evidence);
                 let log = result
                     .evidence
                     .files
@@ -89,21 +117,13 @@ fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
                     .find(|(n, _)| n == "containerd.log.tail")
                     .map(|(_, t)| t.as_str())
                     .unwrap_or("");
-                let tail: Vec<&str> = log
-                    .lines()
-                    .rev()
-                    .take(15)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+                let tail = kata_harness::process::tail_of_text(log, 15);
                 Err(Failed::from(format!(
-                    "expected: {}\nobserved: {}\n{}\nreproduce:\n  {}\n----- containerd log (tail) -----\n{}",
+                    "expected: {}\nobserved: {}\n{}\nreproduce:\n  {}\n----- containerd log (tail) -----\n{tail}",
                     result.expected,
                     result.observed,
                     result.message,
                     result.evidence.reproduce.join("\n  "),
-                    tail.join("\n")
                 )))
             }
         }
@@ -113,8 +133,7 @@ fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
 fn main() -> ExitCode {
     kata_harness::teardown::install_interrupt_handler();
     let args = Arguments::from_args();
-    let suites_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let suites = match Suite::load_dir(suites_dir) {
+    let suites = match Suite::load_dir(Path::new(env!("CARGO_MANIFEST_DIR"))) {
         Ok(suites) => suites,
         Err(e) => {
             eprintln!("error: {e}");
@@ -128,7 +147,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let trials = plan::plan(&suites, &variants, &Capabilities::probe_local());
+    let trials = plan::plan(&suites, &variants);
     if trials.is_empty() {
         eprintln!("error: the suites expand to zero trials");
         return ExitCode::from(2);

@@ -187,7 +187,7 @@ pub fn checks() -> Vec<Check> {
     out.push(Check {
         name: "cgroups".into(),
         status: Status::Ok,
-        detail: if crate::provision::hybrid_cgroups_with_v2_controllers() {
+        detail: if crate::provision::local::hybrid_cgroups_with_v2_controllers() {
             "hybrid, with controllers on the v2 hierarchy: hidden in containerd's mount namespace (crun refuses such hosts)".into()
         } else {
             "no v2 controllers next to v1".into()
@@ -196,7 +196,7 @@ pub fn checks() -> Vec<Check> {
     out.push(Check {
         name: "CAP_SYS_RESOURCE".into(),
         status: Status::Ok,
-        detail: if crate::provision::has_capability(24) {
+        detail: if crate::provision::local::has_capability(24) {
             "held".into()
         } else {
             "not held: containerd runs with restrict_oom_score_adj".into()

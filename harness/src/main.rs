@@ -13,8 +13,13 @@ use kata_harness::render::ContainerdConfig;
 use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 
+mod vm_cmd;
+
 /// Exit code for bad input (malformed suites, unknown flags, missing components).
 const EXIT_INPUT: u8 = 2;
+
+/// The VM images a `--target vm` run covers: containerd 1.6 (config schema 2) and 2.1 (schema 3).
+const DEFAULT_VM_IMAGES: [&str; 2] = ["bookworm", "bookworm-containerd21"];
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +42,9 @@ enum Command {
     Render(RenderArgs),
     /// Check what this machine can run, and why not.
     Doctor,
+    /// Boot, enter and stop a test VM by hand (for debugging).
+    #[command(subcommand)]
+    Vm(vm_cmd::VmCommand),
 }
 
 #[derive(clap::Args)]
@@ -44,9 +52,16 @@ struct SuiteArgs {
     /// Directory of suite files (*.yaml), or one suite file.
     #[arg(long, default_value_os_t = default_suites_dir())]
     suites: PathBuf,
-    /// containerd release lines (1.6, 1.7, 2.1) or directories holding containerd binaries.
+    /// Where the suites run: vm (a throw-away QEMU VM per image), local (private containerds
+    /// on this host), or ssh://user@host.
+    #[arg(long, default_value = "vm")]
+    target: String,
+    /// With --target local: containerd release lines (1.6, 1.7, 2.1) or binary directories.
     #[arg(long = "containerd", value_delimiter = ',', default_values_t = DEFAULT_CONTAINERD_LINES.map(String::from))]
     containerd: Vec<String>,
+    /// With --target vm: image recipes under vm-images/ (one VM, and one variant, each).
+    #[arg(long = "image", value_delimiter = ',', default_values_t = DEFAULT_VM_IMAGES.map(String::from))]
+    images: Vec<String>,
     /// Keep only trials whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -59,13 +74,11 @@ struct SuiteArgs {
 struct RunArgs {
     #[command(flatten)]
     suites: SuiteArgs,
-    /// Where the suites run: local (this host), vm, or ssh://user@host.
-    #[arg(long, default_value = "local")]
-    target: String,
     /// Where JUnit, JSON and failure bundles go.
     #[arg(long, default_value = "results")]
     results: PathBuf,
-    /// Keep each testbed's run dir (configs, logs) after it stops.
+    /// Keep run dirs (configs, logs) after they stop; with --target vm, leave a VM running
+    /// when its rows fail and print how to reach it.
     #[arg(long)]
     keep: bool,
 }
@@ -80,14 +93,18 @@ struct RenderArgs {
     containerd_version: String,
 }
 
-fn default_suites_dir() -> PathBuf {
-    // From a checkout, `cargo run` and the installed binary both find the repo's suites.
-    let here = PathBuf::from("suites");
-    if here.is_dir() {
-        here
+/// The checkout: where `suites/`, `vm-images/` and `scripts/` are.
+fn repo_root() -> PathBuf {
+    let here = PathBuf::from(".");
+    if here.join("vm-images").is_dir() {
+        here.canonicalize().unwrap_or(here)
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
+}
+
+fn default_suites_dir() -> PathBuf {
+    repo_root().join("suites")
 }
 
 fn main() -> ExitCode {
@@ -103,6 +120,7 @@ fn main() -> ExitCode {
         Command::List(args) => list(args),
         Command::Render(args) => render(args),
         Command::Doctor => doctor(),
+        Command::Vm(command) => vm_cmd::run(command, &repo_root()),
     };
     match outcome {
         Ok(code) => code,
@@ -120,6 +138,7 @@ fn input_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 struct Planned {
+    target: Target,
     trials: Vec<plan::Trial>,
     variants: Vec<Variant>,
 }
@@ -131,23 +150,48 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
         Suite::load(&args.suites).map(|s| vec![s])
     };
     let suites = suites.map_err(input_error)?;
+    let target: Target = args.target.parse().map_err(input_error)?;
     let mut variants = Vec::new();
-    for text in &args.containerd {
-        let choice: ContainerdChoice = text
-            .parse()
-            .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
-        choice
-            .resolve()
-            .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
-        variants.push(Variant::containerd(choice));
+    match &target {
+        Target::Local => {
+            let capabilities = Capabilities::probe_local();
+            for text in &args.containerd {
+                let choice: ContainerdChoice = text
+                    .parse()
+                    .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+                choice
+                    .resolve()
+                    .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+                variants.push((Variant::containerd(choice), capabilities.clone()));
+            }
+        }
+        Target::Vm => {
+            let repo = repo_root();
+            for recipe in &args.images {
+                if !repo.join("vm-images").join(recipe).join("recipe.conf").is_file() {
+                    return Err(input_error(format!(
+                        "--image {recipe}: no recipe vm-images/{recipe}/recipe.conf"
+                    )));
+                }
+                variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
+            }
+        }
+        Target::Ssh { .. } => {
+            return Err(input_error(format!(
+                "--target {target}: the ssh target is not implemented yet"
+            )));
+        }
     }
-    let capabilities = Capabilities::probe_local();
-    let trials = plan::plan(&suites, &variants, &capabilities);
+    let trials = plan::plan(&suites, &variants);
     let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
     if trials.is_empty() {
         return Err(input_error("no trials match (check --filter and the suites)"));
     }
-    Ok(Planned { trials, variants })
+    Ok(Planned {
+        target,
+        trials,
+        variants: variants.into_iter().map(|(v, _)| v).collect(),
+    })
 }
 
 fn list(args: SuiteArgs) -> Result<ExitCode> {
@@ -165,24 +209,17 @@ fn list(args: SuiteArgs) -> Result<ExitCode> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let target: Target = match args.target.parse() {
-        Ok(t) => t,
-        Err(e) => return Ok(input_error(e)),
-    };
-    if target != Target::Local {
-        return Ok(input_error(format!(
-            "--target {target}: only the local target exists in this build"
-        )));
-    }
     let planned = match load_plan(&args.suites) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    let target = planned.target.clone();
+    let variant_flag = match target {
+        Target::Vm => format!("--image {}", args.suites.images.join(",")),
+        _ => format!("--containerd {}", args.suites.containerd.join(",")),
+    };
     let info = RunInfo {
-        command: format!(
-            "kata-harness run --target {target} --containerd {} --filter",
-            args.suites.containerd.join(",")
-        ),
+        command: format!("kata-harness run --target {target} {variant_flag} --filter"),
         target: target.to_string(),
         environment: vec![
             ("target".into(), target.to_string()),
@@ -193,17 +230,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         containerd: ContainerdChoice::Line("1.6".into()),
         keep: args.keep,
         pause_binary: None,
+        repo: repo_root(),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     let mut terminal = Terminal::new();
     let mut recorder = Recorder::default();
     let mut results = {
         let mut tee = Tee(vec![&mut terminal, &mut recorder]);
-        let capabilities = Capabilities::probe_local();
-        if let Some(reason) = &capabilities.kata_absent {
-            tee.0[0].event(&report::Event::Note(format!("Kata rows are skipped: {reason}")));
-        }
-        runtime.block_on(session::run_local(
+        runtime.block_on(session::run(
             &planned.trials,
             &planned.variants,
             &settings,
@@ -218,8 +252,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         args.results.display(),
         args.results.display()
     );
-    for r in results.iter().filter(|r| r.bundle.is_some()) {
-        eprintln!("failure bundle: {}", r.bundle.as_ref().unwrap().display());
+    for bundle in results.iter().filter_map(|r| r.bundle.as_ref()) {
+        eprintln!("failure bundle: {}", bundle.display());
     }
     Ok(if summary.failed > 0 {
         ExitCode::from(1)
@@ -249,7 +283,7 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         opt_dir: "/opt/containerd".into(),
         sandbox_image: SANDBOX_IMAGE.into(),
         default_runtime: "runc".into(),
-        runtimes: standard_handlers(Path::new("/run/containerd/runc")),
+        runtimes: standard_handlers(Path::new("/run/containerd/runc"), "crun"),
         untrusted_workload_runtime: None,
         cni_bin_dir: "/usr/lib/cni".into(),
         cni_conf_dir: "/etc/cni/net.d".into(),

@@ -107,6 +107,17 @@ impl Daemon {
         tail_of_file(&self.log, lines)
     }
 
+    /// Lets the daemon outlive us (`--keep`, `vm up`): no kill on drop or on Ctrl-C.
+    /// Returns its pid so it can be found and stopped later.
+    pub fn detach(mut self) -> u32 {
+        if let Some(registration) = self.registration.take() {
+            registration.disarm();
+        }
+        let pid = self.child.id();
+        std::mem::forget(self);
+        pid
+    }
+
     /// SIGTERM to the process group, then SIGKILL if it has not exited within `grace`.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         let pgid = Pid::from_raw(self.child.id() as i32);
@@ -212,6 +223,63 @@ pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output
         status,
         stdout,
         stderr,
+    })
+}
+
+/// Runs a long command (an image build) whose stderr is progress for the user: stderr goes
+/// to ours as it comes, stdout is captured. Same process-group and deadline rules as [`run`].
+pub fn run_streaming_stderr(mut command: Command, deadline: Duration) -> Result<Output, ProcessError> {
+    let shown = display_command(&command);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        program: program_of(&command),
+        source,
+    })?;
+    let pgid = Pid::from_raw(child.id() as i32);
+    let registration = teardown::register(format!("kill {shown}"), move || {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    });
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let status = wait_blocking(&shown, deadline, Duration::from_millis(100), || {
+        match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        }
+    });
+    let _ = killpg(pgid, Signal::SIGKILL);
+    registration.disarm();
+    let status = match status {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.wait();
+            return Err(ProcessError::Deadline {
+                command: shown,
+                deadline,
+            });
+        }
+    };
+    let stdout = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(ProcessError::Failed {
+            command: shown,
+            status,
+            stderr_tail: "(see the output above)".into(),
+        });
+    }
+    Ok(Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
     })
 }
 

@@ -13,6 +13,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
         pause_binary: None,
+        repo: ".".into(),
     };
     let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
     let pod = PodSpec {
@@ -67,6 +68,7 @@ async fn v1alpha2_api_reads_the_same_runtime_type() {
         containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
         pause_binary: None,
+        repo: ".".into(),
     };
     let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
     let old = CriClient::connect_with(

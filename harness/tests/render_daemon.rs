@@ -21,7 +21,7 @@ fn config_for(containerd: &Containerd, dir: &std::path::Path) -> ContainerdConfi
         opt_dir: dir.join("opt"),
         sandbox_image: "k8s.gcr.io/pause:3.2".into(),
         default_runtime: "runc".into(),
-        runtimes: standard_handlers(&dir.join("runtime-root")),
+        runtimes: standard_handlers(&dir.join("runtime-root"), "crun"),
         untrusted_workload_runtime: None,
         cni_bin_dir: "/usr/lib/cni".into(),
         cni_conf_dir: dir.join("net.d"),

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod vm;
+
 use crate::process::{self, ProcessError};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,29 +1,32 @@
 //! Provisioning a testbed: render configs, start containerd, load images, verify the CRI.
 //!
 //! Invariant: a [`Testbed`] is ready when it exists (CRI answering, network ready, standard
-//! images imported into `k8s.io`), and dropping it leaves the node as it was found.
+//! images imported into `k8s.io`), and shutting it down (or dropping it) leaves the node as
+//! it was found. Two backends: a private containerd on this host ([`local`]) and the
+//! containerd of a throw-away VM ([`vm`]); trials cannot tell them apart.
 
 pub mod cleanup;
+pub mod local;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cri::{CriClient, CriError};
 use crate::images::{self, ImageError};
-use crate::node::{LocalNode, Node, NodeError};
-use crate::process::{self, Daemon, ProcessError};
+use crate::node::{Node, NodeError};
+use crate::process::{Daemon, ProcessError};
 use crate::profile::{Containerd, ContainerdChoice, ProfileError};
 use crate::render::containerd::RenderError;
-use crate::render::{cni, ContainerdConfig, RuntimeHandler};
-use crate::teardown::{self, Registration};
+use crate::render::{ContainerdConfig, RuntimeHandler};
 use crate::wait::{wait_for, Attempt, WaitError};
 
-use cleanup::{CleanupPlan, Leftovers};
+use cleanup::Leftovers;
 
 /// How long containerd may take to answer the CRI after it starts.
-const DAEMON_READY_DEADLINE: Duration = Duration::from_secs(60);
+const DAEMON_READY_DEADLINE: Duration = Duration::from_secs(90);
 /// Per-call CRI deadline (a sandbox start with image unpack is the slowest call).
 const CRI_CALL_DEADLINE: Duration = Duration::from_secs(120);
 /// Short node commands (`ctr`, `runc state`).
@@ -66,25 +69,39 @@ pub enum ProvisionError {
         #[source]
         source: NodeError,
     },
+    #[error("failed to get the VM image")]
+    VmImage(#[from] crate::vm::image::ImageError),
+    #[error("failed to boot the VM")]
+    Vm(#[from] crate::vm::qemu::VmError),
+    #[error("failed to set up containerd in the VM")]
+    Guest(#[source] NodeError),
 }
 
 /// What a testbed is started with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub containerd: ContainerdChoice,
-    /// Keep the run dir (configs, logs) after a clean shutdown.
+    /// Keep the run dir (configs, logs) after a clean shutdown, and a VM running after a
+    /// failed run.
     pub keep: bool,
     /// A real `pause` binary for the sandbox image (from the Kubernetes bundle), if present.
     pub pause_binary: Option<PathBuf>,
+    /// The checkout (for `vm-images/` and `scripts/build-vm-image`).
+    pub repo: PathBuf,
 }
 
-/// Files of one testbed, all under its run dir.
+/// Where a testbed's files are. Paths are as the node sees them, except `run_dir` and
+/// `staging`, which are always on this host.
 #[derive(Debug, Clone)]
 pub struct RunPaths {
+    /// Host-side directory of this testbed (logs, forwarded sockets, overlays).
     pub run_dir: PathBuf,
+    /// containerd's config file on the node.
     pub config: PathBuf,
+    /// The CRI socket on this host (the daemon's own, or the SSH-forwarded one).
     pub socket: PathBuf,
-    pub log: PathBuf,
+    /// The CRI socket as the node sees it (what `ctr` and `crictl` on the node use).
+    pub node_socket: PathBuf,
     pub pod_logs: PathBuf,
     pub runtime_root: PathBuf,
     /// Image archives on the node.
@@ -93,19 +110,10 @@ pub struct RunPaths {
     pub staging: PathBuf,
 }
 
-impl RunPaths {
-    fn new(run_dir: &Path) -> Self {
-        RunPaths {
-            run_dir: run_dir.to_owned(),
-            config: run_dir.join("config.toml"),
-            socket: run_dir.join("containerd.sock"),
-            log: run_dir.join("containerd.log"),
-            pod_logs: run_dir.join("pod-logs"),
-            runtime_root: run_dir.join("runtime-root"),
-            images: run_dir.join("images"),
-            staging: run_dir.join("images"),
-        }
-    }
+/// How the testbed's containerd lives, and what undoes it.
+enum Backend {
+    Local(local::LocalBackend),
+    Vm(vm::VmBackend),
 }
 
 /// A running containerd with the CRI ready, on a node.
@@ -119,13 +127,13 @@ pub struct Testbed {
     pub cgroup_parent: String,
     /// The crun binary on the node (the crun handler's `BinaryName`).
     pub crun: String,
-    daemon: Mutex<Option<Daemon>>,
-    plan: CleanupPlan,
-    registration: Mutex<Option<Registration>>,
+    /// Facts for reports: image, kernel, accelerator, component versions.
+    pub facts: Vec<(String, String)>,
+    backend: Mutex<Option<Backend>>,
 }
 
-/// The crun the crun handler uses: a newer one from the cache when present (Debian
-/// bookworm's crun 1.8 rejects the OCI spec 1.1 that containerd 1.7+ writes: "unknown version
+/// The crun the local crun handler uses: a newer one from the cache when present (Debian
+/// bookworm's crun 1.8 rejects the OCI spec 1.2 that containerd 2.1 writes: "unknown version
 /// specified"), else `crun` from PATH.
 pub fn crun_binary() -> PathBuf {
     let cached = crate::profile::cache_dir().join("crun/current/usr/bin/crun");
@@ -137,12 +145,12 @@ pub fn crun_binary() -> PathBuf {
 }
 
 /// The runtime handlers every testbed configures: runc (default), crun, and Kata's.
-pub fn standard_handlers(runtime_root: &Path) -> Vec<RuntimeHandler> {
-    let mut crun = RuntimeHandler::crun(Some(runtime_root.to_owned()));
-    crun.options.binary_name = Some(crun_binary().to_string_lossy().into_owned());
+pub fn standard_handlers(runtime_root: &Path, crun: &str) -> Vec<RuntimeHandler> {
+    let mut crun_handler = RuntimeHandler::crun(Some(runtime_root.to_owned()));
+    crun_handler.options.binary_name = Some(crun.to_owned());
     vec![
         RuntimeHandler::runc(Some(runtime_root.to_owned())),
-        crun,
+        crun_handler,
         RuntimeHandler::kata(None),
         RuntimeHandler::kata(Some("qemu")),
     ]
@@ -166,115 +174,15 @@ fn short_id() -> String {
     hex::encode(&Sha256::digest(seed.as_bytes())[..3])
 }
 
+/// A fresh host-side run dir for one testbed.
+fn new_run_dir() -> Result<(String, PathBuf), ProvisionError> {
+    let id = short_id();
+    let run_dir = std::env::temp_dir().join(format!("kata-harness-{id}"));
+    std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+    Ok((id, run_dir))
+}
+
 impl Testbed {
-    /// Starts a private containerd on this host: own config, root, state and socket in a
-    /// fresh run dir, so the system's containerd (if any) is untouched.
-    pub async fn start_local(settings: &Settings) -> Result<Testbed, ProvisionError> {
-        teardown::install_interrupt_handler();
-        let containerd = settings.containerd.resolve()?;
-        let id = short_id();
-        let run_dir = std::env::temp_dir().join(format!("kata-harness-{id}"));
-        std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
-        let paths = RunPaths::new(&run_dir);
-        for dir in [
-            &paths.pod_logs,
-            &paths.runtime_root,
-            &paths.images,
-            &run_dir.join("net.d"),
-            &run_dir.join("ipam"),
-        ] {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-
-        let config = ContainerdConfig {
-            version: containerd.version,
-            root: run_dir.join("root"),
-            state: run_dir.join("state"),
-            grpc_address: paths.socket.clone(),
-            temp_dir: run_dir.join("tmp"),
-            opt_dir: run_dir.join("opt"),
-            sandbox_image: SANDBOX_IMAGE.into(),
-            default_runtime: "runc".into(),
-            runtimes: standard_handlers(&paths.runtime_root),
-            untrusted_workload_runtime: None,
-            cni_bin_dir: PathBuf::from("/usr/lib/cni"),
-            cni_conf_dir: run_dir.join("net.d"),
-            registry_config_path: None,
-            snapshotter: "overlayfs".into(),
-            restrict_oom_score_adj: !has_capability(CAP_SYS_RESOURCE),
-        };
-        std::fs::write(&paths.config, config.render()?).map_err(io_err(&paths.config))?;
-        let bridge = format!("khbr-{id}");
-        let subnet = format!("10.250.{}.0/24", u8::from_str_radix(&id[..2], 16).unwrap_or(1));
-        let conflist = cni::bridge_conflist(
-            &format!("kata-harness-{id}"),
-            &bridge,
-            &subnet,
-            &run_dir.join("ipam"),
-        );
-        let conf_path = run_dir.join("net.d/10-kata-harness.conflist");
-        std::fs::write(&conf_path, conflist).map_err(io_err(&conf_path))?;
-
-        let cgroup_parent = format!("kata-harness-{id}");
-        let mut plan = CleanupPlan {
-            run_dir: run_dir.clone(),
-            socket: paths.socket.clone(),
-            daemon_pgid: None,
-            bridge,
-            cgroup_parent: cgroup_parent.clone(),
-            keep_run_dir: settings.keep,
-        };
-        cleanup::enter_system_paths();
-        // Registered before the daemon exists, so an interrupt from here on cleans up.
-        let registration = register_cleanup(&plan);
-
-        let mut command = Command::new(containerd.binary("containerd"));
-        command.arg("--config").arg(&paths.config);
-        // The daemon finds `ctr`-less helpers and the shims of *its* version first on PATH.
-        let path = format!(
-            "{}:{}",
-            containerd.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        command.env("PATH", path);
-        let hide_unified = hybrid_cgroups_with_v2_controllers();
-        // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
-        // and exec, as pre_exec requires.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(move || private_mounts(hide_unified));
-        }
-        let mut daemon = Daemon::spawn("containerd", command, &paths.log).map_err(ProvisionError::Spawn)?;
-        plan.daemon_pgid = Some(daemon.pid() as i32);
-        registration.disarm();
-        let registration = register_cleanup(&plan);
-
-        let cri = match wait_ready(&mut daemon, &paths.socket).await {
-            Ok(cri) => cri,
-            Err(source) => {
-                let log_tail = daemon.log_tail(40);
-                drop(daemon);
-                drop(registration);
-                return Err(ProvisionError::NotReady { source, log_tail });
-            }
-        };
-        let testbed = Testbed {
-            id,
-            containerd,
-            config,
-            paths,
-            cri,
-            node: Arc::new(LocalNode),
-            cgroup_parent,
-            crun: crun_binary().to_string_lossy().into_owned(),
-            daemon: Mutex::new(Some(daemon)),
-            plan,
-            registration: Mutex::new(Some(registration)),
-        };
-        testbed.import_standard_images(settings)?;
-        Ok(testbed)
-    }
-
     /// Builds busybox and the pause image and imports both into `k8s.io`.
     fn import_standard_images(&self, settings: &Settings) -> Result<(), ProvisionError> {
         let busybox = images::busybox(Path::new(BUSYBOX_BINARY))?;
@@ -318,12 +226,12 @@ impl Testbed {
         self.ctr(namespace, &["images", "import", &archive.to_string_lossy()])
     }
 
-    /// The `ctr` command line for this testbed (also used in reproduce scripts).
+    /// The `ctr` command line on the node (also used in reproduce scripts).
     pub fn ctr_argv(&self, namespace: &str, args: &[&str]) -> Vec<String> {
         let mut argv = vec![
             self.containerd.binary("ctr").to_string_lossy().into_owned(),
             "--address".into(),
-            self.paths.socket.to_string_lossy().into_owned(),
+            self.paths.node_socket.to_string_lossy().into_owned(),
             "-n".into(),
             namespace.into(),
         ];
@@ -336,30 +244,58 @@ impl Testbed {
             .run(&self.ctr_argv(namespace, args), NODE_COMMAND_DEADLINE)
     }
 
-    /// `crictl` as a human would run it against this testbed.
+    /// `crictl` as a human would run it on the node.
     pub fn crictl_prefix(&self) -> String {
-        format!("crictl --runtime-endpoint unix://{}", self.paths.socket.display())
+        format!(
+            "crictl --runtime-endpoint unix://{}",
+            self.paths.node_socket.display()
+        )
     }
 
-    /// The daemon's exit status if it has died (what makes every wait on it pointless).
-    pub fn daemon_exit(&self) -> Option<String> {
-        let mut guard = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
-        guard
+    fn with_backend<T>(&self, f: impl FnOnce(&mut Backend) -> T) -> Option<T> {
+        self.backend
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .as_mut()
-            .and_then(Daemon::exited)
-            .map(|status| status.to_string())
+            .map(f)
     }
 
+    /// Why the testbed is gone, if it is (containerd exited, QEMU died): what makes every
+    /// further wait on it pointless.
+    pub fn daemon_exit(&self) -> Option<String> {
+        self.with_backend(|b| match b {
+            Backend::Local(l) => l.exited(),
+            Backend::Vm(v) => v.exited(),
+        })
+        .unwrap_or_else(|| Some("the testbed was shut down".into()))
+    }
+
+    /// The last lines of containerd's log (the journal in a VM, plus the console there).
     pub fn log_tail(&self, lines: usize) -> String {
-        process::tail_of_file(&self.paths.log, lines)
+        self.with_backend(|b| match b {
+            Backend::Local(l) => l.log_tail(lines),
+            Backend::Vm(v) => v.log_tail(self.node.as_ref(), lines),
+        })
+        .unwrap_or_default()
     }
 
-    /// `containerd --config <ours> config dump`: the effective config.
-    pub fn config_dump(&self) -> Result<String, ProcessError> {
-        config_dump(&self.containerd, &self.paths.config)
+    /// `containerd --config <ours> config dump` on the node: the effective config.
+    pub fn config_dump(&self) -> Result<String, NodeError> {
+        let argv = vec![
+            self.containerd
+                .binary("containerd")
+                .to_string_lossy()
+                .into_owned(),
+            "--config".into(),
+            self.paths.config.to_string_lossy().into_owned(),
+            "config".into(),
+            "dump".into(),
+        ];
+        let out = self.node.run(&argv, NODE_COMMAND_DEADLINE)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// A label for reports: `containerd 1.6.20 (schema 2) on local`.
+    /// A label for reports: `containerd 1.6.20 (config schema 2) on local, run dir ...`.
     pub fn describe(&self) -> String {
         let schema = self.config.schema().map(|s| s.number()).unwrap_or(0);
         format!(
@@ -370,114 +306,47 @@ impl Testbed {
         )
     }
 
-    /// Removes our sandboxes through the CRI, stops containerd, undoes everything else, and
-    /// reports anything that is still there.
+    /// Removes our sandboxes through the CRI, stops containerd (or the VM), undoes everything
+    /// else, and reports anything that is still there.
     pub async fn shutdown(self) -> Leftovers {
-        if let Err(e) = self.cri.remove_all_sandboxes().await {
-            tracing::warn!(error = %e, "failed to remove sandboxes through the CRI; killing instead");
+        if self.daemon_exit().is_none() {
+            if let Err(e) = self.cri.remove_all_sandboxes().await {
+                tracing::warn!(error = %e, "failed to remove sandboxes through the CRI; killing instead");
+            }
         }
         self.finish()
     }
 
     fn finish(&self) -> Leftovers {
-        if let Some(mut daemon) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            daemon.stop(Duration::from_secs(10));
+        match self.backend.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(Backend::Local(l)) => l.finish(),
+            Some(Backend::Vm(v)) => v.finish(),
+            None => Leftovers::default(),
         }
-        let leftovers = cleanup::run(&self.plan);
-        if let Some(registration) = self.registration.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            registration.disarm();
-        }
-        leftovers
     }
 }
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        if self
-            .registration
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
-            let leftovers = self.finish();
-            if !leftovers.is_clean() {
-                tracing::error!(?leftovers, "testbed left things behind");
-            }
-        }
-    }
-}
-
-const CAP_SYS_RESOURCE: u32 = 24;
-const UNIFIED_CGROUP: &str = "/sys/fs/cgroup/unified";
-
-/// A hybrid cgroup host whose v2 hierarchy holds controllers (here: hugetlb). crun refuses
-/// such hosts ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2").
-pub fn hybrid_cgroups_with_v2_controllers() -> bool {
-    std::fs::read_to_string(format!("{UNIFIED_CGROUP}/cgroup.controllers"))
-        .is_ok_and(|controllers| !controllers.trim().is_empty())
-}
-
-/// Runs in the daemon's child before exec: a private mount namespace for containerd, its
-/// shims and their containers. Every mount they make (rootfs overlays, shm, netns) lives and
-/// dies with that namespace, so none can leak onto the host, and the host's mounts are never
-/// changed. On hybrid hosts the v2 hierarchy is hidden there so runc and crun both see plain v1.
-fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )?;
-    if hide_unified {
-        umount2(UNIFIED_CGROUP, MntFlags::MNT_DETACH)?;
-    }
-    Ok(())
-}
-
-/// Whether this process holds a capability (containerd inherits our set on the local target).
-pub fn has_capability(bit: u32) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << bit) != 0)
-}
-
-/// Runs `containerd config dump` for a config file (no daemon needed).
-pub fn config_dump(containerd: &Containerd, config: &Path) -> Result<String, ProcessError> {
-    let mut cmd = Command::new(containerd.binary("containerd"));
-    cmd.arg("--config").arg(config).args(["config", "dump"]);
-    let out = process::run(cmd, Duration::from_secs(30))?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn register_cleanup(plan: &CleanupPlan) -> Registration {
-    let plan = plan.clone();
-    teardown::register(format!("testbed {}", plan.run_dir.display()), move || {
-        let leftovers = cleanup::run(&plan);
+        let leftovers = self.finish();
         if !leftovers.is_clean() {
-            eprintln!("cleanup left: {:?}", leftovers.0);
+            tracing::error!(?leftovers, "testbed left things behind");
         }
-    })
+    }
 }
 
 /// Waits for the socket and for the CRI to report the runtime and the network ready, while
-/// watching the daemon: if it exits, waiting is pointless.
-async fn wait_ready(daemon: &mut Daemon, socket: &Path) -> Result<CriClient, WaitError> {
-    let daemon = Arc::new(Mutex::new(daemon));
+/// watching what the daemon depends on: once `gone` says why it is gone, waiting is pointless.
+async fn wait_ready(socket: &Path, gone: impl Fn() -> Option<String>) -> Result<CriClient, WaitError> {
     wait_for(
         "containerd's CRI to report RuntimeReady and NetworkReady",
         DAEMON_READY_DEADLINE,
-        Duration::from_millis(50),
+        Duration::from_millis(100),
         || {
-            let daemon = daemon.clone();
+            let gone = gone();
             async move {
-                if let Some(status) = daemon.lock().unwrap_or_else(|p| p.into_inner()).exited() {
-                    return Attempt::Fatal(format!("containerd exited ({status})"));
+                if let Some(reason) = gone {
+                    return Attempt::Fatal(reason);
                 }
                 if !socket.exists() {
                     return Attempt::NotYet(format!("no socket at {}", socket.display()));
@@ -508,4 +377,15 @@ async fn wait_ready(daemon: &mut Daemon, socket: &Path) -> Result<CriClient, Wai
         },
     )
     .await
+}
+
+/// The `Daemon`-watching form of `gone` for [`wait_ready`].
+fn daemon_gone(daemon: &Mutex<Option<Daemon>>, what: &str) -> Option<String> {
+    let mut guard = daemon.lock().unwrap_or_else(|p| p.into_inner());
+    match guard.as_mut() {
+        Some(d) => d
+            .exited()
+            .map(|status| format!("{what} exited ({status}): {}", d.log_tail(10))),
+        None => Some(format!("{what} was stopped")),
+    }
 }

@@ -5,15 +5,31 @@ use std::path::{Path, PathBuf};
 use super::model::{Requirement, Row, Suite};
 use crate::profile::ContainerdChoice;
 
-/// One configuration the whole suite runs against: here, a containerd release on a target.
+/// Where a variant's testbed lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// A private containerd of this release on this host.
+    Local(ContainerdChoice),
+    /// The containerd of a VM booted from this image recipe (`vm-images/<recipe>`).
+    Vm(String),
+}
+
+/// One configuration the whole suite runs against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Variant {
-    /// `containerd-1.6`: the last part of trial names.
+    /// `containerd-1.6` or `vm-bookworm`: the last part of trial names.
     pub label: String,
-    pub containerd: ContainerdChoice,
+    pub placement: Placement,
 }
 
 impl Variant {
+    pub fn vm(recipe: &str) -> Self {
+        Variant {
+            label: format!("vm-{recipe}"),
+            placement: Placement::Vm(recipe.to_owned()),
+        }
+    }
+
     pub fn containerd(choice: ContainerdChoice) -> Self {
         let label = match &choice {
             ContainerdChoice::Line(line) => format!("containerd-{line}"),
@@ -26,7 +42,7 @@ impl Variant {
         };
         Variant {
             label,
-            containerd: choice,
+            placement: Placement::Local(choice),
         }
     }
 }
@@ -51,6 +67,24 @@ impl Capabilities {
         }
         Capabilities {
             kata_absent: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        }
+    }
+    /// What a VM from our images offers: Debian has no Kata, and nested Kata needs the VM
+    /// itself to run under a working KVM.
+    pub fn for_vm(recipe: &str, accel: Option<&crate::vm::accel::Verdict>) -> Self {
+        let mut reasons = vec![format!(
+            "no containerd-shim-kata-v2 in VM image {recipe} (Debian packages no Kata)"
+        )];
+        match accel {
+            Some(v) if v.accel == crate::vm::accel::Accel::Kvm => {}
+            Some(v) => reasons.push(format!(
+                "the VM runs under TCG, so no KVM for nested Kata ({})",
+                v.reason
+            )),
+            None => reasons.push("KVM not yet proven by a probe boot".into()),
+        }
+        Capabilities {
+            kata_absent: Some(reasons.join("; ")),
         }
     }
 
@@ -86,12 +120,12 @@ pub struct Trial {
     pub skip: Option<String>,
 }
 
-/// All trials, in suite, row, variant order.
-pub fn plan(suites: &[Suite], variants: &[Variant], capabilities: &Capabilities) -> Vec<Trial> {
+/// All trials, in suite, row, variant order; each variant with what its node offers.
+pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial> {
     let mut trials = Vec::new();
     for suite in suites {
         for row in &suite.rows {
-            for variant in variants {
+            for (variant, capabilities) in variants {
                 let skip = row
                     .requires
                     .iter()
@@ -148,7 +182,8 @@ rows:
         let caps = Capabilities {
             kata_absent: Some("no containerd-shim-kata-v2 on PATH".into()),
         };
-        let trials = plan(&[suite()], &variants, &caps);
+        let variants: Vec<_> = variants.into_iter().map(|v| (v, caps.clone())).collect();
+        let trials = plan(&[suite()], &variants);
         let names: Vec<&str> = trials.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
@@ -169,14 +204,22 @@ rows:
     #[test]
     fn kata_rows_run_where_kata_is_present() {
         let variants = vec![Variant::containerd(ContainerdChoice::Line("1.6".into()))];
-        let trials = plan(&[suite()], &variants, &Capabilities { kata_absent: None });
+        let variants: Vec<_> = variants
+            .into_iter()
+            .map(|v| (v, Capabilities { kata_absent: None }))
+            .collect();
+        let trials = plan(&[suite()], &variants);
         assert!(trials.iter().all(|t| t.skip.is_none()));
     }
 
     #[test]
     fn filters_by_substring_or_exact_name() {
         let variants = vec![Variant::containerd(ContainerdChoice::Line("1.6".into()))];
-        let trials = plan(&[suite()], &variants, &Capabilities { kata_absent: None });
+        let variants: Vec<_> = variants
+            .into_iter()
+            .map(|v| (v, Capabilities { kata_absent: None }))
+            .collect();
+        let trials = plan(&[suite()], &variants);
         assert_eq!(filter(trials.clone(), Some("kata"), false).len(), 1);
         assert_eq!(
             filter(trials.clone(), Some("cri::kata-handler::containerd-1.6"), true).len(),

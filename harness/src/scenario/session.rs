@@ -1,4 +1,5 @@
-//! A whole run: one testbed per variant, its trials in order, events to the sinks.
+//! A whole run: one testbed per variant (local containerd or VM), its trials in order,
+//! events to the sinks.
 //!
 //! Invariant: every planned trial yields exactly one result. A testbed that fails to start
 //! fails its trials (with the reason); a testbed that leaves anything behind adds a failed
@@ -6,13 +7,54 @@
 
 use std::time::Duration;
 
-use super::plan::{Trial, Variant};
-use super::run::{run_trial, skipped};
-use crate::provision::{Settings, Testbed};
-use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
+use std::path::Path;
 
-/// Runs `trials` (already planned and filtered) on the local target.
-pub async fn run_local(
+use super::plan::{Placement, Trial, Variant};
+use super::run::{run_trial, skipped};
+use crate::provision::{Settings, Testbed, BUSYBOX_BINARY};
+use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
+use crate::vm::accel;
+use crate::vm::image::Image;
+
+/// Starts the testbed of a variant: a private containerd here, or a VM (building or reusing
+/// its image, and probing KVM once).
+pub async fn start_testbed(
+    variant: &Variant,
+    base: &Settings,
+    sink: &mut dyn Sink,
+) -> Result<Testbed, String> {
+    match &variant.placement {
+        Placement::Local(choice) => {
+            let settings = Settings {
+                containerd: choice.clone(),
+                ..base.clone()
+            };
+            Testbed::start_local(&settings)
+                .await
+                .map_err(|e| crate::report::chain(&e))
+        }
+        Placement::Vm(recipe) => {
+            let image = Image::ensure(&base.repo, recipe).map_err(|e| crate::report::chain(&e))?;
+            let accel = accel::cached_probe(
+                &image.kernel(),
+                Path::new(BUSYBOX_BINARY),
+                &accel::default_cache(),
+            );
+            if accel.accel == accel::Accel::Tcg {
+                sink.event(&Event::Note(format!(
+                    "{}: the VM runs under TCG: {}",
+                    variant.label, accel.reason
+                )));
+            }
+            Testbed::start_vm(base, image, &accel)
+                .await
+                .map_err(|e| crate::report::chain(&e))
+        }
+    }
+}
+
+/// Runs `trials` (already planned and filtered), one testbed per variant in turn.
+pub async fn run(
     trials: &[Trial],
     variants: &[Variant],
     base: &Settings,
@@ -40,14 +82,9 @@ pub async fn run_local(
         sink.event(&Event::TestbedStarting {
             variant: variant.label.clone(),
         });
-        let settings = Settings {
-            containerd: variant.containerd.clone(),
-            ..base.clone()
-        };
-        let testbed = match Testbed::start_local(&settings).await {
+        let testbed = match start_testbed(variant, base, sink).await {
             Ok(testbed) => testbed,
-            Err(e) => {
-                let message = format!("{}", crate::report::chain(&e));
+            Err(message) => {
                 for trial in runnable {
                     finish(
                         sink,

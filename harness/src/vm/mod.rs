@@ -1,5 +1,8 @@
 //! The disposable VM test node: cached images, the acceleration probe, QEMU, QMP and SSH.
 
 pub mod accel;
+pub mod image;
+pub mod qemu;
 pub mod qmp;
 pub mod ssh;
+pub mod state;

@@ -61,6 +61,16 @@ impl SshTarget {
         cmd
     }
 
+    /// `ssh -t ... user@host`: an interactive login shell.
+    pub fn interactive(&self) -> Command {
+        let mut cmd = self.base("ssh");
+        cmd.arg("-t")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(self.destination());
+        cmd
+    }
+
     /// `ssh -N -L <local socket>:<remote socket>`: a forward that lives as long as the process.
     pub fn forward_socket(&self, local: &Path, remote: &Path) -> Command {
         let mut cmd = self.base("ssh");

@@ -1,0 +1,229 @@
+//! The local backend: a private containerd on this host, started and supervised by us.
+//!
+//! Its config, root, state, socket, CNI config and IPAM state live in the run dir; it runs
+//! in its own mount namespace; its pods live under their own cgroup parent and bridge. So the
+//! system's containerd (if any) is never touched and cleanup knows exactly what to remove.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::cleanup::{self, CleanupPlan, Leftovers};
+use super::{
+    crun_binary, daemon_gone, io_err, new_run_dir, standard_handlers, wait_ready, Backend, ProvisionError,
+    RunPaths, Settings, Testbed, SANDBOX_IMAGE,
+};
+use crate::node::LocalNode;
+use crate::process::{self, Daemon};
+use crate::render::{cni, ContainerdConfig};
+use crate::teardown::{self, Registration};
+
+const CAP_SYS_RESOURCE: u32 = 24;
+const UNIFIED_CGROUP: &str = "/sys/fs/cgroup/unified";
+
+pub(super) struct LocalBackend {
+    daemon: Mutex<Option<Daemon>>,
+    plan: CleanupPlan,
+    registration: Option<Registration>,
+    log: PathBuf,
+}
+
+impl LocalBackend {
+    pub(super) fn exited(&self) -> Option<String> {
+        let mut guard = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_mut()
+            .and_then(Daemon::exited)
+            .map(|status| format!("containerd exited ({status})"))
+    }
+
+    pub(super) fn log_tail(&self, lines: usize) -> String {
+        process::tail_of_file(&self.log, lines)
+    }
+
+    pub(super) fn finish(mut self) -> Leftovers {
+        if let Some(mut daemon) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            daemon.stop(Duration::from_secs(10));
+        }
+        let leftovers = cleanup::run(&self.plan);
+        if let Some(registration) = self.registration.take() {
+            registration.disarm();
+        }
+        leftovers
+    }
+}
+
+impl Testbed {
+    /// Starts a private containerd on this host: own config, root, state and socket in a
+    /// fresh run dir, so the system's containerd (if any) is untouched.
+    pub async fn start_local(settings: &Settings) -> Result<Testbed, ProvisionError> {
+        teardown::install_interrupt_handler();
+        let containerd = settings.containerd.resolve()?;
+        let (id, run_dir) = new_run_dir()?;
+        let paths = RunPaths {
+            run_dir: run_dir.clone(),
+            config: run_dir.join("config.toml"),
+            socket: run_dir.join("containerd.sock"),
+            node_socket: run_dir.join("containerd.sock"),
+            pod_logs: run_dir.join("pod-logs"),
+            runtime_root: run_dir.join("runtime-root"),
+            images: run_dir.join("images"),
+            staging: run_dir.join("images"),
+        };
+        for dir in [
+            &paths.pod_logs,
+            &paths.runtime_root,
+            &paths.images,
+            &run_dir.join("net.d"),
+            &run_dir.join("ipam"),
+        ] {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let crun = crun_binary().to_string_lossy().into_owned();
+        let config = ContainerdConfig {
+            version: containerd.version,
+            root: run_dir.join("root"),
+            state: run_dir.join("state"),
+            grpc_address: paths.socket.clone(),
+            temp_dir: run_dir.join("tmp"),
+            opt_dir: run_dir.join("opt"),
+            sandbox_image: SANDBOX_IMAGE.into(),
+            default_runtime: "runc".into(),
+            runtimes: standard_handlers(&paths.runtime_root, &crun),
+            untrusted_workload_runtime: None,
+            cni_bin_dir: PathBuf::from("/usr/lib/cni"),
+            cni_conf_dir: run_dir.join("net.d"),
+            registry_config_path: None,
+            snapshotter: "overlayfs".into(),
+            restrict_oom_score_adj: !has_capability(CAP_SYS_RESOURCE),
+        };
+        std::fs::write(&paths.config, config.render()?).map_err(io_err(&paths.config))?;
+        let bridge = format!("khbr-{id}");
+        let subnet = format!("10.250.{}.0/24", u8::from_str_radix(&id[..2], 16).unwrap_or(1));
+        let conflist = cni::bridge_conflist(
+            &format!("kata-harness-{id}"),
+            &bridge,
+            &subnet,
+            &run_dir.join("ipam"),
+        );
+        let conf_path = run_dir.join("net.d/10-kata-harness.conflist");
+        std::fs::write(&conf_path, conflist).map_err(io_err(&conf_path))?;
+
+        let cgroup_parent = format!("kata-harness-{id}");
+        let mut plan = CleanupPlan {
+            run_dir: run_dir.clone(),
+            socket: paths.socket.clone(),
+            daemon_pgid: None,
+            bridge,
+            cgroup_parent: cgroup_parent.clone(),
+            keep_run_dir: settings.keep,
+        };
+        cleanup::enter_system_paths();
+        // Registered before the daemon exists, so an interrupt from here on cleans up.
+        let registration = register_cleanup(&plan);
+
+        let mut command = Command::new(containerd.binary("containerd"));
+        command.arg("--config").arg(&paths.config);
+        // The daemon finds the shims of *its* version first on PATH.
+        let path = format!(
+            "{}:{}",
+            containerd.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        command.env("PATH", path);
+        let hide_unified = hybrid_cgroups_with_v2_controllers();
+        // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
+        // and exec, as pre_exec requires.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(move || private_mounts(hide_unified));
+        }
+        let log = run_dir.join("containerd.log");
+        let daemon = Daemon::spawn("containerd", command, &log).map_err(ProvisionError::Spawn)?;
+        plan.daemon_pgid = Some(daemon.pid() as i32);
+        registration.disarm();
+        let registration = register_cleanup(&plan);
+        let daemon = Mutex::new(Some(daemon));
+
+        let ready = wait_ready(&paths.socket, || daemon_gone(&daemon, "containerd")).await;
+        let backend = LocalBackend {
+            daemon,
+            plan,
+            registration: Some(registration),
+            log: log.clone(),
+        };
+        let cri = match ready {
+            Ok(cri) => cri,
+            Err(source) => {
+                let log_tail = process::tail_of_file(&log, 40);
+                let _ = backend.finish();
+                return Err(ProvisionError::NotReady { source, log_tail });
+            }
+        };
+        let testbed = Testbed {
+            id,
+            facts: vec![
+                ("containerd".into(), containerd.version_text.clone()),
+                ("target".into(), "local".into()),
+            ],
+            containerd,
+            config,
+            paths,
+            cri,
+            node: Arc::new(LocalNode),
+            cgroup_parent,
+            crun,
+            backend: Mutex::new(Some(Backend::Local(backend))),
+        };
+        testbed.import_standard_images(settings)?;
+        Ok(testbed)
+    }
+}
+
+/// A hybrid cgroup host whose v2 hierarchy holds controllers (here: hugetlb). crun refuses
+/// such hosts ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2").
+pub fn hybrid_cgroups_with_v2_controllers() -> bool {
+    std::fs::read_to_string(format!("{UNIFIED_CGROUP}/cgroup.controllers"))
+        .is_ok_and(|controllers| !controllers.trim().is_empty())
+}
+
+/// Runs in the daemon's child before exec: a private mount namespace for containerd, its
+/// shims and their containers. Every mount they make (rootfs overlays, shm, netns) lives and
+/// dies with that namespace, so none can leak onto the host, and the host's mounts are never
+/// changed. On hybrid hosts the v2 hierarchy is hidden there so runc and crun both see plain v1.
+fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    if hide_unified {
+        umount2(UNIFIED_CGROUP, MntFlags::MNT_DETACH)?;
+    }
+    Ok(())
+}
+
+/// Whether this process holds a capability (containerd inherits our set on the local target).
+pub fn has_capability(bit: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << bit) != 0)
+}
+
+fn register_cleanup(plan: &CleanupPlan) -> Registration {
+    let plan = plan.clone();
+    teardown::register(format!("testbed {}", plan.run_dir.display()), move || {
+        let leftovers = cleanup::run(&plan);
+        if !leftovers.is_clean() {
+            eprintln!("cleanup left: {:?}", leftovers.0);
+        }
+    })
+}

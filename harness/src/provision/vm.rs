@@ -1,0 +1,295 @@
+//! The VM backend: the containerd of a throw-away QEMU VM, driven over SSH, its CRI socket
+//! forwarded to the run dir so the same CRI client and the same suites run unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::cleanup::{processes_matching, Leftovers};
+use super::{
+    daemon_gone, io_err, new_run_dir, standard_handlers, wait_ready, Backend, ProvisionError, RunPaths,
+    Settings, Testbed, NODE_COMMAND_DEADLINE, SANDBOX_IMAGE,
+};
+use crate::node::vm::SshNode;
+use crate::node::Node;
+use crate::process::Daemon;
+use crate::profile::{parse_containerd_version, Containerd, Version};
+use crate::render::{cni, ContainerdConfig};
+use crate::teardown::{self, Registration};
+use crate::vm::accel::Verdict;
+use crate::vm::image::Image;
+use crate::vm::qemu::{boot_deadline, Vm, VmSpec};
+
+const GUEST_SOCKET: &str = "/run/containerd/containerd.sock";
+const GUEST_CONFIG: &str = "/etc/containerd/config.toml";
+const GUEST_STATE: &str = "/var/lib/kata-harness";
+/// crun learned OCI spec 1.2 (what containerd 2.x writes) in 1.14.3.
+const CRUN_FOR_SPEC_1_2: Version = Version::new(1, 14, 3);
+
+pub(super) struct VmBackend {
+    vm: Vm,
+    forward: Mutex<Option<Daemon>>,
+    run_dir: PathBuf,
+    keep: bool,
+    registration: Option<Registration>,
+}
+
+impl VmBackend {
+    pub(super) fn exited(&mut self) -> Option<String> {
+        if let Some(reason) = self.vm.exited() {
+            return Some(format!(
+                "{reason}\n----- console (tail) -----\n{}",
+                self.vm.console_tail(30)
+            ));
+        }
+        daemon_gone(&self.forward, "the SSH forward of the CRI socket")
+    }
+
+    pub(super) fn log_tail(&mut self, node: &dyn Node, lines: usize) -> String {
+        if self.vm.exited().is_some() {
+            return format!(
+                "(the VM is gone)\n----- console (tail) -----\n{}",
+                self.vm.console_tail(lines)
+            );
+        }
+        let argv = [
+            "journalctl",
+            "-u",
+            "containerd",
+            "--no-pager",
+            "-o",
+            "short-precise",
+            "-n",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([lines.to_string()])
+        .collect::<Vec<_>>();
+        match node.run(&argv, Duration::from_secs(30)) {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+            Err(e) => format!("(journalctl failed: {e})\n{}", self.vm.console_tail(lines)),
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Leftovers {
+        if let Some(mut forward) = self.forward.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            forward.stop(Duration::from_secs(5));
+        }
+        self.vm.stop();
+        if let Some(registration) = self.registration.take() {
+            registration.disarm();
+        }
+        let leftovers: Vec<String> = processes_matching(&self.run_dir.to_string_lossy())
+            .into_iter()
+            .map(|(pid, cmd)| format!("process {pid}: {cmd}"))
+            .collect();
+        if !self.keep && leftovers.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
+        Leftovers(leftovers)
+    }
+}
+
+/// Runs a command in the guest during provisioning.
+fn guest(node: &dyn Node, argv: &[&str]) -> Result<String, ProvisionError> {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    let out = node
+        .run(&argv, NODE_COMMAND_DEADLINE)
+        .map_err(ProvisionError::Guest)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes `content` to `remote` in the guest through a staged host file.
+fn put(node: &dyn Node, run_dir: &Path, remote: &str, content: &str) -> Result<(), ProvisionError> {
+    let staged = run_dir.join(Path::new(remote).file_name().unwrap_or_default());
+    std::fs::write(&staged, content).map_err(io_err(&staged))?;
+    node.upload(&staged, Path::new(remote))
+        .map_err(ProvisionError::Guest)
+}
+
+/// The crun the guest should use: its own, unless containerd 2.x meets a crun too old for
+/// the OCI spec it writes; then the newer crun from the host cache is copied in.
+fn guest_crun(node: &dyn Node, containerd: Version) -> Result<(String, String), ProvisionError> {
+    let own = guest(node, &["crun", "--version"])?;
+    let own_version = own
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<Version>().ok());
+    let too_old = containerd.major >= 2 && own_version.is_some_and(|v| v < CRUN_FOR_SPEC_1_2);
+    let cached = super::crun_binary();
+    if too_old && cached.is_absolute() {
+        let target = format!("{GUEST_STATE}/bin/crun");
+        node.upload(&cached, Path::new(&target))
+            .map_err(ProvisionError::Guest)?;
+        guest(node, &["chmod", "0755", &target])?;
+        let version = guest(node, &[&target, "--version"])?;
+        return Ok((target, version.lines().next().unwrap_or("").to_owned()));
+    }
+    Ok(("crun".into(), own.lines().next().unwrap_or("").to_owned()))
+}
+
+impl Testbed {
+    /// Boots a VM from `image` (overlay, console, QMP, SSH), configures its containerd with
+    /// our handlers and CNI, forwards its CRI socket here, and loads the standard images.
+    pub async fn start_vm(
+        settings: &Settings,
+        image: Image,
+        accel: &Verdict,
+    ) -> Result<Testbed, ProvisionError> {
+        teardown::install_interrupt_handler();
+        let (id, run_dir) = new_run_dir()?;
+        // An interrupt before the backend exists still removes the run dir (QEMU and ssh are
+        // killed by their own registrations).
+        let registration = {
+            let dir = run_dir.clone();
+            let keep = settings.keep;
+            teardown::register(format!("VM run dir {}", run_dir.display()), move || {
+                if !keep {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            })
+        };
+        let recipe = image.manifest.recipe.clone();
+        let description = image.describe();
+        let spec = VmSpec {
+            image,
+            accel: accel.accel,
+            memory_mb: 2048,
+            cpus: 2,
+            run_dir: run_dir.join("vm"),
+        };
+        let mut vm = Vm::start(spec)?;
+        vm.wait_for_ssh(boot_deadline(accel.accel)).await?;
+        let node = SshNode {
+            name: format!("vm:{recipe}"),
+            ssh: vm.ssh.clone(),
+        };
+
+        let version_text = guest(&node, &["containerd", "--version"])?.trim().to_owned();
+        let version = parse_containerd_version(&version_text)?;
+        let containerd = Containerd {
+            bin_dir: "/usr/bin".into(),
+            version,
+            version_text,
+        };
+        let (crun, crun_version) = guest_crun(&node, version)?;
+        let staging = run_dir.join("images");
+        std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        let paths = RunPaths {
+            run_dir: run_dir.clone(),
+            config: GUEST_CONFIG.into(),
+            socket: run_dir.join("containerd.sock"),
+            node_socket: GUEST_SOCKET.into(),
+            pod_logs: format!("{GUEST_STATE}/pod-logs").into(),
+            runtime_root: format!("{GUEST_STATE}/runtime-root").into(),
+            images: format!("{GUEST_STATE}/images").into(),
+            staging,
+        };
+        let config = ContainerdConfig {
+            version,
+            root: "/var/lib/containerd".into(),
+            state: "/run/containerd".into(),
+            grpc_address: GUEST_SOCKET.into(),
+            temp_dir: format!("{GUEST_STATE}/tmp").into(),
+            opt_dir: "/opt/containerd".into(),
+            sandbox_image: SANDBOX_IMAGE.into(),
+            default_runtime: "runc".into(),
+            runtimes: standard_handlers(&paths.runtime_root, &crun),
+            untrusted_workload_runtime: None,
+            cni_bin_dir: "/usr/lib/cni".into(),
+            cni_conf_dir: "/etc/cni/net.d".into(),
+            registry_config_path: None,
+            snapshotter: "overlayfs".into(),
+            restrict_oom_score_adj: false,
+        };
+        let ipam = format!("{GUEST_STATE}/ipam");
+        for dir in [
+            &paths.pod_logs,
+            &paths.runtime_root,
+            &paths.images,
+            Path::new(&ipam),
+            Path::new("/etc/cni/net.d"),
+        ] {
+            guest(&node, &["mkdir", "-p", &dir.to_string_lossy()])?;
+        }
+        put(&node, &run_dir, GUEST_CONFIG, &config.render()?)?;
+        let conflist = cni::bridge_conflist("kata-harness", "khbr0", "10.88.0.0/16", Path::new(&ipam));
+        put(
+            &node,
+            &run_dir,
+            "/etc/cni/net.d/10-kata-harness.conflist",
+            &conflist,
+        )?;
+        guest(&node, &["systemctl", "restart", "containerd"])?;
+
+        let forward = Daemon::spawn(
+            "ssh-forward",
+            vm.ssh.forward_socket(&paths.socket, Path::new(GUEST_SOCKET)),
+            &run_dir.join("ssh-forward.log"),
+        )
+        .map_err(ProvisionError::Spawn)?;
+        let forward = Mutex::new(Some(forward));
+        let ready = {
+            let vm_dead = Mutex::new(&mut vm);
+            wait_ready(&paths.socket, || {
+                vm_dead
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .exited()
+                    .or_else(|| daemon_gone(&forward, "ssh"))
+            })
+            .await
+        };
+        let cri = match ready {
+            Ok(cri) => cri,
+            Err(source) => {
+                let log_tail = vm.console_tail(40);
+                return Err(ProvisionError::NotReady { source, log_tail });
+            }
+        };
+        let facts = vec![
+            ("target".into(), format!("vm ({recipe})")),
+            ("image".into(), description),
+            (
+                "accelerator".into(),
+                format!("{} ({})", accel.accel.qemu_arg(), accel.reason),
+            ),
+            ("containerd".into(), containerd.version_text.clone()),
+            ("crun".into(), crun_version),
+        ];
+        let backend = VmBackend {
+            vm,
+            forward,
+            run_dir: run_dir.clone(),
+            keep: settings.keep,
+            registration: Some(registration),
+        };
+        let testbed = Testbed {
+            id,
+            containerd,
+            config,
+            paths,
+            cri,
+            node: Arc::new(node),
+            cgroup_parent: format!("kata-harness-{}", short(&run_dir)),
+            crun,
+            facts,
+            backend: Mutex::new(Some(Backend::Vm(backend))),
+        };
+        testbed.import_standard_images(settings)?;
+        Ok(testbed)
+    }
+}
+
+fn short(run_dir: &Path) -> String {
+    run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_start_matches("kata-harness-").to_owned())
+        .unwrap_or_default()
+}
+
+/// Keeps a command type in scope for rustdoc links in this module's docs.
+#[allow(dead_code)]
+fn _doc(_: Command) {}
