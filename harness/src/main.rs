@@ -244,6 +244,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             &mut tee,
         ))
     };
+    let mut info = info;
+    info.environment.extend(recorder.testbed_facts());
     report::write_results(&args.results, &info, &mut results)
         .with_context(|| format!("failed to write results to {}", args.results.display()))?;
     let summary = Summary::of(&results);

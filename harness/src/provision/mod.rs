@@ -317,6 +317,28 @@ impl Testbed {
         self.finish()
     }
 
+    /// With `--keep` after a failure: leaves a VM testbed running and says how to reach it;
+    /// `None` (and a normal shutdown) for other backends.
+    pub fn keep_vm(&self, name: &str) -> Option<String> {
+        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.take() {
+            Some(Backend::Vm(v)) => Some(v.keep(name)),
+            other => {
+                *guard = other;
+                None
+            }
+        }
+    }
+
+    /// The QEMU process of a VM testbed (tests kill it to prove a dead VM fails fast).
+    pub fn vm_pid(&self) -> Option<u32> {
+        self.with_backend(|b| match b {
+            Backend::Vm(v) => v.qemu_pid(),
+            Backend::Local(_) => None,
+        })
+        .flatten()
+    }
+
     fn finish(&self) -> Leftovers {
         match self.backend.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(Backend::Local(l)) => l.finish(),

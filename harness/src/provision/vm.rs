@@ -36,6 +36,10 @@ pub(super) struct VmBackend {
 }
 
 impl VmBackend {
+    pub(super) fn qemu_pid(&self) -> Option<u32> {
+        self.vm.qemu_pid()
+    }
+
     pub(super) fn exited(&mut self) -> Option<String> {
         if let Some(reason) = self.vm.exited() {
             return Some(format!(
@@ -69,6 +73,43 @@ impl VmBackend {
         match node.run(&argv, Duration::from_secs(30)) {
             Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
             Err(e) => format!("(journalctl failed: {e})\n{}", self.vm.console_tail(lines)),
+        }
+    }
+
+    /// Leaves the VM running (for `--keep` after a failure) and records it under `name` so
+    /// `kata-harness vm ssh|down --name <name>` find it. Returns how to reach it.
+    pub(super) fn keep(self, name: &str) -> String {
+        let VmBackend {
+            vm,
+            forward,
+            run_dir,
+            registration,
+            ..
+        } = self;
+        if let Some(mut forward) = forward.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            forward.stop(Duration::from_secs(5));
+        }
+        if let Some(registration) = registration {
+            registration.disarm();
+        }
+        let kept = crate::vm::state::KeptVm {
+            name: name.to_owned(),
+            qemu_pid: vm.qemu_pid().unwrap_or_default(),
+            run_dir,
+            qmp_socket: vm.qmp_socket.clone(),
+            ssh_user: vm.ssh.user.clone(),
+            ssh_port: vm.ssh.port,
+            identity: vm.ssh.identity.clone(),
+            known_hosts: vm.ssh.known_hosts.clone(),
+            image: vm.spec.image.describe(),
+        };
+        let line = vm.ssh.interactive_line();
+        vm.detach();
+        match kept.save() {
+            Ok(()) => format!(
+                "kept VM {name}: kata-harness vm ssh --name {name}  (or: {line}); stop it with: kata-harness vm down --name {name}"
+            ),
+            Err(e) => format!("kept VM {name} (pid {}), but failed to record it: {e}; reach it with: {line}", kept.qemu_pid),
         }
     }
 

@@ -99,6 +99,8 @@ pub enum Event {
     TestbedReady {
         variant: String,
         description: String,
+        /// Image, kernel, accelerator, component versions: repeated in JUnit and JSON.
+        facts: Vec<(String, String)>,
     },
     TrialStarted {
         name: String,
@@ -164,6 +166,24 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub events: Vec<Event>,
+}
+
+impl Recorder {
+    /// Every testbed's facts as `<variant>.<fact>` pairs, for the JUnit and JSON reports.
+    pub fn testbed_facts(&self) -> Vec<(String, String)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TestbedReady { variant, facts, .. } => Some((variant, facts)),
+                _ => None,
+            })
+            .flat_map(|(variant, facts)| {
+                facts
+                    .iter()
+                    .map(move |(k, v)| (format!("{variant}.{k}"), v.clone()))
+            })
+            .collect()
+    }
 }
 
 impl Sink for Recorder {

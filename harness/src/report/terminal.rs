@@ -94,8 +94,13 @@ impl Sink for Terminal {
             Event::RunStarted { trials } => self.bar.set_length(*trials as u64),
             Event::Note(text) => self.say(format!("note: {text}")),
             Event::TestbedStarting { variant } => self.bar.set_message(format!("starting {variant}")),
-            Event::TestbedReady { variant, description } => {
-                self.say(format!("ready: {variant}: {description}"))
+            Event::TestbedReady {
+                variant,
+                description,
+                facts,
+            } => {
+                let facts: Vec<String> = facts.iter().map(|(k, v)| format!("  {k}: {v}")).collect();
+                self.say(format!("ready: {variant}: {description}\n{}", facts.join("\n")))
             }
             Event::TrialStarted { name } => self.bar.set_message(name.clone()),
             Event::TrialFinished(result) => {

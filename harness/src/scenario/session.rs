@@ -104,18 +104,26 @@ pub async fn run(
         sink.event(&Event::TestbedReady {
             variant: variant.label.clone(),
             description: testbed.describe(),
+            facts: testbed.facts.clone(),
         });
+        let mut variant_failed = false;
         for trial in runnable {
             sink.event(&Event::TrialStarted {
                 name: trial.name.clone(),
             });
             let mut result = run_trial(&testbed, trial).await;
             if result.verdict == Verdict::Failed {
+                variant_failed = true;
                 attach_testbed_evidence(&testbed, &mut result.evidence);
             }
             finish(sink, result);
         }
         let label = variant.label.clone();
+        if base.keep && variant_failed {
+            if let Some(how) = testbed.keep_vm(&label) {
+                sink.event(&Event::Note(how));
+            }
+        }
         let leftovers = testbed.shutdown().await;
         if !leftovers.is_clean() {
             let result = TrialResult {
