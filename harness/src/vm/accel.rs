@@ -188,15 +188,16 @@ pub fn cached_probe(kernel: &Path, busybox: &Path, cache: &Path) -> Verdict {
     verdict
 }
 
-/// Host boot id + QEMU binary + kernel: a new boot, QEMU or kernel probes again.
+/// Host boot id + QEMU binary + kernel contents: a new boot, QEMU or kernel probes again
+/// (images sharing a kernel share the verdict).
 fn probe_key(kernel: &Path) -> String {
     use sha2::{Digest, Sha256};
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let qemu = crate::scenario::plan::find_on_path("qemu-system-x86_64")
         .and_then(|p| std::fs::metadata(&p).ok().map(|m| format!("{p:?}{}", m.len())))
         .unwrap_or_default();
-    let kernel = std::fs::metadata(kernel)
-        .map(|m| format!("{kernel:?}{}", m.len()))
+    let kernel = std::fs::read(kernel)
+        .map(|bytes| hex::encode(Sha256::digest(&bytes)))
         .unwrap_or_default();
     hex::encode(&Sha256::digest(format!("{boot}{qemu}{kernel}").as_bytes())[..8])
 }
