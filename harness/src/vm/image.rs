@@ -58,7 +58,11 @@ pub struct Manifest {
 pub struct Files {
     pub disk: String,
     pub disk_format: String,
-    /// The compressed kernel for `-kernel`.
+    /// The uncompressed kernel (PVH ELF): QEMU boots it directly, ~4 s faster under TCG
+    /// than decompressing `bzimage`.
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// The compressed kernel (bzImage).
     pub bzimage: String,
     pub initrd: String,
     pub ssh_key: String,
@@ -87,7 +91,19 @@ impl Image {
         self.path(&self.manifest.files.disk)
     }
 
+    /// The kernel to boot: the uncompressed one when the image has it.
     pub fn kernel(&self) -> PathBuf {
+        self.path(
+            self.manifest
+                .files
+                .kernel
+                .as_deref()
+                .unwrap_or(&self.manifest.files.bzimage),
+        )
+    }
+
+    /// The bzImage (the KVM probe boots it: any bootable kernel of the image will do).
+    pub fn bzimage(&self) -> PathBuf {
         self.path(&self.manifest.files.bzimage)
     }
 
@@ -196,7 +212,8 @@ mod tests {
           "cmdline":"console=ttyS0","guest":{"ip":"10.0.2.15","ssh_user":"root","ssh_port":22}}"#;
         std::fs::write(dir.path().join("manifest.json"), manifest).unwrap();
         let image = Image::open(dir.path()).unwrap();
-        assert_eq!(image.kernel(), dir.path().join("vmlinuz"));
+        assert_eq!(image.kernel(), dir.path().join("vmlinux"));
+        assert_eq!(image.bzimage(), dir.path().join("vmlinuz"));
         assert!(image.describe().contains("containerd 1.6.20"));
     }
 
