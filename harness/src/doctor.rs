@@ -202,12 +202,94 @@ pub fn checks() -> Vec<Check> {
             "not held: containerd runs with restrict_oom_score_adj".into()
         },
     });
+    let system_config = Path::new("/etc/containerd/config.toml");
+    if let Ok(text) = std::fs::read_to_string(system_config) {
+        out.push(sandbox_image_check(&system_config.display().to_string(), &text));
+    }
     out
+}
+
+/// The sandbox image kubeadm 1.20 preloads and expects (`kubeadm config images list`): on an
+/// air-gapped node any other sandbox image means a pull on every pod start, which fails.
+pub const KUBEADM_1_20_SANDBOX_IMAGE: &str = "k8s.gcr.io/pause:3.2";
+
+/// The sandbox image a containerd config sets, for every config schema: `sandbox_image` of
+/// the CRI plugin (schemas 1 and 2) or `pinned_images.sandbox` of the images plugin (3, 4).
+pub fn configured_sandbox_image(config: &str) -> Result<Option<String>, String> {
+    let doc: toml::Table = toml::from_str(config).map_err(|e| format!("not valid TOML: {e}"))?;
+    let plugins = doc.get("plugins").and_then(|p| p.as_table());
+    let lookup = |path: &[&str]| {
+        let mut cursor = plugins?;
+        let (last, parents) = path.split_last()?;
+        for key in parents {
+            cursor = cursor.get(*key)?.as_table()?;
+        }
+        cursor.get(*last)?.as_str().map(str::to_owned)
+    };
+    Ok(
+        lookup(&["io.containerd.cri.v1.images", "pinned_images", "sandbox"])
+            .or_else(|| lookup(&["io.containerd.grpc.v1.cri", "sandbox_image"]))
+            .or_else(|| lookup(&["cri", "sandbox_image"])),
+    )
+}
+
+/// Warns when a containerd config's sandbox image is not the one kubeadm 1.20 expects.
+pub fn sandbox_image_check(source: &str, config: &str) -> Check {
+    let name = "sandbox image (kubeadm 1.20)".to_owned();
+    let (status, detail) = match configured_sandbox_image(config) {
+        Err(e) => (Status::Warn, format!("{source}: {e}")),
+        Ok(Some(image)) if image == KUBEADM_1_20_SANDBOX_IMAGE => {
+            (Status::Ok, format!("{source} pins {image}"))
+        }
+        Ok(Some(image)) => (
+            Status::Warn,
+            format!(
+                "{source} sets {image}, but kubeadm 1.20 preloads {KUBEADM_1_20_SANDBOX_IMAGE}: offline, every pod start would try to pull {image}"
+            ),
+        ),
+        Ok(None) => (
+            Status::Warn,
+            format!(
+                "{source} sets no sandbox image, so containerd's built-in default (registry.k8s.io/pause:3.x) applies, not kubeadm 1.20's {KUBEADM_1_20_SANDBOX_IMAGE}"
+            ),
+        ),
+    };
+    Check { name, status, detail }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_image_check_reads_every_schema() {
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"k8s.gcr.io/pause:3.2\"\n";
+        assert_eq!(sandbox_image_check("c", v2).status, Status::Ok);
+        let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\nsandbox = 'registry.k8s.io/pause:3.10'\n";
+        let check = sandbox_image_check("c", v3);
+        assert_eq!(check.status, Status::Warn);
+        assert!(
+            check
+                .detail
+                .contains("sets registry.k8s.io/pause:3.10, but kubeadm 1.20 preloads k8s.gcr.io/pause:3.2"),
+            "{}",
+            check.detail
+        );
+        let v1 = "[plugins.cri]\nsandbox_image = \"k8s.gcr.io/pause:3.2\"\n";
+        assert_eq!(
+            configured_sandbox_image(v1).unwrap().as_deref(),
+            Some("k8s.gcr.io/pause:3.2")
+        );
+        let unset = sandbox_image_check("c", "version = 2\n");
+        assert_eq!(unset.status, Status::Warn);
+        assert!(unset.detail.contains("sets no sandbox image"), "{}", unset.detail);
+    }
+
+    /// The testbed's own rendered config pins exactly what kubeadm 1.20 expects.
+    #[test]
+    fn the_testbed_sandbox_image_is_kubeadm_1_20s() {
+        assert_eq!(crate::provision::SANDBOX_IMAGE, KUBEADM_1_20_SANDBOX_IMAGE);
+    }
 
     #[test]
     fn kvm_verdict_always_gives_a_reason() {

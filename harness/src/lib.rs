@@ -4,10 +4,12 @@
 pub mod cri;
 pub mod doctor;
 pub mod images;
+pub mod kube;
 pub mod node;
 pub mod process;
 pub mod profile;
 pub mod provision;
+pub mod registry;
 pub mod render;
 pub mod report;
 pub mod scenario;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use kata_harness::kube::bundle::Bundle;
 use kata_harness::node::Target;
 use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
@@ -56,18 +57,27 @@ struct SuiteArgs {
     /// on this host), or ssh://user@host.
     #[arg(long, default_value = "vm")]
     target: String,
-    /// With --target local: containerd release lines (1.6, 1.7, 2.1) or binary directories.
-    #[arg(long = "containerd", value_delimiter = ',', default_values_t = DEFAULT_CONTAINERD_LINES.map(String::from))]
-    containerd: Vec<String>,
-    /// With --target vm: image recipes under vm-images/ (one VM, and one variant, each).
-    #[arg(long = "image", value_delimiter = ',', default_values_t = DEFAULT_VM_IMAGES.map(String::from))]
-    images: Vec<String>,
+    /// With --target local: containerd release lines or binary directories [default: 1.6,1.7,2.1].
+    #[arg(long = "containerd", value_delimiter = ',')]
+    containerd: Option<Vec<String>>,
+    /// With --target vm: image recipes under vm-images/, one VM and variant each
+    /// [default: bookworm,bookworm-containerd21].
+    #[arg(long = "image", value_delimiter = ',')]
+    images: Option<Vec<String>>,
     /// Keep only trials whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
     /// With --filter: keep only the trial with exactly this name.
     #[arg(long, requires = "filter")]
     exact: bool,
+    /// Also run the cluster suites (suites with `placements: [cluster]`) against a kubeadm
+    /// cluster on this host; `run` builds the offline bundle first if it is missing.
+    #[arg(long)]
+    k8s: bool,
+    /// A Kubernetes bundle directory (bin/kubeadm, bin/kubelet, ...; any version); implies --k8s.
+    /// Default: $KATA_HARNESS_K8S_BUNDLE, else the one scripts/build-k8s-bundle builds.
+    #[arg(long = "k8s-bundle")]
+    k8s_bundle: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +101,20 @@ struct RenderArgs {
     /// containerd version the config is for (picks the schema).
     #[arg(long = "containerd-version", default_value = "1.6.20")]
     containerd_version: String,
+}
+
+impl SuiteArgs {
+    fn containerd_lines(&self) -> Vec<String> {
+        self.containerd
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONTAINERD_LINES.map(String::from).to_vec())
+    }
+
+    fn image_recipes(&self) -> Vec<String> {
+        self.images
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VM_IMAGES.map(String::from).to_vec())
+    }
 }
 
 /// The checkout: where `suites/`, `vm-images/` and `scripts/` are.
@@ -144,6 +168,11 @@ struct Planned {
 }
 
 fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
+    load_plan_with(args, false)
+}
+
+/// `build_bundle`: build the default Kubernetes bundle if it is missing (`run`, not `list`).
+fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
     let suites = if args.suites.is_dir() {
         Suite::load_dir(&args.suites)
     } else {
@@ -152,10 +181,20 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
     let suites = suites.map_err(input_error)?;
     let target: Target = args.target.parse().map_err(input_error)?;
     let mut variants = Vec::new();
+    // A flag for the other target would be silently ignored: refuse it instead.
+    match (&target, &args.containerd, &args.images) {
+        (Target::Local, _, Some(_)) => return Err(input_error("--image applies to --target vm")),
+        (Target::Vm, Some(_), _) => {
+            return Err(input_error(
+                "--containerd applies to --target local (VM images bring their own containerd: use --image)",
+            ))
+        }
+        _ => {}
+    }
     match &target {
         Target::Local => {
             let capabilities = Capabilities::probe_local();
-            for text in &args.containerd {
+            for text in &args.containerd_lines() {
                 let choice: ContainerdChoice = text
                     .parse()
                     .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
@@ -167,7 +206,7 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
         }
         Target::Vm => {
             let repo = repo_root();
-            for recipe in &args.images {
+            for recipe in &args.image_recipes() {
                 if !repo.join("vm-images").join(recipe).join("recipe.conf").is_file() {
                     return Err(input_error(format!(
                         "--image {recipe}: no recipe vm-images/{recipe}/recipe.conf"
@@ -181,6 +220,16 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
                 "--target {target}: the ssh target is not implemented yet"
             )));
         }
+    }
+    let user_bundle = Bundle::user_dir(args.k8s_bundle.as_deref());
+    if args.k8s || user_bundle.is_some() {
+        let bundle = if build_bundle {
+            Bundle::ensure(&repo_root(), user_bundle.as_deref())
+        } else {
+            Bundle::open(&user_bundle.clone().unwrap_or_else(Bundle::default_dir))
+        };
+        let bundle = bundle.map_err(|e| input_error(format!("--k8s: {}", report::chain(&e))))?;
+        variants.push((Variant::cluster(bundle), Capabilities::probe_local()));
     }
     let trials = plan::plan(&suites, &variants);
     let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
@@ -209,14 +258,19 @@ fn list(args: SuiteArgs) -> Result<ExitCode> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let planned = match load_plan(&args.suites) {
+    let planned = match load_plan_with(&args.suites, true) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
     let target = planned.target.clone();
     let variant_flag = match target {
-        Target::Vm => format!("--image {}", args.suites.images.join(",")),
-        _ => format!("--containerd {}", args.suites.containerd.join(",")),
+        Target::Vm => format!("--image {}", args.suites.image_recipes().join(",")),
+        _ => format!("--containerd {}", args.suites.containerd_lines().join(",")),
+    };
+    let variant_flag = if args.suites.k8s || args.suites.k8s_bundle.is_some() {
+        format!("{variant_flag} --k8s")
+    } else {
+        variant_flag
     };
     let info = RunInfo {
         command: format!("kata-harness run --target {target} {variant_flag} --filter"),

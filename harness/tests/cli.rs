@@ -64,18 +64,41 @@ fn unknown_target_and_missing_containerd_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target \"docker\""));
     let out = harness()
-        .args(["list", "--containerd", "/nonexistent/containerd"])
+        .args([
+            "list",
+            "--target",
+            "local",
+            "--containerd",
+            "/nonexistent/containerd",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/containerd"));
+    // A flag for the other target is refused, not ignored.
+    let out = harness().args(["list", "--containerd", "1.6"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--containerd applies to --target local"));
+    let out = harness().args(["list", "--image", "bookwrom"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bookwrom"));
 }
 
 #[test]
 fn run_writes_junit_and_json_that_agree_with_the_table() {
     let results = tempfile::tempdir().unwrap();
     let out = harness()
-        .args(["run", "--target", "local", "--containerd", "1.6", "--results"])
+        // Only the cri suite: the counts below are its rows.
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--containerd",
+            "1.6",
+            "--filter",
+            "cri::",
+            "--results",
+        ])
         .arg(results.path())
         .output()
         .unwrap();

@@ -29,6 +29,28 @@ pub(super) struct LocalBackend {
     log: PathBuf,
 }
 
+/// Address on `lo` of containerd's network namespace where scenario registries listen.
+/// A non-loopback address, so TLS verification really happens (see `crate::registry`).
+pub const NODE_REGISTRY_ADDRESS: &str = crate::registry::REGISTRY_IP;
+
+/// Brings up `lo` in containerd's fresh network namespace and adds the registry address.
+/// The namespace has no other interface and no route: the node is air-gapped (any pull of a
+/// public image fails at once with "network is unreachable"), while the CNI bridge pods use
+/// lives inside it too.
+fn loopback_up(netns: &std::path::Path) -> Result<(), crate::process::ProcessError> {
+    let ip = |args: &[&str]| {
+        let mut argv = vec!["ip".to_owned()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        crate::process::run(
+            crate::registry::command_in(Some(netns), &argv),
+            super::NODE_COMMAND_DEADLINE,
+        )
+    };
+    ip(&["link", "set", "lo", "up"])?;
+    ip(&["addr", "add", &format!("{NODE_REGISTRY_ADDRESS}/32"), "dev", "lo"])?;
+    Ok(())
+}
+
 impl LocalBackend {
     pub(super) fn exited(&self) -> Option<String> {
         let mut guard = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
@@ -36,6 +58,14 @@ impl LocalBackend {
             .as_mut()
             .and_then(Daemon::exited)
             .map(|status| format!("containerd exited ({status})"))
+    }
+
+    /// containerd's network namespace (`/proc/<pid>/ns/net`) while it runs.
+    pub(super) fn netns(&self) -> Option<PathBuf> {
+        let guard = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .map(|d| PathBuf::from(format!("/proc/{}/ns/net", d.pid())))
     }
 
     pub(super) fn log_tail(&self, lines: usize) -> String {
@@ -77,6 +107,7 @@ impl Testbed {
             &paths.images,
             &run_dir.join("net.d"),
             &run_dir.join("ipam"),
+            &run_dir.join("certs.d"),
         ] {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
@@ -94,7 +125,9 @@ impl Testbed {
             untrusted_workload_runtime: None,
             cni_bin_dir: PathBuf::from("/usr/lib/cni"),
             cni_conf_dir: run_dir.join("net.d"),
-            registry_config_path: None,
+            // hosts.toml is re-read on every pull, so scenarios add and remove registries
+            // here without restarting containerd.
+            registry_config_path: Some(run_dir.join("certs.d")),
             snapshotter: "overlayfs".into(),
             restrict_oom_score_adj: !has_capability(CAP_SYS_RESOURCE),
         };
@@ -144,6 +177,14 @@ impl Testbed {
         plan.daemon_pgid = Some(daemon.pid() as i32);
         registration.disarm();
         let registration = register_cleanup(&plan);
+        let netns = PathBuf::from(format!("/proc/{}/ns/net", daemon.pid()));
+        if let Err(e) = loopback_up(&netns) {
+            let mut daemon = daemon;
+            daemon.stop(Duration::from_secs(10));
+            let _ = cleanup::run(&plan);
+            registration.disarm();
+            return Err(ProvisionError::Spawn(e));
+        }
         let daemon = Mutex::new(Some(daemon));
 
         let ready = wait_ready(&paths.socket, || daemon_gone(&daemon, "containerd")).await;
@@ -192,9 +233,12 @@ pub fn hybrid_cgroups_with_v2_controllers() -> bool {
 /// shims and their containers. Every mount they make (rootfs overlays, shm, netns) lives and
 /// dies with that namespace, so none can leak onto the host, and the host's mounts are never
 /// changed. On hybrid hosts the v2 hierarchy is hidden there so runc and crun both see plain v1.
+/// Also a private network namespace: the node has no outbound network (air-gapped sandbox
+/// image scenarios), its CNI bridge never appears on the host, and scenario registries
+/// listen only inside it.
 fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWNET)?;
     mount(
         None::<&str>,
         "/",

@@ -270,6 +270,17 @@ impl Testbed {
         .unwrap_or_else(|| Some("the testbed was shut down".into()))
     }
 
+    /// The network namespace the node's containerd (and so its pods' pulls) lives in, as a
+    /// `/proc/<pid>/ns/net` path on this host; `None` when the node is a VM (its own kernel).
+    /// Registries and client-side pulls (`ctr` 1.6/1.7 fetch in the client) run in it.
+    pub fn net_namespace(&self) -> Option<PathBuf> {
+        self.with_backend(|b| match b {
+            Backend::Local(l) => l.netns(),
+            Backend::Vm(_) => None,
+        })
+        .flatten()
+    }
+
     /// The last lines of containerd's log (the journal in a VM, plus the console there).
     pub fn log_tail(&self, lines: usize) -> String {
         self.with_backend(|b| match b {
@@ -359,7 +370,10 @@ impl Drop for Testbed {
 
 /// Waits for the socket and for the CRI to report the runtime and the network ready, while
 /// watching what the daemon depends on: once `gone` says why it is gone, waiting is pointless.
-async fn wait_ready(socket: &Path, gone: impl Fn() -> Option<String>) -> Result<CriClient, WaitError> {
+pub(crate) async fn wait_ready(
+    socket: &Path,
+    gone: impl Fn() -> Option<String>,
+) -> Result<CriClient, WaitError> {
     wait_for(
         "containerd's CRI to report RuntimeReady and NetworkReady",
         DAEMON_READY_DEADLINE,

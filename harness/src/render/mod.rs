@@ -6,5 +6,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod hosts;
+pub mod kubeadm;
 
 pub use containerd::{ConfigSchema, ContainerdConfig, RuntimeHandler, RuntimeOptions};

@@ -85,6 +85,25 @@ impl TrialResult {
     }
 }
 
+impl TrialResult {
+    /// The synthetic failed row `harness::cleanup::<variant>`: a testbed left things behind.
+    pub fn cleanup_failure(variant: &str, leftovers: &[String]) -> Self {
+        TrialResult {
+            name: format!("harness::cleanup::{variant}"),
+            suite: "harness".into(),
+            scenario: "cleanup".into(),
+            variant: variant.to_owned(),
+            verdict: Verdict::Failed,
+            expected: "nothing left behind".into(),
+            observed: format!("{} leftovers", leftovers.len()),
+            message: leftovers.join("\n"),
+            seconds: 0.0,
+            bundle: None,
+            evidence: Evidence::default(),
+        }
+    }
+}
+
 /// The stream every sink consumes.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -31,6 +31,10 @@ struct SuiteFile {
     /// One line on what the suite proves.
     #[serde(default)]
     about: String,
+    /// Where the suite's rows run: `local`, `vm`, `cluster`. Default: every placement except
+    /// `cluster` (a Kubernetes suite declares `placements: [cluster]`).
+    #[serde(default)]
+    placements: Option<Vec<PlacementKind>>,
     /// The rows, parsed one by one so errors can name the row.
     rows: Vec<serde_norway::Value>,
 }
@@ -41,9 +45,31 @@ pub struct Suite {
     pub about: String,
     pub file: PathBuf,
     pub rows: Vec<Row>,
+    /// The placements whose variants the rows expand against (see `SuiteFile::placements`).
+    pub placements: Vec<PlacementKind>,
 }
 
-/// One scenario row. Exactly one action (`sandbox` or `image_import`) is set.
+/// Kinds of testbed a suite can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementKind {
+    /// A private containerd on this host.
+    Local,
+    /// The containerd of a throw-away VM.
+    Vm,
+    /// A single-node kubeadm cluster (local, in a node namespace).
+    Cluster,
+}
+
+impl PlacementKind {
+    /// Where a suite runs when it does not say.
+    pub fn default_set() -> Vec<PlacementKind> {
+        vec![PlacementKind::Local, PlacementKind::Vm]
+    }
+}
+
+/// One scenario row. Exactly one action (`sandbox`, `image_import`, `pull` or
+/// `sandbox_image`) is set.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Row {
@@ -62,6 +88,17 @@ pub struct Row {
     /// Action: import an image archive with `ctr -n <namespace> images import`.
     #[serde(default)]
     pub image_import: Option<ImageImportAction>,
+    /// Action: push an image to a registry on the node, then pull it (CRI or `ctr`).
+    #[serde(default)]
+    pub pull: Option<PullAction>,
+    /// Action: start a sandbox on the air-gapped node with the pinned sandbox image preloaded
+    /// or removed.
+    #[serde(default)]
+    pub sandbox_image: Option<SandboxImageAction>,
+    /// Action: a Kubernetes check against the cluster (`kube: { check: ... }`); only in suites
+    /// with `placements: [cluster]`. Fields: `crate::kube::suite::KubeAction`.
+    #[serde(default)]
+    pub kube: Option<crate::kube::suite::KubeAction>,
     /// What must be observed.
     pub expect: Expect,
 }
@@ -100,6 +137,92 @@ pub struct SandboxAction {
 pub struct ImageImportAction {
     /// containerd namespace to import into (`k8s.io` is the CRI's).
     pub namespace: String,
+    /// Then run a busybox container from the imported image, in a sandbox of `handler`
+    /// (no pull is possible: the node is air-gapped). Default: false.
+    #[serde(default)]
+    pub container: bool,
+    /// Runtime handler of that sandbox. Default: empty, containerd's default.
+    #[serde(default)]
+    pub handler: String,
+}
+
+/// Which registry a `pull` row talks to. All listen inside the node's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// docker-registry over HTTPS with a certificate from the run's CA.
+    Tls,
+    /// docker-registry over plain HTTP.
+    Plain,
+    /// Nothing listens on the address (connection refused).
+    Down,
+}
+
+/// The `ca` line of the registry's `hosts.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaChoice {
+    /// The CA that signed the registry's certificate.
+    Right,
+    /// Another CA generated for the run.
+    Wrong,
+    /// No `ca` line (the system roots).
+    Absent,
+}
+
+/// Who pulls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullClient {
+    /// CRI PullImage (crictl pull).
+    #[default]
+    Cri,
+    /// `ctr -n k8s.io images pull` on the node.
+    Ctr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullAction {
+    /// The registry (required).
+    pub registry: RegistryKind,
+    /// The `ca` line of the hosts.toml. Default: right for tls and down (so only the refused
+    /// connection can fail); plain registries take no CA.
+    #[serde(default)]
+    pub ca: Option<CaChoice>,
+    /// Write `certs.d/<host>/hosts.toml` (CRI `config_path`, `ctr --hosts-dir`). Default: true.
+    #[serde(default = "yes")]
+    pub hosts_toml: bool,
+    /// Who pulls. Default: cri.
+    #[serde(default)]
+    pub client: PullClient,
+    /// With client ctr: pass `--hosts-dir <config_path>`. Default: false.
+    #[serde(default)]
+    pub hosts_dir: bool,
+    /// Pull through a mirror entry for this registry namespace (e.g. `docker.io`): the image
+    /// is named `<mirror>/...` and `certs.d/<mirror>/hosts.toml` points at our registry.
+    /// Default: none (pull by the registry's address).
+    #[serde(default)]
+    pub mirror: Option<String>,
+    /// After a successful CRI pull, run a container from the image in a sandbox of this
+    /// handler. Default: empty, containerd's default handler.
+    #[serde(default)]
+    pub handler: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxImageAction {
+    /// The pinned sandbox image is in `k8s.io` (as provisioned); false: it is removed first
+    /// (and re-imported afterwards). Required.
+    pub preloaded: bool,
+    /// Runtime handler of the sandbox. Default: empty, containerd's default.
+    #[serde(default)]
+    pub handler: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -124,6 +247,22 @@ pub struct Expect {
     /// Whether the imported image is visible through the CRI image service.
     #[serde(default)]
     pub cri_visible: Option<bool>,
+    /// `pull` rows: the image arrived (and ran, for CRI pulls). `sandbox_image` rows: false
+    /// means no image was pulled (no `/images/create` event while the sandbox started).
+    #[serde(default)]
+    pub pulled: Option<bool>,
+    /// A node command (`ctr images pull`) must exit non-zero with this in its stderr.
+    #[serde(default)]
+    pub command_error: Option<String>,
+    /// The action must finish (success or the expected error) within this many seconds.
+    #[serde(default)]
+    pub within_seconds: Option<u64>,
+    /// Kubernetes rows: the API refuses the object with a message containing this text.
+    #[serde(default)]
+    pub rejected: Option<String>,
+    /// Kubernetes rows: the pod stays Pending and gets an event with this reason.
+    #[serde(default)]
+    pub event: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -197,6 +336,7 @@ impl Suite {
             about: parsed.about,
             file: file.to_owned(),
             rows,
+            placements: parsed.placements.unwrap_or_else(PlacementKind::default_set),
         };
         suite.validate()?;
         Ok(suite)
@@ -275,11 +415,23 @@ impl Suite {
         // Every Kata row needs a runc control in its suite, so a harness bug cannot pass as Kata.
         let has_kata = self.rows.iter().any(|r| r.requires.contains(&Requirement::Kata));
         let has_control = self.rows.iter().any(|r| {
-            r.sandbox
+            let handler = r
+                .sandbox
                 .as_ref()
-                .is_some_and(|s| s.handler.is_empty() || s.handler == "runc")
+                .map(|s| s.handler.as_str())
+                .or(r.pull.as_ref().map(|p| p.handler.as_str()))
+                .or(r.sandbox_image.as_ref().map(|s| s.handler.as_str()))
+                .or(r
+                    .image_import
+                    .as_ref()
+                    .filter(|i| i.container)
+                    .map(|i| i.handler.as_str()));
+            handler.is_some_and(|h| h.is_empty() || h == "runc")
                 && r.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
         });
+        let has_control = has_control || self.rows.iter().any(crate::kube::suite::is_runc_control);
+        crate::kube::suite::validate_placements(self)
+            .map_err(|(location, message)| err(location, message))?;
         if has_kata && !has_control {
             return Err(err(
                 "field rows: ".into(),
@@ -293,20 +445,72 @@ impl Suite {
 impl Row {
     /// Checks one row; the error names the offending field.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(kube) = &self.kube {
+            return crate::kube::suite::validate_row(self, kube);
+        }
         let e = &self.expect;
+        let actions = [
+            ("sandbox", self.sandbox.is_some()),
+            ("image_import", self.image_import.is_some()),
+            ("pull", self.pull.is_some()),
+            ("sandbox_image", self.sandbox_image.is_some()),
+        ];
+        let set: Vec<&'static str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
+        if set.len() > 1 {
+            return Err((set[1], format!("a row has one action; {} is already set", set[0])));
+        }
+        if e.within_seconds == Some(0) {
+            return Err(("expect.within_seconds", "must be at least 1".into()));
+        }
+        let new_fields = e.pulled.is_some() || e.command_error.is_some() || e.within_seconds.is_some();
+        if let Some(pull) = &self.pull {
+            self.validate_pull(pull)?;
+        } else if let Some(action) = &self.sandbox_image {
+            self.validate_handler(&action.handler)?;
+            if e.cri_visible.is_some() || e.command_error.is_some() || e.binary_name.is_some() {
+                return Err((
+                    "expect",
+                    "a sandbox_image row expects runtime_type + pulled: false, or an error".into(),
+                ));
+            }
+            match (action.preloaded, &e.error) {
+                (true, None) if e.pulled == Some(false) && e.runtime_type.is_some() => {}
+                (true, None) => {
+                    return Err((
+                        "expect.pulled",
+                        "a preloaded sandbox_image row must expect runtime_type and pulled: false (no pull happened)".into(),
+                    ))
+                }
+                (false, Some(_)) if e.pulled.is_none() && e.runtime_type.is_none() => {}
+                (false, _) => {
+                    return Err((
+                        "expect.error",
+                        "with the sandbox image removed on an air-gapped node, expect only the CRI error".into(),
+                    ))
+                }
+                (true, Some(_)) => {
+                    return Err((
+                        "expect.error",
+                        "a preloaded sandbox image must start the sandbox".into(),
+                    ))
+                }
+            }
+        } else if self.sandbox.is_some() && new_fields {
+            return Err((
+                "expect",
+                "pulled, command_error and within_seconds fit pull, sandbox_image and image_import rows"
+                    .into(),
+            ));
+        }
         match (&self.sandbox, &self.image_import) {
+            (None, None) if self.pull.is_some() || self.sandbox_image.is_some() => {}
             (None, None) => {
                 return Err((
                     "sandbox",
-                    "a row needs one action: sandbox or image_import".into(),
+                    "a row needs one action: sandbox, image_import, pull or sandbox_image".into(),
                 ))
             }
-            (Some(_), Some(_)) => {
-                return Err((
-                    "image_import",
-                    "a row has one action; sandbox is already set".into(),
-                ))
-            }
+            (Some(_), Some(_)) => unreachable!("one action checked above"),
             (Some(sandbox), None) => {
                 if e.cri_visible.is_some() {
                     return Err(("expect.cri_visible", "only fits an image_import row".into()));
@@ -359,12 +563,32 @@ impl Row {
                         "an image_import row must expect cri_visible".into(),
                     ));
                 }
-                if e.runtime_type.is_some()
-                    || e.binary_name.is_some()
+                if !import.container && !import.handler.is_empty() {
+                    return Err(("image_import.handler", "only fits with container: true".into()));
+                }
+                self.validate_handler(&import.handler)?;
+                if e.binary_name.is_some()
                     || e.oci_runtime.is_some()
-                    || e.error.is_some()
+                    || e.pulled.is_some()
+                    || e.command_error.is_some()
+                    || e.within_seconds.is_some()
                 {
-                    return Err(("expect", "an image_import row only expects cri_visible".into()));
+                    return Err((
+                        "expect",
+                        "an image_import row expects cri_visible, and with container: true a runtime_type or the CreateContainer error".into(),
+                    ));
+                }
+                if import.container && e.runtime_type.is_none() && e.error.is_none() {
+                    return Err((
+                        "expect.runtime_type",
+                        "with container: true, expect the container's runtime_type or the CRI error".into(),
+                    ));
+                }
+                if !import.container && (e.runtime_type.is_some() || e.error.is_some()) {
+                    return Err((
+                        "expect",
+                        "runtime_type and error need container: true in an image_import row".into(),
+                    ));
                 }
             }
         }
@@ -382,11 +606,117 @@ impl Row {
         Ok(())
     }
 
+    /// A handler named by a non-`sandbox` action must be configured, and Kata needs the
+    /// requirement declared.
+    fn validate_handler(&self, handler: &str) -> Result<(), (&'static str, String)> {
+        if !handler.is_empty() && !CONFIGURED_HANDLERS.contains(&handler) {
+            return Err((
+                "handler",
+                format!(
+                    "unknown handler {handler:?} (configured: {})",
+                    CONFIGURED_HANDLERS.join(", ")
+                ),
+            ));
+        }
+        if handler.starts_with("kata") && !self.requires.contains(&Requirement::Kata) {
+            return Err((
+                "requires",
+                "a Kata handler row must declare `requires: [kata]`".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_pull(&self, pull: &PullAction) -> Result<(), (&'static str, String)> {
+        let e = &self.expect;
+        self.validate_handler(&pull.handler)?;
+        if pull.registry == RegistryKind::Plain && pull.ca.is_some() {
+            return Err(("pull.ca", "a plain-HTTP registry takes no CA".into()));
+        }
+        if !pull.hosts_toml && pull.ca.is_some() {
+            return Err((
+                "pull.ca",
+                "the CA is a line of hosts.toml, and hosts_toml is false".into(),
+            ));
+        }
+        if pull.mirror.is_some() && !pull.hosts_toml {
+            return Err((
+                "pull.mirror",
+                "a mirror entry is a hosts.toml; hosts_toml is false".into(),
+            ));
+        }
+        if let Some(mirror) = &pull.mirror {
+            if mirror.is_empty() || mirror.contains('/') {
+                return Err(("pull.mirror", format!("{mirror:?} is not a registry host")));
+            }
+        }
+        if e.cri_visible.is_some() || e.binary_name.is_some() || e.oci_runtime.is_some() {
+            return Err((
+                "expect",
+                "a pull row expects pulled: true, an error (cri) or a command_error (ctr)".into(),
+            ));
+        }
+        let outcomes = [
+            e.pulled == Some(true),
+            e.error.is_some(),
+            e.command_error.is_some(),
+        ];
+        if outcomes.iter().filter(|o| **o).count() != 1 || e.pulled == Some(false) {
+            return Err((
+                "expect",
+                "a pull row expects exactly one of pulled: true, error, command_error".into(),
+            ));
+        }
+        match pull.client {
+            PullClient::Cri => {
+                if pull.hosts_dir {
+                    return Err((
+                        "pull.hosts_dir",
+                        "only fits client: ctr (the CRI uses config_path)".into(),
+                    ));
+                }
+                if e.command_error.is_some() {
+                    return Err((
+                        "expect.command_error",
+                        "fits client: ctr; CRI rows expect error".into(),
+                    ));
+                }
+            }
+            PullClient::Ctr => {
+                if e.error.is_some() {
+                    return Err(("expect.error", "ctr is a command: expect command_error".into()));
+                }
+                if !pull.handler.is_empty() || e.runtime_type.is_some() {
+                    return Err(("pull.handler", "ctr pulls are not run in a sandbox".into()));
+                }
+            }
+        }
+        if e.runtime_type.is_some() && e.pulled != Some(true) {
+            return Err(("expect.runtime_type", "only fits a successful CRI pull".into()));
+        }
+        Ok(())
+    }
+
     /// The expectation in one line, for the report's "expected" column.
     pub fn expected_summary(&self) -> String {
+        if let Some(summary) = crate::kube::suite::expected_summary(self) {
+            return summary;
+        }
         let e = &self.expect;
         if let Some(error) = &e.error {
             return format!("{} error: {}", error.code, error.message);
+        }
+        if let Some(message) = &e.command_error {
+            return format!("command fails: {message}");
+        }
+        if e.pulled == Some(true) {
+            return match &e.runtime_type {
+                Some(rt) => format!("pulled, container runs on {rt}"),
+                None => "pulled".into(),
+            };
+        }
+        if e.pulled == Some(false) {
+            return format!("{}, no image pulled", e.runtime_type.clone().unwrap_or_default());
         }
         if let Some(visible) = e.cri_visible {
             return if visible {
@@ -523,6 +853,109 @@ rows:
             .to_string();
         assert!(err.starts_with("suites/t.yaml: "), "{err}");
         assert!(err.contains("abuot"), "{err}");
+    }
+
+    const IMAGES: &str = r#"
+suite: images
+rows:
+  - scenario: pull-with-ca-runc
+    pull: { registry: tls, ca: right, handler: runc }
+    expect: { pulled: true, runtime_type: io.containerd.runc.v2 }
+  - scenario: pull-with-ca-kata
+    requires: [kata]
+    pull: { registry: tls, ca: right, handler: kata }
+    expect: { pulled: true, runtime_type: io.containerd.kata.v2 }
+  - scenario: pull-wrong-ca
+    pull: { registry: tls, ca: wrong }
+    expect: { error: { code: Unknown, message: x509 } }
+  - scenario: ctr-pull
+    pull: { registry: tls, client: ctr, hosts_dir: true }
+    expect: { pulled: true }
+  - scenario: preloaded
+    sandbox_image: { preloaded: true, handler: crun }
+    expect: { runtime_type: io.containerd.runc.v2, pulled: false }
+  - scenario: removed
+    sandbox_image: { preloaded: false }
+    expect: { error: { code: Unknown, message: "failed to get sandbox image" }, within_seconds: 10 }
+  - scenario: default-ns
+    image_import: { namespace: default, container: true, handler: runc }
+    expect: { cri_visible: false, error: { code: NotFound, message: "failed to resolve image" } }
+"#;
+
+    #[test]
+    fn image_rows_load_and_a_pull_row_is_the_runc_control() {
+        let suite = parse(IMAGES).unwrap();
+        assert_eq!(suite.rows.len(), 7);
+        assert_eq!(suite.rows[0].pull.as_ref().unwrap().registry, RegistryKind::Tls);
+        assert!(
+            suite.rows[3].pull.as_ref().unwrap().hosts_toml,
+            "hosts_toml defaults to true"
+        );
+    }
+
+    #[test]
+    fn image_row_mistakes_name_the_field() {
+        let cases = [
+            // a misspelt registry kind
+            (
+                "registry: tls, ca: wrong",
+                "registry: tsl, ca: wrong",
+                "row 3 (pull-wrong-ca): ",
+            ),
+            // ctr is a command, not a CRI call
+            (
+                "pull: { registry: tls, client: ctr, hosts_dir: true }\n    expect: { pulled: true }",
+                "pull: { registry: tls, client: ctr }\n    expect: { error: { code: Unknown, message: x } }",
+                "field expect.error: ctr is a command",
+            ),
+            // hosts_dir only fits ctr
+            (
+                "pull: { registry: tls, ca: wrong }",
+                "pull: { registry: tls, ca: wrong, hosts_dir: true }",
+                "field pull.hosts_dir",
+            ),
+            // a plain registry takes no CA
+            (
+                "pull: { registry: tls, ca: wrong }",
+                "pull: { registry: plain, ca: wrong }",
+                "field pull.ca",
+            ),
+            // a preloaded sandbox image must prove no pull
+            (
+                "expect: { runtime_type: io.containerd.runc.v2, pulled: false }",
+                "expect: { runtime_type: io.containerd.runc.v2 }",
+                "row 5 (preloaded), field expect.pulled",
+            ),
+            // two actions
+            (
+                "sandbox_image: { preloaded: false }",
+                "sandbox_image: { preloaded: false }\n    sandbox: {}",
+                "row 6 (removed), field sandbox_image: a row has one action; sandbox is already set",
+            ),
+            // a Kata pull row must declare the requirement
+            (
+                "    requires: [kata]\n    pull:",
+                "    pull:",
+                "row 2 (pull-with-ca-kata), field requires",
+            ),
+            // an unknown handler in a non-sandbox action
+            (
+                "handler: crun }",
+                "handler: krun }",
+                "row 5 (preloaded), field handler",
+            ),
+            // within_seconds must be positive
+            (
+                "within_seconds: 10",
+                "within_seconds: 0",
+                "field expect.within_seconds",
+            ),
+        ];
+        for (from, to, want) in cases {
+            assert!(IMAGES.contains(from), "{from}");
+            let err = parse(&IMAGES.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(err.contains(want), "{to}: {err}");
+        }
     }
 
     #[test]

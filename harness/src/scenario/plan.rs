@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{Requirement, Row, Suite};
+use super::model::{PlacementKind, Requirement, Row, Suite};
 use crate::profile::ContainerdChoice;
 
 /// Where a variant's testbed lives.
@@ -12,6 +12,18 @@ pub enum Placement {
     Local(ContainerdChoice),
     /// The containerd of a VM booted from this image recipe (`vm-images/<recipe>`).
     Vm(String),
+    /// A single-node kubeadm cluster from this offline bundle, on this host (node namespace).
+    Cluster(crate::kube::bundle::Bundle),
+}
+
+impl Placement {
+    pub fn kind(&self) -> PlacementKind {
+        match self {
+            Placement::Local(_) => PlacementKind::Local,
+            Placement::Vm(_) => PlacementKind::Vm,
+            Placement::Cluster(_) => PlacementKind::Cluster,
+        }
+    }
 }
 
 /// One configuration the whole suite runs against.
@@ -27,6 +39,14 @@ impl Variant {
         Variant {
             label: format!("vm-{recipe}"),
             placement: Placement::Vm(recipe.to_owned()),
+        }
+    }
+
+    /// `k8s-1.20`: a kubeadm cluster of the bundle's version.
+    pub fn cluster(bundle: crate::kube::bundle::Bundle) -> Self {
+        Variant {
+            label: bundle.label(),
+            placement: Placement::Cluster(bundle),
         }
     }
 
@@ -126,10 +146,24 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
     for suite in suites {
         for row in &suite.rows {
             for (variant, capabilities) in variants {
+                // A suite's rows expand only against the placements it declares.
+                if !suite.placements.contains(&variant.placement.kind()) {
+                    continue;
+                }
                 let skip = row
                     .requires
                     .iter()
                     .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")));
+                // Registries and the air gap live in the local node's network namespace; the
+                // VM target does not start them in the guest yet.
+                let skip = skip.or_else(|| {
+                    (matches!(variant.placement, Placement::Vm(_))
+                        && (row.pull.is_some() || row.sandbox_image.is_some()))
+                    .then(|| {
+                        "registry and air-gap rows run on the local target only (not yet in VM guests)"
+                            .to_owned()
+                    })
+                });
                 trials.push(Trial {
                     name: format!("{}::{}::{}", suite.name, row.scenario, variant.label),
                     suite: suite.name.clone(),

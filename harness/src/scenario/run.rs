@@ -27,13 +27,13 @@ const SHIM_EXIT_DEADLINE: Duration = Duration::from_secs(15);
 const CRI_NAMESPACE: &str = "k8s.io";
 
 /// A failed judgement: what was seen, and why it is wrong.
-struct Failure {
+pub(super) struct Failure {
     observed: String,
     message: String,
 }
 
 impl Failure {
-    fn new(observed: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn new(observed: impl Into<String>, message: impl Into<String>) -> Self {
         Failure {
             observed: observed.into(),
             message: message.into(),
@@ -90,6 +90,18 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
 }
 
 async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Result<String, Failure> {
+    if row.kube.is_some() {
+        return Err(Failure::new(
+            "-",
+            "kube rows run against a cluster variant (crate::kube::session)",
+        ));
+    }
+    if let Some(pull) = &row.pull {
+        return super::images::run_pull(testbed, row, pull, evidence).await;
+    }
+    if let Some(action) = &row.sandbox_image {
+        return super::images::run_sandbox_image(testbed, row, action, evidence).await;
+    }
     match (&row.sandbox, &row.image_import) {
         (Some(sandbox), _) => run_sandbox(testbed, row, sandbox, evidence).await,
         (_, Some(import)) => run_image_import(testbed, row, import, evidence).await,
@@ -97,7 +109,7 @@ async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Resul
     }
 }
 
-fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     use sha2::{Digest, Sha256};
     let seed = format!(
         "{prefix}{:?}{:?}",
@@ -158,12 +170,10 @@ async fn run_sandbox(
     Ok(observed)
 }
 
-/// CRI error rows: the code and message must match, and no sandbox may be left behind.
-async fn judge_expected_error(
-    testbed: &Testbed,
-    pod: &PodSpec,
-    expected: &ExpectError,
+/// A CRI error must carry the expected code and message; the exact error goes to evidence.
+pub(super) fn judge_status(
     error: &CriError,
+    expected: &ExpectError,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
     evidence.file("error.txt", &error.to_string());
@@ -181,6 +191,18 @@ async fn judge_expected_error(
             format!("expected {:?} containing {:?}", want, expected.message),
         ));
     }
+    Ok(observed)
+}
+
+/// CRI error rows: the code and message must match, and no sandbox may be left behind.
+async fn judge_expected_error(
+    testbed: &Testbed,
+    pod: &PodSpec,
+    expected: &ExpectError,
+    error: &CriError,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let observed = judge_status(error, expected, evidence)?;
     // CRI: ListPodSandbox must not show the refused pod.
     let left: Vec<String> = testbed
         .cri
@@ -439,7 +461,7 @@ fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Re
 }
 
 /// Stops and removes a sandbox, then waits for its shim to exit: a shim left running fails the trial.
-async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
+pub(super) async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
     testbed
         .cri
         .stop_pod_sandbox(id)
@@ -503,6 +525,13 @@ async fn run_image_import(
     // CRI: ImageStatus (crictl inspecti) and ListImages (crictl images)
     let status = testbed.cri.image_status(&image).await;
     let listed = testbed.cri.list_images().await;
+    // A container from the imported image: runs when the CRI sees it, NotFound otherwise
+    // (nothing can be pulled on the air-gapped node, so success proves no pull was needed).
+    let ran = if action.container {
+        Some(super::images::run_container(testbed, row, &action.handler, &image, evidence).await)
+    } else {
+        None
+    };
     let _ = testbed.ctr(&action.namespace, &["images", "rm", &image]);
     let status = status.map_err(|e| Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))?;
     let listed = listed.map_err(|e| Failure::new(short_error(&e), format!("ListImages failed: {e}")))?;
@@ -529,7 +558,10 @@ async fn run_image_import(
             ),
         ));
     }
-    Ok(observed)
+    match ran {
+        Some(ran) => Ok(format!("{observed}; {}", ran?)),
+        None => Ok(observed),
+    }
 }
 
 fn record_info(evidence: &mut Evidence, file: &str, info: &HashMap<String, String>) {
@@ -540,7 +572,7 @@ fn record_info(evidence: &mut Evidence, file: &str, info: &HashMap<String, Strin
     evidence.file(file, &pretty(&serde_json::json!({ "info": parsed })));
 }
 
-fn pretty(value: &Value) -> String {
+pub(super) fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).expect("json values serialise")
 }
 
@@ -551,7 +583,7 @@ fn file_name(path: &str) -> String {
         .unwrap_or_else(|| path.to_owned())
 }
 
-fn short_error(error: &CriError) -> String {
+pub(super) fn short_error(error: &CriError) -> String {
     match error.status() {
         Some(status) => format!("{:?} error", status.code()),
         None => "no answer".into(),

@@ -50,6 +50,10 @@ pub async fn start_testbed(
                 .await
                 .map_err(|e| crate::report::chain(&e))
         }
+        // A cluster is not a containerd testbed: its trials run through crate::kube::session.
+        Placement::Cluster(_) => {
+            Err("a cluster variant runs through kube::session, not a containerd testbed".into())
+        }
     }
 }
 
@@ -82,6 +86,10 @@ pub async fn run(
         sink.event(&Event::TestbedStarting {
             variant: variant.label.clone(),
         });
+        if let Placement::Cluster(bundle) = &variant.placement {
+            crate::kube::session::run_cluster(bundle, &runnable, base, sink, &mut finish).await;
+            continue;
+        }
         let testbed = match start_testbed(variant, base, sink).await {
             Ok(testbed) => testbed,
             Err(message) => {
@@ -126,19 +134,7 @@ pub async fn run(
         }
         let leftovers = testbed.shutdown().await;
         if !leftovers.is_clean() {
-            let result = TrialResult {
-                name: format!("harness::cleanup::{label}"),
-                suite: "harness".into(),
-                scenario: "cleanup".into(),
-                variant: label,
-                verdict: Verdict::Failed,
-                expected: "nothing left behind".into(),
-                observed: format!("{} leftovers", leftovers.0.len()),
-                message: leftovers.0.join("\n"),
-                seconds: 0.0,
-                bundle: None,
-                evidence: Evidence::default(),
-            };
+            let result = TrialResult::cleanup_failure(&label, &leftovers.0);
             finish(sink, result);
         }
     }

@@ -129,10 +129,12 @@ impl Vm {
             "file={},if=virtio,format=qcow2,cache=unsafe",
             overlay.display()
         ));
+        // restrict=on: the guest reaches nothing beyond QEMU (an air-gapped node), while the
+        // explicit SSH forward on 127.0.0.1 still works.
         cmd.args([
             "-netdev",
             &format!(
-                "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{}",
+                "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:{}",
                 spec.image.manifest.guest.ssh_port
             ),
         ]);

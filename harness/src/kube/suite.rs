@@ -1,0 +1,970 @@
+//! The `kube:` row action: Kubernetes checks against a running [`Cluster`], and their validation.
+//!
+//! Invariant: every runtime claim is read back through the CRI (`ContainerStatus` and
+//! `PodSandboxStatus` verbose `info.runtimeType`, with the container IDs the API server
+//! reports), never inferred from the pod spec; every object a row creates is deleted before
+//! the row ends, and the row waits until its pods are gone.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::client::{self, api_message, container_ids, pod_phase, pod_ready};
+use super::cluster::Cluster;
+use super::images::WORKLOAD_IMAGE;
+use crate::cri::RuntimeInfo;
+use crate::report::Evidence;
+use crate::scenario::model::{PlacementKind, Requirement, Row, Suite};
+use crate::wait::{wait_for, Attempt};
+
+/// Namespace of the suite's pods (its ServiceAccount exists once the cluster is up).
+pub const NAMESPACE: &str = "default";
+const POD_READY_DEADLINE: Duration = Duration::from_secs(120);
+const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
+const EVENT_DEADLINE: Duration = Duration::from_secs(90);
+const GONE_DEADLINE: Duration = Duration::from_secs(90);
+const WEB_PORT: u16 = 8080;
+/// What the web pod serves: the client pod must read it back.
+const WEB_BODY: &str = "kata-harness web";
+
+/// `kube: { check, runtime_class, handler, host_network }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeAction {
+    /// What the row does and observes.
+    pub check: KubeCheck,
+    /// `spec.runtimeClassName` of the row's pod or DaemonSet. Default: none (containerd's
+    /// default handler, runc).
+    #[serde(default)]
+    pub runtime_class: Option<String>,
+    /// Create RuntimeClass `runtime_class` with this containerd handler for the row (deleted
+    /// afterwards). Default: none (the cluster's own classes: `kata`, `crun`).
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// The pod or DaemonSet uses the node's network (`hostNetwork: true`). Default: false.
+    #[serde(default)]
+    pub host_network: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeCheck {
+    /// Every kube-system pod Ready, and every container and sandbox of them on
+    /// `expect.runtime_type` (CRI). Needs `expect.runtime_type`.
+    SystemPods,
+    /// A DaemonSet of ours lands on the node; its pod's containers and sandbox on
+    /// `expect.runtime_type` (and `expect.binary_name`).
+    Daemonset,
+    /// A web pod (busybox httpd) Ready and answering HTTP from another pod; its containers
+    /// and sandbox on `expect.runtime_type` (and `expect.binary_name`).
+    WebPod,
+    /// A pod the API server must refuse: `expect.rejected` is part of the error message.
+    PodRejected,
+    /// A pod that stays Pending with an event of reason `expect.event`, and no sandbox.
+    PodPending,
+}
+
+impl KubeCheck {
+    fn name(self) -> &'static str {
+        match self {
+            KubeCheck::SystemPods => "system-pods",
+            KubeCheck::Daemonset => "daemonset",
+            KubeCheck::WebPod => "web-pod",
+            KubeCheck::PodRejected => "pod-rejected",
+            KubeCheck::PodPending => "pod-pending",
+        }
+    }
+}
+
+/// Checks a `kube:` row; the error names the offending field.
+pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str, String)> {
+    let e = &row.expect;
+    let others = [
+        ("sandbox", row.sandbox.is_some()),
+        ("image_import", row.image_import.is_some()),
+        ("pull", row.pull.is_some()),
+        ("sandbox_image", row.sandbox_image.is_some()),
+    ];
+    if let Some((field, _)) = others.iter().find(|o| o.1) {
+        return Err((field, "a row has one action; kube is already set".into()));
+    }
+    let foreign = e.error.is_some()
+        || e.cri_visible.is_some()
+        || e.oci_runtime.is_some()
+        || e.vmm_process.is_some()
+        || e.pulled.is_some()
+        || e.command_error.is_some()
+        || e.within_seconds.is_some();
+    if foreign {
+        return Err((
+            "expect",
+            "a kube row expects runtime_type (+ binary_name), rejected or event".into(),
+        ));
+    }
+    let check = action.check.name();
+    match action.check {
+        KubeCheck::SystemPods | KubeCheck::Daemonset | KubeCheck::WebPod => {
+            if e.runtime_type.is_none() {
+                return Err((
+                    "expect.runtime_type",
+                    format!("a {check} row must expect a runtime_type"),
+                ));
+            }
+            if e.rejected.is_some() || e.event.is_some() {
+                return Err((
+                    "expect",
+                    format!("a {check} row expects a running pod, not rejected/event"),
+                ));
+            }
+        }
+        KubeCheck::PodRejected => {
+            if e.rejected.is_none() || e.runtime_type.is_some() || e.event.is_some() {
+                return Err((
+                    "expect.rejected",
+                    "a pod-rejected row expects only `rejected`".into(),
+                ));
+            }
+        }
+        KubeCheck::PodPending => {
+            if e.event.is_none() || e.runtime_type.is_some() || e.rejected.is_some() {
+                return Err(("expect.event", "a pod-pending row expects only `event`".into()));
+            }
+        }
+    }
+    if action.check == KubeCheck::SystemPods && (action.runtime_class.is_some() || action.host_network) {
+        return Err((
+            "kube.runtime_class",
+            "system-pods observes kubeadm's pods: no runtime_class or host_network".into(),
+        ));
+    }
+    if matches!(action.check, KubeCheck::PodRejected | KubeCheck::PodPending)
+        && action.runtime_class.is_none()
+    {
+        return Err((
+            "kube.runtime_class",
+            format!("a {check} row names a runtime_class"),
+        ));
+    }
+    if action.handler.is_some() && action.runtime_class.is_none() {
+        return Err((
+            "kube.handler",
+            "creates RuntimeClass `runtime_class`: name one".into(),
+        ));
+    }
+    let kata = action
+        .runtime_class
+        .as_deref()
+        .is_some_and(|c| c.starts_with("kata"))
+        || action.handler.as_deref().is_some_and(|h| h.starts_with("kata"));
+    if kata && !row.requires.contains(&Requirement::Kata) {
+        return Err(("requires", "a Kata row must declare `requires: [kata]`".into()));
+    }
+    Ok(())
+}
+
+/// A runc control for the suite's Kata rows: pods without a RuntimeClass on runc.
+pub fn is_runc_control(row: &Row) -> bool {
+    row.kube.as_ref().is_some_and(|k| {
+        matches!(
+            k.check,
+            KubeCheck::SystemPods | KubeCheck::Daemonset | KubeCheck::WebPod
+        ) && k.runtime_class.is_none()
+    }) && row.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
+}
+
+/// `kube` rows live in suites declaring `placements: [cluster]`, and such suites hold only them.
+pub fn validate_placements(suite: &Suite) -> Result<(), (String, String)> {
+    let cluster = suite.placements.contains(&PlacementKind::Cluster);
+    if cluster && suite.placements.len() > 1 {
+        return Err((
+            "field placements: ".into(),
+            "a cluster suite runs on the cluster only: `placements: [cluster]`".into(),
+        ));
+    }
+    for (index, row) in suite.rows.iter().enumerate() {
+        if row.kube.is_some() != cluster {
+            let message = if cluster {
+                "a row of a `placements: [cluster]` suite needs a kube action"
+            } else {
+                "a kube row needs a suite with `placements: [cluster]`"
+            };
+            return Err((
+                format!("row {} ({}), field kube: ", index + 1, row.scenario),
+                message.into(),
+            ));
+        }
+    }
+    let names: BTreeSet<_> = suite.placements.iter().collect();
+    if names.len() != suite.placements.len() {
+        return Err(("field placements: ".into(), "lists a placement twice".into()));
+    }
+    Ok(())
+}
+
+/// The expectation of a kube row in one line.
+pub fn expected_summary(row: &Row) -> Option<String> {
+    let action = row.kube.as_ref()?;
+    let e = &row.expect;
+    let runtime = || {
+        let mut text = e.runtime_type.clone().unwrap_or_default();
+        if let Some(binary) = &e.binary_name {
+            text += &format!(", BinaryName={binary}");
+        }
+        text
+    };
+    Some(match action.check {
+        KubeCheck::SystemPods => format!(
+            "every kube-system pod Ready; all containers and sandboxes {}",
+            runtime()
+        ),
+        KubeCheck::Daemonset => format!("DaemonSet pod Ready; {}", runtime()),
+        KubeCheck::WebPod => format!("Running, serves HTTP to another pod; {}", runtime()),
+        KubeCheck::PodRejected => format!("rejected by the API: {}", e.rejected.clone().unwrap_or_default()),
+        KubeCheck::PodPending => format!("Pending, event {}", e.event.clone().unwrap_or_default()),
+    })
+}
+
+/// A failed judgement: what was seen, and why it is wrong.
+#[derive(Debug)]
+pub struct Failure {
+    pub observed: String,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(observed: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            observed: observed.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Objects a row created (for describe in the failure bundle, and cleanup).
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub pods: Vec<String>,
+    pub daemonsets: Vec<String>,
+    pub runtime_classes: Vec<String>,
+}
+
+fn unique(prefix: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let seed = format!("{prefix}{:?}", std::time::SystemTime::now());
+    format!(
+        "kh-{prefix}-{}",
+        hex::encode(&Sha256::digest(seed.as_bytes())[..3])
+    )
+}
+
+/// Runs one kube row; deletes what it created whatever the outcome.
+pub async fn run_row(
+    cluster: &Cluster,
+    row: &Row,
+    action: &KubeAction,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<String, Failure> {
+    let outcome = match action.check {
+        KubeCheck::SystemPods => system_pods(cluster, row, evidence).await,
+        KubeCheck::Daemonset => daemonset(cluster, row, action, evidence, touched).await,
+        KubeCheck::WebPod => web_pod(cluster, row, action, evidence, touched).await,
+        KubeCheck::PodRejected => pod_rejected(cluster, row, action, evidence, touched).await,
+        KubeCheck::PodPending => pod_pending(cluster, row, action, evidence, touched).await,
+    };
+    // Describe what the row created while it still exists: the failure bundle's first witness.
+    if outcome.is_err() {
+        for pod in &touched.pods {
+            evidence.file(
+                &format!("describe-pod-{pod}.txt"),
+                &cluster.kubectl(&["describe", "pod", "-n", NAMESPACE, pod]),
+            );
+        }
+    }
+    let cleaned = clean_up(cluster, touched).await;
+    let observed = outcome?;
+    cleaned.map_err(|message| Failure::new(observed.clone(), message))?;
+    Ok(observed)
+}
+
+/// Deletes the row's objects and waits until its pods are gone.
+pub async fn clean_up(cluster: &Cluster, touched: &Touched) -> Result<(), String> {
+    let c = &cluster.client;
+    for ds in &touched.daemonsets {
+        let api: Api<DaemonSet> = Api::namespaced(c.clone(), NAMESPACE);
+        let _ = api.delete(ds, &DeleteParams::background()).await;
+    }
+    for pod in &touched.pods {
+        client::delete_pod_now(c, NAMESPACE, pod).await;
+    }
+    for class in &touched.runtime_classes {
+        client::delete_runtime_class(c, class).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(c.clone(), NAMESPACE);
+    let names = touched.pods.clone();
+    let labels: Vec<String> = touched.daemonsets.clone();
+    wait_for(
+        "the row's pods to be gone",
+        GONE_DEADLINE,
+        Duration::from_millis(500),
+        || {
+            let pods = pods.clone();
+            let names = names.clone();
+            let labels = labels.clone();
+            async move {
+                let list = match pods.list(&ListParams::default()).await {
+                    Ok(list) => list,
+                    Err(e) => return Attempt::NotYet(e.to_string()),
+                };
+                let left: Vec<String> = list
+                    .items
+                    .iter()
+                    .filter_map(|p| p.metadata.name.clone())
+                    .filter(|n| names.contains(n) || labels.iter().any(|l| n.starts_with(l.as_str())))
+                    .collect();
+                // DaemonSet pods are deleted by the garbage collector; delete them now too.
+                for name in &left {
+                    let _ = pods.delete(name, &DeleteParams::default().grace_period(0)).await;
+                }
+                if left.is_empty() {
+                    Attempt::Ready(())
+                } else {
+                    Attempt::NotYet(format!("still there: {left:?}"))
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| format!("cleanup: {e}"))
+}
+
+/// One container or sandbox as the CRI reports it.
+struct Seen {
+    what: String,
+    info: RuntimeInfo,
+}
+
+/// Reads the runtime of every container of `pod`, and of its sandbox, through the CRI.
+async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> Result<Vec<Seen>, Failure> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let crictl = format!("crictl --runtime-endpoint unix://{}", cluster.socket.display());
+    let mut seen = Vec::new();
+    let mut sandboxes = BTreeSet::new();
+    let ids = container_ids(pod);
+    if ids.is_empty() {
+        return Err(Failure::new(
+            format!("{name}: no container statuses"),
+            "the API reports no containers for the pod",
+        ));
+    }
+    for (container, id) in ids {
+        let Some(id) = id else {
+            return Err(Failure::new(
+                format!("{name}/{container}: no containerID"),
+                "the API reports no containerID (container not started)",
+            ));
+        };
+        // CRI: ContainerStatus verbose info.runtimeType (crictl inspect <containerID>)
+        let status = cluster.cri.container_status(&id).await.map_err(|e| {
+            Failure::new(
+                "ContainerStatus failed",
+                format!("ContainerStatus {id} ({name}/{container}): {e}"),
+            )
+        })?;
+        let info = RuntimeInfo::from_verbose_info("container", &status.info)
+            .map_err(|e| Failure::new("unreadable", e.to_string()))?;
+        evidence.file(
+            &format!("inspect-{name}-{container}.json"),
+            status.info.get("info").map(String::as_str).unwrap_or("{}"),
+        );
+        evidence.reproduce(format!("{crictl} inspect {id} | jq .info.runtimeType"));
+        if let Some(sandbox) = &info.sandbox_id {
+            sandboxes.insert(sandbox.clone());
+        }
+        seen.push(Seen {
+            what: format!("{name}/{container}"),
+            info,
+        });
+    }
+    for sandbox in sandboxes {
+        // CRI: PodSandboxStatus verbose info.runtimeType (crictl inspectp)
+        let status = cluster.cri.pod_sandbox_status(&sandbox).await.map_err(|e| {
+            Failure::new(
+                "PodSandboxStatus failed",
+                format!("PodSandboxStatus {sandbox} ({name}): {e}"),
+            )
+        })?;
+        let info = RuntimeInfo::from_verbose_info("sandbox", &status.info)
+            .map_err(|e| Failure::new("unreadable", e.to_string()))?;
+        evidence.reproduce(format!("{crictl} inspectp {sandbox} | jq .info.runtimeType"));
+        seen.push(Seen {
+            what: format!("{name} (sandbox)"),
+            info,
+        });
+    }
+    Ok(seen)
+}
+
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_owned())
+}
+
+/// Every container and sandbox must report the expected runtime type (and BinaryName), and a
+/// sandbox of a RuntimeClass pod must report that class's handler.
+fn judge(row: &Row, handler: Option<&str>, seen: &[Seen]) -> Result<String, Failure> {
+    let want = row.expect.runtime_type.as_deref().unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut types = BTreeSet::new();
+    let mut binaries = BTreeSet::new();
+    let mut handlers = BTreeSet::new();
+    let mut options = BTreeSet::new();
+    for s in seen {
+        types.insert(s.info.runtime_type.clone());
+        if s.info.runtime_type != want {
+            problems.push(format!(
+                "{} runtimeType is {}, expected {want}",
+                s.what, s.info.runtime_type
+            ));
+        }
+        let binary = s.info.binary_name().map(file_name);
+        if let Some(b) = &binary {
+            binaries.insert(b.clone());
+        }
+        if let Some(want_binary) = &row.expect.binary_name {
+            if binary.as_deref() != Some(want_binary.as_str()) {
+                problems.push(format!(
+                    "{} BinaryName is {}, expected {want_binary}",
+                    s.what,
+                    binary.as_deref().unwrap_or("(none: runc)")
+                ));
+            }
+        }
+        if let Some(h) = &s.info.runtime_handler {
+            handlers.insert(h.clone());
+            if let Some(want_handler) = handler {
+                if h != want_handler {
+                    problems.push(format!(
+                        "{} runtimeHandler is {h}, expected {want_handler}",
+                        s.what
+                    ));
+                }
+            }
+        }
+        if let Some(o) = &s.info.runtime_options {
+            options.insert(o.to_string());
+        }
+    }
+    let containers = seen.iter().filter(|s| !s.what.ends_with("(sandbox)")).count();
+    let mut observed = format!(
+        "{containers} containers + {} sandboxes: {}",
+        seen.len() - containers,
+        types.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    if !binaries.is_empty() {
+        observed += &format!(
+            ", BinaryName={}",
+            binaries.into_iter().collect::<Vec<_>>().join(",")
+        );
+    }
+    if handler.is_some() && !handlers.is_empty() {
+        observed += &format!(", handler {}", handlers.into_iter().collect::<Vec<_>>().join(","));
+    }
+    if row.expect.binary_name.is_some() && !options.is_empty() {
+        observed += &format!(", options {}", options.into_iter().collect::<Vec<_>>().join(" "));
+    }
+    if problems.is_empty() {
+        Ok(observed)
+    } else {
+        Err(Failure::new(observed, problems.join("; ")))
+    }
+}
+
+async fn system_pods(cluster: &Cluster, row: &Row, evidence: &mut Evidence) -> Result<String, Failure> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "kube-system");
+    evidence.reproduce(format!(
+        "{} get pods -n kube-system -o wide",
+        cluster.kubectl_prefix()
+    ));
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Failure::new("API error", format!("list kube-system pods: {}", api_message(&e))))?;
+    let unready: Vec<String> = list
+        .items
+        .iter()
+        .filter(|p| !pod_ready(p))
+        .map(|p| {
+            format!(
+                "{} ({})",
+                p.metadata.name.clone().unwrap_or_default(),
+                pod_phase(p)
+            )
+        })
+        .collect();
+    if list.items.is_empty() || !unready.is_empty() {
+        return Err(Failure::new(
+            format!("{} pods, not Ready: {unready:?}", list.items.len()),
+            "every kube-system pod must be Running and Ready",
+        ));
+    }
+    let mut seen = Vec::new();
+    let mut host_network = 0;
+    for pod in &list.items {
+        if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+            host_network += 1;
+        }
+        seen.extend(observe_pod(cluster, pod, evidence).await?);
+    }
+    let observed = judge(row, None, &seen)?;
+    Ok(format!(
+        "{} pods Ready ({host_network} host-network); {observed}",
+        list.items.len()
+    ))
+}
+
+fn pod_json(name: &str, action: &KubeAction, command: &str, restart: &str, probe: bool) -> serde_json::Value {
+    let mut container = json!({
+        "name": "main",
+        "image": WORKLOAD_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", command],
+    });
+    if probe {
+        container["readinessProbe"] = json!({ "tcpSocket": { "port": WEB_PORT }, "periodSeconds": 1 });
+    }
+    let mut spec = json!({
+        "terminationGracePeriodSeconds": 0,
+        "restartPolicy": restart,
+        "hostNetwork": action.host_network,
+        "containers": [container],
+    });
+    if let Some(class) = &action.runtime_class {
+        spec["runtimeClassName"] = json!(class);
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "labels": { "app.kubernetes.io/managed-by": "kata-harness" } },
+        "spec": spec,
+    })
+}
+
+async fn create_pod(
+    cluster: &Cluster,
+    value: serde_json::Value,
+    evidence: &mut Evidence,
+) -> Result<Pod, kube::Error> {
+    let name = value["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    evidence.file(
+        &format!("{name}.json"),
+        &serde_json::to_string_pretty(&value).unwrap_or_default(),
+    );
+    evidence.reproduce(format!("{} apply -f {name}.json", cluster.kubectl_prefix()));
+    let pod: Pod = serde_json::from_value(value).expect("pod literals deserialise");
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    pods.create(&PostParams::default(), &pod).await
+}
+
+/// Waits until `accept` holds for pod `name`; gives up at once if the cluster is gone.
+async fn wait_pod(
+    cluster: &Cluster,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    accept: impl Fn(&Pod) -> bool,
+) -> Result<Pod, Failure> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let accept = &accept;
+    wait_for(what, deadline, Duration::from_millis(300), || {
+        let pods = pods.clone();
+        let gone = cluster.gone();
+        async move {
+            if let Some(why) = gone {
+                return Attempt::Fatal(why);
+            }
+            match pods.get_opt(name).await {
+                Ok(Some(pod)) if accept(&pod) => Attempt::Ready(pod),
+                Ok(Some(pod)) => Attempt::NotYet(format!("phase {}", pod_phase(&pod))),
+                Ok(None) => Attempt::NotYet("no such pod".into()),
+                Err(e) => Attempt::NotYet(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|e| Failure::new(format!("{name} not there"), e.to_string()))
+}
+
+async fn ensure_class(cluster: &Cluster, action: &KubeAction, touched: &mut Touched) -> Result<(), Failure> {
+    if let (Some(class), Some(handler)) = (&action.runtime_class, &action.handler) {
+        client::create_runtime_class(&cluster.client, class, handler)
+            .await
+            .map_err(|e| Failure::new("API error", crate::report::chain(&e)))?;
+        touched.runtime_classes.push(class.clone());
+    }
+    Ok(())
+}
+
+/// The RuntimeClass handler a pod of this row must get (None: the default handler).
+fn handler_of(action: &KubeAction) -> Option<String> {
+    action.handler.clone().or_else(|| {
+        let class = action.runtime_class.as_deref()?;
+        super::cluster::RUNTIME_CLASSES
+            .iter()
+            .find(|(name, _)| *name == class)
+            .map(|(_, handler)| handler.to_string())
+    })
+}
+
+async fn web_pod(
+    cluster: &Cluster,
+    row: &Row,
+    action: &KubeAction,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<String, Failure> {
+    ensure_class(cluster, action, touched).await?;
+    let name = unique(&row.scenario);
+    let serve = format!(
+        "mkdir -p /www && echo \"{WEB_BODY} $(hostname)\" > /www/index.html && exec httpd -f -p {WEB_PORT} -h /www"
+    );
+    touched.pods.push(name.clone());
+    create_pod(cluster, pod_json(&name, action, &serve, "Always", true), evidence)
+        .await
+        .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))?;
+    let pod = wait_pod(
+        cluster,
+        &name,
+        "the web pod to be Ready",
+        POD_READY_DEADLINE,
+        pod_ready,
+    )
+    .await?;
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .ok_or_else(|| Failure::new("no pod IP", "the Ready web pod has no IP"))?;
+    let seen = observe_pod(cluster, &pod, evidence).await?;
+    let observed = judge(row, handler_of(action).as_deref(), &seen)?;
+
+    // HTTP from another pod (default runtime, pod network). Debian's static busybox `wget`
+    // segfaults, so the request is written by hand through busybox `nc`.
+    let client_name = unique("client");
+    touched.pods.push(client_name.clone());
+    let fetch = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {ip} {WEB_PORT}");
+    let plain = KubeAction {
+        check: KubeCheck::WebPod,
+        runtime_class: None,
+        handler: None,
+        host_network: false,
+    };
+    create_pod(
+        cluster,
+        pod_json(&client_name, &plain, &fetch, "Never", false),
+        evidence,
+    )
+    .await
+    .map_err(|e| {
+        Failure::new(
+            "API error",
+            format!("create pod {client_name}: {}", api_message(&e)),
+        )
+    })?;
+    let done = wait_pod(
+        cluster,
+        &client_name,
+        "the client pod to finish",
+        CLIENT_DEADLINE,
+        |p| matches!(pod_phase(p).as_str(), "Succeeded" | "Failed"),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let body = pods
+        .logs(&client_name, &LogParams::default())
+        .await
+        .unwrap_or_else(|e| format!("(no logs: {})", api_message(&e)));
+    evidence.file("http-response.txt", &body);
+    evidence.reproduce(format!(
+        "{} run client --rm -i --image {WORKLOAD_IMAGE} --image-pull-policy Never --restart Never -- sh -c {fetch:?}",
+        cluster.kubectl_prefix()
+    ));
+    if pod_phase(&done) != "Succeeded" || !body.contains(WEB_BODY) || !body.contains(" 200 OK") {
+        return Err(Failure::new(
+            format!(
+                "{observed}; HTTP from another pod: {} {:?}",
+                pod_phase(&done),
+                body.trim()
+            ),
+            format!("the client pod could not fetch http://{ip}:{WEB_PORT}/"),
+        ));
+    }
+    let page = body.lines().last().unwrap_or_default().trim().to_owned();
+    Ok(format!("{observed}; HTTP 200 from another pod ({page:?})"))
+}
+
+async fn daemonset(
+    cluster: &Cluster,
+    row: &Row,
+    action: &KubeAction,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<String, Failure> {
+    ensure_class(cluster, action, touched).await?;
+    let name = unique(&row.scenario);
+    let mut template = pod_json(&name, action, "exec sleep 3600", "Always", false);
+    template["metadata"] = json!({ "labels": { "app": name } });
+    template["spec"]["tolerations"] = json!([{ "operator": "Exists" }]);
+    let ds = json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": { "name": name },
+        "spec": {
+            "selector": { "matchLabels": { "app": name } },
+            "template": { "metadata": template["metadata"].clone(), "spec": template["spec"].clone() },
+        },
+    });
+    evidence.file(
+        &format!("{name}.json"),
+        &serde_json::to_string_pretty(&ds).unwrap_or_default(),
+    );
+    evidence.reproduce(format!("{} apply -f {name}.json", cluster.kubectl_prefix()));
+    let ds: DaemonSet = serde_json::from_value(ds).expect("DaemonSet literal deserialises");
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    touched.daemonsets.push(name.clone());
+    api.create(&PostParams::default(), &ds).await.map_err(|e| {
+        Failure::new(
+            "API error",
+            format!("create DaemonSet {name}: {}", api_message(&e)),
+        )
+    })?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let selector = format!("app={name}");
+    let pod = wait_for(
+        "the DaemonSet's pod to be Ready",
+        POD_READY_DEADLINE,
+        Duration::from_millis(300),
+        || {
+            let pods = pods.clone();
+            let selector = selector.clone();
+            let gone = cluster.gone();
+            async move {
+                if let Some(why) = gone {
+                    return Attempt::Fatal(why);
+                }
+                match pods.list(&ListParams::default().labels(&selector)).await {
+                    Ok(list) => match list.items.into_iter().next() {
+                        Some(pod) if pod_ready(&pod) => Attempt::Ready(pod),
+                        Some(pod) => Attempt::NotYet(format!("phase {}", pod_phase(&pod))),
+                        None => Attempt::NotYet("no pod yet".into()),
+                    },
+                    Err(e) => Attempt::NotYet(e.to_string()),
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| Failure::new("no Ready pod", e.to_string()))?;
+    if let Some(pod_name) = &pod.metadata.name {
+        touched.pods.push(pod_name.clone());
+    }
+    let seen = observe_pod(cluster, &pod, evidence).await?;
+    let observed = judge(row, handler_of(action).as_deref(), &seen)?;
+    let network = if action.host_network { "host-network " } else { "" };
+    Ok(format!("{network}DaemonSet pod Ready; {observed}"))
+}
+
+async fn pod_rejected(
+    cluster: &Cluster,
+    row: &Row,
+    action: &KubeAction,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<String, Failure> {
+    ensure_class(cluster, action, touched).await?;
+    let name = unique(&row.scenario);
+    let want = row.expect.rejected.clone().unwrap_or_default();
+    match create_pod(
+        cluster,
+        pod_json(&name, action, "exec sleep 3600", "Always", false),
+        evidence,
+    )
+    .await
+    {
+        Ok(_) => {
+            touched.pods.push(name.clone());
+            Err(Failure::new(
+                format!("pod {name} was accepted"),
+                format!("expected the API to reject it with {want:?}"),
+            ))
+        }
+        Err(e) => {
+            let message = api_message(&e);
+            evidence.file("api-error.txt", &message);
+            if message.contains(&want) {
+                Ok(format!("rejected: {message}"))
+            } else {
+                Err(Failure::new(
+                    format!("rejected: {message}"),
+                    format!("expected {want:?} in the error"),
+                ))
+            }
+        }
+    }
+}
+
+async fn pod_pending(
+    cluster: &Cluster,
+    row: &Row,
+    action: &KubeAction,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<String, Failure> {
+    ensure_class(cluster, action, touched).await?;
+    let name = unique(&row.scenario);
+    let reason = row.expect.event.clone().unwrap_or_default();
+    touched.pods.push(name.clone());
+    create_pod(
+        cluster,
+        pod_json(&name, action, "exec sleep 3600", "Always", false),
+        evidence,
+    )
+    .await
+    .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))?;
+    evidence.reproduce(format!(
+        "{} get events --field-selector involvedObject.name={name}",
+        cluster.kubectl_prefix()
+    ));
+    let client = cluster.client.clone();
+    let event = wait_for(
+        &format!("a {reason} event for pod {name}"),
+        EVENT_DEADLINE,
+        Duration::from_millis(500),
+        || {
+            let client = client.clone();
+            let name = name.clone();
+            let reason = reason.clone();
+            let gone = cluster.gone();
+            async move {
+                if let Some(why) = gone {
+                    return Attempt::Fatal(why);
+                }
+                match client::events_for(&client, NAMESPACE, &name).await {
+                    Ok(events) => match events
+                        .iter()
+                        .find(|e| e.reason.as_deref() == Some(reason.as_str()))
+                    {
+                        Some(event) => Attempt::Ready(event.clone()),
+                        None => Attempt::NotYet(format!(
+                            "events so far: {:?}",
+                            events.iter().filter_map(|e| e.reason.clone()).collect::<Vec<_>>()
+                        )),
+                    },
+                    Err(e) => Attempt::NotYet(e.to_string()),
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| Failure::new(format!("no {reason} event"), e.to_string()))?;
+    let message = event.message.clone().unwrap_or_default();
+    evidence.file("event.txt", &message);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pod = pods
+        .get(&name)
+        .await
+        .map_err(|e| Failure::new("API error", format!("get pod {name}: {}", api_message(&e))))?;
+    let phase = pod_phase(&pod);
+    // CRI: ListPodSandbox must not show a ready sandbox for the pod.
+    let ready = cluster
+        .cri
+        .list_pod_sandboxes()
+        .await
+        .map_err(|e| Failure::new("ListPodSandbox failed", e.to_string()))?
+        .into_iter()
+        .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name == name))
+        .filter(|s| s.state == k8s_cri::v1::PodSandboxState::SandboxReady as i32)
+        .count();
+    let observed = format!("{phase}; event {reason}: {message}; {ready} ready sandboxes (CRI)");
+    if phase != "Pending" || ready != 0 {
+        return Err(Failure::new(
+            observed,
+            "expected the pod to stay Pending with no ready sandbox",
+        ));
+    }
+    Ok(observed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::scenario::model::Suite;
+
+    const GOOD: &str = r#"
+suite: kubernetes
+placements: [cluster]
+rows:
+  - scenario: system-pods-on-runc
+    kube: { check: system-pods }
+    expect: { runtime_type: io.containerd.runc.v2 }
+  - scenario: crun-web
+    kube: { check: web-pod, runtime_class: crun }
+    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }
+  - scenario: missing
+    kube: { check: pod-rejected, runtime_class: nope }
+    expect: { rejected: 'RuntimeClass "nope" not found' }
+  - scenario: unconfigured
+    kube: { check: pod-pending, runtime_class: unconfigured, handler: no-such-handler }
+    expect: { event: FailedCreatePodSandBox }
+  - scenario: kata-web
+    requires: [kata]
+    kube: { check: web-pod, runtime_class: kata }
+    expect: { runtime_type: io.containerd.kata.v2 }
+"#;
+
+    fn parse(text: &str) -> Result<Suite, String> {
+        Suite::parse(Path::new("suites/k.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn good_cluster_suite_loads() {
+        let suite = parse(GOOD).unwrap();
+        assert_eq!(suite.rows.len(), 5);
+        assert_eq!(
+            suite.rows[1].expected_summary(),
+            "Running, serves HTTP to another pod; io.containerd.runc.v2, BinaryName=crun"
+        );
+    }
+
+    #[test]
+    fn kube_rows_need_a_cluster_suite() {
+        let err = parse(&GOOD.replace("placements: [cluster]\n", "")).unwrap_err();
+        assert!(err.contains("row 1 (system-pods-on-runc), field kube"), "{err}");
+    }
+
+    #[test]
+    fn kata_kube_rows_declare_the_requirement() {
+        let err = parse(&GOOD.replace("    requires: [kata]\n", "")).unwrap_err();
+        assert!(err.contains("row 5 (kata-web), field requires"), "{err}");
+    }
+
+    #[test]
+    fn pending_rows_expect_an_event() {
+        let err = parse(&GOOD.replace("{ event: FailedCreatePodSandBox }", "{ rejected: x }")).unwrap_err();
+        assert!(err.contains("row 4 (unconfigured), field expect.event"), "{err}");
+    }
+
+    #[test]
+    fn unknown_check_is_an_error() {
+        let err = parse(&GOOD.replace("check: system-pods", "check: sytem-pods")).unwrap_err();
+        assert!(err.contains("sytem-pods"), "{err}");
+    }
+}

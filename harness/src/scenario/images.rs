@@ -1,0 +1,612 @@
+//! Image rows: pulls from a real registry on the node (custom CA, plain HTTP, down, mirror;
+//! CRI and `ctr`), the pinned sandbox image on an air-gapped node, and containers from
+//! imported images.
+//!
+//! Invariant: every registry a row starts listens only inside the node's network namespace
+//! and is stopped when the row ends; every `hosts.toml` a row writes is removed when it ends;
+//! a row that removes the sandbox image puts it back. The registry log, the rendered
+//! `hosts.toml` and the exact error always go into the row's evidence (the failure bundle).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxImageAction};
+use super::run::{judge_status, pretty, remove_sandbox, short_error, unique, Failure};
+use crate::cri::RuntimeInfo;
+use crate::images;
+use crate::process::{shell_quote, Daemon};
+use crate::provision::{Testbed, BUSYBOX_BINARY, SANDBOX_IMAGE};
+use crate::registry::{self, Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
+use crate::render::cri::{ContainerSpec, PodSpec};
+use crate::render::hosts::HostsToml;
+use crate::report::Evidence;
+use crate::wait::{wait_for, Attempt};
+
+/// `ctr images pull` of one small image; a blackholed registry would take 30 s per host.
+const CTR_PULL_DEADLINE: Duration = Duration::from_secs(90);
+/// How long the `ctr events` subscriber may take to show a probe event.
+const EVENTS_DEADLINE: Duration = Duration::from_secs(20);
+const CRI_NAMESPACE: &str = "k8s.io";
+
+fn argv_line(argv: &[String]) -> String {
+    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// The node's network namespace; registry and air-gap rows need one (the planner skips
+/// them on targets without it, so its absence here is a harness bug, reported as a failure).
+fn netns(testbed: &Testbed) -> Result<PathBuf, Failure> {
+    testbed.net_namespace().ok_or_else(|| {
+        Failure::new(
+            "no node network namespace",
+            "registry rows need the local target's private network namespace",
+        )
+    })
+}
+
+/// A pull row: start the registry, push, write hosts.toml, pull, judge, undo.
+pub(super) async fn run_pull(
+    testbed: &Testbed,
+    row: &Row,
+    action: &PullAction,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let name = unique(&row.scenario);
+    let dir = testbed.paths.run_dir.join(format!("registry-{name}"));
+    let mut hosts_file = None;
+    let mut registry = None;
+    let outcome = pull_inner(
+        testbed,
+        row,
+        action,
+        &name,
+        &dir,
+        &mut registry,
+        &mut hosts_file,
+        evidence,
+    )
+    .await;
+    // Evidence for the bundle whatever happened: the registry's log and config, hosts.toml.
+    if let Some(registry) = registry {
+        evidence.file("registry.log", &registry.log_tail(200));
+        evidence.file(
+            "registry-config.yml",
+            &std::fs::read_to_string(&registry.config).unwrap_or_default(),
+        );
+        registry.stop();
+    }
+    if let Some(path) = hosts_file {
+        evidence.file(
+            "hosts.toml",
+            &format!(
+                "# {}\n{}",
+                path.display(),
+                std::fs::read_to_string(&path).unwrap_or_default()
+            ),
+        );
+        if let Some(parent) = Path::new(&path).parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pull_inner(
+    testbed: &Testbed,
+    row: &Row,
+    action: &PullAction,
+    name: &str,
+    dir: &Path,
+    registry_slot: &mut Option<Registry>,
+    hosts_slot: &mut Option<PathBuf>,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let ns = netns(testbed)?;
+    let pki = Pki::generate(
+        &dir.join("pki"),
+        &[REGISTRY_IP, "registry.kata-harness.test", "localhost"],
+    )
+    .map_err(|e| Failure::new("no PKI", format!("setup: {}", crate::report::chain(&e))))?;
+    let (port, scheme) = match action.registry {
+        RegistryKind::Tls => (TLS_PORT, "https"),
+        RegistryKind::Plain => (PLAIN_PORT, "http"),
+        RegistryKind::Down => (DOWN_PORT, "https"),
+    };
+    let addr = format!("{REGISTRY_IP}:{port}");
+    let repository = format!("kata-harness/{name}:1");
+    if action.registry != RegistryKind::Down {
+        let tls = (action.registry == RegistryKind::Tls).then_some(&pki);
+        let started = Registry::start(dir, &addr, tls, Some(&ns)).map_err(|e| {
+            Failure::new(
+                "registry did not start",
+                format!("setup: {}", crate::report::chain(&e)),
+            )
+        })?;
+        let registry = registry_slot.insert(started);
+        let archive = images::busybox(Path::new(BUSYBOX_BINARY))
+            .and_then(|b| testbed.put_image(&format!("{name}.tar"), &format!("{addr}/{repository}"), &b))
+            .map_err(|e| Failure::new("no archive", format!("setup: failed to build the image: {e}")))?;
+        evidence.reproduce(argv_line(&registry.push_argv(&archive.path, &repository, false)));
+        registry
+            .push(&archive.path, &repository, false)
+            .map_err(|e| Failure::new("push failed", format!("setup: {}", crate::report::chain(&e))))?;
+    }
+
+    let config_path = testbed.config.registry_config_path.clone().ok_or_else(|| {
+        Failure::new(
+            "no config_path",
+            "the testbed's containerd has no registry config_path",
+        )
+    })?;
+    let namespace = action.mirror.clone().unwrap_or_else(|| addr.clone());
+    let image = format!("{namespace}/{repository}");
+    if action.hosts_toml {
+        let url = format!("{scheme}://{addr}");
+        let ca = match action.ca.unwrap_or(CaChoice::Right) {
+            _ if action.registry == RegistryKind::Plain => None,
+            CaChoice::Right => Some(pki.ca.as_path()),
+            CaChoice::Wrong => Some(pki.wrong_ca.as_path()),
+            CaChoice::Absent => None,
+        };
+        let hosts = match &action.mirror {
+            Some(mirror) => HostsToml::mirror(mirror, &upstream(mirror), &url, ca),
+            None => HostsToml::direct(&namespace, &url, ca),
+        };
+        let text = hosts
+            .render()
+            .map_err(|e| Failure::new("no hosts.toml", format!("setup: {e}")))?;
+        let path = hosts.path_under(&config_path);
+        let parent = path.parent().expect("hosts.toml has a parent");
+        std::fs::create_dir_all(parent)
+            .and_then(|()| std::fs::write(&path, &text))
+            .map_err(|e| {
+                Failure::new(
+                    "no hosts.toml",
+                    format!("setup: failed to write {}: {e}", path.display()),
+                )
+            })?;
+        *hosts_slot = Some(path);
+    }
+
+    let start = Instant::now();
+    let observed = match action.client {
+        PullClient::Cri => {
+            evidence.reproduce(format!("{} pull {image}", testbed.crictl_prefix()));
+            // CRI: PullImage (crictl pull)
+            let result = testbed.cri.pull_image(&image).await;
+            let elapsed = start.elapsed();
+            match (result, &row.expect.error) {
+                (Err(e), Some(expected)) => {
+                    let observed = judge_status(&e, expected, evidence)?;
+                    within(row, elapsed, observed)?
+                }
+                (Err(e), None) => {
+                    evidence.file("error.txt", &e.to_string());
+                    return Err(Failure::new(short_error(&e), format!("PullImage failed: {e}")));
+                }
+                (Ok(reference), Some(expected)) => {
+                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    return Err(Failure::new(
+                        format!("pulled {reference}"),
+                        format!(
+                            "expected PullImage to fail: {}: {}",
+                            expected.code, expected.message
+                        ),
+                    ));
+                }
+                (Ok(_), None) => {
+                    let observed = within(row, elapsed, format!("pulled {image}"))?;
+                    // The pulled image must be usable: a container from it runs.
+                    let ran = run_container(testbed, row, &action.handler, &image, evidence).await;
+                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    format!("{observed}; {}", ran?)
+                }
+            }
+        }
+        PullClient::Ctr => {
+            let mut args = vec!["images", "pull"];
+            let hosts_dir = config_path.to_string_lossy().into_owned();
+            if action.hosts_dir {
+                args.extend(["--hosts-dir", hosts_dir.as_str()]);
+            }
+            args.push(&image);
+            let argv = testbed.ctr_argv(CRI_NAMESPACE, &args);
+            // ctr 1.6/1.7 fetch in the client process: it must share the node's netns.
+            evidence.reproduce(format!("nsenter --net={} {}", ns.display(), argv_line(&argv)));
+            let out = registry::run_in(Some(&ns), &argv, CTR_PULL_DEADLINE)
+                .map_err(|e| Failure::new("ctr did not finish", e.to_string()))?;
+            let elapsed = start.elapsed();
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            evidence.file(
+                "ctr-pull.txt",
+                &format!(
+                    "$ {}\nexit: {}\n--- stdout\n{}\n--- stderr\n{stderr}\n",
+                    argv_line(&argv),
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout)
+                ),
+            );
+            let last = stderr.lines().last().unwrap_or_default().to_owned();
+            match (&row.expect.command_error, out.status.success()) {
+                (Some(want), false) if stderr.contains(want.as_str()) => within(row, elapsed, last)?,
+                (Some(want), false) => {
+                    return Err(Failure::new(
+                        last,
+                        format!("expected ctr's error to contain {want:?}"),
+                    ))
+                }
+                (Some(want), true) => {
+                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    return Err(Failure::new(
+                        format!("pulled {image}"),
+                        format!("expected ctr images pull to fail with {want:?}"),
+                    ));
+                }
+                (None, false) => return Err(Failure::new(last, format!("ctr images pull failed: {stderr}"))),
+                (None, true) => {
+                    // containerd's record: the image is in k8s.io, so the CRI sees it too.
+                    let visible = testbed.cri.image_status(&image).await;
+                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    match visible {
+                        Ok(Some(_)) => within(row, elapsed, format!("pulled {image}, visible to the CRI"))?,
+                        Ok(None) => {
+                            return Err(Failure::new(
+                                format!("pulled {image}"),
+                                "ctr reported success but the CRI does not see the image",
+                            ))
+                        }
+                        Err(e) => {
+                            return Err(Failure::new(short_error(&e), format!("ImageStatus failed: {e}")))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(observed)
+}
+
+/// The upstream `server` of a mirror entry (tried last; unreachable on the air-gapped node).
+fn upstream(namespace: &str) -> String {
+    match namespace {
+        "docker.io" => "https://registry-1.docker.io".into(),
+        other => format!("https://{other}"),
+    }
+}
+
+/// `expect.within_seconds`: the outcome must arrive within the deadline.
+fn within(row: &Row, elapsed: Duration, observed: String) -> Result<String, Failure> {
+    match row.expect.within_seconds {
+        Some(limit) if elapsed > Duration::from_secs(limit) => Err(Failure::new(
+            format!("{observed} after {elapsed:.1?}"),
+            format!("expected the outcome within {limit} s"),
+        )),
+        Some(_) => Ok(format!("{observed} (in {elapsed:.1?})")),
+        None => Ok(observed),
+    }
+}
+
+fn pod_for(testbed: &Testbed, scenario: &str, handler: &str) -> PodSpec {
+    let name = unique(scenario);
+    PodSpec {
+        name: name.clone(),
+        namespace: "kata-harness".into(),
+        uid: unique("uid"),
+        handler: handler.to_owned(),
+        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
+        cgroup_parent: format!("/{}", testbed.cgroup_parent),
+        host_network: false,
+        annotations: HashMap::new(),
+    }
+}
+
+/// Runs a container from `image` in a new sandbox of `handler`; Ok is the container's
+/// runtimeType (checked against `expect.runtime_type`), Err the failure. With
+/// `expect.error`, CreateContainer must fail that way instead.
+pub(super) async fn run_container(
+    testbed: &Testbed,
+    row: &Row,
+    handler: &str,
+    image: &str,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let pod = pod_for(testbed, &row.scenario, handler);
+    let crictl = testbed.crictl_prefix();
+    evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
+    // CRI: RunPodSandbox (crictl runp)
+    let id = testbed
+        .cri
+        .run_pod_sandbox(&pod)
+        .await
+        .map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
+    evidence.reproduce(format!(
+        "POD=$({crictl} runp{} pod.json)",
+        if handler.is_empty() {
+            String::new()
+        } else {
+            format!(" -r {handler}")
+        }
+    ));
+    let result = container_in(testbed, row, &pod, &id, image, evidence).await;
+    let cleanup = remove_sandbox(testbed, &id).await;
+    let observed = result?;
+    cleanup.map_err(|message| Failure::new(observed.clone(), message))?;
+    Ok(observed)
+}
+
+async fn container_in(
+    testbed: &Testbed,
+    row: &Row,
+    pod: &PodSpec,
+    id: &str,
+    image: &str,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let crictl = testbed.crictl_prefix();
+    let container = ContainerSpec {
+        name: "busybox".into(),
+        image: image.into(),
+        command: vec!["sleep".into(), "3600".into()],
+        log_path: "busybox.log".into(),
+    };
+    evidence.file("container.json", &pretty(&container.to_crictl_json()));
+    evidence.reproduce(format!(
+        "CTR=$({crictl} create $POD container.json pod.json) && {crictl} start $CTR"
+    ));
+    // CRI: CreateContainer (crictl create)
+    let created = testbed.cri.create_container(id, &container, pod).await;
+    let cid = match (created, &row.expect.error) {
+        (Err(e), Some(expected)) => return judge_status(&e, expected, evidence),
+        (Err(e), None) => {
+            evidence.file("error.txt", &e.to_string());
+            return Err(Failure::new(
+                short_error(&e),
+                format!("CreateContainer failed: {e}"),
+            ));
+        }
+        (Ok(cid), Some(expected)) => {
+            return Err(Failure::new(
+                format!("container {cid} created"),
+                format!(
+                    "expected CreateContainer to fail: {}: {}",
+                    expected.code, expected.message
+                ),
+            ))
+        }
+        (Ok(cid), None) => cid,
+    };
+    // CRI: StartContainer, then ContainerStatus verbose info.runtimeType (crictl inspect)
+    testbed
+        .cri
+        .start_container(&cid)
+        .await
+        .map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
+    let status = testbed
+        .cri
+        .container_status(&cid)
+        .await
+        .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
+    let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
+    if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
+        return Err(Failure::new(
+            format!("container state {state}"),
+            "the container is not running after StartContainer",
+        ));
+    }
+    let info = RuntimeInfo::from_verbose_info("container", &status.info)
+        .map_err(|e| Failure::new("unreadable", e.to_string()))?;
+    let observed = format!("container from {image} running on {}", info.runtime_type);
+    if let Some(want) = &row.expect.runtime_type {
+        if &info.runtime_type != want {
+            return Err(Failure::new(observed, format!("expected runtimeType {want}")));
+        }
+    }
+    Ok(observed)
+}
+
+/// A `ctr events` subscriber, supervised, writing to a file: the witness that no image was
+/// pulled (a pull, including the CRI's implicit sandbox-image pull, emits `/images/create`).
+struct Events {
+    daemon: Daemon,
+    log: PathBuf,
+    probes: usize,
+}
+
+impl Events {
+    async fn start(testbed: &Testbed, dir: &Path) -> Result<Events, Failure> {
+        let log = dir.join("events.log");
+        let argv = testbed.ctr_argv(CRI_NAMESPACE, &["events"]);
+        let mut command = std::process::Command::new(&argv[0]);
+        command.args(&argv[1..]);
+        let daemon = Daemon::spawn("ctr events", command, &log)
+            .map_err(|e| Failure::new("no event subscriber", format!("setup: {e}")))?;
+        let mut events = Events {
+            daemon,
+            log,
+            probes: 0,
+        };
+        events.sync(testbed).await?;
+        Ok(events)
+    }
+
+    /// Emits a probe event (a label change on the k8s.io namespace) and waits until the
+    /// subscriber shows it: everything emitted before the probe has been delivered too.
+    async fn sync(&mut self, testbed: &Testbed) -> Result<(), Failure> {
+        self.probes += 1;
+        let marker = format!("kata-harness.sync={}", self.probes);
+        let log = self.log.clone();
+        let result = wait_for(
+            "the ctr events subscriber to show a probe event",
+            EVENTS_DEADLINE,
+            Duration::from_millis(100),
+            || {
+                let exited = self.daemon.exited();
+                let seen = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(&format!("\"kata-harness.sync\":\"{}\"", self.probes));
+                let labelled = if seen {
+                    Ok(())
+                } else {
+                    testbed
+                        .ctr(CRI_NAMESPACE, &["namespaces", "label", CRI_NAMESPACE, &marker])
+                        .map(|_| ())
+                };
+                async move {
+                    match (exited, seen, labelled) {
+                        (Some(status), _, _) => Attempt::Fatal(format!("ctr events exited ({status})")),
+                        (None, true, _) => Attempt::Ready(()),
+                        (None, false, Err(e)) => Attempt::NotYet(e.to_string()),
+                        (None, false, Ok(())) => Attempt::NotYet("probe event not seen yet".into()),
+                    }
+                }
+            },
+        )
+        .await;
+        result.map_err(|e| Failure::new("no events", format!("setup: {e}")))
+    }
+
+    /// Stops the subscriber; the topics it saw, in order (`ctr events` prints
+    /// `<time> <namespace> <topic> <event>` per line).
+    fn finish(mut self, testbed: &Testbed) -> (Vec<String>, String) {
+        self.daemon.stop(Duration::from_secs(5));
+        let _ = testbed.ctr(
+            CRI_NAMESPACE,
+            &["namespaces", "label", CRI_NAMESPACE, "kata-harness.sync="],
+        );
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let topics = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+            .map(str::to_owned)
+            .collect();
+        (topics, text)
+    }
+}
+
+/// A sandbox_image row on the air-gapped node.
+pub(super) async fn run_sandbox_image(
+    testbed: &Testbed,
+    row: &Row,
+    action: &SandboxImageAction,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    netns(testbed)?;
+    let pause_archive = testbed.paths.images.join("pause.tar");
+    if !action.preloaded {
+        evidence.reproduce(argv_line(
+            &testbed.ctr_argv(CRI_NAMESPACE, &["images", "rm", SANDBOX_IMAGE]),
+        ));
+        testbed
+            .ctr(CRI_NAMESPACE, &["images", "rm", SANDBOX_IMAGE])
+            .map_err(|e| {
+                Failure::new(
+                    "not removed",
+                    format!("setup: ctr images rm {SANDBOX_IMAGE} failed: {e}"),
+                )
+            })?;
+        let outcome = sandbox_image_removed(testbed, row, action, evidence).await;
+        // Put it back for the rows after this one (the node cannot pull it).
+        let restored = testbed.ctr_import(CRI_NAMESPACE, &pause_archive);
+        let observed = outcome?;
+        restored.map_err(|e| {
+            Failure::new(
+                observed.clone(),
+                format!("cleanup: re-import of the sandbox image failed: {e}"),
+            )
+        })?;
+        return Ok(observed);
+    }
+    let dir = testbed.paths.run_dir.join(unique(&row.scenario));
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::new("no dir", format!("setup: {e}")))?;
+    let mut events = Events::start(testbed, &dir).await?;
+    evidence.reproduce(format!(
+        "{} events &",
+        argv_line(&testbed.ctr_argv(CRI_NAMESPACE, &[]))
+    ));
+    let pod = pod_for(testbed, &row.scenario, &action.handler);
+    evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
+    // CRI: RunPodSandbox with the pinned, preloaded sandbox image (crictl runp)
+    let result = testbed.cri.run_pod_sandbox(&pod).await;
+    let synced = events.sync(testbed).await;
+    let (topics, text) = events.finish(testbed);
+    evidence.file("events.log", &text);
+    let id = result.map_err(|e| {
+        evidence.file("error.txt", &e.to_string());
+        Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}"))
+    })?;
+    let status = testbed.cri.pod_sandbox_status(&id).await;
+    let cleanup = remove_sandbox(testbed, &id).await;
+    synced?;
+    let status =
+        status.map_err(|e| Failure::new(short_error(&e), format!("PodSandboxStatus failed: {e}")))?;
+    let info = RuntimeInfo::from_verbose_info("sandbox", &status.info)
+        .map_err(|e| Failure::new("unreadable", e.to_string()))?;
+    let pulls: Vec<&String> = topics.iter().filter(|t| t.starts_with("/images/")).collect();
+    // The subscriber really saw this sandbox start (a positive control for "no pull seen").
+    let saw_start = topics.iter().any(|t| t == "/tasks/start");
+    let observed = format!(
+        "{}, events: {}",
+        info.runtime_type,
+        if pulls.is_empty() {
+            "no /images/*".to_owned()
+        } else {
+            format!("{pulls:?}")
+        }
+    );
+    let mut problems = Vec::new();
+    if let Some(want) = &row.expect.runtime_type {
+        if &info.runtime_type != want {
+            problems.push(format!(
+                "sandbox runtimeType is {}, expected {want}",
+                info.runtime_type
+            ));
+        }
+    }
+    if !saw_start {
+        problems.push("the event subscriber did not see the sandbox's /tasks/start".into());
+    }
+    if !pulls.is_empty() {
+        problems.push(format!(
+            "an image was pulled while the sandbox started: {pulls:?}"
+        ));
+    }
+    if let Err(message) = cleanup {
+        problems.push(message);
+    }
+    if problems.is_empty() {
+        Ok(observed)
+    } else {
+        Err(Failure::new(observed, problems.join("; ")))
+    }
+}
+
+async fn sandbox_image_removed(
+    testbed: &Testbed,
+    row: &Row,
+    action: &SandboxImageAction,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let expected = row
+        .expect
+        .error
+        .as_ref()
+        .expect("validated: removed rows expect an error");
+    let pod = pod_for(testbed, &row.scenario, &action.handler);
+    evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
+    let start = Instant::now();
+    // CRI: RunPodSandbox must try to pull the missing sandbox image and fail.
+    match testbed.cri.run_pod_sandbox(&pod).await {
+        Ok(id) => {
+            let _ = remove_sandbox(testbed, &id).await;
+            Err(Failure::new(
+                format!("sandbox {id} started"),
+                "expected RunPodSandbox to fail: the sandbox image is gone and the node is air-gapped",
+            ))
+        }
+        Err(e) => {
+            let observed = judge_status(&e, expected, evidence)?;
+            within(row, start.elapsed(), observed)
+        }
+    }
+}
