@@ -141,24 +141,19 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(junit.contains("cri::crun-handler::containerd-1.6"), "{junit}");
 }
 
-#[test]
-fn ctrl_c_leaves_no_daemon_shim_or_mount_behind() {
+/// Starts `kata-harness run ARGS`, interrupts it once a testbed is ready (trials running),
+/// and checks the exit code and that nothing of that testbed survives.
+fn interrupt_when_ready(args: &[&str]) {
     let results = tempfile::tempdir().unwrap();
     let mut child = harness()
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--containerd",
-            "1.6,1.7,2.1",
-            "--results",
-        ])
+        .arg("run")
+        .args(args)
+        .arg("--results")
         .arg(results.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait for the first testbed, then interrupt while trials run.
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut run_dir = None;
     for line in lines.by_ref() {
@@ -202,4 +197,14 @@ fn ctrl_c_leaves_no_daemon_shim_or_mount_behind() {
         mounts_under(&run_dir)
     );
     assert!(!run_dir.exists(), "run dir {} is still there", run_dir.display());
+}
+
+#[test]
+fn ctrl_c_leaves_no_daemon_shim_or_mount_behind() {
+    interrupt_when_ready(&["--target", "local", "--containerd", "1.6,1.7,2.1"]);
+}
+
+#[test]
+fn ctrl_c_leaves_no_qemu_ssh_or_overlay_behind() {
+    interrupt_when_ready(&["--target", "vm", "--image", "bookworm", "--filter", "cri::"]);
 }
