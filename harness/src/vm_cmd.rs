@@ -58,17 +58,7 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new()?;
             let mut vm = qemu::Vm::start(spec)?;
             runtime.block_on(vm.wait_for_ssh(qemu::boot_deadline(verdict.accel)))?;
-            let kept = KeptVm {
-                name: name.clone(),
-                qemu_pid: vm.qemu_pid().unwrap_or_default(),
-                run_dir,
-                qmp_socket: vm.qmp_socket.clone(),
-                ssh_user: vm.ssh.user.clone(),
-                ssh_port: vm.ssh.port,
-                identity: vm.ssh.identity.clone(),
-                known_hosts: vm.ssh.known_hosts.clone(),
-                image: image.describe(),
-            };
+            let kept = KeptVm::of(&name, &vm, run_dir);
             let line = vm.ssh.interactive_line();
             vm.detach();
             kept.save()?;

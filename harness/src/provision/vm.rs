@@ -92,17 +92,7 @@ impl VmBackend {
         if let Some(registration) = registration {
             registration.disarm();
         }
-        let kept = crate::vm::state::KeptVm {
-            name: name.to_owned(),
-            qemu_pid: vm.qemu_pid().unwrap_or_default(),
-            run_dir,
-            qmp_socket: vm.qmp_socket.clone(),
-            ssh_user: vm.ssh.user.clone(),
-            ssh_port: vm.ssh.port,
-            identity: vm.ssh.identity.clone(),
-            known_hosts: vm.ssh.known_hosts.clone(),
-            image: vm.spec.image.describe(),
-        };
+        let kept = crate::vm::state::KeptVm::of(name, &vm, run_dir);
         let line = vm.ssh.interactive_line();
         vm.detach();
         match kept.save() {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxImageAction};
-use super::run::{judge_status, pretty, remove_sandbox, short_error, unique, Failure};
+use super::run::{judge_status, pretty, remove_sandbox, short_error, start_and_inspect, unique, Failure};
 use crate::cri::RuntimeInfo;
 use crate::images;
 use crate::process::{shell_quote, Daemon};
@@ -376,26 +376,7 @@ async fn container_in(
         }
         (Ok(cid), None) => cid,
     };
-    // CRI: StartContainer, then ContainerStatus verbose info.runtimeType (crictl inspect)
-    testbed
-        .cri
-        .start_container(&cid)
-        .await
-        .map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
-    let status = testbed
-        .cri
-        .container_status(&cid)
-        .await
-        .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
-    let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
-    if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
-        return Err(Failure::new(
-            format!("container state {state}"),
-            "the container is not running after StartContainer",
-        ));
-    }
-    let info = RuntimeInfo::from_verbose_info("container", &status.info)
-        .map_err(|e| Failure::new("unreadable", e.to_string()))?;
+    let info = start_and_inspect(testbed, &cid, evidence).await?;
     let observed = format!("container from {image} running on {}", info.runtime_type);
     if let Some(want) = &row.expect.runtime_type {
         if &info.runtime_type != want {

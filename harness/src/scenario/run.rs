@@ -278,28 +278,8 @@ async fn observe_sandbox(
             .create_container(id, &container, pod)
             .await
             .map_err(|e| Failure::new(short_error(&e), format!("CreateContainer failed: {e}")))?;
-        testbed
-            .cri
-            .start_container(&cid)
-            .await
-            .map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
-        // CRI: ContainerStatus verbose info.runtimeType (crictl inspect)
-        let status = testbed
-            .cri
-            .container_status(&cid)
-            .await
-            .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
-        record_info(evidence, "inspect.json", &status.info);
+        let info = start_and_inspect(testbed, &cid, evidence).await?;
         evidence.reproduce(format!("{crictl} inspect $CTR | jq .info.runtimeType"));
-        let info = RuntimeInfo::from_verbose_info("container", &status.info)
-            .map_err(|e| Failure::new("unreadable", e.to_string()))?;
-        let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
-        if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
-            return Err(Failure::new(
-                format!("container state {state}"),
-                "the container is not running after StartContainer",
-            ));
-        }
         observations.push(Observation {
             what: "container",
             id: cid.clone(),
@@ -308,6 +288,35 @@ async fn observe_sandbox(
         });
     }
     judge_runtime(testbed, row, &observations)
+}
+
+/// Starts a created container and reads its runtime back, requiring it to be running.
+/// CRI: StartContainer, then ContainerStatus verbose info.runtimeType (crictl start / inspect).
+pub(super) async fn start_and_inspect(
+    testbed: &Testbed,
+    cid: &str,
+    evidence: &mut Evidence,
+) -> Result<RuntimeInfo, Failure> {
+    testbed
+        .cri
+        .start_container(cid)
+        .await
+        .map_err(|e| Failure::new(short_error(&e), format!("StartContainer failed: {e}")))?;
+    let status = testbed
+        .cri
+        .container_status(cid)
+        .await
+        .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
+    record_info(evidence, "inspect.json", &status.info);
+    let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
+    if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
+        return Err(Failure::new(
+            format!("container state {state}"),
+            "the container is not running after StartContainer",
+        ));
+    }
+    RuntimeInfo::from_verbose_info("container", &status.info)
+        .map_err(|e| Failure::new("unreadable", e.to_string()))
 }
 
 /// Every witness of every object must agree with the expectation.

@@ -31,6 +31,21 @@ pub fn path(name: &str) -> PathBuf {
 }
 
 impl KeptVm {
+    /// The record of a running VM that is about to be detached.
+    pub fn of(name: &str, vm: &super::qemu::Vm, run_dir: PathBuf) -> KeptVm {
+        KeptVm {
+            name: name.to_owned(),
+            qemu_pid: vm.qemu_pid().unwrap_or_default(),
+            run_dir,
+            qmp_socket: vm.qmp_socket.clone(),
+            ssh_user: vm.ssh.user.clone(),
+            ssh_port: vm.ssh.port,
+            identity: vm.ssh.identity.clone(),
+            known_hosts: vm.ssh.known_hosts.clone(),
+            image: vm.spec.image.describe(),
+        }
+    }
+
     pub fn ssh(&self) -> SshTarget {
         SshTarget {
             user: self.ssh_user.clone(),
