@@ -170,11 +170,40 @@ pub fn run(mut command: Command, deadline: Duration) -> Result<Output, ProcessEr
 
 /// Like [`run`] but returns the output whatever the exit status (for commands expected to fail).
 pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output, ProcessError> {
+    run_piped(command, deadline, false)
+}
+
+/// Runs a long command (an image build) whose stderr is progress for the user: stderr goes
+/// to ours as it comes, stdout is captured. Same process-group and deadline rules as [`run`].
+pub fn run_streaming_stderr(mut command: Command, deadline: Duration) -> Result<Output, ProcessError> {
+    let output = run_piped(&mut command, deadline, true)?;
+    if !output.status.success() {
+        return Err(ProcessError::Failed {
+            command: display_command(&command),
+            status: output.status,
+            stderr_tail: "(see the output above)".into(),
+        });
+    }
+    Ok(output)
+}
+
+/// The one way short commands run: own process group, registered for Ctrl-C, killed at the
+/// deadline, pipes drained on threads (a chatty child cannot block on a full pipe), and
+/// whatever is left in the group killed when the command itself is done.
+fn run_piped(
+    command: &mut Command,
+    deadline: Duration,
+    stderr_to_terminal: bool,
+) -> Result<Output, ProcessError> {
     let shown = display_command(command);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(if stderr_to_terminal {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .process_group(0);
     let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
         program: program_of(command),
@@ -184,72 +213,18 @@ pub fn run_unchecked(command: &mut Command, deadline: Duration) -> Result<Output
     let registration = teardown::register(format!("kill {shown}"), move || {
         let _ = killpg(pgid, Signal::SIGKILL);
     });
-    // Drain pipes on threads so a chatty child cannot block on a full pipe while we wait.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let status = wait_blocking(&shown, deadline, Duration::from_millis(10), || {
-        match child.try_wait() {
-            Ok(Some(status)) => Attempt::Ready(status),
-            Ok(None) => Attempt::NotYet("running".into()),
-            Err(e) => Attempt::Fatal(e.to_string()),
-        }
-    });
-    let status = match status {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = child.wait();
-            registration.disarm();
-            return Err(ProcessError::Deadline {
-                command: shown,
-                deadline,
-            });
-        }
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
     };
-    registration.disarm();
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    Ok(Output {
-        status,
-        stdout,
-        stderr,
-    })
-}
-
-/// Runs a long command (an image build) whose stderr is progress for the user: stderr goes
-/// to ours as it comes, stdout is captured. Same process-group and deadline rules as [`run`].
-pub fn run_streaming_stderr(mut command: Command, deadline: Duration) -> Result<Output, ProcessError> {
-    let shown = display_command(&command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0);
-    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-        program: program_of(&command),
-        source,
-    })?;
-    let pgid = Pid::from_raw(child.id() as i32);
-    let registration = teardown::register(format!("kill {shown}"), move || {
-        let _ = killpg(pgid, Signal::SIGKILL);
-    });
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let status = wait_blocking(&shown, deadline, Duration::from_millis(100), || {
+    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = wait_blocking(&shown, deadline, Duration::from_millis(10), || {
         match child.try_wait() {
             Ok(Some(status)) => Attempt::Ready(status),
             Ok(None) => Attempt::NotYet("running".into()),
@@ -268,18 +243,10 @@ pub fn run_streaming_stderr(mut command: Command, deadline: Duration) -> Result<
             });
         }
     };
-    let stdout = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(ProcessError::Failed {
-            command: shown,
-            status,
-            stderr_tail: "(see the output above)".into(),
-        });
-    }
     Ok(Output {
         status,
-        stdout,
-        stderr: Vec::new(),
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
     })
 }
 
