@@ -7,14 +7,19 @@ use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::{Settings, Testbed, BUSYBOX_IMAGE};
 use kata_harness::render::cri::{ContainerSpec, PodSpec};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_handler_sandbox_reports_runc_and_cleans_up() {
-    let settings = Settings {
+/// A private containerd 1.6 testbed (no VM, so no checkout paths are needed).
+fn containerd_1_6() -> Settings {
+    Settings {
         containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
         pause_binary: None,
         repo: ".".into(),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_handler_sandbox_reports_runc_and_cleans_up() {
+    let settings = containerd_1_6();
     let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
     let pod = PodSpec {
         name: "smoke".into(),
@@ -64,12 +69,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1alpha2_api_reads_the_same_runtime_type() {
     use kata_harness::cri::{CriApi, CriClient};
-    let settings = Settings {
-        containerd: ContainerdChoice::Line("1.6".into()),
-        keep: false,
-        pause_binary: None,
-        repo: ".".into(),
-    };
+    let settings = containerd_1_6();
     let testbed = Testbed::start_local(&settings).await.expect("testbed starts");
     let old = CriClient::connect_with(
         &testbed.paths.socket,

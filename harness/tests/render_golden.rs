@@ -1,7 +1,9 @@
 //! Golden files: the containerd config of every schema, from one fixed model.
 //! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test --test render_golden`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use kata_harness::profile::Version;
 use kata_harness::render::{ContainerdConfig, RuntimeHandler};
@@ -50,18 +52,7 @@ fn runc_like(mut handler: RuntimeHandler, legacy: bool) -> RuntimeHandler {
 }
 
 fn check(version: &str, golden: &str) {
-    let rendered = model(version).render().unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(golden);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &rendered).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        rendered, want,
-        "{golden} differs; rerun with UPDATE_GOLDEN=1 if the change is intended"
-    );
+    common::assert_golden(&model(version).render().unwrap(), golden);
 }
 
 #[test]

@@ -2,23 +2,15 @@
 //! legacy `registry.configs.tls` / `registry.mirrors` tables (1.3-1.4, golden-only: no such
 //! daemon runs here). Regenerate with `UPDATE_GOLDEN=1 cargo test --test render_hosts_golden`.
 
+mod common;
+
 use std::path::Path;
 
 use kata_harness::profile::Version;
 use kata_harness::render::hosts::{legacy_registry_toml, HostsToml};
 
 fn check(rendered: &str, golden: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(golden);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, rendered).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        rendered, want,
-        "{golden} differs; rerun with UPDATE_GOLDEN=1 if the change is intended"
-    );
+    common::assert_golden(rendered, golden);
 }
 
 #[test]

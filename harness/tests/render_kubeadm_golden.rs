@@ -1,7 +1,7 @@
 //! Golden files: the kubeadm config for each config API (v1beta2, v1beta3, v1beta4).
 //! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test --test render_kubeadm_golden`.
 
-use std::path::Path;
+mod common;
 
 use kata_harness::profile::Version;
 use kata_harness::render::kubeadm::{default_image_repository, KubeadmConfig};
@@ -23,18 +23,7 @@ fn model(version: &str) -> KubeadmConfig {
 }
 
 fn check(version: &str, golden: &str) {
-    let rendered = model(version).render().unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(golden);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &rendered).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        rendered, want,
-        "{golden} differs; rerun with UPDATE_GOLDEN=1 if the change is intended"
-    );
+    common::assert_golden(&model(version).render().unwrap(), golden);
 }
 
 #[test]

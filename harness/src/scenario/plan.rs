@@ -235,25 +235,23 @@ rows:
         );
     }
 
+    /// One local variant on a node that has Kata.
+    fn with_kata(line: &str) -> Vec<(Variant, Capabilities)> {
+        vec![(
+            Variant::containerd(ContainerdChoice::Line(line.into())),
+            Capabilities { kata_absent: None },
+        )]
+    }
+
     #[test]
     fn kata_rows_run_where_kata_is_present() {
-        let variants = vec![Variant::containerd(ContainerdChoice::Line("1.6".into()))];
-        let variants: Vec<_> = variants
-            .into_iter()
-            .map(|v| (v, Capabilities { kata_absent: None }))
-            .collect();
-        let trials = plan(&[suite()], &variants);
+        let trials = plan(&[suite()], &with_kata("1.6"));
         assert!(trials.iter().all(|t| t.skip.is_none()));
     }
 
     #[test]
     fn filters_by_substring_or_exact_name() {
-        let variants = vec![Variant::containerd(ContainerdChoice::Line("1.6".into()))];
-        let variants: Vec<_> = variants
-            .into_iter()
-            .map(|v| (v, Capabilities { kata_absent: None }))
-            .collect();
-        let trials = plan(&[suite()], &variants);
+        let trials = plan(&[suite()], &with_kata("1.6"));
         assert_eq!(filter(trials.clone(), Some("kata"), false).len(), 1);
         assert_eq!(
             filter(trials.clone(), Some("cri::kata-handler::containerd-1.6"), true).len(),
