@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use kata_harness::kube::bundle::Bundle;
+use kata_harness::kube::bundle::{Bundle, Source};
+use kata_harness::kube::release::Release;
 use kata_harness::node::Target;
 use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
@@ -78,6 +79,13 @@ struct SuiteArgs {
     /// Default: $KATA_HARNESS_K8S_BUNDLE, else the one scripts/build-k8s-bundle builds.
     #[arg(long = "k8s-bundle")]
     k8s_bundle: Option<PathBuf>,
+    /// An upstream Kubernetes release (e.g. v1.20.2); implies --k8s. `run` downloads its
+    /// binaries from dl.k8s.io ($KATA_HARNESS_K8S_RELEASE_URL overrides the base URL) into the
+    /// cache once, verified by the sha256 in k8s-release.lock ($KATA_HARNESS_K8S_RELEASE_LOCK),
+    /// which records them on the first download. Upstream has no pause binary: the pause image
+    /// is then busybox-based.
+    #[arg(long = "k8s-release", value_name = "VERSION", conflicts_with = "k8s_bundle")]
+    k8s_release: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -108,6 +116,30 @@ impl SuiteArgs {
         self.containerd
             .clone()
             .unwrap_or_else(|| DEFAULT_CONTAINERD_LINES.map(String::from).to_vec())
+    }
+
+    /// The cluster's bundle source, if the run has a cluster: `--k8s-release` (over
+    /// $KATA_HARNESS_K8S_BUNDLE), `--k8s-bundle` or the variable, else the built one with --k8s.
+    fn k8s_source(&self) -> Result<Option<Source>, String> {
+        if let Some(version) = &self.k8s_release {
+            let release = Release::new(version, &repo_root())
+                .map_err(|e| format!("--k8s-release {version}: {}", report::chain(&e)))?;
+            return Ok(Some(Source::Release(release)));
+        }
+        Ok(match Bundle::user_dir(self.k8s_bundle.as_deref()) {
+            Some(dir) => Some(Source::Dir(dir)),
+            None if self.k8s => Some(Source::Default),
+            None => None,
+        })
+    }
+
+    /// The flag that names the cluster in a reproduce command.
+    fn k8s_flag(&self) -> Option<String> {
+        match (&self.k8s_release, self.k8s || self.k8s_bundle.is_some()) {
+            (Some(version), _) => Some(format!("--k8s-release {version}")),
+            (None, true) => Some("--k8s".into()),
+            (None, false) => None,
+        }
     }
 
     fn image_recipes(&self) -> Vec<String> {
@@ -221,14 +253,14 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
             )));
         }
     }
-    let user_bundle = Bundle::user_dir(args.k8s_bundle.as_deref());
-    if args.k8s || user_bundle.is_some() {
+    if let Some(source) = args.k8s_source().map_err(input_error)? {
         let bundle = if build_bundle {
-            Bundle::ensure(&repo_root(), user_bundle.as_deref())
+            source.ensure(&repo_root())
         } else {
-            Bundle::open(&user_bundle.clone().unwrap_or_else(Bundle::default_dir))
+            source.open()
         };
-        let bundle = bundle.map_err(|e| input_error(format!("--k8s: {}", report::chain(&e))))?;
+        let flag = args.k8s_flag().unwrap_or_else(|| "--k8s".into());
+        let bundle = bundle.map_err(|e| input_error(format!("{flag}: {}", report::chain(&e))))?;
         variants.push((Variant::cluster(bundle), Capabilities::probe_local()));
     }
     let trials = plan::plan(&suites, &variants);
@@ -267,10 +299,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Target::Vm => format!("--image {}", args.suites.image_recipes().join(",")),
         _ => format!("--containerd {}", args.suites.containerd_lines().join(",")),
     };
-    let variant_flag = if args.suites.k8s || args.suites.k8s_bundle.is_some() {
-        format!("{variant_flag} --k8s")
-    } else {
-        variant_flag
+    let variant_flag = match args.suites.k8s_flag() {
+        Some(flag) => format!("{variant_flag} {flag}"),
+        None => variant_flag,
     };
     let info = RunInfo {
         command: format!("kata-harness run --target {target} {variant_flag} --filter"),

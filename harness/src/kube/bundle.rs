@@ -1,6 +1,11 @@
 //! The offline Kubernetes bundle: a directory with `bin/{kubeadm,kubelet,kube-apiserver,
-//! kube-controller-manager,kube-scheduler,kube-proxy,pause}` (and `kubectl`, used only for the
-//! human-readable parts of failure bundles).
+//! kube-controller-manager,kube-scheduler,kube-proxy}`, optionally `bin/pause` (without it the
+//! pause image is busybox-based) and `bin/kubectl` (used only for the human-readable parts of
+//! failure bundles).
+//!
+//! Three sources give one: the bundle `scripts/build-k8s-bundle` builds from Debian's source
+//! package (the default), a user's directory, and an upstream release pinned by version
+//! ([`super::release`], verified against `k8s-release.lock`); see [`Source`].
 //!
 //! Invariant: the version is read from the binaries (`kubelet --version`), never assumed, so a
 //! user's bundle of any version gets the config API and image names of *its* version.
@@ -9,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::release::Release;
 use super::KubeError;
 use crate::process;
 use crate::profile::Version;
@@ -21,15 +27,48 @@ pub const DEFAULT_VERSION: &str = "v1.20.2";
 const BUILD_DEADLINE: Duration = Duration::from_secs(40 * 60);
 
 /// The binaries kubeadm, kubelet and the control-plane images need.
-pub const REQUIRED: [&str; 7] = [
+pub const REQUIRED: [&str; 6] = [
     "kubeadm",
     "kubelet",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kube-proxy",
-    "pause",
 ];
+/// The pause image's binary, when the bundle has one (the Debian-built bundle does; upstream
+/// releases publish none, and the pause image is then busybox-based).
+pub const PAUSE: &str = "pause";
+
+/// Where the cluster's bundle comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// What `scripts/build-k8s-bundle` builds (built on first use by [`Source::ensure`]).
+    Default,
+    /// A user's bundle directory (`--k8s-bundle`, `KATA_HARNESS_K8S_BUNDLE`).
+    Dir(PathBuf),
+    /// An upstream release (`--k8s-release`), downloaded on first use by [`Source::ensure`].
+    Release(Release),
+}
+
+impl Source {
+    /// The bundle, built or downloaded first if it is not there yet (`run`).
+    pub fn ensure(&self, repo: &Path) -> Result<Bundle, KubeError> {
+        match self {
+            Source::Default => Bundle::ensure(repo, None),
+            Source::Dir(dir) => Bundle::open(dir),
+            Source::Release(release) => release.fetch(),
+        }
+    }
+
+    /// The bundle if it is already there: nothing is built or downloaded (`list`).
+    pub fn open(&self) -> Result<Bundle, KubeError> {
+        match self {
+            Source::Default => Bundle::open(&Bundle::default_dir()),
+            Source::Dir(dir) => Bundle::open(dir),
+            Source::Release(release) => release.open_cached(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bundle {
@@ -52,7 +91,8 @@ impl Bundle {
         })
     }
 
-    /// Opens a bundle directory: every required binary present, version from `kubelet --version`.
+    /// Opens a bundle directory: every required binary present, version from `kubelet --version`
+    /// (`pause` and `kubectl` are optional).
     pub fn open(dir: &Path) -> Result<Bundle, KubeError> {
         let missing: Vec<&str> = REQUIRED
             .iter()
@@ -119,6 +159,11 @@ impl Bundle {
         self.dir.join("bin").join(name)
     }
 
+    /// The bundle's pause binary, if it has one.
+    pub fn pause(&self) -> Option<PathBuf> {
+        Some(self.bin(PAUSE)).filter(|p| p.is_file())
+    }
+
     /// `k8s-1.20`: the variant label.
     pub fn label(&self) -> String {
         format!("k8s-{}.{}", self.version.major, self.version.minor)
@@ -147,6 +192,32 @@ mod tests {
             Some(Version::new(1, 33, 0))
         );
         assert_eq!(parse_kubelet_version("nothing here"), None);
+    }
+
+    /// A stand-in bundle: shell scripts, kubelet printing the version.
+    fn stand_in(dir: &Path, with_pause: bool) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let names = REQUIRED.iter().chain(with_pause.then_some(&PAUSE));
+        for name in names {
+            let path = dir.join("bin").join(name);
+            std::fs::write(&path, "#!/bin/sh\necho Kubernetes v1.19.7\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    #[test]
+    fn pause_is_optional_and_found_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        stand_in(dir.path(), false);
+        let bundle = Bundle::open(dir.path()).unwrap();
+        assert_eq!(bundle.version, Version::new(1, 19, 7));
+        assert_eq!(bundle.pause(), None);
+        stand_in(dir.path(), true);
+        assert_eq!(
+            Bundle::open(dir.path()).unwrap().pause(),
+            Some(dir.path().join("bin/pause"))
+        );
     }
 
     #[test]

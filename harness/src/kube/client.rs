@@ -1,8 +1,10 @@
 //! The Kubernetes client facade: one `kube::Client` from the admin kubeconfig, and the few
 //! helpers the suite repeats (readiness, pods' container IDs, events, RuntimeClasses).
 //!
-//! Invariant: typed objects only (k8s-openapi core/v1, apps/v1, node.k8s.io/v1, which a 1.20
-//! API server serves); `kube::Error` is kept whole so callers can branch on the API status.
+//! Invariant: typed objects (k8s-openapi core/v1, apps/v1, node.k8s.io/v1, which a 1.20 API
+//! server serves), except RuntimeClasses of clusters before 1.20: `node.k8s.io/v1beta1`, which
+//! k8s-openapi 0.29 has no types for, goes through a `DynamicObject` of the same shape.
+//! `kube::Error` is kept whole so callers can branch on the API status.
 
 use std::path::Path;
 
@@ -10,8 +12,10 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 
 use super::KubeError;
+use crate::profile::Version;
 
 /// A client for the cluster behind an admin kubeconfig.
 pub async fn connect(kubeconfig: &Path) -> Result<kube::Client, KubeError> {
@@ -86,29 +90,149 @@ pub async fn events_for(
     Ok(items)
 }
 
-/// Creates a RuntimeClass (node.k8s.io/v1); one that already exists is fine.
-pub async fn create_runtime_class(client: &kube::Client, name: &str, handler: &str) -> Result<(), KubeError> {
-    let classes: Api<RuntimeClass> = Api::all(client.clone());
-    let class: RuntimeClass = serde_json::from_value(serde_json::json!({
+/// The RuntimeClass API a cluster speaks: `node.k8s.io/v1beta1` before 1.20 (v1 does not
+/// exist there), `node.k8s.io/v1` from 1.20 (v1beta1 is gone from 1.25). Same shape in both:
+/// `metadata`, `handler` at the top level, optional `overhead` and `scheduling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeClassApi {
+    V1Beta1,
+    V1,
+}
+
+impl RuntimeClassApi {
+    /// The API for a cluster of this Kubernetes version.
+    pub fn for_version(version: Version) -> Self {
+        if version < Version::new(1, 20, 0) {
+            RuntimeClassApi::V1Beta1
+        } else {
+            RuntimeClassApi::V1
+        }
+    }
+
+    /// Whether a server of this version serves `node.k8s.io/v1beta1` (1.14 to 1.24).
+    pub fn v1beta1_served(version: Version) -> bool {
+        version >= Version::new(1, 14, 0) && version < Version::new(1, 25, 0)
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            RuntimeClassApi::V1Beta1 => "node.k8s.io/v1beta1",
+            RuntimeClassApi::V1 => "node.k8s.io/v1",
+        }
+    }
+
+    /// The resource for dynamic calls (`/apis/node.k8s.io/<version>/runtimeclasses`).
+    pub fn resource(self) -> ApiResource {
+        let version = self.api_version().trim_start_matches("node.k8s.io/");
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("node.k8s.io", version, "RuntimeClass"),
+            "runtimeclasses",
+        )
+    }
+
+    fn dynamic(self, client: &kube::Client) -> Api<DynamicObject> {
+        Api::all_with(client.clone(), &self.resource())
+    }
+}
+
+/// A RuntimeClass of this API version as a dynamic object.
+pub fn runtime_class_object(api: RuntimeClassApi, name: &str, handler: &str) -> DynamicObject {
+    DynamicObject::new(name, &api.resource()).data(serde_json::json!({ "handler": handler }))
+}
+
+/// The typed node.k8s.io/v1 RuntimeClass.
+pub fn runtime_class_v1(name: &str, handler: &str) -> RuntimeClass {
+    serde_json::from_value(serde_json::json!({
         "apiVersion": "node.k8s.io/v1",
         "kind": "RuntimeClass",
         "metadata": { "name": name },
         "handler": handler,
     }))
-    .expect("a RuntimeClass literal deserialises");
-    match classes.create(&PostParams::default(), &class).await {
-        Ok(_) => Ok(()),
+    .expect("a RuntimeClass literal deserialises")
+}
+
+/// Creates a RuntimeClass through `api`; one that already exists is fine.
+pub async fn create_runtime_class(
+    client: &kube::Client,
+    api: RuntimeClassApi,
+    name: &str,
+    handler: &str,
+) -> Result<(), KubeError> {
+    let created = match api {
+        RuntimeClassApi::V1 => {
+            let classes: Api<RuntimeClass> = Api::all(client.clone());
+            classes
+                .create(&PostParams::default(), &runtime_class_v1(name, handler))
+                .await
+                .map(drop)
+        }
+        RuntimeClassApi::V1Beta1 => api
+            .dynamic(client)
+            .create(&PostParams::default(), &runtime_class_object(api, name, handler))
+            .await
+            .map(drop),
+    };
+    match created {
+        Ok(()) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(source) => Err(KubeError::Api {
-            call: format!("create RuntimeClass {name} (handler {handler})"),
+            call: format!(
+                "create RuntimeClass {name} (handler {handler}, {})",
+                api.api_version()
+            ),
             source,
         }),
     }
 }
 
-pub async fn delete_runtime_class(client: &kube::Client, name: &str) {
+pub async fn delete_runtime_class(client: &kube::Client, api: RuntimeClassApi, name: &str) {
+    let _ = match api {
+        RuntimeClassApi::V1 => {
+            let classes: Api<RuntimeClass> = Api::all(client.clone());
+            classes.delete(name, &DeleteParams::default()).await.map(drop)
+        }
+        RuntimeClassApi::V1Beta1 => api
+            .dynamic(client)
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(drop),
+    };
+}
+
+/// Creates RuntimeClass `name` through node.k8s.io/v1beta1 and reads it back through the typed
+/// node.k8s.io/v1 (a 1.20 to 1.24 server serves both): proves the pre-1.20 path against a
+/// real API server. The class is deleted (through v1beta1) afterwards.
+pub async fn check_v1beta1_round_trip(
+    client: &kube::Client,
+    name: &str,
+    handler: &str,
+) -> Result<(), KubeError> {
+    let api_err = |call: &str| {
+        let call = format!("{call} RuntimeClass {name}");
+        move |source| KubeError::Api { call, source }
+    };
+    let beta = RuntimeClassApi::V1Beta1;
+    beta.dynamic(client)
+        .create(&PostParams::default(), &runtime_class_object(beta, name, handler))
+        .await
+        .map_err(api_err("create (node.k8s.io/v1beta1)"))?;
     let classes: Api<RuntimeClass> = Api::all(client.clone());
-    let _ = classes.delete(name, &DeleteParams::default()).await;
+    let read = classes.get(name).await.map_err(api_err("get (node.k8s.io/v1)"));
+    let deleted = beta
+        .dynamic(client)
+        .delete(name, &DeleteParams::default())
+        .await
+        .map_err(api_err("delete (node.k8s.io/v1beta1)"));
+    let found = read?.handler;
+    deleted?;
+    if found != handler {
+        return Err(KubeError::RuntimeClassRoundTrip {
+            name: name.into(),
+            handler: handler.into(),
+            found: Some(found),
+        });
+    }
+    Ok(())
 }
 
 /// Deletes a pod at once (grace period 0); a pod that is already gone is fine.
@@ -122,5 +246,58 @@ pub fn api_message(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) => format!("{} ({}): {}", status.reason, status.code, status.message),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_class_api_follows_the_cluster_version() {
+        let api = |major, minor, patch| RuntimeClassApi::for_version(Version::new(major, minor, patch));
+        assert_eq!(api(1, 14, 0), RuntimeClassApi::V1Beta1);
+        assert_eq!(api(1, 19, 16), RuntimeClassApi::V1Beta1);
+        assert_eq!(api(1, 20, 0), RuntimeClassApi::V1);
+        assert_eq!(api(1, 20, 2), RuntimeClassApi::V1);
+        assert_eq!(api(1, 33, 0), RuntimeClassApi::V1);
+        assert!(RuntimeClassApi::v1beta1_served(Version::new(1, 20, 2)));
+        assert!(RuntimeClassApi::v1beta1_served(Version::new(1, 24, 9)));
+        assert!(!RuntimeClassApi::v1beta1_served(Version::new(1, 25, 0)));
+        assert!(!RuntimeClassApi::v1beta1_served(Version::new(1, 13, 0)));
+    }
+
+    #[test]
+    fn v1beta1_runtime_class_has_the_handler_at_the_top_level() {
+        let object = runtime_class_object(RuntimeClassApi::V1Beta1, "kata", "kata-qemu");
+        assert_eq!(
+            serde_json::to_value(&object).unwrap(),
+            json!({
+                "apiVersion": "node.k8s.io/v1beta1",
+                "kind": "RuntimeClass",
+                "metadata": { "name": "kata" },
+                "handler": "kata-qemu",
+            })
+        );
+        let resource = RuntimeClassApi::V1Beta1.resource();
+        assert_eq!(
+            (
+                resource.group.as_str(),
+                resource.version.as_str(),
+                resource.plural.as_str()
+            ),
+            ("node.k8s.io", "v1beta1", "runtimeclasses")
+        );
+    }
+
+    #[test]
+    fn v1_typed_and_dynamic_runtime_classes_have_the_same_shape() {
+        let typed = serde_json::to_value(runtime_class_v1("crun", "crun")).unwrap();
+        let dynamic =
+            serde_json::to_value(runtime_class_object(RuntimeClassApi::V1, "crun", "crun")).unwrap();
+        assert_eq!(typed, dynamic);
+        assert_eq!(typed["apiVersion"], "node.k8s.io/v1");
+        assert_eq!(typed["handler"], "crun");
     }
 }

@@ -17,12 +17,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
-use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::bundle::Bundle;
+use super::client::RuntimeClassApi;
 use super::images::ClusterImages;
 use super::{io_err, KubeError};
 use crate::cri::CriClient;
@@ -66,7 +66,8 @@ const CGROUP_CONTROLLERS: [&str; 9] = [
     "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
 ];
 
-/// The RuntimeClasses every cluster has (node.k8s.io/v1): name -> containerd handler.
+/// The RuntimeClasses every cluster has (node.k8s.io/v1, or v1beta1 before 1.20): name ->
+/// containerd handler.
 pub const RUNTIME_CLASSES: [(&str, &str); 2] = [("kata", "kata"), ("crun", "crun")];
 
 /// What to start a cluster with.
@@ -742,11 +743,23 @@ impl Cluster {
             },
         )
         .await?;
+        let classes = RuntimeClassApi::for_version(bundle.version);
         for (name, handler) in RUNTIME_CLASSES {
-            super::client::create_runtime_class(&client, name, handler).await?;
+            super::client::create_runtime_class(&client, classes, name, handler).await?;
         }
-        let _: Api<RuntimeClass> = Api::all(client.clone());
+        mark(&format!("RuntimeClasses created ({})", classes.api_version()));
+        // The pre-1.20 path (a DynamicObject) checked against this real server while it still
+        // serves v1beta1: created there, read back through v1.
+        if classes == RuntimeClassApi::V1 && RuntimeClassApi::v1beta1_served(bundle.version) {
+            super::client::check_v1beta1_round_trip(&client, "kh-v1beta1-probe", "kh-probe").await?;
+            mark("RuntimeClass node.k8s.io/v1beta1 created, read back through v1");
+        }
         Ok((cri, client, containerd.version_text.clone(), crun))
+    }
+
+    /// The RuntimeClass API of this cluster's version.
+    pub fn runtime_class_api(&self) -> RuntimeClassApi {
+        RuntimeClassApi::for_version(self.bundle.version)
     }
 
     /// Why the cluster is unusable, if it is (kubelet or containerd exited).

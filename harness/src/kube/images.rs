@@ -130,8 +130,9 @@ fn build(
             with_libraries(image, &[etcd.to_owned()])
         }
         "kube-proxy" => kube_proxy(bundle, conntrack_root),
+        // Upstream releases have no pause binary: then a busybox-based pause.
         "pause" => images::pause(
-            Some(&bundle.bin("pause")),
+            bundle.pause().as_deref(),
             Path::new(crate::provision::BUSYBOX_BINARY),
         ),
         "busybox" => images::busybox(Path::new(crate::provision::BUSYBOX_BINARY)),
@@ -285,7 +286,9 @@ fn etcd_version(etcd: &Path) -> Result<String, KubeError> {
 fn cache_key(bundle: &Bundle, extra: &[&Path]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(RECIPE);
-    let mut inputs: Vec<PathBuf> = super::bundle::REQUIRED.iter().map(|b| bundle.bin(b)).collect();
+    // Pause last, as when it was required: the Debian bundle's key (and cached images) stay.
+    let binaries = super::bundle::REQUIRED.iter().chain([&super::bundle::PAUSE]);
+    let mut inputs: Vec<PathBuf> = binaries.map(|b| bundle.bin(b)).collect();
     inputs.extend(extra.iter().map(|p| p.to_path_buf()));
     inputs.push("/usr/sbin/xtables-nft-multi".into());
     inputs.push(crate::provision::BUSYBOX_BINARY.into());

@@ -7,8 +7,10 @@
 //! outside that namespace (veth host end, cgroup subtree, processes) is registered with
 //! [`crate::teardown`] before it exists.
 //!
-//! * [`bundle`]: the offline Kubernetes binaries (built by `scripts/build-k8s-bundle`, or a
-//!   user's directory of any version).
+//! * [`bundle`]: the offline Kubernetes binaries (built by `scripts/build-k8s-bundle`, a
+//!   user's directory of any version, or an upstream release).
+//! * [`release`]: upstream release binaries pinned by version, cached, and verified by the
+//!   sha256 in `k8s-release.lock`.
 //! * [`images`]: control-plane images built locally as OCI archives, named as kubeadm expects.
 //! * [`cluster`]: bring-up and teardown of the namespaced node.
 //! * [`client`]: the `kube` client facade and what the suite repeats.
@@ -19,6 +21,7 @@ pub mod bundle;
 pub mod client;
 pub mod cluster;
 pub mod images;
+pub mod release;
 pub mod session;
 pub mod suite;
 
@@ -36,6 +39,18 @@ pub enum KubeError {
         script: PathBuf,
         #[source]
         source: ProcessError,
+    },
+    /// Boxed: its digest error is the largest, and every `KubeError` would carry its size.
+    #[error("failed to fetch the upstream Kubernetes release")]
+    Release(#[source] Box<release::ReleaseError>),
+    #[error(
+        "RuntimeClass {name} created through node.k8s.io/v1beta1 reads back through node.k8s.io/v1 \
+         with handler {found:?}, not {handler:?}"
+    )]
+    RuntimeClassRoundTrip {
+        name: String,
+        handler: String,
+        found: Option<String>,
     },
     #[error("failed to fetch Debian package {package} for an image")]
     Deb {
@@ -104,6 +119,12 @@ pub enum KubeError {
     },
     #[error("failed to connect to the CRI")]
     Cri(#[from] crate::cri::CriError),
+}
+
+impl From<release::ReleaseError> for KubeError {
+    fn from(error: release::ReleaseError) -> Self {
+        KubeError::Release(Box::new(error))
+    }
 }
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> KubeError + '_ {

