@@ -163,6 +163,13 @@ impl ImageBuilder {
 
     /// Writes an OCI layout archive for `name` (e.g. `localhost/kata-harness/busybox:1`).
     pub fn write_archive(&self, name: &str, path: &Path) -> Result<ImageArchive, ImageError> {
+        self.write_layout(name, path, ArchiveLayout::Amd64)
+    }
+
+    /// The manifest of this image for one architecture: its descriptor (with the platform)
+    /// and its blobs (layer, config, manifest). The layer is the same for every architecture
+    /// (nothing here runs a foreign one); the config says which it is.
+    fn platform_manifest(&self, name: &str, arch: Arch) -> Result<(Descriptor, Vec<Vec<u8>>), ImageError> {
         let spec_err = |source| ImageError::Spec {
             image: name.to_owned(),
             source,
@@ -180,7 +187,7 @@ impl ImageBuilder {
             config = config.cmd(self.cmd.clone());
         }
         let config = ImageConfigurationBuilder::default()
-            .architecture(Arch::Amd64)
+            .architecture(arch.clone())
             .os(Os::Linux)
             .config(config.build().map_err(spec_err)?)
             .rootfs(
@@ -203,40 +210,80 @@ impl ImageBuilder {
             .build()
             .map_err(spec_err)?;
         let manifest_json = canonical_json(&manifest);
+        let platform = PlatformBuilder::default()
+            .architecture(arch)
+            .os(Os::Linux)
+            .build()
+            .map_err(spec_err)?;
+        let mut manifest_desc =
+            descriptor(MediaType::ImageManifest, &manifest_json, None).map_err(spec_err)?;
+        manifest_desc.set_platform(Some(platform));
+        Ok((manifest_desc, vec![gz, config_json, manifest_json]))
+    }
+
+    /// Writes an OCI layout archive for `name` in one of the [`ArchiveLayout`]s.
+    pub fn write_layout(
+        &self,
+        name: &str,
+        path: &Path,
+        layout: ArchiveLayout,
+    ) -> Result<ImageArchive, ImageError> {
+        let spec_err = |source| ImageError::Spec {
+            image: name.to_owned(),
+            source,
+        };
         let tag = name.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
-        let annotations = [
+        let annotations: std::collections::HashMap<String, String> = [
             ("io.containerd.image.name".to_owned(), name.to_owned()),
             ("org.opencontainers.image.ref.name".to_owned(), tag.to_owned()),
         ]
         .into_iter()
         .collect();
-        let platform = PlatformBuilder::default()
-            .architecture(Arch::Amd64)
-            .os(Os::Linux)
-            .build()
-            .map_err(spec_err)?;
-        let mut manifest_desc =
-            descriptor(MediaType::ImageManifest, &manifest_json, Some(annotations)).map_err(spec_err)?;
-        manifest_desc.set_platform(Some(platform));
-        let manifest_digest = manifest_desc.digest().to_string();
-        let index = ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageIndex)
-            .manifests(vec![manifest_desc])
-            .build()
-            .map_err(spec_err)?;
-        let index_json = canonical_json(&index);
+        let index_of = |manifests: Vec<Descriptor>| -> Result<Vec<u8>, ImageError> {
+            let index = ImageIndexBuilder::default()
+                .schema_version(2u32)
+                .media_type(MediaType::ImageIndex)
+                .manifests(manifests)
+                .build()
+                .map_err(spec_err)?;
+            Ok(canonical_json(&index))
+        };
+        let (top, blobs) = match layout {
+            ArchiveLayout::Amd64 | ArchiveLayout::Arm64 => {
+                let arch = if layout == ArchiveLayout::Amd64 {
+                    Arch::Amd64
+                } else {
+                    Arch::ARM64
+                };
+                let (mut desc, blobs) = self.platform_manifest(name, arch)?;
+                desc.set_annotations(Some(annotations));
+                (desc, blobs)
+            }
+            ArchiveLayout::Multi | ArchiveLayout::MultiPartial => {
+                let (amd64, mut blobs) = self.platform_manifest(name, Arch::Amd64)?;
+                let (arm64, arm64_blobs) = self.platform_manifest(name, Arch::ARM64)?;
+                if layout == ArchiveLayout::Multi {
+                    blobs.extend(arm64_blobs);
+                }
+                let nested = index_of(vec![amd64, arm64])?;
+                let desc = descriptor(MediaType::ImageIndex, &nested, Some(annotations)).map_err(spec_err)?;
+                blobs.push(nested);
+                (desc, blobs)
+            }
+        };
+        let manifest_digest = top.digest().to_string();
+        let index_json = index_of(vec![top])?;
 
-        let blobs = [
-            (&gz, &layer_sha(&gz)),
-            (&config_json, &layer_sha(&config_json)),
-            (&manifest_json, &layer_sha(&manifest_json)),
-        ];
         let mut out = tar::Builder::new(Vec::new());
         append(&mut out, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
         append(&mut out, "index.json", &index_json);
-        for (data, hex) in blobs {
-            append(&mut out, &format!("blobs/sha256/{hex}"), data);
+        let mut written = std::collections::BTreeSet::new();
+        for data in &blobs {
+            // The layer is shared by both architectures: one blob.
+            let hex = layer_sha(data);
+            if written.insert(hex.clone()) {
+                append(&mut out, &format!("blobs/sha256/{hex}"), data);
+            }
         }
         let bytes = out.into_inner().expect("writing a tar to memory cannot fail");
         let write_err = |source| ImageError::Write {
@@ -253,6 +300,22 @@ impl ImageBuilder {
             manifest_digest,
         })
     }
+}
+
+/// What an archive holds, for the multi-platform import rows (scripts/notes/registry-facts.md §6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveLayout {
+    /// One linux/amd64 manifest (what the harness uses everywhere else).
+    #[default]
+    Amd64,
+    /// One linux/arm64 manifest: no image for this host's platform.
+    Arm64,
+    /// An image index of linux/amd64 and linux/arm64, every blob present.
+    Multi,
+    /// The same index with the arm64 manifest and config left out, as a single-platform
+    /// pull or export leaves a multi-platform image.
+    MultiPartial,
 }
 
 /// A busybox image from Debian's static busybox: `/bin/busybox` plus one link per applet.
@@ -409,6 +472,54 @@ mod tests {
         );
         assert_eq!(m["digest"], archive.manifest_digest.as_str());
         assert_eq!(m["platform"]["architecture"], "amd64");
+    }
+
+    /// Blob names of an archive and its parsed index.json.
+    fn contents(path: &Path) -> (Vec<String>, serde_json::Value) {
+        let mut tar = tar::Archive::new(std::fs::File::open(path).unwrap());
+        let mut names = Vec::new();
+        let mut index = String::new();
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == "index.json" {
+                std::io::Read::read_to_string(&mut entry, &mut index).unwrap();
+            }
+            names.push(name);
+        }
+        (names, serde_json::from_str(&index).unwrap())
+    }
+
+    #[test]
+    fn multi_platform_layouts_differ_only_in_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |layout| {
+            let path = dir.path().join(format!("{layout:?}.tar"));
+            let archive = sample()
+                .write_layout("localhost/t/hello:1", &path, layout)
+                .unwrap();
+            let (names, index) = contents(&path);
+            (
+                archive,
+                names.into_iter().filter(|n| n.starts_with("blobs/")).count(),
+                index,
+            )
+        };
+        let (full, full_blobs, full_index) = write(ArchiveLayout::Multi);
+        let (partial, partial_blobs, _) = write(ArchiveLayout::MultiPartial);
+        // Same index (so the same image), two blobs fewer: arm64's config and manifest.
+        assert_eq!(full.manifest_digest, partial.manifest_digest);
+        // layer (shared) + 2 configs + 2 manifests + the nested index.
+        assert_eq!(full_blobs, 6);
+        assert_eq!(partial_blobs, 4);
+        let top = &full_index["manifests"][0];
+        assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json");
+        assert_eq!(
+            top["annotations"]["io.containerd.image.name"],
+            "localhost/t/hello:1"
+        );
+        let (_, _, arm) = write(ArchiveLayout::Arm64);
+        assert_eq!(arm["manifests"][0]["platform"]["architecture"], "arm64");
     }
 
     #[test]

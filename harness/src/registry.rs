@@ -1,22 +1,25 @@
 //! A real image registry on the node: Debian's `docker-registry`, over HTTPS with a server
 //! certificate from a CA generated per run, or over plain HTTP.
 //!
-//! Invariant: the registry listens only on an address of the node's private network namespace
-//! (containerd's, on the local target), never on a host interface; the CA's private key is
-//! never written anywhere (it lives in memory long enough to sign the server certificate);
-//! the registry is a supervised [`Daemon`], so it dies with the trial that started it.
+//! Invariant: the registry listens only on an address of the node's own network (containerd's
+//! private namespace on the local target, the air-gapped guest in a VM), never on a host
+//! interface; the CA's private key is never written anywhere (it lives in memory long enough
+//! to sign the server certificate); the registry is a [`NodeService`], so it stops with the
+//! trial that started it.
 //!
-//! Why a non-loopback address (`10.254.254.254` on `lo` of that namespace): containerd 1.7+
+//! Why a non-loopback address (`10.254.254.254` on `lo` of the node): containerd 1.7+
 //! treats `127.0.0.1`/`localhost` registries as insecure (it retries with TLS verification
 //! off, then plain HTTP) and 1.6 defaults them to plain HTTP, so a loopback registry can
 //! never produce the "unknown authority" error the scenarios must observe
 //! (scripts/notes/registry-facts.md §4, §8).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{self, Daemon, ProcessError};
+use crate::node::NodeError;
+use crate::provision::node_net::NodeService;
+use crate::provision::Testbed;
 use crate::wait::{wait_blocking, Attempt, WaitError};
 
 /// The registry's address inside the node's network namespace (added to `lo` there).
@@ -46,7 +49,9 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     #[error("failed to start docker-registry")]
-    Spawn(#[source] ProcessError),
+    Spawn(#[source] NodeError),
+    #[error("failed to prepare the registry on the node")]
+    Node(#[source] NodeError),
     #[error("docker-registry on {addr} did not answer /v2/; its log ends with:\n{log_tail}")]
     NotReady {
         addr: String,
@@ -59,7 +64,7 @@ pub enum RegistryError {
         archive: PathBuf,
         reference: String,
         #[source]
-        source: ProcessError,
+        source: NodeError,
     },
 }
 
@@ -141,6 +146,18 @@ impl Pki {
             .map_err(io_err(&pki.server_key))?;
         Ok(pki)
     }
+
+    /// The same PKI with every path mapped (e.g. put on the node, returning the node's path).
+    pub fn map_paths<E>(&self, mut f: impl FnMut(&Path) -> Result<PathBuf, E>) -> Result<Pki, E> {
+        let ca = f(&self.ca)?;
+        Ok(Pki {
+            ca_dir: ca.parent().map(Path::to_owned).unwrap_or_default(),
+            ca,
+            wrong_ca: f(&self.wrong_ca)?,
+            server_cert: f(&self.server_cert)?,
+            server_key: f(&self.server_key)?,
+        })
+    }
 }
 
 /// `argv` run inside the network namespace `netns` (a `/proc/<pid>/ns/net` path), or as is.
@@ -160,42 +177,51 @@ pub fn command_in(netns: Option<&Path>, argv: &[String]) -> Command {
     }
 }
 
-/// A running docker-registry.
+/// A running docker-registry in the node's network.
 pub struct Registry {
     /// `10.254.254.254:5443`: what image references and `hosts.toml` use.
     pub addr: String,
     pub tls: bool,
+    /// The config as written on this host (the node has a copy at the same relative place).
     pub config: PathBuf,
-    pub log: PathBuf,
-    netns: Option<PathBuf>,
+    /// skopeo's `--dest-cert-dir` on the node.
     ca_dir: Option<PathBuf>,
-    dir: PathBuf,
-    daemon: Daemon,
+    /// The registry's dir on the node (storage, skopeo's TMPDIR).
+    node_dir: PathBuf,
+    service: NodeService,
 }
 
 impl Registry {
-    /// Writes a config under `dir`, starts docker-registry in `netns` and waits until `/v2/`
-    /// answers (over TLS verified with the CA when `pki` is given).
+    /// Writes a config under `dir` (a host dir under the testbed's run dir), starts
+    /// docker-registry in the node's network and waits until `/v2/` answers (over TLS
+    /// verified with the CA when `pki` is given; its paths are the node's).
     pub fn start(
+        testbed: &Testbed,
         dir: &Path,
         addr: &str,
         pki: Option<&Pki>,
-        netns: Option<&Path>,
     ) -> Result<Registry, RegistryError> {
-        let storage = dir.join("storage");
-        std::fs::create_dir_all(&storage).map_err(io_err(&storage))?;
+        let node_dir = testbed.node_path(dir);
+        let storage = node_dir.join("storage");
+        testbed.make_node_dir(&storage).map_err(RegistryError::Node)?;
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let config = dir.join("config.yml");
         std::fs::write(&config, config_yaml(addr, &storage, pki)).map_err(io_err(&config))?;
-        let log = dir.join("registry.log");
+        let node_config = testbed.put_file(&config).map_err(RegistryError::Node)?;
         let argv = vec![
             "docker-registry".to_owned(),
             "serve".into(),
-            config.to_string_lossy().into_owned(),
+            node_config.to_string_lossy().into_owned(),
         ];
-        let mut command = command_in(netns, &argv);
         // A fixed secret silences "No HTTP secret provided" (one registry instance, no HA).
-        command.env("REGISTRY_HTTP_SECRET", "kata-harness");
-        let mut daemon = Daemon::spawn("docker-registry", command, &log).map_err(RegistryError::Spawn)?;
+        let mut service = testbed
+            .spawn_service(
+                "docker-registry",
+                &argv,
+                &[("REGISTRY_HTTP_SECRET", "kata-harness")],
+                &dir.join("registry.log"),
+            )
+            .map_err(RegistryError::Spawn)?;
         let url = format!("{}://{addr}/v2/", if pki.is_some() { "https" } else { "http" });
         let mut probe = vec![
             "curl".to_owned(),
@@ -216,10 +242,10 @@ impl Registry {
             READY_DEADLINE,
             Duration::from_millis(50),
             || {
-                if let Some(status) = daemon.exited() {
+                if let Some(status) = service.exited() {
                     return Attempt::Fatal(format!("docker-registry exited ({status})"));
                 }
-                match process::run_unchecked(&mut command_in(netns, &probe), PROBE_DEADLINE) {
+                match testbed.run_in_net(&probe, PROBE_DEADLINE) {
                     Ok(out) if out.stdout == b"200" => Attempt::Ready(()),
                     Ok(out) => Attempt::NotYet(format!(
                         "HTTP {} {}",
@@ -231,8 +257,8 @@ impl Registry {
             },
         );
         if let Err(source) = ready {
-            let log_tail = daemon.log_tail(20);
-            daemon.stop(Duration::from_secs(5));
+            let log_tail = service.log_tail(20);
+            service.stop();
             return Err(RegistryError::NotReady {
                 addr: addr.into(),
                 source,
@@ -243,18 +269,23 @@ impl Registry {
             addr: addr.into(),
             tls: pki.is_some(),
             config,
-            log,
-            netns: netns.map(Path::to_owned),
             ca_dir: pki.map(|p| p.ca_dir.clone()),
-            dir: dir.to_owned(),
-            daemon,
+            node_dir,
+            service,
         })
     }
 
-    /// The `skopeo copy` command line that pushes `archive` as `<addr>/<repository>`
-    /// (`--all` keeps a multi-platform index whole).
+    /// The `skopeo copy` command line (on the node, in its network) that pushes `archive`
+    /// (a node path) as `<addr>/<repository>` (`--all` keeps a multi-platform index whole).
+    /// skopeo unpacks the archive under TMPDIR: keep that in the registry's dir.
     pub fn push_argv(&self, archive: &Path, repository: &str, all: bool) -> Vec<String> {
-        let mut argv = vec!["skopeo".to_owned(), "copy".into(), "--insecure-policy".into()];
+        let mut argv = vec![
+            "env".to_owned(),
+            format!("TMPDIR={}", self.node_dir.display()),
+            "skopeo".into(),
+            "copy".into(),
+            "--insecure-policy".into(),
+        ];
         if all {
             argv.push("--all".into());
         }
@@ -267,32 +298,39 @@ impl Registry {
         argv
     }
 
-    /// Pushes a harness-built OCI archive; returns the full reference.
-    pub fn push(&self, archive: &Path, repository: &str, all: bool) -> Result<String, RegistryError> {
+    /// Pushes a harness-built OCI archive that is on the node; returns the full reference.
+    pub fn push(
+        &self,
+        testbed: &Testbed,
+        archive: &Path,
+        repository: &str,
+        all: bool,
+    ) -> Result<String, RegistryError> {
         let reference = format!("{}/{repository}", self.addr);
-        let mut command = command_in(self.netns.as_deref(), &self.push_argv(archive, repository, all));
-        // skopeo unpacks the archive under TMPDIR: keep that in the run dir.
-        command.env("TMPDIR", &self.dir);
-        process::run(command, PUSH_DEADLINE).map_err(|source| RegistryError::Push {
-            archive: archive.to_owned(),
-            reference: reference.clone(),
-            source,
-        })?;
+        let argv = testbed.net_argv(&self.push_argv(archive, repository, all));
+        testbed
+            .node
+            .run(&argv, PUSH_DEADLINE)
+            .map_err(|source| RegistryError::Push {
+                archive: archive.to_owned(),
+                reference: reference.clone(),
+                source,
+            })?;
         Ok(reference)
     }
 
     /// The registry's log (access lines on stdout, logrus and TLS handshake errors on stderr).
     pub fn log_tail(&self, lines: usize) -> String {
-        process::tail_of_file(&self.log, lines)
+        self.service.log_tail(lines)
     }
 
     /// Whether the registry process has exited (it must not, mid-trial).
     pub fn exited(&mut self) -> Option<String> {
-        self.daemon.exited().map(|s| s.to_string())
+        self.service.exited()
     }
 
-    pub fn stop(mut self) {
-        self.daemon.stop(Duration::from_secs(5));
+    pub fn stop(self) {
+        self.service.stop();
     }
 }
 
@@ -310,11 +348,6 @@ pub fn config_yaml(addr: &str, storage: &Path, pki: Option<&Pki>) -> String {
         ));
     }
     text
-}
-
-/// Runs a short command in `netns`, whatever its exit status (for commands expected to fail).
-pub fn run_in(netns: Option<&Path>, argv: &[String], deadline: Duration) -> Result<Output, ProcessError> {
-    process::run_unchecked(&mut command_in(netns, argv), deadline)
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ pub enum NodeError {
     #[error("failed to run a command on the {node} node")]
     Run {
         node: String,
+        /// Boxed: node errors travel inside many other errors.
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     #[error("unknown target {text:?}: expected local, vm or ssh://user@host")]
     BadTarget { text: String },
@@ -151,14 +152,14 @@ impl Node for LocalNode {
     fn run(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
         process::run(Self::command(argv), deadline).map_err(|source| NodeError::Run {
             node: self.name(),
-            source,
+            source: Box::new(source),
         })
     }
 
     fn run_unchecked(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
         process::run_unchecked(&mut Self::command(argv), deadline).map_err(|source| NodeError::Run {
             node: self.name(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -176,13 +177,16 @@ impl Node for LocalNode {
 
     fn upload(&self, local: &std::path::Path, remote: &std::path::Path) -> Result<(), NodeError> {
         if local != remote {
-            std::fs::copy(local, remote).map_err(|source| NodeError::Run {
-                node: self.name(),
-                source: ProcessError::Spawn {
-                    program: format!("copy to {}", remote.display()),
-                    source,
-                },
-            })?;
+            let parent = remote.parent().unwrap_or(std::path::Path::new("/"));
+            std::fs::create_dir_all(parent)
+                .and_then(|()| std::fs::copy(local, remote))
+                .map_err(|source| NodeError::Run {
+                    node: self.name(),
+                    source: Box::new(ProcessError::Spawn {
+                        program: format!("copy to {}", remote.display()),
+                        source,
+                    }),
+                })?;
         }
         Ok(())
     }

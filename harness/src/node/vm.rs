@@ -17,7 +17,7 @@ impl SshNode {
     fn err(&self) -> impl FnOnce(process::ProcessError) -> NodeError + '_ {
         move |source| NodeError::Run {
             node: self.name.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 }

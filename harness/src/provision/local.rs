@@ -94,6 +94,7 @@ impl Testbed {
         let paths = RunPaths {
             run_dir: run_dir.clone(),
             config: run_dir.join("config.toml"),
+            node_run_dir: run_dir.clone(),
             socket: run_dir.join("containerd.sock"),
             node_socket: run_dir.join("containerd.sock"),
             pod_logs: run_dir.join("pod-logs"),

@@ -7,6 +7,7 @@
 
 pub mod cleanup;
 pub mod local;
+pub mod node_net;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,9 @@ pub struct RunPaths {
     pub run_dir: PathBuf,
     /// containerd's config file on the node.
     pub config: PathBuf,
+    /// The run dir as the node sees it: files written under `run_dir` are put at the same
+    /// relative place here (the same dir on the local target).
+    pub node_run_dir: PathBuf,
     /// The CRI socket on this host (the daemon's own, or the SSH-forwarded one).
     pub socket: PathBuf,
     /// The CRI socket as the node sees it (what `ctr` and `crictl` on the node use).
@@ -111,6 +115,8 @@ pub struct RunPaths {
 }
 
 /// How the testbed's containerd lives, and what undoes it.
+// One per testbed, held behind a mutex and never copied: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Local(local::LocalBackend),
     Vm(vm::VmBackend),
@@ -208,8 +214,19 @@ impl Testbed {
         name: &str,
         image: &images::ImageBuilder,
     ) -> Result<images::ImageArchive, ImageError> {
+        self.put_image_layout(file, name, image, images::ArchiveLayout::Amd64)
+    }
+
+    /// [`Testbed::put_image`] for an archive of another platform layout.
+    pub fn put_image_layout(
+        &self,
+        file: &str,
+        name: &str,
+        image: &images::ImageBuilder,
+        layout: images::ArchiveLayout,
+    ) -> Result<images::ImageArchive, ImageError> {
         let staged = self.paths.staging.join(file);
-        let mut archive = image.write_archive(name, &staged)?;
+        let mut archive = image.write_layout(name, &staged, layout)?;
         let on_node = self.paths.images.join(file);
         self.node
             .upload(&staged, &on_node)

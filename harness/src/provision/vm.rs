@@ -24,6 +24,8 @@ use crate::vm::qemu::{boot_deadline, Vm, VmSpec};
 const GUEST_SOCKET: &str = "/run/containerd/containerd.sock";
 const GUEST_CONFIG: &str = "/etc/containerd/config.toml";
 const GUEST_STATE: &str = "/var/lib/kata-harness";
+/// containerd's registry `config_path` in the guest (hosts.toml per registry host).
+const GUEST_CERTS_D: &str = "/etc/containerd/certs.d";
 /// crun learned OCI spec 1.2 (what containerd 2.x writes) in 1.14.3.
 const CRUN_FOR_SPEC_1_2: Version = Version::new(1, 14, 3);
 
@@ -211,6 +213,7 @@ impl Testbed {
         let paths = RunPaths {
             run_dir: run_dir.clone(),
             config: GUEST_CONFIG.into(),
+            node_run_dir: format!("{GUEST_STATE}/run").into(),
             socket: run_dir.join("containerd.sock"),
             node_socket: GUEST_SOCKET.into(),
             pod_logs: format!("{GUEST_STATE}/pod-logs").into(),
@@ -231,7 +234,7 @@ impl Testbed {
             untrusted_workload_runtime: None,
             cni_bin_dir: "/usr/lib/cni".into(),
             cni_conf_dir: "/etc/cni/net.d".into(),
-            registry_config_path: None,
+            registry_config_path: Some(GUEST_CERTS_D.into()),
             snapshotter: "overlayfs".into(),
             restrict_oom_score_adj: false,
         };
@@ -242,8 +245,25 @@ impl Testbed {
             &paths.images,
             Path::new(&ipam),
             Path::new("/etc/cni/net.d"),
+            Path::new(GUEST_CERTS_D),
         ] {
             guest(&node, &["mkdir", "-p", &dir.to_string_lossy()])?;
+        }
+        // Scenario registries listen on the same non-loopback address as on the local target
+        // (so TLS is really verified); the guest's network is already air-gapped.
+        let registry_address = format!("{}/32", crate::registry::REGISTRY_IP);
+        guest(&node, &["ip", "addr", "replace", &registry_address, "dev", "lo"])?;
+        // The air gap, guest side too (QEMU's restrict=on already drops what leaves the
+        // guest, silently: a DNS lookup then waits out its 10 s timeout). Rejecting new
+        // outbound traffic makes every attempt fail at once, as on an air-gapped host; SSH
+        // (inbound, established) is untouched.
+        for rule in [
+            "OUTPUT -o eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+            "OUTPUT -o eth0 -j REJECT",
+        ] {
+            let mut argv = vec!["iptables", "-A"];
+            argv.extend(rule.split(' '));
+            guest(&node, &argv)?;
         }
         put(&node, &run_dir, GUEST_CONFIG, &config.render()?)?;
         let conflist = cni::bridge_conflist("kata-harness", "khbr0", "10.88.0.0/16", Path::new(&ipam));

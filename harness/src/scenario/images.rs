@@ -15,9 +15,10 @@ use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxI
 use super::run::{judge_status, pretty, remove_sandbox, short_error, start_and_inspect, unique, Failure};
 use crate::cri::RuntimeInfo;
 use crate::images;
-use crate::process::{shell_quote, Daemon};
+use crate::process::shell_quote;
+use crate::provision::node_net::NodeService;
 use crate::provision::{Testbed, BUSYBOX_BINARY, SANDBOX_IMAGE};
-use crate::registry::{self, Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
+use crate::registry::{Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
 use crate::render::cri::{ContainerSpec, PodSpec};
 use crate::render::hosts::HostsToml;
 use crate::report::Evidence;
@@ -31,17 +32,6 @@ const CRI_NAMESPACE: &str = "k8s.io";
 
 fn argv_line(argv: &[String]) -> String {
     argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
-}
-
-/// The node's network namespace; registry and air-gap rows need one (the planner skips
-/// them on targets without it, so its absence here is a harness bug, reported as a failure).
-fn netns(testbed: &Testbed) -> Result<PathBuf, Failure> {
-    testbed.net_namespace().ok_or_else(|| {
-        Failure::new(
-            "no node network namespace",
-            "registry rows need the local target's private network namespace",
-        )
-    })
 }
 
 /// A pull row: start the registry, push, write hosts.toml, pull, judge, undo.
@@ -75,17 +65,17 @@ pub(super) async fn run_pull(
         );
         registry.stop();
     }
-    if let Some(path) = hosts_file {
+    if let Some((staged, on_node)) = hosts_file {
         evidence.file(
             "hosts.toml",
             &format!(
                 "# {}\n{}",
-                path.display(),
-                std::fs::read_to_string(&path).unwrap_or_default()
+                on_node.display(),
+                std::fs::read_to_string(&staged).unwrap_or_default()
             ),
         );
-        if let Some(parent) = Path::new(&path).parent() {
-            let _ = std::fs::remove_dir_all(parent);
+        if let Some(parent) = on_node.parent() {
+            let _ = testbed.remove_node_path(parent);
         }
     }
     outcome
@@ -99,15 +89,18 @@ async fn pull_inner(
     name: &str,
     dir: &Path,
     registry_slot: &mut Option<Registry>,
-    hosts_slot: &mut Option<PathBuf>,
+    hosts_slot: &mut Option<(PathBuf, PathBuf)>,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let ns = netns(testbed)?;
+    let setup = |e: &dyn std::error::Error| format!("setup: {}", crate::report::chain(e));
+    // Generated here, used on the node (the CA key never leaves this process).
     let pki = Pki::generate(
         &dir.join("pki"),
         &[REGISTRY_IP, "registry.kata-harness.test", "localhost"],
     )
-    .map_err(|e| Failure::new("no PKI", format!("setup: {}", crate::report::chain(&e))))?;
+    .map_err(|e| Failure::new("no PKI", setup(&e)))?
+    .map_paths(|p| testbed.put_file(p))
+    .map_err(|e| Failure::new("no PKI", setup(&e)))?;
     let (port, scheme) = match action.registry {
         RegistryKind::Tls => (TLS_PORT, "https"),
         RegistryKind::Plain => (PLAIN_PORT, "http"),
@@ -117,20 +110,20 @@ async fn pull_inner(
     let repository = format!("kata-harness/{name}:1");
     if action.registry != RegistryKind::Down {
         let tls = (action.registry == RegistryKind::Tls).then_some(&pki);
-        let started = Registry::start(dir, &addr, tls, Some(&ns)).map_err(|e| {
-            Failure::new(
-                "registry did not start",
-                format!("setup: {}", crate::report::chain(&e)),
-            )
-        })?;
+        let started = Registry::start(testbed, dir, &addr, tls)
+            .map_err(|e| Failure::new("registry did not start", setup(&e)))?;
         let registry = registry_slot.insert(started);
         let archive = images::busybox(Path::new(BUSYBOX_BINARY))
             .and_then(|b| testbed.put_image(&format!("{name}.tar"), &format!("{addr}/{repository}"), &b))
             .map_err(|e| Failure::new("no archive", format!("setup: failed to build the image: {e}")))?;
-        evidence.reproduce(argv_line(&registry.push_argv(&archive.path, &repository, false)));
+        evidence.reproduce(argv_line(&testbed.net_argv(&registry.push_argv(
+            &archive.path,
+            &repository,
+            false,
+        ))));
         registry
-            .push(&archive.path, &repository, false)
-            .map_err(|e| Failure::new("push failed", format!("setup: {}", crate::report::chain(&e))))?;
+            .push(testbed, &archive.path, &repository, false)
+            .map_err(|e| Failure::new("push failed", setup(&e)))?;
     }
 
     let config_path = testbed.config.registry_config_path.clone().ok_or_else(|| {
@@ -157,16 +150,18 @@ async fn pull_inner(
             .render()
             .map_err(|e| Failure::new("no hosts.toml", format!("setup: {e}")))?;
         let path = hosts.path_under(&config_path);
-        let parent = path.parent().expect("hosts.toml has a parent");
-        std::fs::create_dir_all(parent)
-            .and_then(|()| std::fs::write(&path, &text))
-            .map_err(|e| {
-                Failure::new(
-                    "no hosts.toml",
-                    format!("setup: failed to write {}: {e}", path.display()),
-                )
-            })?;
-        *hosts_slot = Some(path);
+        let staged = dir.join("hosts.toml");
+        std::fs::write(&staged, &text).map_err(|e| {
+            Failure::new(
+                "no hosts.toml",
+                format!("setup: failed to write {}: {e}", staged.display()),
+            )
+        })?;
+        testbed
+            .node
+            .upload(&staged, &path)
+            .map_err(|e| Failure::new("no hosts.toml", setup(&e)))?;
+        *hosts_slot = Some((staged, path));
     }
 
     let start = Instant::now();
@@ -212,10 +207,11 @@ async fn pull_inner(
             }
             args.push(&image);
             let argv = testbed.ctr_argv(CRI_NAMESPACE, &args);
-            // ctr 1.6/1.7 fetch in the client process: it must share the node's netns.
-            evidence.reproduce(format!("nsenter --net={} {}", ns.display(), argv_line(&argv)));
-            let out = registry::run_in(Some(&ns), &argv, CTR_PULL_DEADLINE)
-                .map_err(|e| Failure::new("ctr did not finish", e.to_string()))?;
+            // ctr 1.6/1.7 fetch in the client process: it must share the node's network.
+            evidence.reproduce(argv_line(&testbed.net_argv(&argv)));
+            let out = testbed
+                .run_in_net(&argv, CTR_PULL_DEADLINE)
+                .map_err(|e| Failure::new("ctr did not finish", crate::report::chain(&e)))?;
             let elapsed = start.elapsed();
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             evidence.file(
@@ -389,24 +385,17 @@ async fn container_in(
 /// A `ctr events` subscriber, supervised, writing to a file: the witness that no image was
 /// pulled (a pull, including the CRI's implicit sandbox-image pull, emits `/images/create`).
 struct Events {
-    daemon: Daemon,
-    log: PathBuf,
+    service: NodeService,
     probes: usize,
 }
 
 impl Events {
     async fn start(testbed: &Testbed, dir: &Path) -> Result<Events, Failure> {
-        let log = dir.join("events.log");
         let argv = testbed.ctr_argv(CRI_NAMESPACE, &["events"]);
-        let mut command = std::process::Command::new(&argv[0]);
-        command.args(&argv[1..]);
-        let daemon = Daemon::spawn("ctr events", command, &log)
+        let service = testbed
+            .spawn_service("ctr-events", &argv, &[], &dir.join("events.log"))
             .map_err(|e| Failure::new("no event subscriber", format!("setup: {e}")))?;
-        let mut events = Events {
-            daemon,
-            log,
-            probes: 0,
-        };
+        let mut events = Events { service, probes: 0 };
         events.sync(testbed).await?;
         Ok(events)
     }
@@ -416,15 +405,15 @@ impl Events {
     async fn sync(&mut self, testbed: &Testbed) -> Result<(), Failure> {
         self.probes += 1;
         let marker = format!("kata-harness.sync={}", self.probes);
-        let log = self.log.clone();
         let result = wait_for(
             "the ctr events subscriber to show a probe event",
             EVENTS_DEADLINE,
             Duration::from_millis(100),
             || {
-                let exited = self.daemon.exited();
-                let seen = std::fs::read_to_string(&log)
-                    .unwrap_or_default()
+                let exited = self.service.exited();
+                let seen = self
+                    .service
+                    .log()
                     .contains(&format!("\"kata-harness.sync\":\"{}\"", self.probes));
                 let labelled = if seen {
                     Ok(())
@@ -449,13 +438,13 @@ impl Events {
 
     /// Stops the subscriber; the topics it saw, in order (`ctr events` prints
     /// `<time> <namespace> <topic> <event>` per line).
-    fn finish(mut self, testbed: &Testbed) -> (Vec<String>, String) {
-        self.daemon.stop(Duration::from_secs(5));
+    fn finish(self, testbed: &Testbed) -> (Vec<String>, String) {
+        let text = self.service.log();
+        self.service.stop();
         let _ = testbed.ctr(
             CRI_NAMESPACE,
             &["namespaces", "label", CRI_NAMESPACE, "kata-harness.sync="],
         );
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let topics = text
             .lines()
             .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
@@ -472,7 +461,12 @@ pub(super) async fn run_sandbox_image(
     action: &SandboxImageAction,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    netns(testbed)?;
+    if !testbed.air_gapped() {
+        return Err(Failure::new(
+            "node not air-gapped",
+            "sandbox-image rows need a node without a route out (a harness bug if seen)",
+        ));
+    }
     let pause_archive = testbed.paths.images.join("pause.tar");
     if !action.preloaded {
         evidence.reproduce(argv_line(

@@ -144,6 +144,14 @@ pub struct ImageImportAction {
     /// Runtime handler of that sandbox. Default: empty, containerd's default.
     #[serde(default)]
     pub handler: String,
+    /// What the archive holds: `amd64` (default), `arm64`, `multi` (an amd64 + arm64 index)
+    /// or `multi-partial` (that index without the arm64 blobs).
+    #[serde(default)]
+    pub archive: crate::images::ArchiveLayout,
+    /// The import's platform flag: `all` (`--all-platforms`) or a platform such as
+    /// `linux/amd64` (`--platform`). Default: none, ctr's default (the host platform).
+    #[serde(default)]
+    pub platforms: Option<String>,
 }
 
 /// Which registry a `pull` row talks to. All listen inside the node's network namespace.
@@ -570,12 +578,27 @@ impl Row {
                 if e.binary_name.is_some()
                     || e.oci_runtime.is_some()
                     || e.pulled.is_some()
-                    || e.command_error.is_some()
                     || e.within_seconds.is_some()
                 {
                     return Err((
                         "expect",
-                        "an image_import row expects cri_visible, and with container: true a runtime_type or the CreateContainer error".into(),
+                        "an image_import row expects cri_visible, command_error (the import fails), and with container: true a runtime_type or the CreateContainer error".into(),
+                    ));
+                }
+                if e.command_error.is_some() && (import.container || e.cri_visible == Some(true)) {
+                    return Err((
+                        "expect.command_error",
+                        "a failing import leaves nothing to run or see: use container: false and cri_visible: false".into(),
+                    ));
+                }
+                if import
+                    .platforms
+                    .as_deref()
+                    .is_some_and(|p| p != "all" && !p.contains('/'))
+                {
+                    return Err((
+                        "image_import.platforms",
+                        "expected `all` or an os/arch platform such as linux/amd64".into(),
                     ));
                 }
                 if import.container && e.runtime_type.is_none() && e.error.is_none() {

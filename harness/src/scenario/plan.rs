@@ -154,16 +154,6 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                     .requires
                     .iter()
                     .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")));
-                // Registries and the air gap live in the local node's network namespace; the
-                // VM target does not start them in the guest yet.
-                let skip = skip.or_else(|| {
-                    (matches!(variant.placement, Placement::Vm(_))
-                        && (row.pull.is_some() || row.sandbox_image.is_some()))
-                    .then(|| {
-                        "registry and air-gap rows run on the local target only (not yet in VM guests)"
-                            .to_owned()
-                    })
-                });
                 trials.push(Trial {
                     name: format!("{}::{}::{}", suite.name, row.scenario, variant.label),
                     suite: suite.name.clone(),

@@ -66,6 +66,8 @@ pub struct Vm {
     pub qmp_socket: PathBuf,
     pub overlay: PathBuf,
     qemu: Option<Daemon>,
+    /// The SSH master connection every later command shares (see [`SshTarget::master`]).
+    ssh_master: Option<Daemon>,
 }
 
 fn free_local_port() -> std::io::Result<u16> {
@@ -155,6 +157,7 @@ impl Vm {
             port,
             identity: spec.image.ssh_key(),
             known_hosts,
+            control_path: None,
         };
         Ok(Vm {
             spec,
@@ -163,6 +166,7 @@ impl Vm {
             qmp_socket,
             overlay,
             qemu: Some(qemu),
+            ssh_master: None,
         })
     }
 
@@ -215,11 +219,58 @@ impl Vm {
         waited.map_err(|source| VmError::Boot {
             source,
             console_tail: self.console_tail(40),
-        })
+        })?;
+        self.start_ssh_master().await;
+        Ok(())
+    }
+
+    /// Starts the shared SSH connection; without it (it did not come up within seconds)
+    /// every command simply makes its own connection, slower but the same.
+    async fn start_ssh_master(&mut self) {
+        if self.ssh_master.is_some() {
+            return;
+        }
+        let control = self.spec.run_dir.join("ssh-master.sock");
+        let log = self.spec.run_dir.join("ssh-master.log");
+        let Ok(mut master) = Daemon::spawn("ssh-master", self.ssh.master(&control), &log) else {
+            return;
+        };
+        let up = wait_for(
+            "the SSH master connection",
+            Duration::from_secs(15),
+            Duration::from_millis(50),
+            || {
+                let state = match master.exited() {
+                    Some(status) => Err(status.to_string()),
+                    None => Ok(control.exists()),
+                };
+                async move {
+                    match state {
+                        Err(status) => Attempt::Fatal(format!("ssh -M exited ({status})")),
+                        Ok(true) => Attempt::Ready(()),
+                        Ok(false) => Attempt::NotYet("no control socket yet".into()),
+                    }
+                }
+            },
+        )
+        .await;
+        match up {
+            Ok(()) => {
+                self.ssh.control_path = Some(control);
+                self.ssh_master = Some(master);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no shared SSH connection; each command connects on its own");
+                master.stop(Duration::from_secs(2));
+            }
+        }
     }
 
     /// Leaves the VM running past our exit (`vm up`, `run --keep`): returns QEMU's pid.
     pub fn detach(mut self) -> Option<u32> {
+        if let Some(mut master) = self.ssh_master.take() {
+            master.stop(Duration::from_secs(2));
+        }
         let pid = self.qemu.take().map(Daemon::detach);
         std::mem::forget(self);
         pid
@@ -227,6 +278,9 @@ impl Vm {
 
     /// Asks QEMU to quit through QMP, then makes sure it is gone; removes the overlay.
     pub fn stop(&mut self) {
+        if let Some(mut master) = self.ssh_master.take() {
+            master.stop(Duration::from_secs(2));
+        }
         if let Ok(mut qmp) = Qmp::connect(&self.qmp_socket, Duration::from_secs(5)) {
             let _ = qmp.quit();
         }

@@ -17,6 +17,10 @@ pub struct SshTarget {
     pub identity: PathBuf,
     /// A known_hosts file holding the guest's pinned host key for `[host]:port`.
     pub known_hosts: PathBuf,
+    /// The socket of a running master connection ([`SshTarget::master`]): commands share it
+    /// instead of a key exchange each (0.7 s -> 0.1 s per command against a TCG guest), and
+    /// fall back to their own connection when it is gone.
+    pub control_path: Option<PathBuf>,
 }
 
 impl SshTarget {
@@ -42,6 +46,22 @@ impl SshTarget {
         .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
         .arg("-i")
         .arg(&self.identity);
+        if let Some(path) = &self.control_path {
+            cmd.args(["-o", "ControlMaster=no", "-o"])
+                .arg(format!("ControlPath={}", path.display()));
+        }
+        cmd
+    }
+
+    /// `ssh -M -N`: a master connection in the foreground (so it is supervised like any
+    /// daemon and dies with the VM), listening on `control`.
+    pub fn master(&self, control: &Path) -> Command {
+        let mut cmd = self.unshared().base("ssh");
+        cmd.args(["-M", "-N", "-o", "ControlPersist=no", "-o"])
+            .arg(format!("ControlPath={}", control.display()))
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(self.destination());
         cmd
     }
 
@@ -71,9 +91,18 @@ impl SshTarget {
         cmd
     }
 
+    /// This target without the shared connection: a forward must be its own connection (a
+    /// multiplexed `ssh -N -L` hands the forward to the master and exits at once).
+    fn unshared(&self) -> SshTarget {
+        SshTarget {
+            control_path: None,
+            ..self.clone()
+        }
+    }
+
     /// `ssh -N -L <local socket>:<remote socket>`: a forward that lives as long as the process.
     pub fn forward_socket(&self, local: &Path, remote: &Path) -> Command {
-        let mut cmd = self.base("ssh");
+        let mut cmd = self.unshared().base("ssh");
         cmd.args([
             "-N",
             "-o",
@@ -91,7 +120,7 @@ impl SshTarget {
 
     /// `ssh -N -L 127.0.0.1:<local port>:127.0.0.1:<remote port>`.
     pub fn forward_port(&self, local_port: u16, remote_port: u16) -> Command {
-        let mut cmd = self.base("ssh");
+        let mut cmd = self.unshared().base("ssh");
         cmd.args(["-N", "-o", "ExitOnForwardFailure=yes"])
             .arg("-p")
             .arg(self.port.to_string())
@@ -145,6 +174,7 @@ mod tests {
             port: 2222,
             identity: "/cache/id_ed25519".into(),
             known_hosts: "/run/known_hosts".into(),
+            control_path: None,
         }
     }
 

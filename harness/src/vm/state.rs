@@ -53,6 +53,7 @@ impl KeptVm {
             port: self.ssh_port,
             identity: self.identity.clone(),
             known_hosts: self.known_hosts.clone(),
+            control_path: None,
         }
     }
 

@@ -1,0 +1,219 @@
+//! Work inside the node's network: commands and long-running services (registries, event
+//! subscribers) that must see what the node's containerd sees, and files they read.
+//!
+//! On the local target that network is containerd's private network namespace on this host
+//! (entered with `nsenter --net`); in a VM it is the guest itself (commands go over SSH and
+//! services run as transient systemd units, so they outlive no trial: the unit is stopped
+//! when the service is dropped, and the VM is disposable anyway). Files are written on this
+//! host under the run dir and put at the same relative place under the node's run dir.
+//!
+//! Invariant: a [`NodeService`] is stopped when it is dropped; nothing here listens outside
+//! the node's network.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Backend, Testbed, NODE_COMMAND_DEADLINE};
+use crate::node::{Node, NodeError};
+use crate::process::{self, Daemon};
+
+/// How long a guest service unit may take to stop.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+impl Testbed {
+    /// `argv` as it must run to share the node's network: under `nsenter --net` into
+    /// containerd's namespace on the local target, unchanged in a VM guest.
+    pub fn net_argv(&self, argv: &[String]) -> Vec<String> {
+        match self.net_namespace() {
+            Some(ns) => {
+                let mut wrapped = vec![
+                    "nsenter".to_owned(),
+                    format!("--net={}", ns.display()),
+                    "--".into(),
+                ];
+                wrapped.extend(argv.iter().cloned());
+                wrapped
+            }
+            None => argv.to_vec(),
+        }
+    }
+
+    /// Runs `argv` in the node's network, whatever its exit status.
+    pub fn run_in_net(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
+        self.node.run_unchecked(&self.net_argv(argv), deadline)
+    }
+
+    /// Whether the node has no route out (the air gap the sandbox-image rows rely on): the
+    /// local node's namespace has only `lo` and the CNI bridge; a VM guest's user-mode
+    /// network is started with `restrict=on`.
+    pub fn air_gapped(&self) -> bool {
+        self.with_backend(|b| match b {
+            Backend::Local(l) => l.netns().is_some(),
+            Backend::Vm(_) => true,
+        })
+        .unwrap_or(false)
+    }
+
+    /// Where a host path under the run dir is on the node (the same path on the local target).
+    pub fn node_path(&self, host: &Path) -> PathBuf {
+        match host.strip_prefix(&self.paths.run_dir) {
+            Ok(relative) => self.paths.node_run_dir.join(relative),
+            Err(_) => host.to_owned(),
+        }
+    }
+
+    /// Puts a file written under the host run dir at its place on the node; returns that path.
+    pub fn put_file(&self, host: &Path) -> Result<PathBuf, NodeError> {
+        let remote = self.node_path(host);
+        self.node.upload(host, &remote)?;
+        Ok(remote)
+    }
+
+    /// `mkdir -p` on the node.
+    pub fn make_node_dir(&self, dir: &Path) -> Result<(), NodeError> {
+        let argv = ["mkdir", "-p"].map(String::from).into_iter();
+        let argv: Vec<String> = argv.chain([dir.to_string_lossy().into_owned()]).collect();
+        self.node.run(&argv, NODE_COMMAND_DEADLINE).map(drop)
+    }
+
+    /// `rm -rf` on the node (cleanup; errors are the caller's to report or ignore).
+    pub fn remove_node_path(&self, path: &Path) -> Result<(), NodeError> {
+        let argv = vec!["rm".to_owned(), "-rf".into(), path.to_string_lossy().into_owned()];
+        self.node.run(&argv, NODE_COMMAND_DEADLINE).map(drop)
+    }
+
+    /// Starts `argv` as a long-running service in the node's network, its stdout and stderr
+    /// going to `log` (a host path under the run dir; on a VM the node's copy of that path).
+    pub fn spawn_service(
+        &self,
+        name: &str,
+        argv: &[String],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<NodeService, NodeError> {
+        let node_err = |source| NodeError::Run {
+            node: self.node.name(),
+            source: Box::new(source),
+        };
+        match self.net_namespace() {
+            Some(_) => {
+                let argv = self.net_argv(argv);
+                let mut command = std::process::Command::new(&argv[0]);
+                command.args(&argv[1..]).envs(env.iter().copied());
+                let daemon = Daemon::spawn(name, command, log).map_err(node_err)?;
+                Ok(NodeService::Local {
+                    daemon,
+                    log: log.to_owned(),
+                })
+            }
+            None => {
+                let log = self.node_path(log);
+                if let Some(parent) = log.parent() {
+                    self.make_node_dir(parent)?;
+                }
+                let unit = format!("kata-harness-{}-{}", name.replace(' ', "-"), super::short_id());
+                let mut run = vec![
+                    "systemd-run".to_owned(),
+                    "--quiet".into(),
+                    "--collect".into(),
+                    format!("--unit={unit}"),
+                    format!("--property=StandardOutput=append:{}", log.display()),
+                    format!("--property=StandardError=append:{}", log.display()),
+                ];
+                run.extend(env.iter().map(|(k, v)| format!("--setenv={k}={v}")));
+                run.push("--".into());
+                run.extend(argv.iter().cloned());
+                self.node.run(&run, NODE_COMMAND_DEADLINE)?;
+                Ok(NodeService::Guest(GuestUnit {
+                    node: Arc::clone(&self.node),
+                    unit,
+                    log,
+                    stopped: false,
+                }))
+            }
+        }
+    }
+}
+
+/// A long-running program in the node's network.
+pub enum NodeService {
+    /// A supervised process on this host (in containerd's network namespace).
+    Local { daemon: Daemon, log: PathBuf },
+    /// A transient systemd unit in a VM guest.
+    Guest(GuestUnit),
+}
+
+pub struct GuestUnit {
+    node: Arc<dyn Node>,
+    unit: String,
+    /// The log on the node.
+    log: PathBuf,
+    stopped: bool,
+}
+
+impl GuestUnit {
+    fn systemctl(&self, verb: &str) -> Result<Output, NodeError> {
+        let argv = vec!["systemctl".to_owned(), verb.into(), self.unit.clone()];
+        self.node.run_unchecked(&argv, STOP_DEADLINE)
+    }
+
+    fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let _ = self.systemctl("stop");
+        }
+    }
+}
+
+impl Drop for GuestUnit {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl NodeService {
+    /// Why the service is gone, if it is.
+    pub fn exited(&mut self) -> Option<String> {
+        match self {
+            NodeService::Local { daemon, .. } => daemon.exited().map(|s| s.to_string()),
+            NodeService::Guest(unit) => match unit.systemctl("is-active") {
+                Ok(out) if out.status.success() => None,
+                Ok(out) => Some(format!(
+                    "unit {} is {}",
+                    unit.unit,
+                    String::from_utf8_lossy(&out.stdout).trim()
+                )),
+                Err(e) => Some(e.to_string()),
+            },
+        }
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        match self {
+            NodeService::Local { log, .. } => std::fs::read_to_string(log).unwrap_or_default(),
+            NodeService::Guest(unit) => {
+                let argv = vec!["cat".to_owned(), unit.log.to_string_lossy().into_owned()];
+                match unit.node.run(&argv, NODE_COMMAND_DEADLINE) {
+                    Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+                    Err(e) => format!("(could not read {} on the node: {e})", unit.log.display()),
+                }
+            }
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        process::tail_of_text(&self.log(), lines)
+    }
+
+    pub fn stop(self) {
+        match self {
+            NodeService::Local { mut daemon, .. } => {
+                daemon.stop(Duration::from_secs(5));
+            }
+            NodeService::Guest(mut unit) => unit.stop(),
+        }
+    }
+}
