@@ -451,20 +451,9 @@ mod tests {
         let archive = sample()
             .write_archive("localhost/t/hello:1", &dir.path().join("a.tar"))
             .unwrap();
-        let mut tar = tar::Archive::new(std::fs::File::open(&archive.path).unwrap());
-        let mut names = Vec::new();
-        let mut index = String::new();
-        for entry in tar.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let name = entry.path().unwrap().to_string_lossy().into_owned();
-            if name == "index.json" {
-                std::io::Read::read_to_string(&mut entry, &mut index).unwrap();
-            }
-            names.push(name);
-        }
+        let (names, index) = contents(&archive.path);
         assert!(names.contains(&"oci-layout".to_owned()));
         assert_eq!(names.iter().filter(|n| n.starts_with("blobs/sha256/")).count(), 3);
-        let index: serde_json::Value = serde_json::from_str(&index).unwrap();
         let m = &index["manifests"][0];
         assert_eq!(
             m["annotations"]["io.containerd.image.name"],

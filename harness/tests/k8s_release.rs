@@ -174,12 +174,35 @@ fn files_under(dir: &Path) -> Vec<String> {
     found
 }
 
+/// A release tree served over HTTP, and a work dir for the cache and lock.
+struct Fixture {
+    /// Held so the served tree lives as long as the test.
+    _served: tempfile::TempDir,
+    /// The served `<version>/bin/linux/<arch>` dir.
+    tree: PathBuf,
+    server: Server,
+    work: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let served = tempfile::tempdir().unwrap();
+        let tree = release_tree(served.path());
+        let server = Server::start(served.path());
+        Fixture {
+            _served: served,
+            tree,
+            server,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
 #[test]
 fn first_download_records_every_digest_and_the_second_downloads_nothing() {
-    let served = tempfile::tempdir().unwrap();
-    let tree = release_tree(served.path());
-    let server = Server::start(served.path());
-    let work = tempfile::tempdir().unwrap();
+    let fx = Fixture::new();
+    let (tree, work) = (&fx.tree, &fx.work);
+    let server = fx.server;
     let lock_path = work.path().join("k8s-release.lock");
     let cache = work.path().join("cache");
     let release = release(&server.base_url(), &cache, &lock_path);
@@ -247,10 +270,9 @@ fn first_download_records_every_digest_and_the_second_downloads_nothing() {
 
 #[test]
 fn a_tampered_file_is_refused_with_both_digests_and_nothing_valid_is_left() {
-    let served = tempfile::tempdir().unwrap();
-    let tree = release_tree(served.path());
-    let server = Server::start(served.path());
-    let work = tempfile::tempdir().unwrap();
+    let fx = Fixture::new();
+    let (tree, work) = (&fx.tree, &fx.work);
+    let server = fx.server;
     let lock_path = work.path().join("k8s-release.lock");
     // Record the digests, then tamper with kube-apiserver upstream.
     release(&server.base_url(), &work.path().join("first"), &lock_path)
@@ -364,10 +386,9 @@ fn an_unreachable_server_fails_within_seconds_naming_the_url() {
 
 #[test]
 fn a_release_the_server_does_not_have_is_an_http_error() {
-    let served = tempfile::tempdir().unwrap();
-    release_tree(served.path());
-    let server = Server::start(served.path());
-    let work = tempfile::tempdir().unwrap();
+    let fx = Fixture::new();
+    let work = &fx.work;
+    let server = fx.server;
     let mut release = release(
         &server.base_url(),
         &work.path().join("cache"),
@@ -390,10 +411,9 @@ fn a_release_the_server_does_not_have_is_an_http_error() {
 
 #[test]
 fn a_cached_release_is_recorded_into_a_new_lock_without_downloading() {
-    let served = tempfile::tempdir().unwrap();
-    release_tree(served.path());
-    let server = Server::start(served.path());
-    let work = tempfile::tempdir().unwrap();
+    let fx = Fixture::new();
+    let work = &fx.work;
+    let server = fx.server;
     let cache = work.path().join("cache");
     let first = release(&server.base_url(), &cache, &work.path().join("first.lock"));
     first.fetch().unwrap();
@@ -466,10 +486,9 @@ fn cli_unreachable_release_is_an_input_error_within_seconds() {
 
 #[test]
 fn cli_lists_a_cached_release_and_names_one_that_is_not() {
-    let served = tempfile::tempdir().unwrap();
-    release_tree(served.path());
-    let server = Server::start(served.path());
-    let work = tempfile::tempdir().unwrap();
+    let fx = Fixture::new();
+    let work = &fx.work;
+    let server = fx.server;
 
     // `list` never downloads: before the first `run`, it says how to get the release.
     let out = cli(
