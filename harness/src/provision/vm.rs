@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cleanup::{processes_matching, Leftovers};
 use super::{
@@ -43,13 +43,26 @@ impl VmBackend {
     }
 
     pub(super) fn exited(&mut self) -> Option<String> {
-        if let Some(reason) = self.vm.exited() {
-            return Some(format!(
-                "{reason}\n----- console (tail) -----\n{}",
-                self.vm.console_tail(30)
-            ));
+        let forward = daemon_gone(&self.forward, "the SSH forward of the CRI socket");
+        // The forward dies of the VM's death: its connection closes as QEMU exits, a moment
+        // before QEMU can be reaped. So when it is gone, QEMU gets a second to be seen gone
+        // too, and the cause is reported rather than the symptom.
+        let look_until = Instant::now()
+            + forward
+                .as_ref()
+                .map_or(Duration::ZERO, |_| Duration::from_secs(1));
+        loop {
+            if let Some(reason) = self.vm.exited() {
+                return Some(format!(
+                    "{reason}\n----- console (tail) -----\n{}",
+                    self.vm.console_tail(30)
+                ));
+            }
+            if Instant::now() >= look_until {
+                return forward;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        daemon_gone(&self.forward, "the SSH forward of the CRI socket")
     }
 
     pub(super) fn log_tail(&mut self, node: &dyn Node, lines: usize) -> String {

@@ -68,8 +68,14 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
                 format!("trial did not finish within {TRIAL_DEADLINE:?}"),
             )),
         };
-    // A daemon that died mid-trial explains everything else: say so first.
-    let outcome = match (outcome, testbed.daemon_exit()) {
+    // A daemon that died mid-trial explains everything else: say so first. A failure can
+    // arrive a moment before the death is observable (the socket closes as the process
+    // exits, before it can be reaped), so a failed row looks again for a second.
+    let gone = match &outcome {
+        Ok(_) => testbed.daemon_exit(),
+        Err(_) => settled_daemon_exit(testbed).await,
+    };
+    let outcome = match (outcome, gone) {
         (Ok(observed), None) => Ok(observed),
         (Ok(_), Some(status)) | (Err(_), Some(status)) => Err(Failure::new(
             "containerd is gone",
@@ -87,6 +93,18 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
     let mut result = TrialResult::new(trial, verdict, &observed, &message, start.elapsed(), evidence);
     result.expected = trial.row.expected_summary();
     result
+}
+
+/// [`Testbed::daemon_exit`], looked at for up to a second.
+async fn settled_daemon_exit(testbed: &Testbed) -> Option<String> {
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        let gone = testbed.daemon_exit();
+        if gone.is_some() || Instant::now() >= until {
+            return gone;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Result<String, Failure> {
@@ -575,7 +593,7 @@ async fn run_image_import(
     };
     evidence.reproduce(format!("{} inspecti {image}", testbed.crictl_prefix()));
     // CRI: ImageStatus (crictl inspecti) and ListImages (crictl images)
-    let status = testbed.cri.image_status(&image).await;
+    let status = settled_image_status(testbed, &image, row.expect.cri_visible == Some(true)).await;
     let listed = testbed.cri.list_images().await;
     // A container from the imported image: runs when the CRI sees it, NotFound otherwise
     // (nothing can be pulled on the air-gapped node, so success proves no pull was needed).
@@ -619,6 +637,35 @@ async fn run_image_import(
     match ran {
         Some(ran) => Ok(format!("{observed}; {}", ran?)),
         None => Ok(observed),
+    }
+}
+
+/// How long the CRI may take to learn of an import: it follows containerd's image events
+/// asynchronously (seen here: 2.1 under load answered ImageStatus before its own import
+/// event had been handled).
+const IMPORT_VISIBLE_DEADLINE: Duration = Duration::from_secs(15);
+/// How long a row expecting "not visible" keeps looking, so a late appearance is caught.
+const IMPORT_INVISIBLE_SETTLE: Duration = Duration::from_secs(2);
+
+/// ImageStatus once the CRI has caught up: until the image shows (a row expecting it
+/// visible) or for a short settle (a row expecting it not to be).
+async fn settled_image_status(
+    testbed: &Testbed,
+    image: &str,
+    expect_visible: bool,
+) -> Result<Option<k8s_cri::v1::Image>, CriError> {
+    let until = Instant::now()
+        + if expect_visible {
+            IMPORT_VISIBLE_DEADLINE
+        } else {
+            IMPORT_INVISIBLE_SETTLE
+        };
+    loop {
+        let status = testbed.cri.image_status(image).await?;
+        if status.is_some() || Instant::now() >= until {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
