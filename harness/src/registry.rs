@@ -14,7 +14,6 @@
 //! (scripts/notes/registry-facts.md §4, §8).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::node::NodeError;
@@ -157,23 +156,6 @@ impl Pki {
             server_cert: f(&self.server_cert)?,
             server_key: f(&self.server_key)?,
         })
-    }
-}
-
-/// `argv` run inside the network namespace `netns` (a `/proc/<pid>/ns/net` path), or as is.
-/// `nsenter --net` without `--fork` execs the program, so a daemon's pid stays its own.
-pub fn command_in(netns: Option<&Path>, argv: &[String]) -> Command {
-    match netns {
-        Some(ns) => {
-            let mut cmd = Command::new("nsenter");
-            cmd.arg(format!("--net={}", ns.display())).arg("--").args(argv);
-            cmd
-        }
-        None => {
-            let mut cmd = Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            cmd
-        }
     }
 }
 
@@ -353,6 +335,7 @@ pub fn config_yaml(addr: &str, storage: &Path, pki: Option<&Pki>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn pki_writes_certificates_but_never_the_ca_key() {

@@ -41,10 +41,10 @@ fn loopback_up(netns: &std::path::Path) -> Result<(), crate::process::ProcessErr
     let ip = |args: &[&str]| {
         let mut argv = vec!["ip".to_owned()];
         argv.extend(args.iter().map(|a| a.to_string()));
-        crate::process::run(
-            crate::registry::command_in(Some(netns), &argv),
-            super::NODE_COMMAND_DEADLINE,
-        )
+        let argv = super::node_net::nsenter_argv(netns, &argv);
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
+        crate::process::run(command, super::NODE_COMMAND_DEADLINE)
     };
     ip(&["link", "set", "lo", "up"])?;
     ip(&["addr", "add", &format!("{NODE_REGISTRY_ADDRESS}/32"), "dev", "lo"])?;

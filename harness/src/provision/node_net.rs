@@ -22,20 +22,24 @@ use crate::process::{self, Daemon};
 /// How long a guest service unit may take to stop.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
+/// `argv` inside the network namespace `ns` (a `/proc/<pid>/ns/net` path). `nsenter --net`
+/// without `--fork` execs the program, so a daemon's pid stays its own.
+pub(crate) fn nsenter_argv(ns: &Path, argv: &[String]) -> Vec<String> {
+    let mut wrapped = vec![
+        "nsenter".to_owned(),
+        format!("--net={}", ns.display()),
+        "--".into(),
+    ];
+    wrapped.extend(argv.iter().cloned());
+    wrapped
+}
+
 impl Testbed {
     /// `argv` as it must run to share the node's network: under `nsenter --net` into
     /// containerd's namespace on the local target, unchanged in a VM guest.
     pub fn net_argv(&self, argv: &[String]) -> Vec<String> {
         match self.net_namespace() {
-            Some(ns) => {
-                let mut wrapped = vec![
-                    "nsenter".to_owned(),
-                    format!("--net={}", ns.display()),
-                    "--".into(),
-                ];
-                wrapped.extend(argv.iter().cloned());
-                wrapped
-            }
+            Some(ns) => nsenter_argv(&ns, argv),
             None => argv.to_vec(),
         }
     }
@@ -103,10 +107,7 @@ impl Testbed {
                 let mut command = std::process::Command::new(&argv[0]);
                 command.args(&argv[1..]).envs(env.iter().copied());
                 let daemon = Daemon::spawn(name, command, log).map_err(node_err)?;
-                Ok(NodeService::Local {
-                    daemon,
-                    log: log.to_owned(),
-                })
+                Ok(NodeService::Local(daemon))
             }
             None => {
                 let log = self.node_path(log);
@@ -140,7 +141,7 @@ impl Testbed {
 /// A long-running program in the node's network.
 pub enum NodeService {
     /// A supervised process on this host (in containerd's network namespace).
-    Local { daemon: Daemon, log: PathBuf },
+    Local(Daemon),
     /// A transient systemd unit in a VM guest.
     Guest(GuestUnit),
 }
@@ -177,7 +178,7 @@ impl NodeService {
     /// Why the service is gone, if it is.
     pub fn exited(&mut self) -> Option<String> {
         match self {
-            NodeService::Local { daemon, .. } => daemon.exited().map(|s| s.to_string()),
+            NodeService::Local(daemon) => daemon.exited().map(|s| s.to_string()),
             NodeService::Guest(unit) => match unit.systemctl("is-active") {
                 Ok(out) if out.status.success() => None,
                 Ok(out) => Some(format!(
@@ -193,7 +194,7 @@ impl NodeService {
     /// The whole log so far.
     pub fn log(&self) -> String {
         match self {
-            NodeService::Local { log, .. } => std::fs::read_to_string(log).unwrap_or_default(),
+            NodeService::Local(daemon) => std::fs::read_to_string(daemon.log_path()).unwrap_or_default(),
             NodeService::Guest(unit) => {
                 let argv = vec!["cat".to_owned(), unit.log.to_string_lossy().into_owned()];
                 match unit.node.run(&argv, NODE_COMMAND_DEADLINE) {
@@ -210,7 +211,7 @@ impl NodeService {
 
     pub fn stop(self) {
         match self {
-            NodeService::Local { mut daemon, .. } => {
+            NodeService::Local(mut daemon) => {
                 daemon.stop(Duration::from_secs(5));
             }
             NodeService::Guest(mut unit) => unit.stop(),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cleanup::{processes_matching, Leftovers};
 use super::{
@@ -20,6 +20,7 @@ use crate::teardown::{self, Registration};
 use crate::vm::accel::Verdict;
 use crate::vm::image::Image;
 use crate::vm::qemu::{boot_deadline, Vm, VmSpec};
+use crate::wait::{wait_blocking, Attempt};
 
 const GUEST_SOCKET: &str = "/run/containerd/containerd.sock";
 const GUEST_CONFIG: &str = "/etc/containerd/config.toml";
@@ -47,21 +48,22 @@ impl VmBackend {
         // The forward dies of the VM's death: its connection closes as QEMU exits, a moment
         // before QEMU can be reaped. So when it is gone, QEMU gets a second to be seen gone
         // too, and the cause is reported rather than the symptom.
-        let look_until = Instant::now()
-            + forward
-                .as_ref()
-                .map_or(Duration::ZERO, |_| Duration::from_secs(1));
-        loop {
-            if let Some(reason) = self.vm.exited() {
-                return Some(format!(
-                    "{reason}\n----- console (tail) -----\n{}",
-                    self.vm.console_tail(30)
-                ));
-            }
-            if Instant::now() >= look_until {
-                return forward;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let look = if forward.is_some() {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        let vm = &mut self.vm;
+        let qemu = wait_blocking("QEMU to be seen gone", look, Duration::from_millis(50), || {
+            vm.exited()
+                .map_or_else(|| Attempt::NotYet("QEMU still runs".into()), Attempt::Ready)
+        });
+        match qemu {
+            Ok(reason) => Some(format!(
+                "{reason}\n----- console (tail) -----\n{}",
+                self.vm.console_tail(30)
+            )),
+            Err(_) => forward,
         }
     }
 

@@ -97,14 +97,17 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
 
 /// [`Testbed::daemon_exit`], looked at for up to a second.
 async fn settled_daemon_exit(testbed: &Testbed) -> Option<String> {
-    let until = Instant::now() + Duration::from_secs(1);
-    loop {
-        let gone = testbed.daemon_exit();
-        if gone.is_some() || Instant::now() >= until {
-            return gone;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the testbed to be seen gone",
+        Duration::from_secs(1),
+        Duration::from_millis(100),
+        || {
+            let gone = testbed.daemon_exit();
+            async move { gone.map_or_else(|| Attempt::NotYet("still running".into()), Attempt::Ready) }
+        },
+    )
+    .await
+    .ok()
 }
 
 async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Result<String, Failure> {
@@ -654,19 +657,26 @@ async fn settled_image_status(
     image: &str,
     expect_visible: bool,
 ) -> Result<Option<k8s_cri::v1::Image>, CriError> {
-    let until = Instant::now()
-        + if expect_visible {
-            IMPORT_VISIBLE_DEADLINE
-        } else {
-            IMPORT_INVISIBLE_SETTLE
-        };
-    loop {
-        let status = testbed.cri.image_status(image).await?;
-        if status.is_some() || Instant::now() >= until {
-            return Ok(status);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let deadline = if expect_visible {
+        IMPORT_VISIBLE_DEADLINE
+    } else {
+        IMPORT_INVISIBLE_SETTLE
+    };
+    // Ready with an answer worth stopping for (the image, or a CRI error); not seeing the
+    // image by the deadline is an answer too.
+    let seen = wait_for(
+        &format!("{image} to reach the CRI"),
+        deadline,
+        Duration::from_millis(200),
+        || async move {
+            match testbed.cri.image_status(image).await {
+                Ok(None) => Attempt::NotYet("ImageStatus is empty".into()),
+                answer => Attempt::Ready(answer),
+            }
+        },
+    )
+    .await;
+    seen.unwrap_or(Ok(None))
 }
 
 fn record_info(evidence: &mut Evidence, file: &str, info: &HashMap<String, String>) {
