@@ -26,6 +26,9 @@ const DEFAULT_VM_IMAGES: &str = "bookworm,bookworm-containerd21";
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =
     LazyLock::new(|| tokio::runtime::Runtime::new().expect("failed to start the async runtime"));
 
+/// What this host offers (Kata layout and how it can run here), probed once.
+static LOCAL: LazyLock<Capabilities> = LazyLock::new(Capabilities::probe_local);
+
 type Testbeds = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<Testbed, String>>>>>;
 static TESTBEDS: LazyLock<Testbeds> = LazyLock::new(Default::default);
 
@@ -39,7 +42,7 @@ fn variants() -> Result<Vec<(Variant, Capabilities)>, String> {
     let mut variants = Vec::new();
     let lines =
         std::env::var("KATA_HARNESS_CONTAINERD").unwrap_or_else(|_| DEFAULT_CONTAINERD_LINES.join(","));
-    let local = Capabilities::probe_local();
+    let local = LOCAL.clone();
     for text in lines.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let choice: ContainerdChoice = text
             .parse()
@@ -88,6 +91,7 @@ async fn testbed(variant: &Variant) -> Arc<tokio::sync::OnceCell<Result<Testbed,
         keep: false,
         pause_binary: None,
         repo: repo(),
+        kata: LOCAL.kata.clone(),
     };
     cell.get_or_init(|| async move { session::start_testbed(variant, &settings, &mut Stderr).await })
         .await;

@@ -37,7 +37,8 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         )));
     }
     let variant = Variant::cluster(bundle);
-    let trials = plan::plan(&suites, &[(variant.clone(), Capabilities::probe_local())]);
+    let capabilities = Capabilities::probe_local();
+    let trials = plan::plan(&suites, &[(variant.clone(), capabilities.clone())]);
     if trials.is_empty() {
         return Err(Failed::from(
             "no cluster suite rows (suites with placements: [cluster])",
@@ -48,6 +49,7 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         keep: false,
         pause_binary: None,
         repo: repo(),
+        kata: capabilities.kata.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();

@@ -169,7 +169,7 @@ pub fn checks() -> Vec<Check> {
     ));
     out.push(check(
         "Kata shim",
-        crate::scenario::plan::find_on_path("containerd-shim-kata-v2")
+        crate::process::find_on_path("containerd-shim-kata-v2")
             .map(|p| p.display().to_string())
             .ok_or_else(|| "containerd-shim-kata-v2 not on PATH: Kata rows will be skipped".into()),
         Status::Warn,

@@ -1,6 +1,7 @@
 //! kata-harness: provision a disposable node, run table-driven scenarios against containerd
 //! (and Kubernetes), and prove which runtime really ran every sandbox and container.
 
+pub mod artifacts;
 pub mod cri;
 pub mod doctor;
 pub mod images;

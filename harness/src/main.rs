@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use kata_harness::artifacts::kata::KataChoice;
 use kata_harness::kube::bundle::{Bundle, Source};
 use kata_harness::kube::release::Release;
 use kata_harness::node::Target;
 use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES};
+use kata_harness::provision::kata::KataPlan;
 use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
 use kata_harness::render::ContainerdConfig;
 use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee};
@@ -86,6 +88,11 @@ struct SuiteArgs {
     /// is then busybox-based.
     #[arg(long = "k8s-release", value_name = "VERSION", conflicts_with = "k8s_bundle")]
     k8s_release: Option<String>,
+    /// Kata in the kata-static layout (a directory holding opt/kata, or a kata-static tarball,
+    /// unpacked once into the cache). Default: $KATA_HARNESS_KATA_BUNDLE, else the source build
+    /// of scripts/build-kata.
+    #[arg(long = "kata-bundle", value_name = "DIR|TARBALL")]
+    kata_bundle: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -139,6 +146,14 @@ impl SuiteArgs {
             (Some(version), _) => Some(format!("--k8s-release {version}")),
             (None, true) => Some("--k8s".into()),
             (None, false) => None,
+        }
+    }
+
+    /// Which Kata the local nodes and the cluster get.
+    fn kata_choice(&self) -> KataChoice {
+        match &self.kata_bundle {
+            Some(path) => KataChoice::Bundle(path.clone()),
+            None => KataChoice::Default,
         }
     }
 
@@ -197,6 +212,8 @@ struct Planned {
     target: Target,
     trials: Vec<plan::Trial>,
     variants: Vec<Variant>,
+    /// How local nodes install Kata (from the host's capabilities).
+    kata: Option<KataPlan>,
 }
 
 fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
@@ -213,6 +230,8 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
     let suites = suites.map_err(input_error)?;
     let target: Target = args.target.parse().map_err(input_error)?;
     let mut variants = Vec::new();
+    let local = Capabilities::probe_local_with(&args.kata_choice())
+        .map_err(|e| input_error(format!("--kata-bundle: {}", report::chain(&e))))?;
     // A flag for the other target would be silently ignored: refuse it instead.
     match (&target, &args.containerd, &args.images) {
         (Target::Local, _, Some(_)) => return Err(input_error("--image applies to --target vm")),
@@ -225,7 +244,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
     }
     match &target {
         Target::Local => {
-            let capabilities = Capabilities::probe_local();
+            let capabilities = local.clone();
             for text in &args.containerd_lines() {
                 let choice: ContainerdChoice = text
                     .parse()
@@ -261,7 +280,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         };
         let flag = args.k8s_flag().unwrap_or_else(|| "--k8s".into());
         let bundle = bundle.map_err(|e| input_error(format!("{flag}: {}", report::chain(&e))))?;
-        variants.push((Variant::cluster(bundle), Capabilities::probe_local()));
+        variants.push((Variant::cluster(bundle), local.clone()));
     }
     let trials = plan::plan(&suites, &variants);
     let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
@@ -272,6 +291,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         target,
         trials,
         variants: variants.into_iter().map(|(v, _)| v).collect(),
+        kata: local.kata,
     })
 }
 
@@ -316,6 +336,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         keep: args.keep,
         pause_binary: None,
         repo: repo_root(),
+        kata: planned.kata.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     let mut terminal = Terminal::new();

@@ -14,6 +14,7 @@ fn containerd_1_6() -> Settings {
         keep: false,
         pause_binary: None,
         repo: ".".into(),
+        kata: None,
     }
 }
 

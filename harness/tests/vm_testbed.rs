@@ -33,6 +33,7 @@ async fn dead_qemu_fails_the_row_at_once_and_leaves_nothing() {
         keep: false,
         pause_binary: None,
         repo: repo(),
+        kata: None,
     };
     let mut recorder = Recorder::default();
     let testbed = session::start_testbed(&variant, &settings, &mut recorder)

@@ -76,6 +76,8 @@ pub struct ClusterSettings {
     pub bundle: Bundle,
     /// Keep the run dir (logs, kubeadm output, overlays' upper dirs) after teardown.
     pub keep: bool,
+    /// Kata for the node's `kata` and `kata-qemu` handlers (RuntimeClass kata).
+    pub kata: Option<crate::provision::kata::KataPlan>,
 }
 
 /// A running single-node cluster: API server answering, node Ready, every kube-system pod
@@ -317,6 +319,7 @@ impl Cluster {
                 bridge: veth.clone(),
                 cgroup_parent: cgroup_root.clone(),
                 keep_run_dir: settings.keep,
+                mount_ns: None,
             },
             holder_pgid: None,
             kubelet_pgid: None,
@@ -499,6 +502,16 @@ impl Cluster {
         let containerd = ContainerdChoice::Line("1.6".into()).resolve()?;
         let crun = crun_binary().to_string_lossy().into_owned();
         let ctd = run_dir.join("ctd");
+        // The run dir is under /tmp, which the node namespace shares with the host: the
+        // Kata install's paths are the same inside.
+        let kata = match &settings.kata {
+            Some(plan) => Some(crate::provision::kata::install_local(plan, run_dir).map_err(io_err(run_dir))?),
+            None => None,
+        };
+        let mut runtimes = standard_handlers(&ctd.join("runtime-root"), &crun);
+        if let Some(install) = &kata {
+            crate::provision::kata::use_config(&mut runtimes, &install.config_path);
+        }
         let config = ContainerdConfig {
             version: containerd.version,
             root: ctd.join("root"),
@@ -508,7 +521,7 @@ impl Cluster {
             opt_dir: ctd.join("opt"),
             sandbox_image: images.pause_image.clone(),
             default_runtime: "runc".into(),
-            runtimes: standard_handlers(&ctd.join("runtime-root"), &crun),
+            runtimes,
             untrusted_workload_runtime: None,
             cni_bin_dir: PathBuf::from("/usr/lib/cni"),
             cni_conf_dir: run_dir.join("net.d"),
@@ -522,8 +535,9 @@ impl Cluster {
         let conflist = cni::bridge_conflist("kh-pods", "khbr0", POD_RANGE, &run_dir.join("cni-ipam"));
         let conf = run_dir.join("net.d/10-kh-pods.conflist");
         std::fs::write(&conf, conflist).map_err(io_err(&conf))?;
+        let kata_bin = kata.as_ref().map(|k| format!("{}:", k.bin_dir.display())).unwrap_or_default();
         let path_env = format!(
-            "PATH={}:{}:{}",
+            "PATH={}:{}:{kata_bin}{}",
             bundle.dir.join("bin").display(),
             containerd.bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()

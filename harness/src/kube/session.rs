@@ -67,6 +67,7 @@ pub async fn run_cluster(
     let settings = ClusterSettings {
         bundle: bundle.clone(),
         keep: base.keep,
+        kata: base.kata.clone(),
     };
     let cluster = match Cluster::start(&settings, &images).await {
         Ok(cluster) => cluster,

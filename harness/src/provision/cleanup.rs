@@ -23,6 +23,10 @@ pub struct CleanupPlan {
     /// Our pods' cgroup parent, e.g. `kata-harness-1a2b3c` (no leading slash).
     pub cgroup_parent: String,
     pub keep_run_dir: bool,
+    /// containerd's private mount namespace (`mnt:[<inode>]`): every process still in it
+    /// after the daemon stops is ours (Kata's QEMU, virtiofsd and vsock backend carry no
+    /// socket path on their command line and may sit outside the pods' cgroups).
+    pub mount_ns: Option<String>,
 }
 
 /// What cleanup found still there at the end; empty means a clean exit.
@@ -64,6 +68,9 @@ pub fn run(plan: &CleanupPlan) -> Leftovers {
         stop_group(pgid);
     }
     kill_matching(&plan.socket.to_string_lossy());
+    if let Some(ns) = &plan.mount_ns {
+        kill_namespace_members(ns);
+    }
     kill_cgroup_members(&plan.cgroup_parent);
     unmount_under(&plan.run_dir);
     remove_cgroups(&plan.cgroup_parent);
@@ -113,6 +120,45 @@ pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
         .filter(|p| p.pid != me && p.cmdline.contains(needle))
         .map(|p| (p.pid, p.cmdline))
         .collect()
+}
+
+/// The mount namespace of a process, as `/proc/<pid>/ns/mnt` names it (`mnt:[4026532...]`).
+pub fn mount_namespace(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Processes in mount namespace `ns` (never this process's own namespace).
+pub fn namespace_members(ns: &str) -> Vec<(i32, String)> {
+    if mount_namespace(std::process::id() as i32).as_deref() == Some(ns) {
+        return vec![];
+    }
+    crate::node::local_processes()
+        .into_iter()
+        .filter(|p| mount_namespace(p.pid).as_deref() == Some(ns))
+        .map(|p| (p.pid, p.cmdline))
+        .collect()
+}
+
+fn kill_namespace_members(ns: &str) {
+    for (pid, _) in namespace_members(ns) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    // Wait (bounded) until they are gone, so the leftover check below sees the truth.
+    let _ = wait_blocking(
+        "the node's processes to exit",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let left = namespace_members(ns);
+            if left.iter().all(|(pid, _)| is_zombie(*pid)) {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet(format!("{} left", left.len()))
+            }
+        },
+    );
 }
 
 fn kill_matching(needle: &str) {
@@ -230,6 +276,13 @@ fn find_leftovers(plan: &CleanupPlan) -> Leftovers {
     let mut left = Vec::new();
     for (pid, cmdline) in processes_matching(&plan.socket.to_string_lossy()) {
         left.push(format!("process {pid}: {cmdline}"));
+    }
+    if let Some(ns) = &plan.mount_ns {
+        for (pid, cmdline) in namespace_members(ns) {
+            if !is_zombie(pid) {
+                left.push(format!("process {pid} (in the node's mount namespace): {cmdline}"));
+            }
+        }
     }
     for mount in mounts_under(&plan.run_dir) {
         left.push(format!("mount {}", mount.display()));

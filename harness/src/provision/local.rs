@@ -113,6 +113,14 @@ impl Testbed {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
         let crun = crun_binary().to_string_lossy().into_owned();
+        let kata = match &settings.kata {
+            Some(plan) => Some(super::kata::install_local(plan, &run_dir).map_err(io_err(&run_dir))?),
+            None => None,
+        };
+        let mut runtimes = standard_handlers(&paths.runtime_root, &crun);
+        if let Some(install) = &kata {
+            super::kata::use_config(&mut runtimes, &install.config_path);
+        }
         let config = ContainerdConfig {
             version: containerd.version,
             root: run_dir.join("root"),
@@ -122,7 +130,7 @@ impl Testbed {
             opt_dir: run_dir.join("opt"),
             sandbox_image: SANDBOX_IMAGE.into(),
             default_runtime: "runc".into(),
-            runtimes: standard_handlers(&paths.runtime_root, &crun),
+            runtimes,
             untrusted_workload_runtime: None,
             cni_bin_dir: PathBuf::from("/usr/lib/cni"),
             cni_conf_dir: run_dir.join("net.d"),
@@ -152,6 +160,7 @@ impl Testbed {
             bridge,
             cgroup_parent: cgroup_parent.clone(),
             keep_run_dir: settings.keep,
+            mount_ns: None,
         };
         cleanup::enter_system_paths();
         // Registered before the daemon exists, so an interrupt from here on cleans up.
@@ -159,9 +168,10 @@ impl Testbed {
 
         let mut command = Command::new(containerd.binary("containerd"));
         command.arg("--config").arg(&paths.config);
-        // The daemon finds the shims of *its* version first on PATH.
+        // The daemon finds the shims of *its* version first on PATH, then Kata's.
+        let kata_bin = kata.as_ref().map(|k| format!("{}:", k.bin_dir.display())).unwrap_or_default();
         let path = format!(
-            "{}:{}",
+            "{}:{kata_bin}{}",
             containerd.bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
@@ -176,6 +186,7 @@ impl Testbed {
         let log = run_dir.join("containerd.log");
         let daemon = Daemon::spawn("containerd", command, &log).map_err(ProvisionError::Spawn)?;
         plan.daemon_pgid = Some(daemon.pid() as i32);
+        plan.mount_ns = cleanup::mount_namespace(daemon.pid() as i32);
         registration.disarm();
         let registration = register_cleanup(&plan);
         let netns = PathBuf::from(format!("/proc/{}/ns/net", daemon.pid()));
@@ -203,12 +214,16 @@ impl Testbed {
                 return Err(ProvisionError::NotReady { source, log_tail });
             }
         };
+        let mut facts = vec![
+            ("containerd".into(), containerd.version_text.clone()),
+            ("target".into(), "local".into()),
+        ];
+        if let Some(plan) = &settings.kata {
+            facts.push(("kata".into(), plan.conditions.join("; ")));
+        }
         let testbed = Testbed {
             id,
-            facts: vec![
-                ("containerd".into(), containerd.version_text.clone()),
-                ("target".into(), "local".into()),
-            ],
+            facts,
             containerd,
             config,
             paths,
@@ -237,6 +252,7 @@ pub fn hybrid_cgroups_with_v2_controllers() -> bool {
 /// Also a private network namespace: the node has no outbound network (air-gapped sandbox
 /// image scenarios), its CNI bridge never appears on the host, and scenario registries
 /// listen only inside it.
+/// And a private /run (see below).
 fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWNET)?;
@@ -250,6 +266,15 @@ fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
     if hide_unified {
         umount2(UNIFIED_CGROUP, MntFlags::MNT_DETACH)?;
     }
+    // A private /run: what the shims write at fixed paths (Kata's /run/vc and
+    // /run/kata-containers, /run/containerd/s, /run/netns) lives and dies with the node.
+    mount(
+        Some("tmpfs"),
+        "/run",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! containerd of a throw-away VM ([`vm`]); trials cannot tell them apart.
 
 pub mod cleanup;
+pub mod kata;
 pub mod local;
 pub mod node_net;
 pub mod vm;
@@ -89,6 +90,9 @@ pub struct Settings {
     pub pause_binary: Option<PathBuf>,
     /// The checkout (for `vm-images/` and `scripts/build-vm-image`).
     pub repo: PathBuf,
+    /// Kata to install on local nodes, as this host can run it (`None`: no Kata handlers
+    /// work; their rows are skipped by the plan).
+    pub kata: Option<kata::KataPlan>,
 }
 
 /// Where a testbed's files are. Paths are as the node sees them, except `run_dir` and

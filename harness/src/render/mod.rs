@@ -7,6 +7,7 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod hosts;
+pub mod kata;
 pub mod kubeadm;
 
 pub use containerd::{ConfigSchema, ContainerdConfig, RuntimeHandler, RuntimeOptions};

@@ -42,6 +42,9 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
             case.set_time(Duration::from_secs_f64(result.seconds));
             case.add_property(Property::new("expected", result.expected.as_str()));
             case.add_property(Property::new("observed", result.observed.as_str()));
+            if !result.conditions.is_empty() {
+                case.add_property(Property::new("conditions", result.conditions.join("; ").as_str()));
+            }
             if let Some(bundle) = &result.bundle {
                 case.add_property(Property::new("bundle", bundle.display().to_string().as_str()));
             }

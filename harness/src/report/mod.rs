@@ -54,6 +54,10 @@ pub struct TrialResult {
     /// Why it failed, or why it was skipped.
     pub message: String,
     pub seconds: f64,
+    /// How this row ran here differently from a user's KVM host (Kata under TCG, a
+    /// user-space vsock, which Kata build): every sink shows them on the row.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle: Option<PathBuf>,
     #[serde(skip)]
@@ -79,6 +83,7 @@ impl TrialResult {
             observed: observed.to_owned(),
             message: message.to_owned(),
             seconds: took.as_secs_f64(),
+            conditions: trial.conditions.clone(),
             bundle: None,
             evidence,
         }
@@ -98,6 +103,7 @@ impl TrialResult {
             observed: format!("{} leftovers", leftovers.len()),
             message: leftovers.join("\n"),
             seconds: 0.0,
+            conditions: vec![],
             bundle: None,
             evidence: Evidence::default(),
         }

@@ -66,7 +66,21 @@ pub fn table(results: &[TrialResult]) -> String {
         "{:<name_w$}  {:<44}  {:<56}  VERDICT\n",
         "SCENARIO", "EXPECTED", "OBSERVED"
     );
+    // Rows that ran differently here than on a KVM host get a footnote per set of conditions.
+    let mut notes: Vec<&[String]> = Vec::new();
     for r in results {
+        let mark = if r.conditions.is_empty() {
+            String::new()
+        } else {
+            let n = match notes.iter().position(|c| *c == r.conditions.as_slice()) {
+                Some(i) => i + 1,
+                None => {
+                    notes.push(&r.conditions);
+                    notes.len()
+                }
+            };
+            format!(" [{n}]")
+        };
         let observed = if r.verdict == Verdict::Skipped {
             format!("skipped: {}", r.message)
         } else {
@@ -77,8 +91,14 @@ pub fn table(results: &[TrialResult]) -> String {
             clip(&r.name, name_w),
             clip(&r.expected, 44),
             clip(&observed, 56),
-            verdict_word(r.verdict)
+            verdict_word(r.verdict),
         ));
+        out.truncate(out.trim_end().len());
+        out.push_str(&mark);
+        out.push('\n');
+    }
+    for (i, conditions) in notes.iter().enumerate() {
+        out.push_str(&format!("[{}] ran here as: {}\n", i + 1, conditions.join("; ")));
     }
     let s = Summary::of(results);
     out.push_str(&format!(

@@ -1,8 +1,9 @@
 //! Expanding suites into trials (one per row x variant) and deciding skips before anything runs.
 
-use std::path::{Path, PathBuf};
 
 use super::model::{PlacementKind, Requirement, Row, Suite};
+use crate::artifacts::kata::{KataChoice, KataError};
+use crate::provision::kata::{KataHost, KataPlan};
 use crate::profile::ContainerdChoice;
 
 /// Where a variant's testbed lives.
@@ -72,22 +73,50 @@ impl Variant {
 pub struct Capabilities {
     /// Why Kata cannot run here; `None` when it can.
     pub kata_absent: Option<String>,
+    /// How Kata runs here, when it does, if not as on a KVM host with vhost_vsock (TCG, a
+    /// user-space vsock, which build): repeated on every Kata row's report.
+    pub kata_conditions: Vec<String>,
+    /// The plan the local testbeds install Kata by.
+    pub kata: Option<KataPlan>,
 }
 
 impl Capabilities {
-    /// Probes this host: the Kata shim on PATH and a KVM proven usable.
+    /// Probes this host for the default Kata (see [`KataChoice::Default`]).
     pub fn probe_local() -> Self {
-        let mut reasons = Vec::new();
-        if find_on_path("containerd-shim-kata-v2").is_none() {
-            reasons.push("no containerd-shim-kata-v2 on PATH (no Kata artifacts)".to_owned());
-        }
+        Self::probe_local_with(&KataChoice::Default).unwrap_or_else(|e| Capabilities {
+            kata_absent: Some(crate::report::chain(&e)),
+            kata_conditions: vec![],
+            kata: None,
+        })
+    }
+
+    /// Probes this host for a chosen Kata: the layout, then whether this host can run it
+    /// (KVM, or TCG through the wrapper; vhost_vsock, or the user-space backend).
+    /// An explicitly chosen layout that is missing or incomplete is an error.
+    pub fn probe_local_with(choice: &KataChoice) -> Result<Self, KataError> {
+        let Some(layout) = choice.locate()? else {
+            return Ok(Capabilities {
+                kata_absent: Some(
+                    "no Kata artifacts (run scripts/build-kata, or pass --kata-bundle or --kata-release)".into(),
+                ),
+                kata_conditions: vec![],
+                kata: None,
+            });
+        };
         let kvm = crate::doctor::kvm_verdict();
-        if !kvm.usable {
-            reasons.push(format!("no usable KVM ({})", kvm.reason));
-        }
-        Capabilities {
-            kata_absent: (!reasons.is_empty()).then(|| reasons.join("; ")),
-        }
+        let host = KataHost::probe((!kvm.usable).then_some(kvm.reason));
+        Ok(match KataPlan::new(layout, host) {
+            Ok(plan) => Capabilities {
+                kata_absent: None,
+                kata_conditions: plan.conditions.clone(),
+                kata: Some(plan),
+            },
+            Err(why) => Capabilities {
+                kata_absent: Some(why),
+                kata_conditions: vec![],
+                kata: None,
+            },
+        })
     }
     /// What a VM from our images offers: Debian has no Kata, and nested Kata needs the VM
     /// itself to run under a working KVM.
@@ -105,6 +134,8 @@ impl Capabilities {
         }
         Capabilities {
             kata_absent: Some(reasons.join("; ")),
+            kata_conditions: vec![],
+            kata: None,
         }
     }
 
@@ -113,19 +144,6 @@ impl Capabilities {
             Requirement::Kata => self.kata_absent.clone(),
         }
     }
-}
-
-pub fn find_on_path(binary: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(binary))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// One row against one variant.
@@ -138,6 +156,8 @@ pub struct Trial {
     pub variant: Variant,
     /// Decided before running: the missing precondition.
     pub skip: Option<String>,
+    /// How this row runs here differently from a user's KVM host (e.g. Kata under TCG).
+    pub conditions: Vec<String>,
 }
 
 /// All trials, in suite, row, variant order; each variant with what its node offers.
@@ -154,12 +174,18 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                     .requires
                     .iter()
                     .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")));
+                let conditions = if row.requires.contains(&Requirement::Kata) && skip.is_none() {
+                    capabilities.kata_conditions.clone()
+                } else {
+                    vec![]
+                };
                 trials.push(Trial {
                     name: format!("{}::{}::{}", suite.name, row.scenario, variant.label),
                     suite: suite.name.clone(),
                     row: row.clone(),
                     variant: variant.clone(),
                     skip,
+                    conditions,
                 });
             }
         }
@@ -178,6 +204,7 @@ pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Tria
     }
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +221,7 @@ rows:
     sandbox: { handler: kata }
     expect: { runtime_type: io.containerd.kata.v2 }
 "#;
-        Suite::parse(Path::new("t.yaml"), text).unwrap()
+        Suite::parse(std::path::Path::new("t.yaml"), text).unwrap()
     }
 
     #[test]
@@ -205,6 +232,8 @@ rows:
         ];
         let caps = Capabilities {
             kata_absent: Some("no containerd-shim-kata-v2 on PATH".into()),
+            kata_conditions: vec![],
+            kata: None,
         };
         let variants: Vec<_> = variants.into_iter().map(|v| (v, caps.clone())).collect();
         let trials = plan(&[suite()], &variants);
@@ -229,7 +258,7 @@ rows:
     fn with_kata(line: &str) -> Vec<(Variant, Capabilities)> {
         vec![(
             Variant::containerd(ContainerdChoice::Line(line.into())),
-            Capabilities { kata_absent: None },
+            Capabilities { kata_absent: None, kata_conditions: vec!["Kata guest under TCG".into()], kata: None },
         )]
     }
 

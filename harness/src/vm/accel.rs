@@ -193,7 +193,7 @@ pub fn cached_probe(kernel: &Path, busybox: &Path, cache: &Path) -> Verdict {
 fn probe_key(kernel: &Path) -> String {
     use sha2::{Digest, Sha256};
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let qemu = crate::scenario::plan::find_on_path("qemu-system-x86_64")
+    let qemu = crate::process::find_on_path("qemu-system-x86_64")
         .and_then(|p| std::fs::metadata(&p).ok().map(|m| format!("{p:?}{}", m.len())))
         .unwrap_or_default();
     let kernel = std::fs::read(kernel)

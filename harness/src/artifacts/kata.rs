@@ -1,0 +1,364 @@
+//! Kata artifacts in the kata-static layout (`opt/kata/...`), from one of three sources: the
+//! source build (`scripts/build-kata`, cached), a local bundle (a directory or a tarball of
+//! one, for air-gapped sites), or an upstream release (see [`super::kata_release`]).
+//!
+//! Invariant: a [`KataLayout`] exists only for a directory that holds everything a node needs
+//! (shim, kernel, initrd or image, a QEMU configuration, virtiofsd); what is missing is named.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::profile::cache_dir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KataError {
+    #[error("{dir} is not a Kata layout: {missing} is missing (expected the kata-static layout opt/kata/...)")]
+    Incomplete { dir: PathBuf, missing: String },
+    #[error("Kata bundle {path} does not exist")]
+    NoBundle { path: PathBuf },
+    #[error("failed to unpack the Kata bundle {path}: {detail}")]
+    Unpack { path: PathBuf, detail: String },
+    #[error("failed to read {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where a layout came from (reported on every Kata row).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KataSource {
+    /// `scripts/build-kata` into the cache.
+    SourceBuild,
+    /// A user's directory or tarball.
+    Bundle(PathBuf),
+    /// An upstream kata-static release, verified against the lock file.
+    Release(String),
+}
+
+impl fmt::Display for KataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KataSource::SourceBuild => write!(f, "source build (scripts/build-kata)"),
+            KataSource::Bundle(path) => write!(f, "bundle {}", path.display()),
+            KataSource::Release(version) => write!(f, "upstream release {version}"),
+        }
+    }
+}
+
+/// A complete Kata layout: `root` holds `opt/kata`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KataLayout {
+    pub root: PathBuf,
+    pub source: KataSource,
+    /// What `containerd-shim-kata-v2 --version` would say, read from the layout's files.
+    pub version: String,
+}
+
+impl KataLayout {
+    /// Checks `root` (the directory holding `opt/kata`, or `opt/kata` itself).
+    pub fn open(root: &Path, source: KataSource) -> Result<Self, KataError> {
+        let root = if root.ends_with("opt/kata") {
+            root.parent().and_then(Path::parent).unwrap_or(root).to_owned()
+        } else {
+            root.to_owned()
+        };
+        let layout = KataLayout {
+            root,
+            source,
+            version: String::new(),
+        };
+        let kata = layout.kata_dir();
+        let required: [(&str, Option<PathBuf>); 5] = [
+            ("bin/containerd-shim-kata-v2", Some(layout.shim())),
+            ("a guest kernel (share/kata-containers/vmlinux.container or vmlinuz.container)", layout.kernel()),
+            ("a guest initrd or image (share/kata-containers/kata-containers-initrd.img or .img)", layout.guest_boot()),
+            ("share/defaults/kata-containers/configuration-qemu.toml", Some(layout.base_config())),
+            ("virtiofsd (libexec/virtiofsd)", layout.virtiofsd()),
+        ];
+        for (what, path) in required {
+            if !path.is_some_and(|p| p.exists()) {
+                return Err(KataError::Incomplete {
+                    dir: kata,
+                    missing: what.to_owned(),
+                });
+            }
+        }
+        let version = layout.read_version();
+        Ok(KataLayout { version, ..layout })
+    }
+
+    pub fn kata_dir(&self) -> PathBuf {
+        self.root.join("opt/kata")
+    }
+
+    pub fn shim(&self) -> PathBuf {
+        self.kata_dir().join("bin/containerd-shim-kata-v2")
+    }
+
+    pub fn kata_runtime(&self) -> PathBuf {
+        self.kata_dir().join("bin/kata-runtime")
+    }
+
+    pub fn base_config(&self) -> PathBuf {
+        self.kata_dir()
+            .join("share/defaults/kata-containers/configuration-qemu.toml")
+    }
+
+    fn share(&self) -> PathBuf {
+        self.kata_dir().join("share/kata-containers")
+    }
+
+    pub fn kernel(&self) -> Option<PathBuf> {
+        ["vmlinux.container", "vmlinuz.container"]
+            .into_iter()
+            .map(|name| self.share().join(name))
+            .find(|p| p.exists())
+    }
+
+    /// The guest's root: the initrd (what our build ships) or upstream's rootfs image.
+    pub fn guest_boot(&self) -> Option<PathBuf> {
+        self.initrd().or_else(|| self.image())
+    }
+
+    pub fn initrd(&self) -> Option<PathBuf> {
+        Some(self.share().join("kata-containers-initrd.img")).filter(|p| p.exists())
+    }
+
+    pub fn image(&self) -> Option<PathBuf> {
+        Some(self.share().join("kata-containers.img")).filter(|p| p.exists())
+    }
+
+    /// virtiofsd where kata-static puts it (`libexec/`, or `libexec/kata-qemu/` in some releases).
+    pub fn virtiofsd(&self) -> Option<PathBuf> {
+        ["libexec/virtiofsd", "libexec/kata-qemu/virtiofsd"]
+            .into_iter()
+            .map(|rel| self.kata_dir().join(rel))
+            .find(|p| p.exists())
+    }
+
+    /// The user-space vhost-user-vsock backend, shipped by our source build only.
+    pub fn vsock_daemon(&self) -> Option<PathBuf> {
+        Some(self.kata_dir().join("libexec/vhost-device-vsock")).filter(|p| p.exists())
+    }
+
+    /// Whether the shim can reach its agent through a user-space vsock backend (the
+    /// `hybrid_vsock_daemon` setting of scripts/kata-patches/0001-*): upstream shims cannot.
+    pub fn shim_supports_hybrid_vsock(&self) -> bool {
+        binary_contains(&self.shim(), b"hybrid_vsock_daemon")
+    }
+
+    /// The Kata version: the source build's SOURCE manifest, else the layout's VERSION file,
+    /// else the version string compiled into the shim.
+    fn read_version(&self) -> String {
+        let manifest = std::fs::read_to_string(self.root.join("SOURCE")).unwrap_or_default();
+        if let Some(v) = manifest.lines().find_map(|l| l.strip_prefix("kata-version: ")) {
+            return v.trim().to_owned();
+        }
+        if let Ok(v) = std::fs::read_to_string(self.kata_dir().join("VERSION")) {
+            return v.trim().to_owned();
+        }
+        "unknown".into()
+    }
+
+    /// One line for reports: version and source.
+    pub fn describe(&self) -> String {
+        format!("Kata {} ({})", self.version, self.source)
+    }
+}
+
+fn binary_contains(path: &Path, needle: &[u8]) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+}
+
+/// Which Kata a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KataChoice {
+    /// `$KATA_HARNESS_KATA_BUNDLE`, else the source build in the cache, else none.
+    Default,
+    /// `--kata-bundle DIR|TARBALL`.
+    Bundle(PathBuf),
+    /// `--kata-release VERSION`: resolved by the caller (it downloads) into a directory.
+    Resolved(KataLayout),
+}
+
+/// The source build's stable link (`scripts/build-kata`).
+pub fn source_build_dir() -> PathBuf {
+    cache_dir().join("kata/source")
+}
+
+impl KataChoice {
+    /// The layout, or `None` when the default finds no Kata (then the Kata rows are skipped
+    /// with that reason). An explicit bundle that is missing or incomplete is an error.
+    pub fn locate(&self) -> Result<Option<KataLayout>, KataError> {
+        match self {
+            KataChoice::Resolved(layout) => Ok(Some(layout.clone())),
+            KataChoice::Bundle(path) => open_bundle(path).map(Some),
+            KataChoice::Default => match std::env::var_os("KATA_HARNESS_KATA_BUNDLE") {
+                Some(path) if !path.is_empty() => open_bundle(Path::new(&path)).map(Some),
+                _ => {
+                    let dir = source_build_dir();
+                    if dir.exists() {
+                        KataLayout::open(&dir, KataSource::SourceBuild).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// A bundle directory as it is, or a tarball unpacked once into the cache by its sha256
+/// (visible only when complete: unpacked into a temporary name, then renamed).
+pub fn open_bundle(path: &Path) -> Result<KataLayout, KataError> {
+    if !path.exists() {
+        return Err(KataError::NoBundle { path: path.into() });
+    }
+    let source = KataSource::Bundle(path.to_owned());
+    if path.is_dir() {
+        return KataLayout::open(path, source);
+    }
+    let dir = unpack_tarball(path, &cache_dir().join("kata/bundles"))?;
+    KataLayout::open(&dir, source)
+}
+
+/// Unpacks a kata-static tarball (`.tar.xz`, `.tar.zst`, `.tar.gz`, `.tar`) into
+/// `<parent>/<sha256 prefix>/` and returns that directory; a second call unpacks nothing.
+pub fn unpack_tarball(path: &Path, parent: &Path) -> Result<PathBuf, KataError> {
+    use sha2::{Digest, Sha256};
+    let io = |source| KataError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io)?;
+    let digest = hex(&hasher.finalize());
+    let dir = parent.join(&digest[..16]);
+    if dir.join("opt/kata").is_dir() {
+        return Ok(dir);
+    }
+    let tmp = parent.join(format!(".{}.{}", &digest[..16], std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|source| KataError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    let name = path.to_string_lossy();
+    let decompress = if name.ends_with(".zst") {
+        "--zstd"
+    } else if name.ends_with(".xz") {
+        "--xz"
+    } else if name.ends_with(".gz") || name.ends_with(".tgz") {
+        "--gzip"
+    } else {
+        "--no-auto-compress"
+    };
+    let mut tar = std::process::Command::new("tar");
+    tar.arg(decompress).arg("-xf").arg(path).arg("-C").arg(&tmp);
+    let unpacked = crate::process::run(tar, std::time::Duration::from_secs(600));
+    let fail = |detail: String| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        KataError::Unpack {
+            path: path.to_owned(),
+            detail,
+        }
+    };
+    if let Err(e) = unpacked {
+        return Err(fail(crate::report::chain(&e)));
+    }
+    if !tmp.join("opt/kata").is_dir() {
+        return Err(fail("it has no opt/kata/ (not a kata-static tarball)".into()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|source| KataError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_layout(dir: &Path, with_kernel: bool) {
+        let k = dir.join("opt/kata");
+        for rel in [
+            "bin/containerd-shim-kata-v2",
+            "share/defaults/kata-containers/configuration-qemu.toml",
+            "share/kata-containers/kata-containers-initrd.img",
+            "libexec/virtiofsd",
+        ] {
+            std::fs::create_dir_all(k.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(k.join(rel), "x").unwrap();
+        }
+        if with_kernel {
+            std::fs::write(k.join("share/kata-containers/vmlinux.container"), "x").unwrap();
+        }
+        std::fs::write(dir.join("SOURCE"), "kata-version: 3.30.0\n").unwrap();
+    }
+
+    #[test]
+    fn a_complete_layout_opens_with_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_layout(dir.path(), true);
+        let layout = KataLayout::open(dir.path(), KataSource::SourceBuild).unwrap();
+        assert_eq!(layout.version, "3.30.0");
+        assert_eq!(layout.initrd().unwrap(), dir.path().join("opt/kata/share/kata-containers/kata-containers-initrd.img"));
+        assert!(!layout.shim_supports_hybrid_vsock(), "a shim without the setting");
+        // opt/kata itself names the same layout.
+        let same = KataLayout::open(&dir.path().join("opt/kata"), KataSource::SourceBuild).unwrap();
+        assert_eq!(same.root, dir.path());
+    }
+
+    #[test]
+    fn a_layout_without_a_kernel_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_layout(dir.path(), false);
+        let err = KataLayout::open(dir.path(), KataSource::SourceBuild).unwrap_err().to_string();
+        assert!(err.contains("a guest kernel"), "{err}");
+    }
+
+    #[test]
+    fn a_tarball_unpacks_once_by_content() {
+        let src = tempfile::tempdir().unwrap();
+        fake_layout(src.path(), true);
+        let out = tempfile::tempdir().unwrap();
+        let tarball = out.path().join("kata-static-3.30.0-amd64.tar.xz");
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(src.path())
+            .args(["--xz", "-cf"])
+            .arg(&tarball)
+            .arg("./opt/kata")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let cache = out.path().join("bundles");
+        let first = unpack_tarball(&tarball, &cache).unwrap();
+        let second = unpack_tarball(&tarball, &cache).unwrap();
+        assert_eq!(first, second);
+        assert!(first.join("opt/kata/bin/containerd-shim-kata-v2").exists());
+        // Not a kata-static tarball: an error naming the file, nothing left half-unpacked.
+        let bogus = out.path().join("bogus.tar");
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(src.path())
+            .arg("-cf")
+            .arg(&bogus)
+            .arg("SOURCE")
+            .status()
+            .unwrap();
+        let err = unpack_tarball(&bogus, &cache).unwrap_err().to_string();
+        assert!(err.contains("bogus.tar") && err.contains("no opt/kata"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 1, "only the good bundle: {left:?}");
+    }
+}

@@ -1,0 +1,241 @@
+//! Kata's `configuration.toml` for one node, and the small wrappers a host may need.
+//!
+//! The configuration starts from the layout's own `configuration-qemu.toml` (so every default
+//! of that Kata version stays as upstream ships it) and sets only what the node decides: the
+//! layout's paths, the hypervisor path, the agent channel, and the knobs a host without KVM,
+//! vhost-net, vhost-vsock or syslog needs. Each such knob is a fact the reports repeat.
+
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum KataRenderError {
+    #[error("the layout's configuration-qemu.toml does not parse: {0}")]
+    BaseConfig(String),
+    #[error("the layout's configuration has no [{0}] table")]
+    MissingTable(&'static str),
+}
+
+/// What this node's Kata configuration decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KataNodeConfig {
+    /// QEMU, or the TCG wrapper around it.
+    pub hypervisor: PathBuf,
+    pub kernel: PathBuf,
+    /// The guest root: an initrd (our build) or a rootfs image (upstream releases).
+    pub initrd: Option<PathBuf>,
+    pub image: Option<PathBuf>,
+    pub virtiofsd: PathBuf,
+    /// A user-space vhost-user-vsock backend, for hosts without `/dev/vhost-vsock`.
+    pub hybrid_vsock_daemon: Option<PathBuf>,
+    /// No `/dev/vhost-net` on the host.
+    pub disable_vhost_net: bool,
+    pub memory_mib: i64,
+    /// Seconds the shim waits for the agent (a TCG guest boots slower).
+    pub dial_timeout_s: i64,
+    /// The agent's debug console (`kata-runtime exec`, the "getting into the VM" rows).
+    pub debug_console: bool,
+    /// The agent was built without seccomp support.
+    pub disable_guest_seccomp: bool,
+}
+
+/// The layout's base configuration with this node's settings applied.
+pub fn configuration(base: &str, node: &KataNodeConfig) -> Result<String, KataRenderError> {
+    let mut doc: Table = base
+        .parse()
+        .map_err(|e: toml::de::Error| KataRenderError::BaseConfig(e.message().to_owned()))?;
+    let path = |p: &Path| Value::String(p.to_string_lossy().into_owned());
+    let paths = |p: &Path| Value::Array(vec![path(p)]);
+
+    let qemu = table(&mut doc, &["hypervisor", "qemu"]).ok_or(KataRenderError::MissingTable("hypervisor.qemu"))?;
+    qemu.insert("path".into(), path(&node.hypervisor));
+    qemu.insert("valid_hypervisor_paths".into(), paths(&node.hypervisor));
+    qemu.insert("kernel".into(), path(&node.kernel));
+    // Kata refuses a configuration that names both an initrd and an image.
+    qemu.remove("image");
+    qemu.remove("initrd");
+    if let Some(initrd) = &node.initrd {
+        qemu.insert("initrd".into(), path(initrd));
+    } else if let Some(image) = &node.image {
+        qemu.insert("image".into(), path(image));
+    }
+    qemu.insert("shared_fs".into(), Value::String("virtio-fs".into()));
+    qemu.insert("virtio_fs_daemon".into(), path(&node.virtiofsd));
+    qemu.insert("valid_virtio_fs_daemon_paths".into(), paths(&node.virtiofsd));
+    qemu.insert("default_memory".into(), Value::Integer(node.memory_mib));
+    qemu.insert("disable_vhost_net".into(), Value::Boolean(node.disable_vhost_net));
+    if let Some(daemon) = &node.hybrid_vsock_daemon {
+        qemu.insert("hybrid_vsock_daemon".into(), path(daemon));
+        // vhost-user devices need guest memory that QEMU shares with the backend.
+        qemu.insert("file_mem_backend".into(), Value::String("/dev/shm".into()));
+        qemu.insert("valid_file_mem_backends".into(), Value::Array(vec![Value::String("/dev/shm".into())]));
+    }
+
+    let agent = table(&mut doc, &["agent", "kata"]).ok_or(KataRenderError::MissingTable("agent.kata"))?;
+    agent.insert("dial_timeout".into(), Value::Integer(node.dial_timeout_s));
+    agent.insert("debug_console_enabled".into(), Value::Boolean(node.debug_console));
+
+    let runtime = table(&mut doc, &["runtime"]).ok_or(KataRenderError::MissingTable("runtime"))?;
+    runtime.insert("disable_guest_seccomp".into(), Value::Boolean(node.disable_guest_seccomp));
+
+    Ok(format!(
+        "# Rendered by kata-harness for this node from the layout's configuration-qemu.toml.\n{}",
+        toml::to_string(&doc).expect("a parsed TOML table serializes")
+    ))
+}
+
+fn table<'a>(doc: &'a mut Table, keys: &[&str]) -> Option<&'a mut Table> {
+    let mut current = doc;
+    for key in keys {
+        current = current.get_mut(*key)?.as_table_mut()?;
+    }
+    Some(current)
+}
+
+/// The hypervisor `path` on a host without usable KVM: Kata's configuration has no TCG switch,
+/// so this rewrites what Kata passes for KVM (`accel=kvm`, `-cpu host`, the KVM PIT) and runs
+/// QEMU under TCG.
+pub fn tcg_wrapper(qemu: &Path, reason: &str) -> String {
+    format!(
+        r#"#!/bin/bash
+# kata-harness: Kata's QEMU under TCG. This host has no usable KVM ({reason}).
+args=()
+while (($#)); do
+    case $1 in
+        -machine) args+=("$1" "${{2//accel=kvm/accel=tcg}}"); shift 2 ;;
+        -cpu) cpu=${{2/#host/max}}; args+=("$1" "$cpu"); shift 2 ;;
+        -global) [[ $2 == kvm-* ]] || args+=("$1" "$2"); shift 2 ;;
+        -enable-kvm) shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+exec {qemu} "${{args[@]}}"
+"#,
+        qemu = qemu.display()
+    )
+}
+
+/// virtiofsd without `--syslog`, for hosts with no `/dev/log` (virtiofsd would exit).
+pub fn virtiofsd_wrapper(virtiofsd: &Path) -> String {
+    format!(
+        r#"#!/bin/bash
+# kata-harness: this host has no /dev/log; Kata passes --syslog to virtiofsd.
+args=()
+for a in "$@"; do [[ $a == --syslog ]] || args+=("$a"); done
+exec {virtiofsd} "${{args[@]}}"
+"#,
+        virtiofsd = virtiofsd.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[hypervisor.qemu]
+path = "/opt/kata/bin/qemu-system-x86_64"
+kernel = "/opt/kata/share/kata-containers/vmlinux.container"
+image = "/opt/kata/share/kata-containers/kata-containers.img"
+machine_type = "q35"
+default_memory = 2048
+disable_vhost_net = false
+file_mem_backend = ""
+
+[agent.kata]
+dial_timeout = 45
+
+[runtime]
+internetworking_model = "tcfilter"
+"#;
+
+    fn node() -> KataNodeConfig {
+        KataNodeConfig {
+            hypervisor: "/run/kh/kata/qemu-tcg".into(),
+            kernel: "/k/vmlinux.container".into(),
+            initrd: Some("/k/kata-containers-initrd.img".into()),
+            image: None,
+            virtiofsd: "/run/kh/kata/virtiofsd".into(),
+            hybrid_vsock_daemon: Some("/k/libexec/vhost-device-vsock".into()),
+            disable_vhost_net: true,
+            memory_mib: 1024,
+            dial_timeout_s: 90,
+            debug_console: true,
+            disable_guest_seccomp: true,
+        }
+    }
+
+    #[test]
+    fn the_node_settings_replace_the_layout_defaults_and_keep_the_rest() {
+        let text = configuration(BASE, &node()).unwrap();
+        let doc: Table = text.parse().unwrap();
+        let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
+        assert_eq!(qemu["path"].as_str(), Some("/run/kh/kata/qemu-tcg"));
+        assert_eq!(qemu["valid_hypervisor_paths"].as_array().unwrap()[0].as_str(), Some("/run/kh/kata/qemu-tcg"));
+        assert_eq!(qemu["initrd"].as_str(), Some("/k/kata-containers-initrd.img"));
+        assert!(!qemu.contains_key("image"), "initrd and image are exclusive");
+        assert_eq!(qemu["hybrid_vsock_daemon"].as_str(), Some("/k/libexec/vhost-device-vsock"));
+        assert_eq!(qemu["file_mem_backend"].as_str(), Some("/dev/shm"));
+        assert_eq!(qemu["disable_vhost_net"].as_bool(), Some(true));
+        assert_eq!(qemu["default_memory"].as_integer(), Some(1024));
+        assert_eq!(qemu["machine_type"].as_str(), Some("q35"), "upstream's other keys stay");
+        assert_eq!(doc["agent"]["kata"]["dial_timeout"].as_integer(), Some(90));
+        assert_eq!(doc["runtime"]["internetworking_model"].as_str(), Some("tcfilter"));
+        assert_eq!(doc["runtime"]["disable_guest_seccomp"].as_bool(), Some(true));
+    }
+
+    #[test]
+    fn a_host_with_vhost_vsock_gets_no_hybrid_backend_and_an_image_stays_an_image() {
+        let node = KataNodeConfig {
+            hybrid_vsock_daemon: None,
+            initrd: None,
+            image: Some("/k/kata-containers.img".into()),
+            ..node()
+        };
+        let doc: Table = configuration(BASE, &node).unwrap().parse().unwrap();
+        let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
+        assert!(!qemu.contains_key("hybrid_vsock_daemon"));
+        assert_eq!(qemu["file_mem_backend"].as_str(), Some(""));
+        assert_eq!(qemu["image"].as_str(), Some("/k/kata-containers.img"));
+        assert!(!qemu.contains_key("initrd"));
+    }
+
+    #[test]
+    fn a_base_without_the_qemu_table_is_an_error() {
+        let err = configuration("[runtime]\n", &node()).unwrap_err();
+        assert_eq!(err, KataRenderError::MissingTable("hypervisor.qemu"));
+        assert!(matches!(configuration("[x", &node()), Err(KataRenderError::BaseConfig(_))));
+    }
+
+    /// The wrapper is run by bash with QEMU replaced by `echo`: what QEMU would get.
+    #[test]
+    fn the_tcg_wrapper_rewrites_what_kata_passes_for_kvm() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("qemu");
+        std::fs::write(&wrapper, tcg_wrapper(Path::new("/bin/echo"), "probe boot failed")).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg(&wrapper)
+            .args(["-name", "sandbox-1", "-machine", "q35,accel=kvm,nvdimm=on", "-cpu", "host,pmu=off"])
+            .args(["-global", "kvm-pit.lost_tick_policy=discard", "-global", "virtio-x.y=1", "-m", "1024M"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "-name sandbox-1 -machine q35,accel=tcg,nvdimm=on -cpu max,pmu=off -global virtio-x.y=1 -m 1024M"
+        );
+    }
+
+    #[test]
+    fn the_virtiofsd_wrapper_drops_only_syslog() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("virtiofsd");
+        std::fs::write(&wrapper, virtiofsd_wrapper(Path::new("/bin/echo"))).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg(&wrapper)
+            .args(["--syslog", "--cache=auto", "--shared-dir=/a b", "--fd=3"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "--cache=auto --shared-dir=/a b --fd=3");
+    }
+}
