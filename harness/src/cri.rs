@@ -267,6 +267,21 @@ impl CriClient {
         Ok(())
     }
 
+    /// `crictl exec -s <id> <cmd...>`: the command's exit code and output.
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        timeout_seconds: i64,
+    ) -> Result<api::ExecSyncResponse, CriError> {
+        let request = api::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|c| c.to_string()).collect(),
+            timeout: timeout_seconds,
+        };
+        self.runtime("ExecSync", request).await
+    }
+
     /// `crictl inspect`: the status plus the verbose `info` map.
     pub async fn container_status(&self, id: &str) -> Result<api::ContainerStatusResponse, CriError> {
         self.runtime(

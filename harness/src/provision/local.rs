@@ -231,6 +231,7 @@ impl Testbed {
             node: Arc::new(LocalNode),
             cgroup_parent,
             crun,
+            kata,
             backend: Mutex::new(Some(Backend::Local(backend))),
         };
         testbed.import_standard_images(settings)?;

@@ -139,6 +139,8 @@ pub struct Testbed {
     pub crun: String,
     /// Facts for reports: image, kernel, accelerator, component versions.
     pub facts: Vec<(String, String)>,
+    /// The node's Kata install, where it has one.
+    pub kata: Option<kata::KataInstall>,
     backend: Mutex<Option<Backend>>,
 }
 

@@ -44,6 +44,26 @@ impl Testbed {
         }
     }
 
+    /// `argv` as it must run to see what the node's shims see: containerd's network and
+    /// mount namespaces on the local target (Kata's /run/vc lives in the latter), unchanged
+    /// in a VM guest.
+    pub fn node_argv(&self, argv: &[String]) -> Vec<String> {
+        match self.net_namespace() {
+            Some(net) => {
+                let mnt = net.with_file_name("mnt");
+                let mut wrapped = vec![
+                    "nsenter".to_owned(),
+                    format!("--net={}", net.display()),
+                    format!("--mount={}", mnt.display()),
+                    "--".into(),
+                ];
+                wrapped.extend(argv.iter().cloned());
+                wrapped
+            }
+            None => argv.to_vec(),
+        }
+    }
+
     /// Runs `argv` in the node's network, whatever its exit status.
     pub fn run_in_net(&self, argv: &[String], deadline: Duration) -> Result<Output, NodeError> {
         self.node.run_unchecked(&self.net_argv(argv), deadline)

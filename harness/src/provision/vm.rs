@@ -342,6 +342,7 @@ impl Testbed {
             cgroup_parent: format!("kata-harness-{}", short(&run_dir)),
             crun,
             facts,
+            kata: None,
             backend: Mutex::new(Some(Backend::Vm(backend))),
         };
         testbed.import_standard_images(settings)?;

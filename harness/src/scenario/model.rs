@@ -249,6 +249,15 @@ pub struct Expect {
     /// A VMM process (qemu, cloud-hypervisor, firecracker) is a child of the shim.
     #[serde(default)]
     pub vmm_process: Option<bool>,
+    /// `uname -r` inside the container (CRI ExecSync) against the node's kernel: `differs`
+    /// (a VM guest's kernel: Kata) or `host` (a plain container: the runc control). Needs
+    /// `sandbox.container: true`.
+    #[serde(default)]
+    pub guest_kernel: Option<GuestKernel>,
+    /// Getting into the Kata VM (the seed's issue 04): `kata-runtime exec <sandbox>` opens the
+    /// agent's debug console, where `uname -r` prints the guest's kernel (not the node's).
+    #[serde(default)]
+    pub guest_console: Option<bool>,
     /// The action must fail with this CRI error, and leave no sandbox behind.
     #[serde(default)]
     pub error: Option<ExpectError>,
@@ -271,6 +280,16 @@ pub struct Expect {
     /// Kubernetes rows: the pod stays Pending and gets an event with this reason.
     #[serde(default)]
     pub event: Option<String>,
+}
+
+/// Which kernel a container must see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKernel {
+    /// Not the node's kernel (the container runs in a VM).
+    Differs,
+    /// The node's own kernel.
+    Host,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -453,10 +472,20 @@ impl Suite {
 impl Row {
     /// Checks one row; the error names the offending field.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        let e = &self.expect;
+        if self.sandbox.is_none() {
+            for (field, set) in [
+                ("expect.guest_kernel", e.guest_kernel.is_some()),
+                ("expect.guest_console", e.guest_console.is_some()),
+            ] {
+                if set {
+                    return Err((field, "only a sandbox row reads the guest".into()));
+                }
+            }
+        }
         if let Some(kube) = &self.kube {
             return crate::kube::suite::validate_row(self, kube);
         }
-        let e = &self.expect;
         let actions = [
             ("sandbox", self.sandbox.is_some()),
             ("image_import", self.image_import.is_some()),
@@ -540,6 +569,18 @@ impl Row {
                     return Err((
                         "requires",
                         "a Kata handler row must declare `requires: [kata]`".into(),
+                    ));
+                }
+                if e.guest_kernel.is_some() && !sandbox.container {
+                    return Err((
+                        "expect.guest_kernel",
+                        "the kernel is read inside a container: needs `sandbox.container: true`".into(),
+                    ));
+                }
+                if e.guest_console.is_some() && !kata {
+                    return Err((
+                        "expect.guest_console",
+                        "only a Kata sandbox has a guest console (sandbox.handler kata...)".into(),
                     ));
                 }
                 if e.error.is_some() {
@@ -758,6 +799,14 @@ impl Row {
         }
         if e.vmm_process == Some(true) {
             parts.push("VMM process".into());
+        }
+        match e.guest_kernel {
+            Some(GuestKernel::Differs) => parts.push("guest kernel".into()),
+            Some(GuestKernel::Host) => parts.push("host kernel".into()),
+            None => {}
+        }
+        if e.guest_console == Some(true) {
+            parts.push("guest console".into());
         }
         parts.join(", ")
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::model::{grpc_code, ExpectError, ImageImportAction, Row, SandboxAction};
+use super::model::{grpc_code, ExpectError, GuestKernel, ImageImportAction, Row, SandboxAction};
 use super::plan::Trial;
 use crate::cri::{CriError, RuntimeInfo};
 use crate::images;
@@ -282,6 +282,7 @@ async fn observe_sandbox(
         cri: info,
     });
 
+    let mut container_id = None;
     if action.container {
         let container = ContainerSpec {
             name: "busybox".into(),
@@ -307,8 +308,56 @@ async fn observe_sandbox(
             containerd_runtime: containerd_record(testbed, &cid, evidence)?,
             cri: info,
         });
+        container_id = Some(cid);
     }
-    judge_runtime(testbed, row, &observations)
+    let mut observed = judge_runtime(testbed, row, &observations)?;
+    if let (Some(want), Some(cid)) = (row.expect.guest_kernel, &container_id) {
+        observed = judge_guest_kernel(testbed, cid, want, observed, evidence).await?;
+    }
+    if row.expect.guest_console == Some(true) {
+        observed = super::guest::judge_console(testbed, id, observed, evidence)?;
+    }
+    Ok(observed)
+}
+
+/// `uname -r` in the container (CRI ExecSync) against the node's own kernel.
+async fn judge_guest_kernel(
+    testbed: &Testbed,
+    cid: &str,
+    want: GuestKernel,
+    observed: String,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    evidence.reproduce(format!("{} exec -s $CTR uname -r; uname -r", testbed.crictl_prefix()));
+    let exec = testbed
+        .cri
+        .exec_sync(cid, &["uname", "-r"], 60)
+        .await
+        .map_err(|e| Failure::new(observed.clone(), format!("ExecSync uname -r failed: {e}")))?;
+    if exec.exit_code != 0 {
+        return Err(Failure::new(
+            observed,
+            format!("uname -r in the container exited {}: {}", exec.exit_code, String::from_utf8_lossy(&exec.stderr)),
+        ));
+    }
+    let inside = String::from_utf8_lossy(&exec.stdout).trim().to_owned();
+    let node = testbed
+        .node
+        .run(&["uname".to_owned(), "-r".to_owned()], NODE_COMMAND_DEADLINE)
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .map_err(|e| Failure::new(observed.clone(), format!("uname -r on the node failed: {e}")))?;
+    let observed = format!("{observed}, container kernel {inside} (node {node})");
+    match (want, inside == node) {
+        (GuestKernel::Differs, false) | (GuestKernel::Host, true) => Ok(observed),
+        (GuestKernel::Differs, true) => Err(Failure::new(
+            observed,
+            format!("the container sees the node's kernel {node}: it is not in a VM"),
+        )),
+        (GuestKernel::Host, false) => Err(Failure::new(
+            observed,
+            format!("the container sees kernel {inside}, not the node's {node}"),
+        )),
+    }
 }
 
 /// Starts a created container and reads its runtime back, requiring it to be running.

@@ -1,0 +1,92 @@
+//! Getting into a Kata VM (the seed notes' issue 04): `kata-runtime exec <sandbox>` opens the
+//! agent's debug console, and what the guest prints there proves which kernel it runs.
+//!
+//! kata-runtime exec wants a terminal (it sets its console raw), so it runs under `script`,
+//! which gives it a pseudo-terminal; its input is the two commands and its output is read back.
+
+use super::run::Failure;
+use crate::provision::{Testbed, NODE_COMMAND_DEADLINE};
+use crate::report::Evidence;
+
+/// What is typed into the guest's console.
+const CONSOLE_INPUT: &str = "uname -r\nexit\n";
+
+pub(super) fn judge_console(
+    testbed: &Testbed,
+    sandbox_id: &str,
+    observed: String,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let Some(kata) = &testbed.kata else {
+        return Err(Failure::new(observed, "this testbed has no Kata install to exec into"));
+    };
+    let exec = format!(
+        "{} --config {} exec {sandbox_id}",
+        kata.kata_runtime.display(),
+        kata.config_path.display()
+    );
+    evidence.reproduce(format!("printf 'uname -r\\nexit\\n' | script -qec '{exec}' /dev/null"));
+    let argv = testbed.node_argv(&[
+        "sh".into(),
+        "-c".into(),
+        format!("printf '{}' | script -qec '{exec}' /dev/null", CONSOLE_INPUT.replace('\n', "\\n")),
+    ]);
+    let out = testbed
+        .node
+        .run_unchecked(&argv, NODE_COMMAND_DEADLINE)
+        .map_err(|e| Failure::new(observed.clone(), format!("kata-runtime exec failed to run: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    evidence.file("guest-console.txt", &text);
+    let node = testbed
+        .node
+        .run(&["uname".to_owned(), "-r".to_owned()], NODE_COMMAND_DEADLINE)
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .map_err(|e| Failure::new(observed.clone(), format!("uname -r on the node failed: {e}")))?;
+    match guest_release(&text, &node) {
+        Some(release) => Ok(format!("{observed}, guest console: uname -r {release}")),
+        None => Err(Failure::new(
+            format!("{observed}, no guest console"),
+            format!(
+                "kata-runtime exec {sandbox_id} (exit {}) printed no kernel release other than the node's {node}:\n{}\n{}",
+                out.status,
+                crate::process::tail_of_text(&text, 15),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )),
+    }
+}
+
+/// A line of console output that is a kernel release (`6.1.0-50-amd64`) and not the node's.
+fn guest_release(output: &str, node_release: &str) -> Option<String> {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|l| *l != node_release)
+        .find(|l| {
+            let mut parts = l.splitn(3, '.');
+            let numeric = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            numeric(parts.next())
+                && numeric(parts.next())
+                && parts.next().is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                && !l.contains(' ')
+        })
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_release_is_found_among_the_echo_and_prompts() {
+        let console = "uname -r\n/ # uname -r\n6.1.0-50-amd64\n/ # exit\n";
+        assert_eq!(guest_release(console, "6.18.44-fc").as_deref(), Some("6.1.0-50-amd64"));
+    }
+
+    #[test]
+    fn the_nodes_own_release_or_noise_is_not_a_guest() {
+        assert_eq!(guest_release("6.18.44-fc\n", "6.18.44-fc"), None);
+        assert_eq!(guest_release("connection refused 1.2.3\n", "6.18.44-fc"), None);
+        assert_eq!(guest_release("", "6.18.44-fc"), None);
+    }
+}
