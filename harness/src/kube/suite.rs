@@ -89,6 +89,7 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
         ("image_import", row.image_import.is_some()),
         ("pull", row.pull.is_some()),
         ("sandbox_image", row.sandbox_image.is_some()),
+        ("ctr_run", row.ctr_run.is_some()),
     ];
     if let Some((field, _)) = others.iter().find(|o| o.1) {
         return Err((field, "a row has one action; kube is already set".into()));

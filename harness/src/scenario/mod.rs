@@ -1,5 +1,6 @@
 //! Scenario tables: model and validation, planning into trials, and running them.
 
+pub mod ctr_run;
 pub mod guest;
 pub mod images;
 pub mod model;

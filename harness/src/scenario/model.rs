@@ -95,6 +95,9 @@ pub struct Row {
     /// or removed.
     #[serde(default)]
     pub sandbox_image: Option<SandboxImageAction>,
+    /// Action: `ctr run --runtime <type>` in containerd's `default` namespace (no CRI).
+    #[serde(default)]
+    pub ctr_run: Option<CtrRunAction>,
     /// Action: a Kubernetes check against the cluster (`kube: { check: ... }`); only in suites
     /// with `placements: [cluster]`. Fields: `crate::kube::suite::KubeAction`.
     #[serde(default)]
@@ -220,6 +223,14 @@ pub struct PullAction {
 
 fn yes() -> bool {
     true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtrRunAction {
+    /// The runtime type `ctr run --runtime` gets, e.g. `io.containerd.kata.v2` (required).
+    /// Kata runtimes also get `--runtime-config-path` with the node's Kata configuration.
+    pub runtime: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -470,6 +481,35 @@ impl Suite {
 }
 
 impl Row {
+    fn validate_ctr_run(&self, action: &CtrRunAction) -> Result<(), (&'static str, String)> {
+        let e = &self.expect;
+        if !action.runtime.starts_with("io.containerd.") || action.runtime.split('.').count() < 4 {
+            return Err((
+                "ctr_run.runtime",
+                format!("{:?} is not a runtime type like io.containerd.kata.v2", action.runtime),
+            ));
+        }
+        if action.runtime.starts_with("io.containerd.kata") && !self.requires.contains(&Requirement::Kata) {
+            return Err(("requires", "a Kata runtime row must declare `requires: [kata]`".into()));
+        }
+        if e.runtime_type.is_none() {
+            return Err(("expect.runtime_type", "a ctr_run row expects the runtime containerd records".into()));
+        }
+        let foreign = e.binary_name.is_some()
+            || e.oci_runtime.is_some()
+            || e.error.is_some()
+            || e.cri_visible.is_some()
+            || e.pulled.is_some()
+            || e.command_error.is_some()
+            || e.within_seconds.is_some()
+            || e.rejected.is_some()
+            || e.event.is_some();
+        if foreign {
+            return Err(("expect", "a ctr_run row expects runtime_type and vmm_process".into()));
+        }
+        Ok(())
+    }
+
     /// Checks one row; the error names the offending field.
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let e = &self.expect;
@@ -491,6 +531,7 @@ impl Row {
             ("image_import", self.image_import.is_some()),
             ("pull", self.pull.is_some()),
             ("sandbox_image", self.sandbox_image.is_some()),
+            ("ctr_run", self.ctr_run.is_some()),
         ];
         let set: Vec<&'static str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
         if set.len() > 1 {
@@ -500,6 +541,9 @@ impl Row {
             return Err(("expect.within_seconds", "must be at least 1".into()));
         }
         let new_fields = e.pulled.is_some() || e.command_error.is_some() || e.within_seconds.is_some();
+        if let Some(action) = &self.ctr_run {
+            return self.validate_ctr_run(action);
+        }
         if let Some(pull) = &self.pull {
             self.validate_pull(pull)?;
         } else if let Some(action) = &self.sandbox_image {

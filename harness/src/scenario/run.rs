@@ -123,6 +123,9 @@ async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Resul
     if let Some(action) = &row.sandbox_image {
         return super::images::run_sandbox_image(testbed, row, action, evidence).await;
     }
+    if let Some(action) = &row.ctr_run {
+        return super::ctr_run::run_ctr_run(testbed, row, action, evidence).await;
+    }
     match (&row.sandbox, &row.image_import) {
         (Some(sandbox), _) => run_sandbox(testbed, row, sandbox, evidence).await,
         (_, Some(import)) => run_image_import(testbed, row, import, evidence).await,
@@ -496,7 +499,7 @@ fn state_holder(testbed: &Testbed, info: &RuntimeInfo, id: &str) -> Result<Strin
 }
 
 /// The VMM a Kata shim starts: a child of the shim process for this sandbox.
-fn vmm_child_of_shim(testbed: &Testbed, sandbox_id: &str) -> Result<Option<String>, String> {
+pub(super) fn vmm_child_of_shim(testbed: &Testbed, sandbox_id: &str) -> Result<Option<String>, String> {
     let shims: Vec<i32> = testbed
         .node
         .processes(sandbox_id)
