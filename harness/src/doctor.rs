@@ -167,21 +167,15 @@ pub fn checks() -> Vec<Check> {
             .map(|_| crate::provision::BUSYBOX_BINARY.into()),
         Status::Missing,
     ));
-    out.push(check(
-        "Kata shim",
-        crate::process::find_on_path("containerd-shim-kata-v2")
-            .map(|p| p.display().to_string())
-            .ok_or_else(|| "containerd-shim-kata-v2 not on PATH: Kata rows will be skipped".into()),
-        Status::Warn,
-    ));
     let kvm = kvm_verdict();
+    out.extend(kata_checks(&kvm));
     out.push(Check {
         name: "KVM".into(),
         status: if kvm.usable { Status::Ok } else { Status::Warn },
         detail: if kvm.usable {
             kvm.reason
         } else {
-            format!("{}: VMs use TCG, Kata rows are skipped", kvm.reason)
+            format!("{}: VMs and Kata guests run under TCG", kvm.reason)
         },
     });
     out.push(Check {
@@ -206,6 +200,92 @@ pub fn checks() -> Vec<Check> {
     if let Ok(text) = std::fs::read_to_string(system_config) {
         out.push(sandbox_image_check(&system_config.display().to_string(), &text));
     }
+    out
+}
+
+/// Kata's lines, in the spirit of `kata-runtime check`: the layout the harness will install,
+/// its shim and guest, and for each host feature Kata wants, what the harness does without it
+/// (or the remedy, when Kata cannot run here at all).
+pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
+    use crate::artifacts::kata::KataChoice;
+    use crate::provision::kata::{KataHost, KataPlan};
+    let mut out = Vec::new();
+    let layout = match KataChoice::Default.locate() {
+        Ok(Some(layout)) => layout,
+        Ok(None) => {
+            out.push(check(
+                "Kata",
+                Err("no Kata artifacts: Kata rows are skipped (remedy: scripts/build-kata, or run --kata-bundle DIR / --kata-release X.Y.Z)".into()),
+                Status::Warn,
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.push(check("Kata", Err(crate::report::chain(&e)), Status::Missing));
+            return out;
+        }
+    };
+    out.push(check(
+        "Kata layout",
+        Ok(format!("{} at {}", layout.describe(), layout.kata_dir().display())),
+        Status::Ok,
+    ));
+    out.push(check(
+        "Kata shim",
+        version_of(&layout.shim().to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", layout.shim().display())),
+        Status::Missing,
+    ));
+    let guest = match (layout.kernel(), layout.guest_boot()) {
+        (Some(kernel), Some(boot)) => Ok(format!("kernel {}, {}", kernel.display(), boot.display())),
+        _ => Err("no guest kernel or initrd/image in the layout".to_owned()),
+    };
+    out.push(check("Kata guest", guest, Status::Missing));
+    let host = KataHost::probe((!kvm.usable).then(|| kvm.reason.clone()));
+    out.push(Check {
+        name: "Kata accelerator".into(),
+        status: if host.no_kvm.is_none() { Status::Ok } else { Status::Warn },
+        detail: match &host.no_kvm {
+            None => "KVM".into(),
+            Some(why) => format!(
+                "TCG: the hypervisor path is a wrapper that turns Kata's KVM arguments into TCG ({why}); remedy: a host whose /dev/kvm runs a guest"
+            ),
+        },
+    });
+    let user_space_vsock = layout.vsock_daemon().is_some() && layout.shim_supports_hybrid_vsock();
+    out.push(Check {
+        name: "vhost_vsock".into(),
+        status: match (host.vhost_vsock, user_space_vsock) {
+            (true, _) => Status::Ok,
+            (false, true) => Status::Warn,
+            (false, false) => Status::Missing,
+        },
+        detail: match (host.vhost_vsock, user_space_vsock) {
+            (true, _) => "/dev/vhost-vsock: the agent channel is a kernel vsock".into(),
+            (false, true) => "no /dev/vhost-vsock: the agent channel goes through vhost-device-vsock (user space, the layout's patched shim)".into(),
+            (false, false) => "no /dev/vhost-vsock and this shim has no user-space vsock; remedy: modprobe vhost_vsock, or the scripts/build-kata layout".into(),
+        },
+    });
+    out.push(Check {
+        name: "vhost-net".into(),
+        status: if host.vhost_net { Status::Ok } else { Status::Warn },
+        detail: if host.vhost_net {
+            "/dev/vhost-net".into()
+        } else {
+            "no /dev/vhost-net: disable_vhost_net (virtio-net emulated in QEMU)".into()
+        },
+    });
+    out.push(match KataPlan::new(layout, host) {
+        Ok(plan) => Check {
+            name: "Kata verdict".into(),
+            status: Status::Ok,
+            detail: format!("Kata rows run: {}", plan.conditions.join("; ")),
+        },
+        Err(why) => Check {
+            name: "Kata verdict".into(),
+            status: Status::Missing,
+            detail: format!("Kata rows are skipped: {why}"),
+        },
+    });
     out
 }
 
