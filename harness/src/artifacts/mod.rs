@@ -1,4 +1,10 @@
 //! Artifacts a node installs that Debian does not package, in the layouts upstream ships them
 //! in, from a source build, a local bundle or a pinned upstream release.
+//!
+//! * [`kata`]: the kata-static layout and where it comes from.
+//! * [`fetch`]: curl downloads into the cache under deadlines, and the cache's flock.
+//! * [`lock`]: the release lock files (`<version> <arch> <name> <sha256>`).
 
+pub mod fetch;
 pub mod kata;
+pub mod lock;

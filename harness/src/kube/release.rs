@@ -15,29 +15,23 @@
 //!
 //! A second run finds every symlink pointing at the blob the lock names and downloads nothing.
 //!
-//! Why Debian's curl and not an HTTP crate: it needs no new dependency (hyper is in the tree
-//! only behind kube and tonic, without a public client we could use), it is on every Debian
-//! node the harness provisions, it handles HTTPS, redirects (dl.k8s.io redirects to its CDN),
-//! proxies from the environment and stalled transfers (`--speed-time`) exactly as users'
-//! own `curl` would; it runs through [`crate::process`] like every other child, under a
-//! deadline, and its exit code tells "unreachable" from "not found".
+//! The download machinery (curl, part files, the cache flock) is [`crate::artifacts::fetch`];
+//! the lock file's format is [`crate::artifacts::lock`].
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
-use sha2::{Digest, Sha256};
+use nix::fcntl::Flock;
 
 use super::bundle::Bundle;
 use super::KubeError;
-use crate::process::{self, ProcessError};
+use crate::artifacts::fetch::{self, is_sha256, FetchError, Limits, PartFile};
+use crate::artifacts::lock::{self, LockError, LockKind};
+use crate::process::ProcessError;
 use crate::profile::Version;
-use crate::wait::{wait_blocking, Attempt, WaitError};
+use crate::wait::WaitError;
 
 /// Overrides the base URL (a mirror, or a local server in tests); the default is upstream's.
 pub const URL_ENV: &str = "KATA_HARNESS_K8S_RELEASE_URL";
@@ -58,16 +52,8 @@ pub const BINARIES: [&str; 7] = [
     "kube-proxy",
 ];
 
-/// Connecting is quick or never: a closed port or an unroutable address fails here.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// A transfer slower than this many bytes per second for [`STALL_TIME`] is given up.
-const STALL_BYTES_PER_SECOND: u32 = 1024;
-const STALL_TIME: Duration = Duration::from_secs(60);
 /// One file (kube-apiserver is about 115 MB) at a slow but moving 100 kB/s: 20 minutes.
 const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(20 * 60);
-/// Another harness downloading the whole release into the same cache.
-const CACHE_LOCK_DEADLINE: Duration = Duration::from_secs(60 * 60);
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -75,24 +61,8 @@ pub enum ReleaseError {
     Version { text: String },
     #[error("no upstream Kubernetes binaries for this machine's architecture {arch}")]
     Arch { arch: String },
-    #[error("bad release lock file {path}, line {line}: {reason}")]
-    LockSyntax {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-    #[error("failed to read the release lock file {path}")]
-    LockRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("failed to write the release lock file {path}")]
-    LockWrite {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("failed to download {binary} from {url}: {reason}")]
     Download {
         binary: String,
@@ -144,6 +114,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError + '_ {
     move |source| ReleaseError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Mapped variant by variant, not wrapped: callers match on `ReleaseError::Download`, and the
+/// messages are the ones this module always had.
+impl From<FetchError> for ReleaseError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Download {
+                name,
+                url,
+                reason,
+                source,
+            } => ReleaseError::Download {
+                binary: name,
+                url,
+                reason,
+                source,
+            },
+            FetchError::Busy { dir, source } => ReleaseError::Busy { dir, source },
+            FetchError::Io { path, source } => ReleaseError::Io { path, source },
+        }
     }
 }
 
@@ -202,7 +194,7 @@ impl Release {
     /// The cached bundle, without downloading (for `list`): every binary in place and, where
     /// the lock names a digest, the one the lock names.
     pub fn open_cached(&self) -> Result<Bundle, KubeError> {
-        let lock = LockFile::load(&self.lock)?;
+        let lock = LockFile::load(&self.lock).map_err(ReleaseError::from)?;
         let missing: Vec<&str> = BINARIES
             .iter()
             .copied()
@@ -228,18 +220,22 @@ impl Release {
     /// Downloads what is not cached yet, verifies it against the lock (recording the digests
     /// the lock does not have), and opens the bundle.
     pub fn fetch(&self) -> Result<Bundle, KubeError> {
+        self.fetch_binaries()?;
+        self.open()
+    }
+
+    /// Every binary of [`BINARIES`] verified into the blob store and linked under `bin/`.
+    fn fetch_binaries(&self) -> Result<(), ReleaseError> {
         let blobs = self.blobs();
         let bin = self.dir().join("bin");
         let tmp = self.cache.join("tmp");
-        for dir in [&blobs, &bin, &tmp] {
+        for dir in [&blobs, &bin] {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
         let _held = self.lock_cache()?;
         // Holding the cache lock, nothing else downloads: what is in tmp/ was left by a
         // process that died mid-download.
-        for entry in std::fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
+        fetch::clear_tmp(&tmp)?;
         let mut lock = LockFile::load(&self.lock)?;
         let label = format!("k8s release {}/{}", self.version, self.arch);
         let mut downloaded = 0;
@@ -254,7 +250,7 @@ impl Release {
                 }
                 (None, Some(linked)) => {
                     // Cached under another lock file: record it, after checking the blob.
-                    let actual = sha256_file(&blobs.join(&linked))?;
+                    let actual = fetch::sha256_file(&blobs.join(&linked))?;
                     if actual == linked {
                         lock.insert(&self.version, &self.arch, binary, &actual);
                         lock.save(&self.lock)?;
@@ -277,8 +273,8 @@ impl Release {
             );
             let part = PartFile(tmp.join(format!("{binary}.{}.part", std::process::id())));
             let started = Instant::now();
-            download(binary, &url, &part.0)?;
-            let actual = sha256_file(&part.0)?;
+            fetch::download(binary, &url, part.path(), &Limits::from_env(DOWNLOAD_DEADLINE))?;
+            let actual = fetch::sha256_file(part.path())?;
             if let Some(expected) = &expected {
                 if *expected != actual {
                     drop(part);
@@ -288,8 +284,7 @@ impl Release {
                         expected: expected.clone(),
                         actual,
                         lock: self.lock.clone(),
-                    }
-                    .into());
+                    });
                 }
             }
             let size = std::fs::metadata(&part.0).map(|m| m.len()).unwrap_or(0);
@@ -318,7 +313,7 @@ impl Release {
                 self.dir().display()
             );
         }
-        self.open()
+        Ok(())
     }
 
     /// Opens the bundle and checks that the binaries are the release they claim to be.
@@ -340,130 +335,7 @@ impl Release {
 
     /// One fetching process per cache: an exclusive flock on `<cache>/k8s/release/.lock`.
     fn lock_cache(&self) -> Result<Flock<File>, ReleaseError> {
-        let path = self.cache.join(".lock");
-        let mut file = Some(
-            File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(io_err(&path))?,
-        );
-        let mut announced = false;
-        wait_blocking(
-            "the release cache lock",
-            CACHE_LOCK_DEADLINE,
-            Duration::from_millis(200),
-            || match Flock::lock(
-                file.take().expect("the file is back after each try"),
-                FlockArg::LockExclusiveNonblock,
-            ) {
-                Ok(held) => Attempt::Ready(held),
-                Err((back, errno)) => {
-                    file = Some(back);
-                    if errno != nix::errno::Errno::EWOULDBLOCK {
-                        return Attempt::Fatal(format!("flock {}: {errno}", path.display()));
-                    }
-                    if !announced {
-                        eprintln!(
-                            "waiting for another kata-harness downloading into {}",
-                            self.cache.display()
-                        );
-                        announced = true;
-                    }
-                    Attempt::NotYet(format!("{} is locked", path.display()))
-                }
-            },
-        )
-        .map_err(|source| ReleaseError::Busy {
-            dir: self.cache.clone(),
-            source,
-        })
-    }
-}
-
-/// A download in progress: deleted unless it was renamed into the blob store.
-struct PartFile(PathBuf);
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// curl into `part`, under the deadline, with a progress line on stderr every few seconds.
-fn download(binary: &str, url: &str, part: &Path) -> Result<(), ReleaseError> {
-    let mut command = Command::new("curl");
-    command
-        .args(["--fail", "--location", "--silent", "--show-error"])
-        .args(["--proto", "=http,https", "--proto-redir", "=http,https"])
-        .arg("--connect-timeout")
-        .arg(CONNECT_TIMEOUT.as_secs().to_string())
-        .arg("--speed-limit")
-        .arg(STALL_BYTES_PER_SECOND.to_string())
-        .arg("--speed-time")
-        .arg(STALL_TIME.as_secs().to_string())
-        .arg("--max-time")
-        .arg(DOWNLOAD_DEADLINE.as_secs().to_string())
-        .arg("--output")
-        .arg(part)
-        .arg(url);
-    let done = AtomicBool::new(false);
-    let started = Instant::now();
-    let outcome = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut last = Instant::now();
-            // A progress ticker, not synchronisation: it only reports the file's size.
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                if last.elapsed() >= PROGRESS_EVERY {
-                    last = Instant::now();
-                    let size = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-                    eprintln!(
-                        "  {binary}: {:.1} MiB after {:.0} s",
-                        size as f64 / (1024.0 * 1024.0),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-        });
-        // curl's own --max-time ends it first; this deadline is the backstop.
-        let outcome = process::run(
-            command,
-            DOWNLOAD_DEADLINE + CONNECT_TIMEOUT + Duration::from_secs(30),
-        );
-        done.store(true, Ordering::Relaxed);
-        outcome
-    });
-    outcome.map(|_| ()).map_err(|source| ReleaseError::Download {
-        binary: binary.into(),
-        url: url.into(),
-        reason: curl_reason(&source),
-        source: Box::new(source),
-    })
-}
-
-/// What a curl failure means, from its exit code (`man curl`, EXIT CODES).
-fn curl_reason(error: &ProcessError) -> String {
-    let code = match error {
-        ProcessError::Failed { status, .. } => status.code(),
-        ProcessError::Spawn { .. } => return "curl is not installed (apt-get install curl)".into(),
-        ProcessError::Deadline { deadline, .. } => return format!("no answer within {deadline:?}"),
-        ProcessError::Log { .. } => None,
-    };
-    match code {
-        Some(5 | 6) => "the host name does not resolve".into(),
-        Some(7) => "unreachable (connection refused or no route)".into(),
-        Some(22) => "the server answered with an HTTP error (no such release or file?)".into(),
-        Some(28) => format!(
-            "timed out (connect {CONNECT_TIMEOUT:?}, stalled below {STALL_BYTES_PER_SECOND} B/s for \
-             {STALL_TIME:?}, or longer than {DOWNLOAD_DEADLINE:?})"
-        ),
-        Some(35 | 51 | 53 | 54 | 58 | 59 | 60 | 77 | 80 | 83 | 90 | 91) => "TLS failed".into(),
-        Some(18 | 52 | 55 | 56 | 92) => "the connection broke off".into(),
-        Some(23) => "cannot write the download into the cache".into(),
-        Some(code) => format!("curl exit code {code}"),
-        None => "curl was killed".into(),
+        Ok(fetch::lock_cache(&self.cache)?)
     }
 }
 
@@ -482,20 +354,6 @@ fn link_blob(link: &Path, digest: &str) -> Result<(), ReleaseError> {
     let _ = std::fs::remove_file(&next);
     std::os::unix::fs::symlink(format!("../../blobs/sha256/{digest}"), &next).map_err(io_err(&next))?;
     std::fs::rename(&next, link).map_err(io_err(link))
-}
-
-fn sha256_file(path: &Path) -> Result<String, ReleaseError> {
-    let mut file = File::open(path).map_err(io_err(path))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io_err(path))?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-fn is_sha256(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `1.20.2` or `v1.20.2` -> `v1.20.2`; the tag goes into a URL and a path, so only the
@@ -533,128 +391,35 @@ pub fn kube_arch(rust_arch: &str) -> Result<&'static str, ReleaseError> {
 }
 
 /// `k8s-release.lock`: one line per file, `<version> <arch> <binary> <sha256>`; `#` comments.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LockFile {
-    entries: BTreeMap<(String, String, String), String>,
-}
+pub type LockFile = lock::LockFile<K8sLock>;
 
-const LOCK_HEADER: &str = "\
+/// What `k8s-release.lock` records: release tags and [`BINARIES`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct K8sLock;
+
+impl LockKind for K8sLock {
+    const HEADER: &'static str = "\
 # sha256 of the upstream Kubernetes release binaries `kata-harness --k8s-release <version>` uses
 # (https://dl.k8s.io/release/<version>/bin/linux/<arch>/<binary>). The harness records a file's
 # digest here on its first download and refuses any later download that differs. Delete a line
 # only to record a new file you trust. Kept sorted by the harness; comments are not kept.
 # <version> <arch> <binary> <sha256>
 ";
+    const NAME: &'static str = "binary";
 
-impl LockFile {
-    /// Parses the lock's text; errors name the file and the line.
-    pub fn parse(text: &str, path: &Path) -> Result<LockFile, ReleaseError> {
-        let mut lock = LockFile::default();
-        let mut first_line = BTreeMap::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let bad = |reason: String| ReleaseError::LockSyntax {
-                path: path.to_owned(),
-                line,
-                reason,
-            };
-            let content = raw.trim();
-            if content.is_empty() || content.starts_with('#') {
-                continue;
-            }
-            let fields: Vec<&str> = content.split_whitespace().collect();
-            let [version, arch, binary, digest] = fields[..] else {
-                return Err(bad(format!(
-                    "expected `<version> <arch> <binary> <sha256>`, found {} fields",
-                    fields.len()
-                )));
-            };
-            if normalise_version(version).ok().as_deref() != Some(version) {
-                return Err(bad(format!(
-                    "bad version {version:?} (a release tag like v1.20.2)"
-                )));
-            }
-            if arch.is_empty() || !arch.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-                return Err(bad(format!("bad architecture {arch:?} (like amd64)")));
-            }
-            if !BINARIES.contains(&binary) {
-                return Err(bad(format!(
-                    "unknown binary {binary:?} (one of {})",
-                    BINARIES.join(", ")
-                )));
-            }
-            if !is_sha256(digest) {
-                return Err(bad(format!("bad sha256 {digest:?} (64 lowercase hex digits)")));
-            }
-            let key = (version.to_owned(), arch.to_owned(), binary.to_owned());
-            if let Some(earlier) = first_line.insert(key.clone(), line) {
-                return Err(bad(format!(
-                    "{version} {arch} {binary} is already on line {earlier}"
-                )));
-            }
-            lock.entries.insert(key, digest.to_owned());
-        }
-        Ok(lock)
-    }
-
-    /// The lock's text: the header, then one sorted line per file.
-    pub fn render(&self) -> String {
-        let mut text = LOCK_HEADER.to_owned();
-        for ((version, arch, binary), digest) in &self.entries {
-            text.push_str(&format!("{version} {arch} {binary} {digest}\n"));
-        }
-        text
-    }
-
-    /// Reads the lock file; a missing file is an empty lock.
-    pub fn load(path: &Path) -> Result<LockFile, ReleaseError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => LockFile::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::default()),
-            Err(source) => Err(ReleaseError::LockRead {
-                path: path.to_owned(),
-                source,
-            }),
+    fn check_version(version: &str) -> Result<(), String> {
+        match normalise_version(version) {
+            Ok(tag) if tag == version => Ok(()),
+            _ => Err("a release tag like v1.20.2".into()),
         }
     }
 
-    /// Writes the lock file whole (a temp file renamed over it).
-    pub fn save(&self, path: &Path) -> Result<(), ReleaseError> {
-        let write_err = |source| ReleaseError::LockWrite {
-            path: path.to_owned(),
-            source,
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let next = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
-        std::fs::write(&next, self.render()).map_err(write_err)?;
-        std::fs::rename(&next, path).map_err(|e| {
-            let _ = std::fs::remove_file(&next);
-            write_err(e)
-        })
-    }
-
-    pub fn get(&self, version: &str, arch: &str, binary: &str) -> Option<&str> {
-        self.entries
-            .get(&(version.to_owned(), arch.to_owned(), binary.to_owned()))
-            .map(String::as_str)
-    }
-
-    pub fn insert(&mut self, version: &str, arch: &str, binary: &str, digest: &str) {
-        self.entries.insert(
-            (version.to_owned(), arch.to_owned(), binary.to_owned()),
-            digest.to_owned(),
-        );
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    fn check_name(_version: &str, name: &str) -> Result<(), String> {
+        if BINARIES.contains(&name) {
+            Ok(())
+        } else {
+            Err(format!("one of {}", BINARIES.join(", ")))
+        }
     }
 }
 
@@ -665,7 +430,7 @@ mod tests {
     const A: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     const B: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
-    fn parse(text: &str) -> Result<LockFile, ReleaseError> {
+    fn parse(text: &str) -> Result<LockFile, LockError> {
         LockFile::parse(text, Path::new("k8s-release.lock"))
     }
 
@@ -815,18 +580,5 @@ mod tests {
         assert_eq!(linked_digest(&link, &blobs).as_deref(), Some(A));
         link_blob(&link, B).unwrap();
         assert_eq!(linked_digest(&link, &blobs), None, "repointed at a missing blob");
-    }
-
-    #[test]
-    fn curl_exit_codes_say_what_went_wrong() {
-        use std::os::unix::process::ExitStatusExt;
-        let failed = |code: i32| ProcessError::Failed {
-            command: "curl".into(),
-            status: std::process::ExitStatus::from_raw(code << 8),
-            stderr_tail: String::new(),
-        };
-        assert!(curl_reason(&failed(7)).contains("unreachable"));
-        assert!(curl_reason(&failed(22)).contains("HTTP error"));
-        assert!(curl_reason(&failed(28)).contains("timed out"));
     }
 }

@@ -1,0 +1,352 @@
+//! Downloading pinned upstream files into the harness cache: one curl transfer per file under
+//! a connect timeout, stall detection and a deadline, into a part file that is deleted unless
+//! the caller renames it into place; the sha256 of what arrived; and one exclusive flock per
+//! cache so that concurrent runs do not race. Used by the Kubernetes release
+//! ([`crate::kube::release`]) and the Kata release ([`super::kata_release`]); what is
+//! verified against what, and where a file becomes visible, is theirs to decide.
+//!
+//! Why Debian's curl and not an HTTP crate: it needs no new dependency (hyper is in the tree
+//! only behind kube and tonic, without a public client we could use), it is on every Debian
+//! node the harness provisions, it handles HTTPS, redirects (dl.k8s.io and GitHub releases
+//! redirect to their CDNs), proxies from the environment and stalled transfers
+//! (`--speed-time`) exactly as users' own `curl` would; it runs through [`crate::process`]
+//! like every other child, under a deadline, and its exit code tells "unreachable" from "not
+//! found".
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest, Sha256};
+
+use crate::process::{self, ProcessError};
+use crate::wait::{wait_blocking, Attempt, WaitError};
+
+/// Overrides [`STALL_TIME`] in whole seconds (tests of a stalled server take seconds, not a
+/// minute).
+pub const STALL_ENV: &str = "KATA_HARNESS_DOWNLOAD_STALL_SECONDS";
+
+/// Connecting is quick or never: a closed port or an unroutable address fails here.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A transfer slower than this many bytes per second for [`Limits::stall`] is given up.
+pub const STALL_BYTES_PER_SECOND: u32 = 1024;
+pub const STALL_TIME: Duration = Duration::from_secs(60);
+/// Another harness downloading into the same cache (a whole release, file by file).
+pub const CACHE_LOCK_DEADLINE: Duration = Duration::from_secs(60 * 60);
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("failed to download {name} from {url}: {reason}")]
+    Download {
+        name: String,
+        url: String,
+        reason: String,
+        /// Boxed: the largest cause, and every error that carries a `FetchError` would carry
+        /// its size.
+        #[source]
+        source: Box<ProcessError>,
+    },
+    #[error("failed to wait for another kata-harness downloading into {dir}")]
+    Busy {
+        dir: PathBuf,
+        #[source]
+        source: WaitError,
+    },
+    #[error("failed to prepare {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// How long one transfer may take, and how slow it may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub connect: Duration,
+    /// Below [`STALL_BYTES_PER_SECOND`] for this long: given up.
+    pub stall: Duration,
+    /// The whole transfer.
+    pub total: Duration,
+}
+
+impl Limits {
+    /// The default connect timeout, the stall time from [`STALL_ENV`] (else [`STALL_TIME`]),
+    /// and `total` for the whole transfer.
+    pub fn from_env(total: Duration) -> Limits {
+        Limits {
+            connect: CONNECT_TIMEOUT,
+            stall: stall_time(std::env::var(STALL_ENV).ok().as_deref()),
+            total,
+        }
+    }
+}
+
+/// The stall time a [`STALL_ENV`] value asks for: whole seconds, at least one; anything else
+/// (unset, empty, a typo) is the default, since a download must never run without one.
+fn stall_time(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(STALL_TIME)
+}
+
+/// A download in progress: deleted unless it was renamed into place first.
+#[derive(Debug)]
+pub struct PartFile(pub PathBuf);
+
+impl PartFile {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// curl `url` into `part` within `limits`, with a progress line for `name` on stderr every
+/// few seconds.
+pub fn download(name: &str, url: &str, part: &Path, limits: &Limits) -> Result<(), FetchError> {
+    let mut command = Command::new("curl");
+    command
+        .args(["--fail", "--location", "--silent", "--show-error"])
+        .args(["--proto", "=http,https", "--proto-redir", "=http,https"])
+        .arg("--connect-timeout")
+        .arg(limits.connect.as_secs().to_string())
+        .arg("--speed-limit")
+        .arg(STALL_BYTES_PER_SECOND.to_string())
+        .arg("--speed-time")
+        .arg(limits.stall.as_secs().to_string())
+        .arg("--max-time")
+        .arg(limits.total.as_secs().to_string())
+        .arg("--output")
+        .arg(part)
+        .arg(url);
+    let done = AtomicBool::new(false);
+    let started = Instant::now();
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut last = Instant::now();
+            // A progress ticker, not synchronisation: it only reports the file's size.
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if last.elapsed() >= PROGRESS_EVERY {
+                    last = Instant::now();
+                    let size = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+                    eprintln!(
+                        "  {name}: {:.1} MiB after {:.0} s",
+                        size as f64 / (1024.0 * 1024.0),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        });
+        // curl's own --max-time ends it first; this deadline is the backstop.
+        let outcome = process::run(command, limits.total + limits.connect + Duration::from_secs(30));
+        done.store(true, Ordering::Relaxed);
+        outcome
+    });
+    outcome.map(|_| ()).map_err(|source| FetchError::Download {
+        name: name.into(),
+        url: url.into(),
+        reason: curl_reason(&source, limits),
+        source: Box::new(source),
+    })
+}
+
+/// What a curl failure means, from its exit code (`man curl`, EXIT CODES).
+pub fn curl_reason(error: &ProcessError, limits: &Limits) -> String {
+    let code = match error {
+        ProcessError::Failed { status, .. } => status.code(),
+        ProcessError::Spawn { .. } => return "curl is not installed (apt-get install curl)".into(),
+        ProcessError::Deadline { deadline, .. } => return format!("no answer within {deadline:?}"),
+        ProcessError::Log { .. } => None,
+    };
+    match code {
+        Some(5 | 6) => "the host name does not resolve".into(),
+        Some(7) => "unreachable (connection refused or no route)".into(),
+        Some(22) => "the server answered with an HTTP error (no such release or file?)".into(),
+        Some(28) => format!(
+            "timed out (connect {:?}, stalled below {STALL_BYTES_PER_SECOND} B/s for {:?}, or longer \
+             than {:?})",
+            limits.connect, limits.stall, limits.total
+        ),
+        Some(35 | 51 | 53 | 54 | 58 | 59 | 60 | 77 | 80 | 83 | 90 | 91) => "TLS failed".into(),
+        Some(18 | 52 | 55 | 56 | 92) => "the connection broke off".into(),
+        Some(23) => "cannot write the download into the cache".into(),
+        Some(code) => format!("curl exit code {code}"),
+        None => "curl was killed".into(),
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io_err(path))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// 64 lowercase hex digits, as the lock files and blob names spell a sha256.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// One fetching process per cache: an exclusive flock on `<cache>/.lock`, waited for up to
+/// [`CACHE_LOCK_DEADLINE`]. `cache` must exist.
+pub fn lock_cache(cache: &Path) -> Result<Flock<File>, FetchError> {
+    let path = cache.join(".lock");
+    let mut file = Some(
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?,
+    );
+    let mut announced = false;
+    wait_blocking(
+        "the release cache lock",
+        CACHE_LOCK_DEADLINE,
+        Duration::from_millis(200),
+        || match Flock::lock(
+            file.take().expect("the file is back after each try"),
+            FlockArg::LockExclusiveNonblock,
+        ) {
+            Ok(held) => Attempt::Ready(held),
+            Err((back, errno)) => {
+                file = Some(back);
+                if errno != nix::errno::Errno::EWOULDBLOCK {
+                    return Attempt::Fatal(format!("flock {}: {errno}", path.display()));
+                }
+                if !announced {
+                    eprintln!(
+                        "waiting for another kata-harness downloading into {}",
+                        cache.display()
+                    );
+                    announced = true;
+                }
+                Attempt::NotYet(format!("{} is locked", path.display()))
+            }
+        },
+    )
+    .map_err(|source| FetchError::Busy {
+        dir: cache.to_owned(),
+        source,
+    })
+}
+
+/// Empties `tmp` (creating it): called holding the cache lock, when nothing else downloads,
+/// so whatever is there was left by a process that died mid-download.
+pub fn clear_tmp(tmp: &Path) -> Result<(), FetchError> {
+    std::fs::create_dir_all(tmp).map_err(io_err(tmp))?;
+    for entry in std::fs::read_dir(tmp).map_err(io_err(tmp))?.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            connect: CONNECT_TIMEOUT,
+            stall: STALL_TIME,
+            total: Duration::from_secs(20 * 60),
+        }
+    }
+
+    #[test]
+    fn curl_exit_codes_say_what_went_wrong() {
+        use std::os::unix::process::ExitStatusExt;
+        let failed = |code: i32| ProcessError::Failed {
+            command: "curl".into(),
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stderr_tail: String::new(),
+        };
+        assert!(curl_reason(&failed(7), &limits()).contains("unreachable"));
+        assert!(curl_reason(&failed(22), &limits()).contains("HTTP error"));
+        assert!(curl_reason(&failed(18), &limits()).contains("broke off"));
+        assert_eq!(
+            curl_reason(&failed(28), &limits()),
+            "timed out (connect 15s, stalled below 1024 B/s for 60s, or longer than 1200s)"
+        );
+        let stalled = Limits {
+            stall: Duration::from_secs(2),
+            ..limits()
+        };
+        assert!(curl_reason(&failed(28), &stalled).contains("for 2s"));
+    }
+
+    #[test]
+    fn the_stall_override_takes_whole_positive_seconds_only() {
+        assert_eq!(stall_time(Some("3")), Duration::from_secs(3));
+        assert_eq!(stall_time(Some(" 3\n")), Duration::from_secs(3));
+        for ignored in [None, Some(""), Some("0"), Some("2s"), Some("-1")] {
+            assert_eq!(stall_time(ignored), STALL_TIME, "{ignored:?}");
+        }
+    }
+
+    #[test]
+    fn a_part_file_is_deleted_on_drop_unless_renamed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = PartFile(dir.path().join("x.part"));
+        std::fs::write(part.path(), "partial").unwrap();
+        drop(part);
+        assert!(!dir.path().join("x.part").exists());
+        let part = PartFile(dir.path().join("y.part"));
+        std::fs::write(part.path(), "whole").unwrap();
+        std::fs::rename(part.path(), dir.path().join("y")).unwrap();
+        drop(part);
+        assert_eq!(std::fs::read_to_string(dir.path().join("y")).unwrap(), "whole");
+    }
+
+    #[test]
+    fn sha256_of_a_file_is_lowercase_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "abc").unwrap();
+        let digest = sha256_file(&path).unwrap();
+        assert_eq!(
+            digest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(is_sha256(&digest));
+        assert!(!is_sha256(&digest.to_uppercase()));
+        assert!(!is_sha256(&digest[1..]));
+    }
+
+    #[test]
+    fn the_cache_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_cache(dir.path()).unwrap();
+        let other = File::open(dir.path().join(".lock")).unwrap();
+        let (other, _) = Flock::lock(other, FlockArg::LockExclusiveNonblock).expect_err("held");
+        drop(held);
+        Flock::lock(other, FlockArg::LockExclusiveNonblock).expect("released");
+    }
+}
