@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use kata_harness::artifacts::kata::KataChoice;
+use kata_harness::artifacts::kata_release::KataRelease;
 use kata_harness::kube::bundle::{Bundle, Source};
 use kata_harness::kube::release::Release;
 use kata_harness::node::Target;
@@ -93,6 +94,16 @@ struct SuiteArgs {
     /// of scripts/build-kata.
     #[arg(long = "kata-bundle", value_name = "DIR|TARBALL")]
     kata_bundle: Option<PathBuf>,
+    /// An upstream Kata release (e.g. 3.30.0). `run` downloads its kata-static tarball(s) from
+    /// GitHub releases ($KATA_HARNESS_KATA_RELEASE_URL overrides the base URL, e.g. a mirror
+    /// laid out as <base>/<version>/<asset>) into the cache once, verified by the sha256 in
+    /// kata-release.lock ($KATA_HARNESS_KATA_RELEASE_LOCK), which records them on the first
+    /// download (upstream publishes no checksums); `list` uses the cache only. Assets:
+    /// kata-static-<V>-x86_64.tar.xz (2.0 to 3.1), kata-static-<V>-amd64.tar.xz (3.2 to 3.20),
+    /// kata-static-<V>-amd64.tar.zst (3.21 to 4.0); from 4.1 that and
+    /// kata-go-static-<V>-amd64.tar.zst, unpacked into one layout.
+    #[arg(long = "kata-release", value_name = "VERSION", conflicts_with = "kata_bundle")]
+    kata_release: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -149,12 +160,36 @@ impl SuiteArgs {
         }
     }
 
-    /// Which Kata the local nodes and the cluster get.
-    fn kata_choice(&self) -> KataChoice {
-        match &self.kata_bundle {
+    /// Which Kata the local nodes and the cluster get. `fetch`: download a `--kata-release`
+    /// that is not cached yet (`run`); else the cache only (`list`).
+    fn kata_choice(&self, fetch: bool) -> Result<KataChoice, String> {
+        if let Some(version) = &self.kata_release {
+            let layout = KataRelease::new(version, &repo_root()).and_then(|release| {
+                if fetch {
+                    release.fetch()
+                } else {
+                    release.open_cached()
+                }
+            });
+            // One line: a tar or curl stderr tail may hold several.
+            return layout.map(KataChoice::Resolved).map_err(|e| {
+                format!(
+                    "--kata-release {version}: {}",
+                    report::chain(&e).replace('\n', "; ")
+                )
+            });
+        }
+        Ok(match &self.kata_bundle {
             Some(path) => KataChoice::Bundle(path.clone()),
             None => KataChoice::Default,
-        }
+        })
+    }
+
+    /// The flag that names the Kata release in a reproduce command.
+    fn kata_flag(&self) -> Option<String> {
+        self.kata_release
+            .as_ref()
+            .map(|version| format!("--kata-release {version}"))
     }
 
     fn image_recipes(&self) -> Vec<String> {
@@ -220,7 +255,8 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
     load_plan_with(args, false)
 }
 
-/// `build_bundle`: build the default Kubernetes bundle if it is missing (`run`, not `list`).
+/// `build_bundle`: build the default Kubernetes bundle if it is missing and download the Kata
+/// release if it is not cached (`run`, not `list`).
 fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
     let suites = if args.suites.is_dir() {
         Suite::load_dir(&args.suites)
@@ -230,7 +266,8 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
     let suites = suites.map_err(input_error)?;
     let target: Target = args.target.parse().map_err(input_error)?;
     let mut variants = Vec::new();
-    let local = Capabilities::probe_local_with(&args.kata_choice())
+    let kata = args.kata_choice(build_bundle).map_err(input_error)?;
+    let local = Capabilities::probe_local_with(&kata)
         .map_err(|e| input_error(format!("--kata-bundle: {}", report::chain(&e))))?;
     // A flag for the other target would be silently ignored: refuse it instead.
     match (&target, &args.containerd, &args.images) {
@@ -315,14 +352,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let target = planned.target.clone();
-    let variant_flag = match target {
+    let mut variant_flag = match target {
         Target::Vm => format!("--image {}", args.suites.image_recipes().join(",")),
         _ => format!("--containerd {}", args.suites.containerd_lines().join(",")),
     };
-    let variant_flag = match args.suites.k8s_flag() {
-        Some(flag) => format!("{variant_flag} {flag}"),
-        None => variant_flag,
-    };
+    for flag in [args.suites.k8s_flag(), args.suites.kata_flag()].into_iter().flatten() {
+        variant_flag.push_str(&format!(" {flag}"));
+    }
     let info = RunInfo {
         command: format!("kata-harness run --target {target} {variant_flag} --filter"),
         target: target.to_string(),
