@@ -1,0 +1,136 @@
+//! A real HTTP/1.1 server on 127.0.0.1 for the release tests, laid out like GitHub's release
+//! downloads (`<base>/<version>/<asset>`), counting every request, and able to misbehave the
+//! ways a real download does: a body cut short, or headers and then nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the server answers for one path.
+#[derive(Clone)]
+pub enum Reply {
+    Body(Vec<u8>),
+    /// A `Content-Length` larger than the body, then the connection closed.
+    Truncated(Vec<u8>),
+    /// The headers of a large body, then nothing (the connection is held open).
+    Stall,
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1, one connection at a time, counting requests; unknown
+/// paths are 404. Stopped (and its port closed) when dropped.
+pub struct Server {
+    port: u16,
+    replies: Arc<Mutex<HashMap<String, Reply>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let replies = Arc::new(Mutex::new(HashMap::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (replies, requests, stop) = (replies.clone(), requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Stalled connections stay open until the server stops.
+                let mut held = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => held.extend(serve(stream, &replies, &requests)),
+                        // Non-blocking accept so that the stop flag is seen: poll interval.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                }
+            })
+        };
+        Server {
+            port,
+            replies,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/releases/download", self.port)
+    }
+
+    /// Answers `reply` for `<base>/<version>/<asset>`.
+    pub fn set(&self, version: &str, asset: &str, reply: Reply) {
+        let path = format!("/releases/download/{version}/{asset}");
+        self.replies.lock().unwrap().insert(path, reply);
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers one request; returns the stream when the reply is to stall on it.
+fn serve(
+    stream: TcpStream,
+    replies: &Mutex<HashMap<String, Reply>>,
+    requests: &Mutex<Vec<String>>,
+) -> Option<TcpStream> {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    // The rest of the head, up to the blank line.
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line == "\r\n" || line == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    requests.lock().unwrap().push(format!("{method} {path}"));
+    let reply = replies.lock().unwrap().get(path).cloned();
+    let head = |length: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nContent-Type: application/octet-stream\r\n\
+             Connection: close\r\n\r\n"
+        )
+    };
+    let mut out = stream;
+    let _ = match reply.filter(|_| method == "GET") {
+        Some(Reply::Body(body)) => out
+            .write_all(head(body.len()).as_bytes())
+            .and_then(|_| out.write_all(&body)),
+        Some(Reply::Truncated(body)) => out
+            .write_all(head(body.len() + 4096).as_bytes())
+            .and_then(|_| out.write_all(&body)),
+        Some(Reply::Stall) => {
+            let _ = out.write_all(head(64 << 20).as_bytes());
+            return Some(out);
+        }
+        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    };
+    None
+}
