@@ -319,7 +319,7 @@ impl Cluster {
                 bridge: veth.clone(),
                 cgroup_parent: cgroup_root.clone(),
                 keep_run_dir: settings.keep,
-                mount_ns: None,
+                env_tag: Some(run_dir.to_string_lossy().into_owned()),
             },
             holder_pgid: None,
             kubelet_pgid: None,
@@ -544,9 +544,10 @@ impl Cluster {
         );
         let binary = containerd.binary("containerd").to_string_lossy().into_owned();
         let config_s = config_path.to_string_lossy();
+        let testbed_env = format!("{}={}", crate::provision::cleanup::TESTBED_ENV, run_dir.display());
         let daemon = Daemon::spawn(
             "containerd",
-            in_node(hp, &["env", &path_env, &binary, "--config", &config_s]),
+            in_node(hp, &["env", &path_env, &testbed_env, &binary, "--config", &config_s]),
             &logs.join("containerd.log"),
         )
         .map_err(|source| KubeError::Spawn {

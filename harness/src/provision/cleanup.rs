@@ -23,11 +23,15 @@ pub struct CleanupPlan {
     /// Our pods' cgroup parent, e.g. `kata-harness-1a2b3c` (no leading slash).
     pub cgroup_parent: String,
     pub keep_run_dir: bool,
-    /// containerd's private mount namespace (`mnt:[<inode>]`): every process still in it
-    /// after the daemon stops is ours (Kata's QEMU, virtiofsd and vsock backend carry no
-    /// socket path on their command line and may sit outside the pods' cgroups).
-    pub mount_ns: Option<String>,
+    /// The value of [`TESTBED_ENV`] in containerd's environment: every process that still
+    /// carries it after the daemon stops is ours. Shims, and what they start (Kata's QEMU,
+    /// virtiofsd and vsock backend), inherit it, even once reparented, in another mount
+    /// namespace, and with no socket path on their command line.
+    pub env_tag: Option<String>,
 }
+
+/// The environment variable that marks a testbed's containerd and everything it starts.
+pub const TESTBED_ENV: &str = "KATA_HARNESS_TESTBED";
 
 /// What cleanup found still there at the end; empty means a clean exit.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -67,9 +71,11 @@ pub fn run(plan: &CleanupPlan) -> Leftovers {
     if let Some(pgid) = plan.daemon_pgid {
         stop_group(pgid);
     }
+    // What containerd's shims started (Kata's QEMU and backends) carries its tag, even
+    // orphaned: kill all of it, whatever process group or namespace it ended up in.
     kill_matching(&plan.socket.to_string_lossy());
-    if let Some(ns) = &plan.mount_ns {
-        kill_namespace_members(ns);
+    if let Some(tag) = &plan.env_tag {
+        kill_tagged(tag);
     }
     kill_cgroup_members(&plan.cgroup_parent);
     unmount_under(&plan.run_dir);
@@ -103,7 +109,8 @@ fn stop_group(pgid: i32) {
     }
 }
 
-fn is_zombie(pid: i32) -> bool {
+/// A process that has exited but was not reaped yet (or is gone).
+pub fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
             s.rsplit_once(')')
@@ -122,40 +129,42 @@ pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
         .collect()
 }
 
-/// The mount namespace of a process, as `/proc/<pid>/ns/mnt` names it (`mnt:[4026532...]`).
-pub fn mount_namespace(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
-/// Processes in mount namespace `ns` (never this process's own namespace).
-pub fn namespace_members(ns: &str) -> Vec<(i32, String)> {
-    if mount_namespace(std::process::id() as i32).as_deref() == Some(ns) {
-        return vec![];
-    }
+/// Processes (other than this one) whose environment has `KATA_HARNESS_TESTBED=<tag>`.
+pub fn tagged_processes(tag: &str) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let needle = format!("{TESTBED_ENV}={tag}");
     crate::node::local_processes()
         .into_iter()
-        .filter(|p| mount_namespace(p.pid).as_deref() == Some(ns))
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/environ", p.pid))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+        })
         .map(|p| (p.pid, p.cmdline))
         .collect()
 }
 
-fn kill_namespace_members(ns: &str) {
-    for (pid, _) in namespace_members(ns) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    // Wait (bounded) until they are gone, so the leftover check below sees the truth.
+/// Kills every tagged process and waits (bounded) until each is gone. Each poll looks for
+/// tagged processes again (a dying shim may have forked one after the first pass), and the
+/// killed ones are followed by pid: a process still exiting (a VMM unmapping its guest
+/// memory) no longer shows its environment but is not gone yet.
+fn kill_tagged(tag: &str) {
+    let mut killed = std::collections::BTreeSet::new();
     let _ = wait_blocking(
         "the node's processes to exit",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         Duration::from_millis(20),
         || {
-            let left = namespace_members(ns);
-            if left.iter().all(|(pid, _)| is_zombie(*pid)) {
+            for (pid, _) in tagged_processes(tag) {
+                if killed.insert(pid) || !is_zombie(pid) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            let alive = killed.iter().filter(|pid| !is_zombie(**pid)).count();
+            if alive == 0 {
                 Attempt::Ready(())
             } else {
-                Attempt::NotYet(format!("{} left", left.len()))
+                Attempt::NotYet(format!("{alive} still exiting"))
             }
         },
     );
@@ -277,10 +286,10 @@ fn find_leftovers(plan: &CleanupPlan) -> Leftovers {
     for (pid, cmdline) in processes_matching(&plan.socket.to_string_lossy()) {
         left.push(format!("process {pid}: {cmdline}"));
     }
-    if let Some(ns) = &plan.mount_ns {
-        for (pid, cmdline) in namespace_members(ns) {
+    if let Some(tag) = &plan.env_tag {
+        for (pid, cmdline) in tagged_processes(tag) {
             if !is_zombie(pid) {
-                left.push(format!("process {pid} (in the node's mount namespace): {cmdline}"));
+                left.push(format!("process {pid} (started by the node's containerd): {cmdline}"));
             }
         }
     }

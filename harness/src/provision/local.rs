@@ -160,7 +160,7 @@ impl Testbed {
             bridge,
             cgroup_parent: cgroup_parent.clone(),
             keep_run_dir: settings.keep,
-            mount_ns: None,
+            env_tag: Some(run_dir.to_string_lossy().into_owned()),
         };
         cleanup::enter_system_paths();
         // Registered before the daemon exists, so an interrupt from here on cleans up.
@@ -176,6 +176,7 @@ impl Testbed {
             std::env::var("PATH").unwrap_or_default()
         );
         command.env("PATH", path);
+        command.env(cleanup::TESTBED_ENV, &run_dir);
         let hide_unified = hybrid_cgroups_with_v2_controllers();
         // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
         // and exec, as pre_exec requires.
@@ -186,7 +187,6 @@ impl Testbed {
         let log = run_dir.join("containerd.log");
         let daemon = Daemon::spawn("containerd", command, &log).map_err(ProvisionError::Spawn)?;
         plan.daemon_pgid = Some(daemon.pid() as i32);
-        plan.mount_ns = cleanup::mount_namespace(daemon.pid() as i32);
         registration.disarm();
         let registration = register_cleanup(&plan);
         let netns = PathBuf::from(format!("/proc/{}/ns/net", daemon.pid()));
