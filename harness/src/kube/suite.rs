@@ -49,6 +49,11 @@ pub struct KubeAction {
     /// The pod or DaemonSet uses the node's network (`hostNetwork: true`). Default: false.
     #[serde(default)]
     pub host_network: bool,
+    /// With check `daemonset`: whether `ip -4 addr` inside the pod's container shows the
+    /// node's address (CRI ExecSync). True for a runc host-network pod; false for Kata, whose
+    /// VM keeps its own network even with hostNetwork. Default: not checked.
+    #[serde(default)]
+    pub sees_node_address: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -108,6 +113,12 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
         ));
     }
     let check = action.check.name();
+    if action.sees_node_address.is_some() && action.check != KubeCheck::Daemonset {
+        return Err((
+            "kube.sees_node_address",
+            format!("only a daemonset row looks into its pod's network (this is {check})"),
+        ));
+    }
     match action.check {
         KubeCheck::SystemPods | KubeCheck::Daemonset | KubeCheck::WebPod => {
             if e.runtime_type.is_none() {
@@ -666,6 +677,7 @@ async fn web_pod(
         runtime_class: None,
         handler: None,
         host_network: false,
+        sees_node_address: None,
     };
     create_pod(
         cluster,
@@ -779,7 +791,52 @@ async fn daemonset(
     let seen = observe_pod(cluster, &pod, evidence).await?;
     let observed = judge(row, handler_of(action).as_deref(), &seen)?;
     let network = if action.host_network { "host-network " } else { "" };
-    Ok(format!("{network}DaemonSet pod Ready; {observed}"))
+    let observed = format!("{network}DaemonSet pod Ready; {observed}");
+    match action.sees_node_address {
+        Some(want) => judge_node_address(cluster, &pod, want, observed, evidence).await,
+        None => Ok(observed),
+    }
+}
+
+/// `ip -o -4 addr` in the pod's first container (CRI ExecSync): does it show the node's IP?
+async fn judge_node_address(
+    cluster: &Cluster,
+    pod: &Pod,
+    want: bool,
+    observed: String,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let Some((_, Some(id))) = container_ids(pod).into_iter().next() else {
+        return Err(Failure::new(observed, "no container to look into"));
+    };
+    let crictl = format!("crictl --runtime-endpoint unix://{}", cluster.socket.display());
+    evidence.reproduce(format!("{crictl} exec -s {id} ip -o -4 addr"));
+    let exec = cluster
+        .cri
+        .exec_sync(&id, &["ip", "-o", "-4", "addr"], 60)
+        .await
+        .map_err(|e| Failure::new(observed.clone(), format!("ExecSync ip addr failed: {e}")))?;
+    let addresses = String::from_utf8_lossy(&exec.stdout).into_owned();
+    evidence.file("container-ip-addr.txt", &addresses);
+    let sees = addresses.contains(&format!("inet {}/", cluster.node_ip));
+    let observed = format!(
+        "{observed}, node address {} {} inside",
+        cluster.node_ip,
+        if sees { "visible" } else { "not visible" }
+    );
+    if exec.exit_code != 0 {
+        return Err(Failure::new(
+            observed,
+            format!("ip addr in the container exited {}: {}", exec.exit_code, String::from_utf8_lossy(&exec.stderr)),
+        ));
+    }
+    if sees == want {
+        Ok(observed)
+    } else if want {
+        Err(Failure::new(observed, format!("the container does not share the node's network:\n{addresses}")))
+    } else {
+        Err(Failure::new(observed, format!("the container sees the node's address {}:\n{addresses}", cluster.node_ip)))
+    }
 }
 
 async fn pod_rejected(
