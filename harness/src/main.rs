@@ -57,9 +57,10 @@ struct SuiteArgs {
     /// Directory of suite files (*.yaml), or one suite file.
     #[arg(long, default_value_os_t = default_suites_dir())]
     suites: PathBuf,
-    /// Where the suites run: vm (a throw-away QEMU VM per image), local (private containerds
-    /// on this host), or ssh://user@host.
-    #[arg(long, default_value = "vm")]
+    /// Where the suites run: all (the default: the VM images, the local containerds and the
+    /// local kubeadm cluster, in one report), vm (a throw-away QEMU VM per image), local
+    /// (private containerds on this host), or ssh://user@host.
+    #[arg(long, default_value = "all")]
     target: String,
     /// With --target local: containerd release lines or binary directories [default: 1.6,1.7,2.1].
     #[arg(long = "containerd", value_delimiter = ',')]
@@ -279,45 +280,56 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         }
         _ => {}
     }
-    match &target {
-        Target::Local => {
-            let capabilities = local.clone();
-            for text in &args.containerd_lines() {
-                let choice: ContainerdChoice = text
-                    .parse()
-                    .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
-                choice
-                    .resolve()
-                    .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
-                variants.push((Variant::containerd(choice), capabilities.clone()));
-            }
-        }
-        Target::Vm => {
-            let repo = repo_root();
-            for recipe in &args.image_recipes() {
-                if !repo.join("vm-images").join(recipe).join("recipe.conf").is_file() {
-                    return Err(input_error(format!(
-                        "--image {recipe}: no recipe vm-images/{recipe}/recipe.conf"
-                    )));
-                }
-                variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
-            }
-        }
-        Target::Ssh { .. } => {
-            return Err(input_error(format!(
-                "--target {target}: the ssh target is not implemented yet"
-            )));
+    let local_target = matches!(target, Target::Local | Target::All);
+    let vm_target = matches!(target, Target::Vm | Target::All);
+    if let Target::Ssh { .. } = &target {
+        return Err(input_error(format!(
+            "--target {target}: the ssh target is not implemented yet"
+        )));
+    }
+    if local_target {
+        for text in &args.containerd_lines() {
+            let choice: ContainerdChoice = text
+                .parse()
+                .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+            choice
+                .resolve()
+                .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+            variants.push((Variant::containerd(choice), local.clone()));
         }
     }
-    if let Some(source) = args.k8s_source().map_err(input_error)? {
+    // `all` includes the cluster (its best placement here is this host); `list` shows its
+    // rows once the bundle exists (`run` builds it).
+    let (source, implicit) = match args.k8s_source().map_err(input_error)? {
+        None if target == Target::All => (Some(kata_harness::kube::bundle::Source::Default), true),
+        other => (other, false),
+    };
+    if let Some(source) = source {
         let bundle = if build_bundle {
             source.ensure(&repo_root())
         } else {
             source.open()
         };
         let flag = args.k8s_flag().unwrap_or_else(|| "--k8s".into());
-        let bundle = bundle.map_err(|e| input_error(format!("{flag}: {}", report::chain(&e))))?;
-        variants.push((Variant::cluster(bundle), local.clone()));
+        match bundle {
+            Ok(bundle) => variants.push((Variant::cluster(bundle), local.clone())),
+            Err(e) if implicit && !build_bundle => eprintln!(
+                "note: the kubernetes suite is not listed: {} (`run` builds the bundle)",
+                report::chain(&e)
+            ),
+            Err(e) => return Err(input_error(format!("{flag}: {}", report::chain(&e)))),
+        }
+    }
+    if vm_target {
+        let repo = repo_root();
+        for recipe in &args.image_recipes() {
+            if !repo.join("vm-images").join(recipe).join("recipe.conf").is_file() {
+                return Err(input_error(format!(
+                    "--image {recipe}: no recipe vm-images/{recipe}/recipe.conf"
+                )));
+            }
+            variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
+        }
     }
     let trials = plan::plan(&suites, &variants);
     let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
@@ -354,6 +366,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let target = planned.target.clone();
     let mut variant_flag = match target {
         Target::Vm => format!("--image {}", args.suites.image_recipes().join(",")),
+        Target::All => format!(
+            "--image {} --containerd {}",
+            args.suites.image_recipes().join(","),
+            args.suites.containerd_lines().join(",")
+        ),
         _ => format!("--containerd {}", args.suites.containerd_lines().join(",")),
     };
     for flag in [args.suites.k8s_flag(), args.suites.kata_flag()].into_iter().flatten() {

@@ -76,7 +76,7 @@ fn unknown_target_and_missing_containerd_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/containerd"));
     // A flag for the other target is refused, not ignored.
-    let out = harness().args(["list", "--containerd", "1.6"]).output().unwrap();
+    let out = harness().args(["list", "--target", "vm", "--containerd", "1.6"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--containerd applies to --target local"));
     let out = harness().args(["list", "--image", "bookwrom"]).output().unwrap();

@@ -30,6 +30,9 @@ pub enum NodeError {
 /// The `--target` of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// Every placement this machine offers: the VM images, the local containerds and the
+    /// local kubeadm cluster, in one run and one report.
+    All,
     Local,
     Vm,
     Ssh { user: String, host: String },
@@ -39,6 +42,7 @@ impl FromStr for Target {
     type Err = NodeError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
+            "all" => Ok(Target::All),
             "local" => Ok(Target::Local),
             "vm" => Ok(Target::Vm),
             _ => {
@@ -61,6 +65,7 @@ impl FromStr for Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Target::All => write!(f, "all"),
             Target::Local => write!(f, "local"),
             Target::Vm => write!(f, "vm"),
             Target::Ssh { user, host } => write!(f, "ssh://{user}@{host}"),
