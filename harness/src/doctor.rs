@@ -227,12 +227,17 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
     };
     out.push(check(
         "Kata layout",
-        Ok(format!("{} at {}", layout.describe(), layout.kata_dir().display())),
+        Ok(format!(
+            "{} at {}",
+            layout.describe(),
+            layout.kata_dir().display()
+        )),
         Status::Ok,
     ));
     out.push(check(
         "Kata shim",
-        version_of(&layout.shim().to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", layout.shim().display())),
+        version_of(&layout.shim().to_string_lossy(), &["--version"])
+            .map(|v| format!("{v} ({})", layout.shim().display())),
         Status::Missing,
     ));
     let guest = match (layout.kernel(), layout.guest_boot()) {

@@ -373,7 +373,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         ),
         _ => format!("--containerd {}", args.suites.containerd_lines().join(",")),
     };
-    for flag in [args.suites.k8s_flag(), args.suites.kata_flag()].into_iter().flatten() {
+    for flag in [args.suites.k8s_flag(), args.suites.kata_flag()]
+        .into_iter()
+        .flatten()
+    {
         variant_flag.push_str(&format!(" {flag}"));
     }
     let info = RunInfo {

@@ -76,7 +76,10 @@ fn unknown_target_and_missing_containerd_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/containerd"));
     // A flag for the other target is refused, not ignored.
-    let out = harness().args(["list", "--target", "vm", "--containerd", "1.6"]).output().unwrap();
+    let out = harness()
+        .args(["list", "--target", "vm", "--containerd", "1.6"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--containerd applies to --target local"));
     let out = harness().args(["list", "--image", "bookwrom"]).output().unwrap();
@@ -111,7 +114,11 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     // The cri suite: 6 rows without Kata, 5 Kata rows that run where this host can run Kata
     // (the scripts/build-kata layout, under TCG here) and are skipped with the reason elsewhere.
     let kata = kata_harness::scenario::Capabilities::probe_local();
-    let (passed, skipped) = if kata.kata_absent.is_none() { (11, 0) } else { (6, 5) };
+    let (passed, skipped) = if kata.kata_absent.is_none() {
+        (11, 0)
+    } else {
+        (6, 5)
+    };
     assert!(
         stdout.contains(&format!("{passed} passed, 0 failed, {skipped} skipped")),
         "{stdout}"
@@ -137,7 +144,9 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
         None => {
             assert_eq!(kata_row["verdict"], "passed", "{kata_row}");
             // How Kata ran here is on the row, in JSON and JUnit alike.
-            let conditions = kata_row["conditions"].as_array().expect("conditions on a Kata row");
+            let conditions = kata_row["conditions"]
+                .as_array()
+                .expect("conditions on a Kata row");
             assert_eq!(conditions.len(), kata.kata_conditions.len(), "{kata_row}");
             assert!(junit.contains(r#"<property name="conditions""#), "{junit}");
             assert!(trials
@@ -147,10 +156,16 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
         }
         Some(reason) => {
             assert_eq!(kata_row["verdict"], "skipped");
-            assert!(kata_row["message"].as_str().unwrap().contains(reason.as_str()), "{kata_row}");
+            assert!(
+                kata_row["message"].as_str().unwrap().contains(reason.as_str()),
+                "{kata_row}"
+            );
         }
     }
-    assert!(junit.contains(&format!(r#"tests="{}""#, passed + skipped)), "{junit}");
+    assert!(
+        junit.contains(&format!(r#"tests="{}""#, passed + skipped)),
+        "{junit}"
+    );
     assert!(junit.contains(r#"failures="0""#), "{junit}");
     assert!(junit.contains(&format!(r#"skipped="{skipped}""#)), "{junit}");
     assert!(junit.contains("cri::crun-handler::containerd-1.6"), "{junit}");
@@ -246,14 +261,32 @@ fn ctrl_c_during_a_kata_row_leaves_no_vmm_or_backend_behind() {
         capabilities.kata_absent
     );
     interrupt_when(
-        &["--target", "local", "--containerd", "1.6", "--filter", "cri::kata-handler"],
+        &[
+            "--target",
+            "local",
+            "--containerd",
+            "1.6",
+            "--filter",
+            "cri::kata-handler",
+        ],
         |run_dir| {
             // What this run's containerd started: its environment carries the run dir.
             let kata: Vec<_> = tagged_processes(&run_dir.to_string_lossy())
                 .into_iter()
-                .filter(|(_, c)| ["qemu-system", "vhost-device-vsock", "virtiofsd", "containerd-shim-kata"].iter().any(|n| c.contains(n)))
+                .filter(|(_, c)| {
+                    [
+                        "qemu-system",
+                        "vhost-device-vsock",
+                        "virtiofsd",
+                        "containerd-shim-kata",
+                    ]
+                    .iter()
+                    .any(|n| c.contains(n))
+                })
                 .collect();
-            kata.iter().any(|(_, c)| c.contains("qemu-system")).then_some(kata)
+            kata.iter()
+                .any(|(_, c)| c.contains("qemu-system"))
+                .then_some(kata)
         },
     );
 }

@@ -18,7 +18,12 @@ use kata_harness::scenario::Capabilities;
 use kata_harness::wait::{wait_for, Attempt};
 
 /// The processes a Kata sandbox brings up on the node, by the names they run as.
-const KATA_PROCESSES: [&str; 4] = ["qemu-system", "vhost-device-vsock", "virtiofsd", "containerd-shim-kata"];
+const KATA_PROCESSES: [&str; 4] = [
+    "qemu-system",
+    "vhost-device-vsock",
+    "virtiofsd",
+    "containerd-shim-kata",
+];
 
 async fn kata_testbed() -> Testbed {
     let capabilities = Capabilities::probe_local();
@@ -87,7 +92,11 @@ async fn wait_until_gone(ns: &str, id: &str, after: &str) {
 }
 
 async fn start_kata_sandbox(testbed: &Testbed, name: &str) -> (String, String) {
-    let id = testbed.cri.run_pod_sandbox(&pod(testbed, name)).await.expect("Kata sandbox runs");
+    let id = testbed
+        .cri
+        .run_pod_sandbox(&pod(testbed, name))
+        .await
+        .expect("Kata sandbox runs");
     let status = testbed.cri.pod_sandbox_status(&id).await.unwrap();
     let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).unwrap();
     assert_eq!(info.runtime_type, "io.containerd.kata.v2");
@@ -122,7 +131,10 @@ async fn shutdown_clean(testbed: Testbed, id: &str) {
         .filter(|p| p.cmdline.contains(id))
         .map(|p| p.cmdline)
         .collect();
-    assert!(anywhere.is_empty(), "processes of sandbox {id} after teardown: {anywhere:?}");
+    assert!(
+        anywhere.is_empty(),
+        "processes of sandbox {id} after teardown: {anywhere:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +142,11 @@ async fn a_removed_kata_sandbox_leaves_no_vmm_backend_or_shim() {
     let testbed = kata_testbed().await;
     let (id, ns) = start_kata_sandbox(&testbed, "teardown-row").await;
     testbed.cri.stop_pod_sandbox(&id).await.expect("StopPodSandbox");
-    testbed.cri.remove_pod_sandbox(&id).await.expect("RemovePodSandbox");
+    testbed
+        .cri
+        .remove_pod_sandbox(&id)
+        .await
+        .expect("RemovePodSandbox");
     wait_until_gone(&ns, &id, "RemovePodSandbox").await;
     shutdown_clean(testbed, &id).await;
 }
@@ -149,17 +165,30 @@ async fn a_killed_kata_qemu_is_seen_and_removal_cleans_up_its_backends() {
     let (id, ns) = start_kata_sandbox(&testbed, "teardown-qemu").await;
     kill(pid_of(&ns, &id, "qemu-system"));
     // CRI: the sandbox is no longer ready once its VM is gone.
-    wait_for("the sandbox to leave SANDBOX_READY", Duration::from_secs(60), Duration::from_millis(200), || async {
-        match testbed.cri.pod_sandbox_status(&id).await {
-            Ok(s) if s.status.as_ref().is_some_and(|s| s.state != 0) => Attempt::Ready(()),
-            Ok(_) => Attempt::NotYet("still ready".into()),
-            Err(e) => Attempt::NotYet(e.to_string()),
-        }
-    })
+    wait_for(
+        "the sandbox to leave SANDBOX_READY",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            match testbed.cri.pod_sandbox_status(&id).await {
+                Ok(s) if s.status.as_ref().is_some_and(|s| s.state != 0) => Attempt::Ready(()),
+                Ok(_) => Attempt::NotYet("still ready".into()),
+                Err(e) => Attempt::NotYet(e.to_string()),
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    testbed.cri.stop_pod_sandbox(&id).await.expect("StopPodSandbox after the VM died");
-    testbed.cri.remove_pod_sandbox(&id).await.expect("RemovePodSandbox after the VM died");
+    testbed
+        .cri
+        .stop_pod_sandbox(&id)
+        .await
+        .expect("StopPodSandbox after the VM died");
+    testbed
+        .cri
+        .remove_pod_sandbox(&id)
+        .await
+        .expect("RemovePodSandbox after the VM died");
     wait_until_gone(&ns, &id, "the VM died and the sandbox was removed").await;
     shutdown_clean(testbed, &id).await;
 }

@@ -12,7 +12,9 @@ use crate::profile::cache_dir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KataError {
-    #[error("{dir} is not a Kata layout: {missing} is missing (expected the kata-static layout opt/kata/...)")]
+    #[error(
+        "{dir} is not a Kata layout: {missing} is missing (expected the kata-static layout opt/kata/...)"
+    )]
     Incomplete { dir: PathBuf, missing: String },
     #[error("Kata bundle {path} does not exist")]
     NoBundle { path: PathBuf },
@@ -72,9 +74,18 @@ impl KataLayout {
         let kata = layout.kata_dir();
         let required: [(&str, Option<PathBuf>); 5] = [
             ("bin/containerd-shim-kata-v2", Some(layout.shim())),
-            ("a guest kernel (share/kata-containers/vmlinux.container or vmlinuz.container)", layout.kernel()),
-            ("a guest initrd or image (share/kata-containers/kata-containers-initrd.img or .img)", layout.guest_boot()),
-            ("share/defaults/kata-containers/configuration-qemu.toml", Some(layout.base_config())),
+            (
+                "a guest kernel (share/kata-containers/vmlinux.container or vmlinuz.container)",
+                layout.kernel(),
+            ),
+            (
+                "a guest initrd or image (share/kata-containers/kata-containers-initrd.img or .img)",
+                layout.guest_boot(),
+            ),
+            (
+                "share/defaults/kata-containers/configuration-qemu.toml",
+                Some(layout.base_config()),
+            ),
             ("virtiofsd (libexec/virtiofsd)", layout.virtiofsd()),
         ];
         for (what, path) in required {
@@ -311,7 +322,11 @@ mod tests {
         fake_layout(dir.path(), true);
         let layout = KataLayout::open(dir.path(), KataSource::SourceBuild).unwrap();
         assert_eq!(layout.version, "3.30.0");
-        assert_eq!(layout.initrd().unwrap(), dir.path().join("opt/kata/share/kata-containers/kata-containers-initrd.img"));
+        assert_eq!(
+            layout.initrd().unwrap(),
+            dir.path()
+                .join("opt/kata/share/kata-containers/kata-containers-initrd.img")
+        );
         assert!(!layout.shim_supports_hybrid_vsock(), "a shim without the setting");
         // opt/kata itself names the same layout.
         let same = KataLayout::open(&dir.path().join("opt/kata"), KataSource::SourceBuild).unwrap();
@@ -322,7 +337,9 @@ mod tests {
     fn a_layout_without_a_kernel_names_what_is_missing() {
         let dir = tempfile::tempdir().unwrap();
         fake_layout(dir.path(), false);
-        let err = KataLayout::open(dir.path(), KataSource::SourceBuild).unwrap_err().to_string();
+        let err = KataLayout::open(dir.path(), KataSource::SourceBuild)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a guest kernel"), "{err}");
     }
 
@@ -358,7 +375,10 @@ mod tests {
             .unwrap();
         let err = unpack_tarball(&bogus, &cache).unwrap_err().to_string();
         assert!(err.contains("bogus.tar") && err.contains("no opt/kata"), "{err}");
-        let left: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left.len(), 1, "only the good bundle: {left:?}");
     }
 }

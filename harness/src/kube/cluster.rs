@@ -505,7 +505,9 @@ impl Cluster {
         // The run dir is under /tmp, which the node namespace shares with the host: the
         // Kata install's paths are the same inside.
         let kata = match &settings.kata {
-            Some(plan) => Some(crate::provision::kata::install_local(plan, run_dir).map_err(io_err(run_dir))?),
+            Some(plan) => {
+                Some(crate::provision::kata::install_local(plan, run_dir).map_err(io_err(run_dir))?)
+            }
             None => None,
         };
         let mut runtimes = standard_handlers(&ctd.join("runtime-root"), &crun);
@@ -535,7 +537,10 @@ impl Cluster {
         let conflist = cni::bridge_conflist("kh-pods", "khbr0", POD_RANGE, &run_dir.join("cni-ipam"));
         let conf = run_dir.join("net.d/10-kh-pods.conflist");
         std::fs::write(&conf, conflist).map_err(io_err(&conf))?;
-        let kata_bin = kata.as_ref().map(|k| format!("{}:", k.bin_dir.display())).unwrap_or_default();
+        let kata_bin = kata
+            .as_ref()
+            .map(|k| format!("{}:", k.bin_dir.display()))
+            .unwrap_or_default();
         let path_env = format!(
             "PATH={}:{}:{kata_bin}{}",
             bundle.dir.join("bin").display(),
@@ -547,7 +552,10 @@ impl Cluster {
         let testbed_env = format!("{}={}", crate::provision::cleanup::TESTBED_ENV, run_dir.display());
         let daemon = Daemon::spawn(
             "containerd",
-            in_node(hp, &["env", &path_env, &testbed_env, &binary, "--config", &config_s]),
+            in_node(
+                hp,
+                &["env", &path_env, &testbed_env, &binary, "--config", &config_s],
+            ),
             &logs.join("containerd.log"),
         )
         .map_err(|source| KubeError::Spawn {

@@ -827,15 +827,28 @@ async fn judge_node_address(
     if exec.exit_code != 0 {
         return Err(Failure::new(
             observed,
-            format!("ip addr in the container exited {}: {}", exec.exit_code, String::from_utf8_lossy(&exec.stderr)),
+            format!(
+                "ip addr in the container exited {}: {}",
+                exec.exit_code,
+                String::from_utf8_lossy(&exec.stderr)
+            ),
         ));
     }
     if sees == want {
         Ok(observed)
     } else if want {
-        Err(Failure::new(observed, format!("the container does not share the node's network:\n{addresses}")))
+        Err(Failure::new(
+            observed,
+            format!("the container does not share the node's network:\n{addresses}"),
+        ))
     } else {
-        Err(Failure::new(observed, format!("the container sees the node's address {}:\n{addresses}", cluster.node_ip)))
+        Err(Failure::new(
+            observed,
+            format!(
+                "the container sees the node's address {}:\n{addresses}",
+                cluster.node_ip
+            ),
+        ))
     }
 }
 

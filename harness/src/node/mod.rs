@@ -35,7 +35,10 @@ pub enum Target {
     All,
     Local,
     Vm,
-    Ssh { user: String, host: String },
+    Ssh {
+        user: String,
+        host: String,
+    },
 }
 
 impl FromStr for Target {

@@ -289,7 +289,9 @@ fn find_leftovers(plan: &CleanupPlan) -> Leftovers {
     if let Some(tag) = &plan.env_tag {
         for (pid, cmdline) in tagged_processes(tag) {
             if !is_zombie(pid) {
-                left.push(format!("process {pid} (started by the node's containerd): {cmdline}"));
+                left.push(format!(
+                    "process {pid} (started by the node's containerd): {cmdline}"
+                ));
             }
         }
     }

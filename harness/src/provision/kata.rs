@@ -141,7 +141,10 @@ pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataIns
 
 /// Points the Kata handlers (`io.containerd.kata*`) at this node's configuration.
 pub fn use_config(handlers: &mut [RuntimeHandler], config: &Path) {
-    for handler in handlers.iter_mut().filter(|h| h.runtime_type.starts_with("io.containerd.kata")) {
+    for handler in handlers
+        .iter_mut()
+        .filter(|h| h.runtime_type.starts_with("io.containerd.kata"))
+    {
         handler.options.config_path = Some(config.to_owned());
     }
 }
@@ -162,7 +165,10 @@ mod tests {
         let k = dir.join("opt/kata");
         let files: [(&str, &[u8]); 5] = [
             ("bin/containerd-shim-kata-v2", shim),
-            ("share/defaults/kata-containers/configuration-qemu.toml", b"[hypervisor.qemu]\n[agent.kata]\n[runtime]\n"),
+            (
+                "share/defaults/kata-containers/configuration-qemu.toml",
+                b"[hypervisor.qemu]\n[agent.kata]\n[runtime]\n",
+            ),
             ("share/kata-containers/kata-containers-initrd.img", b"x"),
             ("share/kata-containers/vmlinux.container", b"x"),
             ("libexec/virtiofsd", b"x"),
@@ -213,11 +219,19 @@ mod tests {
             ..this_host()
         };
         let plan = KataPlan::new(layout(dir.path(), b"upstream", false), host).unwrap();
-        assert_eq!(plan.conditions.len(), 1, "only the layout line: {:?}", plan.conditions);
+        assert_eq!(
+            plan.conditions.len(),
+            1,
+            "only the layout line: {:?}",
+            plan.conditions
+        );
         let run = tempfile::tempdir().unwrap();
         let install = install_local(&plan, run.path()).unwrap();
         let config = std::fs::read_to_string(&install.config_path).unwrap();
-        assert!(config.contains("path = \"/usr/bin/qemu-system-x86_64\""), "{config}");
+        assert!(
+            config.contains("path = \"/usr/bin/qemu-system-x86_64\""),
+            "{config}"
+        );
         assert!(!config.contains("hybrid_vsock_daemon"), "{config}");
         assert!(!run.path().join("kata/qemu-tcg").exists());
         let shim = std::fs::read_link(install.bin_dir.join("containerd-shim-kata-qemu-v2")).unwrap();
@@ -232,8 +246,14 @@ mod tests {
         let install = install_local(&plan, run.path()).unwrap();
         let config = std::fs::read_to_string(&install.config_path).unwrap();
         let tcg = run.path().join("kata/qemu-tcg");
-        assert!(config.contains(&format!("path = \"{}\"", tcg.display())), "{config}");
+        assert!(
+            config.contains(&format!("path = \"{}\"", tcg.display())),
+            "{config}"
+        );
         assert!(config.contains("hybrid_vsock_daemon"), "{config}");
-        assert!(config.contains(&format!("virtio_fs_daemon = \"{}\"", run.path().join("kata/virtiofsd").display())));
+        assert!(config.contains(&format!(
+            "virtio_fs_daemon = \"{}\"",
+            run.path().join("kata/virtiofsd").display()
+        )));
     }
 }

@@ -169,7 +169,10 @@ impl Testbed {
         let mut command = Command::new(containerd.binary("containerd"));
         command.arg("--config").arg(&paths.config);
         // The daemon finds the shims of *its* version first on PATH, then Kata's.
-        let kata_bin = kata.as_ref().map(|k| format!("{}:", k.bin_dir.display())).unwrap_or_default();
+        let kata_bin = kata
+            .as_ref()
+            .map(|k| format!("{}:", k.bin_dir.display()))
+            .unwrap_or_default();
         let path = format!(
             "{}:{kata_bin}{}",
             containerd.bin_dir.display(),

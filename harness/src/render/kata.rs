@@ -48,7 +48,8 @@ pub fn configuration(base: &str, node: &KataNodeConfig) -> Result<String, KataRe
     let path = |p: &Path| Value::String(p.to_string_lossy().into_owned());
     let paths = |p: &Path| Value::Array(vec![path(p)]);
 
-    let qemu = table(&mut doc, &["hypervisor", "qemu"]).ok_or(KataRenderError::MissingTable("hypervisor.qemu"))?;
+    let qemu =
+        table(&mut doc, &["hypervisor", "qemu"]).ok_or(KataRenderError::MissingTable("hypervisor.qemu"))?;
     qemu.insert("path".into(), path(&node.hypervisor));
     qemu.insert("valid_hypervisor_paths".into(), paths(&node.hypervisor));
     qemu.insert("kernel".into(), path(&node.kernel));
@@ -69,7 +70,10 @@ pub fn configuration(base: &str, node: &KataNodeConfig) -> Result<String, KataRe
         qemu.insert("hybrid_vsock_daemon".into(), path(daemon));
         // vhost-user devices need guest memory that QEMU shares with the backend.
         qemu.insert("file_mem_backend".into(), Value::String("/dev/shm".into()));
-        qemu.insert("valid_file_mem_backends".into(), Value::Array(vec![Value::String("/dev/shm".into())]));
+        qemu.insert(
+            "valid_file_mem_backends".into(),
+            Value::Array(vec![Value::String("/dev/shm".into())]),
+        );
     }
 
     let agent = table(&mut doc, &["agent", "kata"]).ok_or(KataRenderError::MissingTable("agent.kata"))?;
@@ -77,7 +81,10 @@ pub fn configuration(base: &str, node: &KataNodeConfig) -> Result<String, KataRe
     agent.insert("debug_console_enabled".into(), Value::Boolean(node.debug_console));
 
     let runtime = table(&mut doc, &["runtime"]).ok_or(KataRenderError::MissingTable("runtime"))?;
-    runtime.insert("disable_guest_seccomp".into(), Value::Boolean(node.disable_guest_seccomp));
+    runtime.insert(
+        "disable_guest_seccomp".into(),
+        Value::Boolean(node.disable_guest_seccomp),
+    );
 
     Ok(format!(
         "# Rendered by kata-harness for this node from the layout's configuration-qemu.toml.\n{}",
@@ -172,14 +179,24 @@ internetworking_model = "tcfilter"
         let doc: Table = text.parse().unwrap();
         let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
         assert_eq!(qemu["path"].as_str(), Some("/run/kh/kata/qemu-tcg"));
-        assert_eq!(qemu["valid_hypervisor_paths"].as_array().unwrap()[0].as_str(), Some("/run/kh/kata/qemu-tcg"));
+        assert_eq!(
+            qemu["valid_hypervisor_paths"].as_array().unwrap()[0].as_str(),
+            Some("/run/kh/kata/qemu-tcg")
+        );
         assert_eq!(qemu["initrd"].as_str(), Some("/k/kata-containers-initrd.img"));
         assert!(!qemu.contains_key("image"), "initrd and image are exclusive");
-        assert_eq!(qemu["hybrid_vsock_daemon"].as_str(), Some("/k/libexec/vhost-device-vsock"));
+        assert_eq!(
+            qemu["hybrid_vsock_daemon"].as_str(),
+            Some("/k/libexec/vhost-device-vsock")
+        );
         assert_eq!(qemu["file_mem_backend"].as_str(), Some("/dev/shm"));
         assert_eq!(qemu["disable_vhost_net"].as_bool(), Some(true));
         assert_eq!(qemu["default_memory"].as_integer(), Some(1024));
-        assert_eq!(qemu["machine_type"].as_str(), Some("q35"), "upstream's other keys stay");
+        assert_eq!(
+            qemu["machine_type"].as_str(),
+            Some("q35"),
+            "upstream's other keys stay"
+        );
         assert_eq!(doc["agent"]["kata"]["dial_timeout"].as_integer(), Some(90));
         assert_eq!(doc["runtime"]["internetworking_model"].as_str(), Some("tcfilter"));
         assert_eq!(doc["runtime"]["disable_guest_seccomp"].as_bool(), Some(true));
@@ -205,7 +222,10 @@ internetworking_model = "tcfilter"
     fn a_base_without_the_qemu_table_is_an_error() {
         let err = configuration("[runtime]\n", &node()).unwrap_err();
         assert_eq!(err, KataRenderError::MissingTable("hypervisor.qemu"));
-        assert!(matches!(configuration("[x", &node()), Err(KataRenderError::BaseConfig(_))));
+        assert!(matches!(
+            configuration("[x", &node()),
+            Err(KataRenderError::BaseConfig(_))
+        ));
     }
 
     /// The wrapper is run by bash with QEMU replaced by `echo`: what QEMU would get.
@@ -216,8 +236,22 @@ internetworking_model = "tcfilter"
         std::fs::write(&wrapper, tcg_wrapper(Path::new("/bin/echo"), "probe boot failed")).unwrap();
         let out = std::process::Command::new("bash")
             .arg(&wrapper)
-            .args(["-name", "sandbox-1", "-machine", "q35,accel=kvm,nvdimm=on", "-cpu", "host,pmu=off"])
-            .args(["-global", "kvm-pit.lost_tick_policy=discard", "-global", "virtio-x.y=1", "-m", "1024M"])
+            .args([
+                "-name",
+                "sandbox-1",
+                "-machine",
+                "q35,accel=kvm,nvdimm=on",
+                "-cpu",
+                "host,pmu=off",
+            ])
+            .args([
+                "-global",
+                "kvm-pit.lost_tick_policy=discard",
+                "-global",
+                "virtio-x.y=1",
+                "-m",
+                "1024M",
+            ])
             .output()
             .unwrap();
         assert_eq!(
@@ -236,6 +270,9 @@ internetworking_model = "tcfilter"
             .args(["--syslog", "--cache=auto", "--shared-dir=/a b", "--fd=3"])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "--cache=auto --shared-dir=/a b --fd=3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "--cache=auto --shared-dir=/a b --fd=3"
+        );
     }
 }

@@ -27,9 +27,12 @@ pub(super) async fn run_ctr_run(
 ) -> Result<String, Failure> {
     let id = unique("ctr-run");
     let archive = testbed.paths.images.join("busybox.tar");
-    testbed
-        .ctr_import(NAMESPACE, &archive)
-        .map_err(|e| Failure::new("import failed", format!("ctr -n default images import failed: {e}")))?;
+    testbed.ctr_import(NAMESPACE, &archive).map_err(|e| {
+        Failure::new(
+            "import failed",
+            format!("ctr -n default images import failed: {e}"),
+        )
+    })?;
     let outcome = run_and_observe(testbed, row, action, &id, evidence).await;
     let cleanup = remove(testbed, &id).await;
     let _ = testbed.ctr(NAMESPACE, &["images", "rm", BUSYBOX_IMAGE]);
@@ -74,7 +77,10 @@ async fn run_and_observe(
     ));
     let runtime = info["Runtime"]["Name"].as_str().unwrap_or("(none)").to_owned();
     let status = task_status(testbed, id).unwrap_or_else(|e| e);
-    let mut observed = vec![format!("{runtime} (ctr containers info)"), format!("task {status}")];
+    let mut observed = vec![
+        format!("{runtime} (ctr containers info)"),
+        format!("task {status}"),
+    ];
     let mut problems = Vec::new();
     if let Some(want) = &row.expect.runtime_type {
         if &runtime != want {
@@ -119,13 +125,18 @@ fn task_status(testbed: &Testbed, id: &str) -> Result<String, String> {
 async fn remove(testbed: &Testbed, id: &str) -> Result<(), String> {
     if task_status(testbed, id)? != "absent" {
         let _ = testbed.ctr(NAMESPACE, &["tasks", "kill", "-s", "SIGKILL", id]);
-        wait_for("the ctr task to stop", STOP_DEADLINE, Duration::from_millis(200), || async {
-            match task_status(testbed, id) {
-                Ok(s) if s == "RUNNING" => Attempt::NotYet(s),
-                Ok(_) => Attempt::Ready(()),
-                Err(e) => Attempt::NotYet(e),
-            }
-        })
+        wait_for(
+            "the ctr task to stop",
+            STOP_DEADLINE,
+            Duration::from_millis(200),
+            || async {
+                match task_status(testbed, id) {
+                    Ok(s) if s == "RUNNING" => Attempt::NotYet(s),
+                    Ok(_) => Attempt::Ready(()),
+                    Err(e) => Attempt::NotYet(e),
+                }
+            },
+        )
         .await
         .map_err(|e| e.to_string())?;
         testbed
@@ -139,5 +150,8 @@ async fn remove(testbed: &Testbed, id: &str) -> Result<(), String> {
 }
 
 fn shell_line(argv: &[String]) -> String {
-    argv.iter().map(|a| crate::process::shell_quote(a)).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| crate::process::shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

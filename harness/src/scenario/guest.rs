@@ -18,18 +18,26 @@ pub(super) fn judge_console(
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
     let Some(kata) = &testbed.kata else {
-        return Err(Failure::new(observed, "this testbed has no Kata install to exec into"));
+        return Err(Failure::new(
+            observed,
+            "this testbed has no Kata install to exec into",
+        ));
     };
     let exec = format!(
         "{} --config {} exec {sandbox_id}",
         kata.kata_runtime.display(),
         kata.config_path.display()
     );
-    evidence.reproduce(format!("printf 'uname -r\\nexit\\n' | script -qec '{exec}' /dev/null"));
+    evidence.reproduce(format!(
+        "printf 'uname -r\\nexit\\n' | script -qec '{exec}' /dev/null"
+    ));
     let argv = testbed.node_argv(&[
         "sh".into(),
         "-c".into(),
-        format!("printf '{}' | script -qec '{exec}' /dev/null", CONSOLE_INPUT.replace('\n', "\\n")),
+        format!(
+            "printf '{}' | script -qec '{exec}' /dev/null",
+            CONSOLE_INPUT.replace('\n', "\\n")
+        ),
     ]);
     let out = testbed
         .node
@@ -64,10 +72,13 @@ fn guest_release(output: &str, node_release: &str) -> Option<String> {
         .filter(|l| *l != node_release)
         .find(|l| {
             let mut parts = l.splitn(3, '.');
-            let numeric = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let numeric =
+                |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             numeric(parts.next())
                 && numeric(parts.next())
-                && parts.next().is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                && parts
+                    .next()
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
                 && !l.contains(' ')
         })
         .map(str::to_owned)
@@ -80,7 +91,10 @@ mod tests {
     #[test]
     fn the_guest_release_is_found_among_the_echo_and_prompts() {
         let console = "uname -r\n/ # uname -r\n6.1.0-50-amd64\n/ # exit\n";
-        assert_eq!(guest_release(console, "6.18.44-fc").as_deref(), Some("6.1.0-50-amd64"));
+        assert_eq!(
+            guest_release(console, "6.18.44-fc").as_deref(),
+            Some("6.1.0-50-amd64")
+        );
     }
 
     #[test]

@@ -486,14 +486,23 @@ impl Row {
         if !action.runtime.starts_with("io.containerd.") || action.runtime.split('.').count() < 4 {
             return Err((
                 "ctr_run.runtime",
-                format!("{:?} is not a runtime type like io.containerd.kata.v2", action.runtime),
+                format!(
+                    "{:?} is not a runtime type like io.containerd.kata.v2",
+                    action.runtime
+                ),
             ));
         }
         if action.runtime.starts_with("io.containerd.kata") && !self.requires.contains(&Requirement::Kata) {
-            return Err(("requires", "a Kata runtime row must declare `requires: [kata]`".into()));
+            return Err((
+                "requires",
+                "a Kata runtime row must declare `requires: [kata]`".into(),
+            ));
         }
         if e.runtime_type.is_none() {
-            return Err(("expect.runtime_type", "a ctr_run row expects the runtime containerd records".into()));
+            return Err((
+                "expect.runtime_type",
+                "a ctr_run row expects the runtime containerd records".into(),
+            ));
         }
         let foreign = e.binary_name.is_some()
             || e.oci_runtime.is_some()
@@ -505,7 +514,10 @@ impl Row {
             || e.rejected.is_some()
             || e.event.is_some();
         if foreign {
-            return Err(("expect", "a ctr_run row expects runtime_type and vmm_process".into()));
+            return Err((
+                "expect",
+                "a ctr_run row expects runtime_type and vmm_process".into(),
+            ));
         }
         Ok(())
     }

@@ -1,10 +1,9 @@
 //! Expanding suites into trials (one per row x variant) and deciding skips before anything runs.
 
-
 use super::model::{PlacementKind, Requirement, Row, Suite};
 use crate::artifacts::kata::{KataChoice, KataError};
-use crate::provision::kata::{KataHost, KataPlan};
 use crate::profile::ContainerdChoice;
+use crate::provision::kata::{KataHost, KataPlan};
 
 /// Where a variant's testbed lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -97,7 +96,8 @@ impl Capabilities {
         let Some(layout) = choice.locate()? else {
             return Ok(Capabilities {
                 kata_absent: Some(
-                    "no Kata artifacts (run scripts/build-kata, or pass --kata-bundle or --kata-release)".into(),
+                    "no Kata artifacts (run scripts/build-kata, or pass --kata-bundle or --kata-release)"
+                        .into(),
                 ),
                 kata_conditions: vec![],
                 kata: None,
@@ -206,7 +206,6 @@ pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Tria
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +259,11 @@ rows:
     fn with_kata(line: &str) -> Vec<(Variant, Capabilities)> {
         vec![(
             Variant::containerd(ContainerdChoice::Line(line.into())),
-            Capabilities { kata_absent: None, kata_conditions: vec!["Kata guest under TCG".into()], kata: None },
+            Capabilities {
+                kata_absent: None,
+                kata_conditions: vec!["Kata guest under TCG".into()],
+                kata: None,
+            },
         )]
     }
 

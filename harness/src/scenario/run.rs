@@ -331,7 +331,10 @@ async fn judge_guest_kernel(
     observed: String,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    evidence.reproduce(format!("{} exec -s $CTR uname -r; uname -r", testbed.crictl_prefix()));
+    evidence.reproduce(format!(
+        "{} exec -s $CTR uname -r; uname -r",
+        testbed.crictl_prefix()
+    ));
     let exec = testbed
         .cri
         .exec_sync(cid, &["uname", "-r"], 60)
@@ -340,7 +343,11 @@ async fn judge_guest_kernel(
     if exec.exit_code != 0 {
         return Err(Failure::new(
             observed,
-            format!("uname -r in the container exited {}: {}", exec.exit_code, String::from_utf8_lossy(&exec.stderr)),
+            format!(
+                "uname -r in the container exited {}: {}",
+                exec.exit_code,
+                String::from_utf8_lossy(&exec.stderr)
+            ),
         ));
     }
     let inside = String::from_utf8_lossy(&exec.stdout).trim().to_owned();
