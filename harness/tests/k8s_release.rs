@@ -6,14 +6,10 @@
 //! The served binaries are stand-ins (shell scripts answering `--version` like kubelet), so the
 //! test takes seconds; what is under test is the fetching, locking and caching, not Kubernetes.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kata_harness::kube::bundle::Bundle;
@@ -23,103 +19,11 @@ use kata_harness::profile::Version;
 use kata_harness::report::chain;
 use sha2::{Digest, Sha256};
 
+#[path = "common/http.rs"]
+mod http;
+use http::Server;
+
 const VERSION: &str = "v1.20.2";
-
-/// A real HTTP/1.1 server on 127.0.0.1 serving `root`, one connection at a time, with a log
-/// of every request path. Stopped (and its port closed) when dropped.
-struct Server {
-    port: u16,
-    gets: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let gets = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (gets, stop, root) = (gets.clone(), stop.clone(), root.to_owned());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => serve(stream, &root, &gets),
-                        // Non-blocking accept so that the stop flag is seen: poll interval.
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(5))
-                        }
-                        Err(e) => panic!("accept: {e}"),
-                    }
-                }
-            })
-        };
-        Server {
-            port,
-            gets,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/release", self.port)
-    }
-
-    fn gets(&self) -> Vec<String> {
-        self.gets.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, root: &Path, gets: &Mutex<Vec<String>>) {
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    // The rest of the head, up to the blank line.
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line == "\r\n" || line == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    gets.lock().unwrap().push(format!("{method} {path}"));
-    let file = root.join(path.trim_start_matches('/'));
-    let mut out = stream;
-    let body = (method == "GET" && !path.contains(".."))
-        .then(|| std::fs::read(&file).ok())
-        .flatten();
-    let _ = match body {
-        Some(body) => out
-            .write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .and_then(|_| out.write_all(&body)),
-        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    };
-}
 
 fn arch() -> &'static str {
     kube_arch(std::env::consts::ARCH).unwrap()
@@ -188,7 +92,7 @@ impl Fixture {
     fn new() -> Fixture {
         let served = tempfile::tempdir().unwrap();
         let tree = release_tree(served.path());
-        let server = Server::start(served.path());
+        let server = Server::serving_dir(served.path());
         Fixture {
             _served: served,
             tree,
@@ -205,7 +109,7 @@ fn first_download_records_every_digest_and_the_second_downloads_nothing() {
     let server = fx.server;
     let lock_path = work.path().join("k8s-release.lock");
     let cache = work.path().join("cache");
-    let release = release(&server.base_url(), &cache, &lock_path);
+    let release = release(&server.url("/release"), &cache, &lock_path);
 
     let bundle = release.fetch().unwrap();
     assert_eq!(bundle.version, Version::new(1, 20, 2));
@@ -216,7 +120,7 @@ fn first_download_records_every_digest_and_the_second_downloads_nothing() {
         None,
         "upstream has no pause: the busybox pause image is used"
     );
-    let mut gets = server.gets();
+    let mut gets = server.requests();
     gets.sort();
     let mut want: Vec<String> = BINARIES
         .iter()
@@ -256,7 +160,7 @@ fn first_download_records_every_digest_and_the_second_downloads_nothing() {
     let again = release.fetch().unwrap();
     assert_eq!(again, bundle);
     assert_eq!(
-        server.gets().len(),
+        server.requests().len(),
         BINARIES.len(),
         "a second fetch downloaded something"
     );
@@ -275,7 +179,7 @@ fn a_tampered_file_is_refused_with_both_digests_and_nothing_valid_is_left() {
     let server = fx.server;
     let lock_path = work.path().join("k8s-release.lock");
     // Record the digests, then tamper with kube-apiserver upstream.
-    release(&server.base_url(), &work.path().join("first"), &lock_path)
+    release(&server.url("/release"), &work.path().join("first"), &lock_path)
         .fetch()
         .unwrap();
     let recorded = std::fs::read_to_string(&lock_path).unwrap();
@@ -290,11 +194,11 @@ fn a_tampered_file_is_refused_with_both_digests_and_nothing_valid_is_left() {
 
     // A fresh cache, the lock present: the download is refused and deleted.
     let cache = work.path().join("second");
-    let release = release(&server.base_url(), &cache, &lock_path);
+    let release = release(&server.url("/release"), &cache, &lock_path);
     let error = release.fetch().unwrap_err();
     let url = format!(
         "{}/{VERSION}/bin/linux/{}/kube-apiserver",
-        server.base_url(),
+        server.url("/release"),
         arch()
     );
     let KubeError::Release(inner) = &error else {
@@ -390,7 +294,7 @@ fn a_release_the_server_does_not_have_is_an_http_error() {
     let work = &fx.work;
     let server = fx.server;
     let mut release = release(
-        &server.base_url(),
+        &server.url("/release"),
         &work.path().join("cache"),
         &work.path().join("lock"),
     );
@@ -399,13 +303,13 @@ fn a_release_the_server_does_not_have_is_an_http_error() {
     assert!(
         message.contains(&format!(
             "failed to download kubeadm from {}/v1.99.0/bin/linux/{}/kubeadm: the server answered with an HTTP error",
-            server.base_url(),
+            server.url("/release"),
             arch()
         )),
         "{message}"
     );
     assert!(message.contains("404"), "curl's own line is kept: {message}");
-    assert_eq!(server.gets().len(), 1);
+    assert_eq!(server.requests().len(), 1);
     assert!(files_under(&work.path().join("cache/k8s/release/tmp")).is_empty());
 }
 
@@ -415,7 +319,7 @@ fn a_cached_release_is_recorded_into_a_new_lock_without_downloading() {
     let work = &fx.work;
     let server = fx.server;
     let cache = work.path().join("cache");
-    let first = release(&server.base_url(), &cache, &work.path().join("first.lock"));
+    let first = release(&server.url("/release"), &cache, &work.path().join("first.lock"));
     first.fetch().unwrap();
     drop(server);
     // Another checkout (its own lock) sharing the cache: digests checked and recorded offline.
@@ -493,7 +397,7 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
     // `list` never downloads: before the first `run`, it says how to get the release.
     let out = cli(
         work.path(),
-        &server.base_url(),
+        &server.url("/release"),
         "list",
         &["--k8s-release", VERSION],
     );
@@ -506,11 +410,11 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
         )),
         "{stderr}"
     );
-    assert!(server.gets().is_empty());
+    assert!(server.requests().is_empty());
 
     // Fetched into the same cache and lock the CLI uses: the cluster variant is k8s-1.20.
     release(
-        &server.base_url(),
+        &server.url("/release"),
         &work.path().join("cache"),
         &work.path().join("k8s-release.lock"),
     )
@@ -518,7 +422,7 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
     .unwrap();
     let out = cli(
         work.path(),
-        &server.base_url(),
+        &server.url("/release"),
         "list",
         &["--k8s-release", "1.20.2"],
     );
@@ -532,7 +436,7 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
     // --k8s-release and --k8s-bundle name two different bundles.
     let out = cli(
         work.path(),
-        &server.base_url(),
+        &server.url("/release"),
         "list",
         &["--k8s-release", VERSION, "--k8s-bundle", "/tmp"],
     );

@@ -23,6 +23,7 @@ use kata_harness::report::chain;
 use sha2::{Digest, Sha256};
 
 mod cli;
+#[path = "../common/http.rs"]
 mod server;
 
 use server::{Reply, Server};

@@ -1,10 +1,14 @@
-//! A real HTTP/1.1 server on 127.0.0.1 for the release tests, laid out like GitHub's release
-//! downloads (`<base>/<version>/<asset>`), counting every request, and able to misbehave the
-//! ways a real download does: a body cut short, or headers and then nothing.
+//! A real HTTP/1.1 server on 127.0.0.1 for the release tests (Kubernetes and Kata), logging
+//! every request, serving set replies or a directory, and able to misbehave the ways a real
+//! download does: a body cut short, or headers and then nothing.
+//!
+//! Included by several test binaries (`#[path]`), each using part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,8 +24,9 @@ pub enum Reply {
     Stall,
 }
 
-/// A real HTTP/1.1 server on 127.0.0.1, one connection at a time, counting requests; unknown
-/// paths are 404. Stopped (and its port closed) when dropped.
+/// A real HTTP/1.1 server on 127.0.0.1, one connection at a time, logging requests; a path
+/// with no set reply is served from the directory given (read at each request), else 404.
+/// Stopped (and its port closed) when dropped.
 pub struct Server {
     port: u16,
     replies: Arc<Mutex<HashMap<String, Reply>>>,
@@ -32,6 +37,15 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::serving(None)
+    }
+
+    /// Serves the files under `root` (`GET /a/b` is `<root>/a/b`), besides set replies.
+    pub fn serving_dir(root: &Path) -> Server {
+        Server::serving(Some(root.to_owned()))
+    }
+
+    fn serving(root: Option<PathBuf>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -40,12 +54,13 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (replies, requests, stop) = (replies.clone(), requests.clone(), stop.clone());
+            let root = root.clone();
             std::thread::spawn(move || {
                 // Stalled connections stay open until the server stops.
                 let mut held = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
-                        Ok((stream, _)) => held.extend(serve(stream, &replies, &requests)),
+                        Ok((stream, _)) => held.extend(serve(stream, root.as_deref(), &replies, &requests)),
                         // Non-blocking accept so that the stop flag is seen: poll interval.
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(5))
@@ -64,8 +79,13 @@ impl Server {
         }
     }
 
+    /// The Kata release base URL (GitHub's layout): `<base>/<version>/<asset>`.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/releases/download", self.port)
+        self.url("/releases/download")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Answers `reply` for `<base>/<version>/<asset>`.
@@ -91,6 +111,7 @@ impl Drop for Server {
 /// Answers one request; returns the stream when the reply is to stall on it.
 fn serve(
     stream: TcpStream,
+    root: Option<&Path>,
     replies: &Mutex<HashMap<String, Reply>>,
     requests: &Mutex<Vec<String>>,
 ) -> Option<TcpStream> {
@@ -111,7 +132,16 @@ fn serve(
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     requests.lock().unwrap().push(format!("{method} {path}"));
-    let reply = replies.lock().unwrap().get(path).cloned();
+    let from_root = || {
+        let root = root?;
+        (!path.contains("..")).then(|| std::fs::read(root.join(path.trim_start_matches('/'))).ok())?
+    };
+    let reply = replies
+        .lock()
+        .unwrap()
+        .get(path)
+        .cloned()
+        .or_else(|| from_root().map(Reply::Body));
     let head = |length: usize| {
         format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nContent-Type: application/octet-stream\r\n\
