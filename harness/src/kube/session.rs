@@ -91,7 +91,13 @@ pub async fn run_cluster(
     sink.event(&Event::TestbedReady {
         variant: label.clone(),
         description: cluster.describe(),
-        facts: cluster.facts(),
+        facts: {
+            let mut facts = cluster.facts();
+            if let Some(kata) = &base.kata {
+                facts.push(("kata".into(), kata.conditions.join("; ")));
+            }
+            facts
+        },
     });
     for trial in trials {
         sink.event(&Event::TrialStarted {
