@@ -229,6 +229,9 @@ fn main() -> ExitCode {
         Command::Doctor => doctor(),
         Command::Vm(command) => vm_cmd::run(command, &repo_root()),
     };
+    if let Some(code) = kata_harness::teardown::finish_interrupted() {
+        return code;
+    }
     match outcome {
         Ok(code) => code,
         Err(e) => {

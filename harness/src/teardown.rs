@@ -5,7 +5,7 @@
 //! action when its owner is dropped; an interrupt runs every outstanding action, newest first,
 //! and then exits with 130, so Ctrl-C leaves nothing behind.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
 type Action = Box<dyn FnOnce() + Send>;
@@ -13,6 +13,31 @@ type Action = Box<dyn FnOnce() + Send>;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static ACTIONS: Mutex<Vec<(u64, String, Action)>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// How long the main thread waits for the interrupt handler's cleanup before exiting anyway.
+const INTERRUPT_CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether a SIGINT/SIGTERM arrived (the handler is cleaning up, then exits 130).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Called by `main` before it returns: after an interrupt, the run's rows fail as their
+/// daemons are killed, and returning would end the process in the middle of the handler's
+/// cleanup with the wrong exit code. Waits (bounded) for the handler to exit 130 itself.
+pub fn finish_interrupted() -> Option<std::process::ExitCode> {
+    if !interrupted() {
+        return None;
+    }
+    let started = std::time::Instant::now();
+    while started.elapsed() < INTERRUPT_CLEANUP_DEADLINE {
+        // The handler ends the process; this only waits for it.
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    eprintln!("cleanup after the interrupt did not finish within {INTERRUPT_CLEANUP_DEADLINE:?}");
+    Some(std::process::ExitCode::from(130))
+}
 
 /// An outstanding cleanup action; dropping it runs the action.
 #[must_use = "dropping the registration runs the cleanup at once"]
@@ -87,6 +112,7 @@ pub fn install_interrupt_handler() {
                         _ = int.recv() => eprintln!("\ninterrupted: cleaning up (daemons, shims, mounts)..."),
                         _ = term.recv() => eprintln!("\nterminated: cleaning up (daemons, shims, mounts)..."),
                     }
+                    INTERRUPTED.store(true, Ordering::SeqCst);
                 });
                 run_all();
                 std::process::exit(130);

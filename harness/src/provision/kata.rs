@@ -118,9 +118,14 @@ pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataIns
         hybrid_vsock_daemon: (!plan.host.vhost_vsock).then(|| layout.vsock_daemon()).flatten(),
         disable_vhost_net: !plan.host.vhost_net,
         memory_mib: 1024,
-        dial_timeout_s: if plan.host.no_kvm.is_some() { 120 } else { 45 },
+        // Under TCG a guest boots in seconds when the machine is idle, tens when it is not;
+        // below the CRI call deadline (120 s), so a stuck agent channel fails with Kata's
+        // own error rather than a CRI timeout.
+        dial_timeout_s: if plan.host.no_kvm.is_some() { 90 } else { 45 },
         debug_console: true,
         disable_guest_seccomp: true,
+        // A Kata row that fails shows the shim's last steps in its bundle.
+        runtime_debug: true,
     };
     let base = std::fs::read_to_string(layout.base_config())?;
     let text = render::configuration(&base, &node).map_err(std::io::Error::other)?;

@@ -38,6 +38,8 @@ pub struct KataNodeConfig {
     pub debug_console: bool,
     /// The agent was built without seccomp support.
     pub disable_guest_seccomp: bool,
+    /// The shim logs at debug level (into containerd's log, and so into failure bundles).
+    pub runtime_debug: bool,
 }
 
 /// The layout's base configuration with this node's settings applied.
@@ -85,6 +87,7 @@ pub fn configuration(base: &str, node: &KataNodeConfig) -> Result<String, KataRe
         "disable_guest_seccomp".into(),
         Value::Boolean(node.disable_guest_seccomp),
     );
+    runtime.insert("enable_debug".into(), Value::Boolean(node.runtime_debug));
 
     Ok(format!(
         "# Rendered by kata-harness for this node from the layout's configuration-qemu.toml.\n{}",
@@ -170,6 +173,7 @@ internetworking_model = "tcfilter"
             dial_timeout_s: 90,
             debug_console: true,
             disable_guest_seccomp: true,
+            runtime_debug: true,
         }
     }
 
@@ -200,6 +204,7 @@ internetworking_model = "tcfilter"
         assert_eq!(doc["agent"]["kata"]["dial_timeout"].as_integer(), Some(90));
         assert_eq!(doc["runtime"]["internetworking_model"].as_str(), Some("tcfilter"));
         assert_eq!(doc["runtime"]["disable_guest_seccomp"].as_bool(), Some(true));
+        assert_eq!(doc["runtime"]["enable_debug"].as_bool(), Some(true));
     }
 
     #[test]
