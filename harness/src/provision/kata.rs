@@ -124,8 +124,8 @@ pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataIns
         dial_timeout_s: if plan.host.no_kvm.is_some() { 90 } else { 45 },
         debug_console: true,
         disable_guest_seccomp: true,
-        // A Kata row that fails shows the shim's last steps in its bundle.
-        runtime_debug: true,
+        // Off: containerd (at info level) drops the shim's debug lines anyway.
+        runtime_debug: false,
     };
     let base = std::fs::read_to_string(layout.base_config())?;
     let text = render::configuration(&base, &node).map_err(std::io::Error::other)?;
