@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod cri;
 pub mod doctor;
+pub mod errors;
 pub mod images;
 pub mod kube;
 pub mod node;

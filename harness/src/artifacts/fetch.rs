@@ -2,7 +2,7 @@
 //! a connect timeout, stall detection and a deadline, into a part file that is deleted unless
 //! the caller renames it into place; the sha256 of what arrived; and one exclusive flock per
 //! cache so that concurrent runs do not race. Used by the Kubernetes release
-//! ([`crate::kube::release`]) and the Kata release ([`super::kata_release`]); what is
+//! (`kube::release`) and the Kata release ([`super::kata_release`]); what is
 //! verified against what, and where a file becomes visible, is theirs to decide.
 //!
 //! Why Debian's curl and not an HTTP crate: it needs no new dependency (hyper is in the tree

@@ -278,7 +278,7 @@ pub fn unpack_tarball(path: &Path, parent: &Path) -> Result<PathBuf, KataError> 
         }
     };
     if let Err(e) = unpacked {
-        return Err(fail(crate::report::chain(&e)));
+        return Err(fail(crate::errors::chain(&e)));
     }
     if !tmp.join("opt/kata").is_dir() {
         return Err(fail("it has no opt/kata/ (not a kata-static tarball)".into()));

@@ -176,16 +176,7 @@ pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) ->
     Ok(())
 }
 
-/// An error and its causes on one line each (`anyhow`-style `{:#}` for library errors).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
+pub use crate::errors::chain;
 
 /// Keeps every event in memory (for JSON/JUnit at the end, and for tests).
 #[derive(Debug, Default)]

@@ -1,0 +1,12 @@
+//! Error text helpers every layer uses (the bottom of the module graph: no imports).
+
+/// An error and its causes on one line each (`anyhow`-style `{:#}` for library errors).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
