@@ -241,8 +241,9 @@ async fn pull_inner(
                 }
                 (None, false) => return Err(Failure::new(last, format!("ctr images pull failed: {stderr}"))),
                 (None, true) => {
-                    // containerd's record: the image is in k8s.io, so the CRI sees it too.
-                    let visible = testbed.cri.image_status(&image).await;
+                    // containerd's record: the image is in k8s.io, so the CRI sees it too
+                    // (once it has followed the image event: polled as for imports).
+                    let visible = super::run::settled_image_status(testbed, &image, true).await;
                     let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
                     match visible {
                         Ok(Some(_)) => within(row, elapsed, format!("pulled {image}, visible to the CRI"))?,

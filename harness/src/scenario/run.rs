@@ -711,7 +711,7 @@ const IMPORT_INVISIBLE_SETTLE: Duration = Duration::from_secs(2);
 
 /// ImageStatus once the CRI has caught up: until the image shows (a row expecting it
 /// visible) or for a short settle (a row expecting it not to be).
-async fn settled_image_status(
+pub(super) async fn settled_image_status(
     testbed: &Testbed,
     image: &str,
     expect_visible: bool,
