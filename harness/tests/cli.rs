@@ -91,7 +91,7 @@ fn unknown_target_and_missing_containerd_exit_2() {
 fn run_writes_junit_and_json_that_agree_with_the_table() {
     let results = tempfile::tempdir().unwrap();
     let out = harness()
-        // Only the cri suite: the counts below are its rows.
+        // The cri suite's handler rows: the counts below are theirs.
         .args([
             "run",
             "--target",
@@ -99,7 +99,7 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
             "--containerd",
             "1.6",
             "--filter",
-            "cri::",
+            "handler::containerd-1.6",
             "--results",
         ])
         .arg(results.path())
@@ -111,13 +111,14 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The cri suite: 6 rows without Kata, 5 Kata rows that run where this host can run Kata
-    // (the scripts/build-kata layout, under TCG here) and are skipped with the reason elsewhere.
+    // default-, crun- and unconfigured-handler, and the 2 Kata handler rows, which run where
+    // this host can run Kata (the scripts/build-kata layout, under TCG here) and are skipped
+    // with the reason elsewhere.
     let kata = kata_harness::scenario::Capabilities::probe_local();
     let (passed, skipped) = if kata.kata_absent.is_none() {
-        (11, 0)
+        (5, 0)
     } else {
-        (6, 5)
+        (3, 2)
     };
     assert!(
         stdout.contains(&format!("{passed} passed, 0 failed, {skipped} skipped")),
