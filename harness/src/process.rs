@@ -260,6 +260,11 @@ pub fn display_command(command: &Command) -> String {
 }
 
 /// Quotes a word for a POSIX shell only when it needs it.
+/// `argv` as one shell line a person can paste (each word quoted as needed).
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
 pub fn shell_quote(word: &str) -> String {
     if !word.is_empty()
         && word

@@ -58,7 +58,7 @@ fn pod(testbed: &Testbed, name: &str) -> PodSpec {
 
 /// What marks the processes containerd and its shims start (their environment's
 /// KATA_HARNESS_TESTBED, inherited by Kata's QEMU and backends).
-fn node_namespace(testbed: &Testbed) -> String {
+fn testbed_tag(testbed: &Testbed) -> String {
     testbed.paths.run_dir.to_string_lossy().into_owned()
 }
 
@@ -100,7 +100,7 @@ async fn start_kata_sandbox(testbed: &Testbed, name: &str) -> (String, String) {
     let status = testbed.cri.pod_sandbox_status(&id).await.unwrap();
     let info = RuntimeInfo::from_verbose_info("sandbox", &status.info).unwrap();
     assert_eq!(info.runtime_type, "io.containerd.kata.v2");
-    let ns = node_namespace(testbed);
+    let ns = testbed_tag(testbed);
     let running = kata_processes(&ns, &id);
     for name in KATA_PROCESSES {
         assert!(

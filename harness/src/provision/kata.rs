@@ -49,11 +49,9 @@ pub struct KataPlan {
 impl KataPlan {
     /// `Err(reason)` when Kata cannot run here at all (the Kata rows are skipped with it).
     pub fn new(layout: KataLayout, host: KataHost) -> Result<Self, String> {
-        let qemu = layout
-            .kata_dir()
-            .join("bin/qemu-system-x86_64")
-            .exists()
-            .then(|| layout.kata_dir().join("bin/qemu-system-x86_64"))
+        let bundled = layout.kata_dir().join("bin/qemu-system-x86_64");
+        let qemu = Some(bundled)
+            .filter(|q| q.exists())
             .or_else(|| host.qemu.clone())
             .ok_or("no qemu-system-x86_64 (neither in the Kata layout nor on PATH)")?;
         let mut conditions = vec![layout.describe()];

@@ -267,6 +267,13 @@ impl Testbed {
             .run(&self.ctr_argv(namespace, args), NODE_COMMAND_DEADLINE)
     }
 
+    /// The node's own kernel release (`uname -r` on the node), to tell a VM guest's from it.
+    pub fn node_kernel(&self) -> Result<String, NodeError> {
+        self.node
+            .run(&["uname".to_owned(), "-r".to_owned()], NODE_COMMAND_DEADLINE)
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    }
+
     /// `crictl` as a human would run it on the node.
     pub fn crictl_prefix(&self) -> String {
         format!(

@@ -25,11 +25,13 @@ const STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// `argv` inside the network namespace `ns` (a `/proc/<pid>/ns/net` path). `nsenter --net`
 /// without `--fork` execs the program, so a daemon's pid stays its own.
 pub(crate) fn nsenter_argv(ns: &Path, argv: &[String]) -> Vec<String> {
-    let mut wrapped = vec![
-        "nsenter".to_owned(),
-        format!("--net={}", ns.display()),
-        "--".into(),
-    ];
+    nsenter(&[format!("--net={}", ns.display())], argv)
+}
+
+fn nsenter(namespaces: &[String], argv: &[String]) -> Vec<String> {
+    let mut wrapped = vec!["nsenter".to_owned()];
+    wrapped.extend(namespaces.iter().cloned());
+    wrapped.push("--".into());
     wrapped.extend(argv.iter().cloned());
     wrapped
 }
@@ -51,14 +53,13 @@ impl Testbed {
         match self.net_namespace() {
             Some(net) => {
                 let mnt = net.with_file_name("mnt");
-                let mut wrapped = vec![
-                    "nsenter".to_owned(),
-                    format!("--net={}", net.display()),
-                    format!("--mount={}", mnt.display()),
-                    "--".into(),
-                ];
-                wrapped.extend(argv.iter().cloned());
-                wrapped
+                nsenter(
+                    &[
+                        format!("--net={}", net.display()),
+                        format!("--mount={}", mnt.display()),
+                    ],
+                    argv,
+                )
             }
             None => argv.to_vec(),
         }

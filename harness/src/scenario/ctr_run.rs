@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::model::{CtrRunAction, Row};
 use super::run::{pretty, unique, vmm_child_of_shim, Failure};
+use crate::process::shell_line;
 use crate::provision::{Testbed, BUSYBOX_IMAGE};
 use crate::report::Evidence;
 use crate::wait::{wait_for, Attempt};
@@ -147,11 +148,4 @@ async fn remove(testbed: &Testbed, id: &str) -> Result<(), String> {
         .ctr(NAMESPACE, &["containers", "delete", id])
         .map_err(|e| format!("ctr containers delete {id} failed: {e}"))?;
     Ok(())
-}
-
-fn shell_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| crate::process::shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

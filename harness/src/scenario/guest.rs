@@ -46,9 +46,7 @@ pub(super) fn judge_console(
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     evidence.file("guest-console.txt", &text);
     let node = testbed
-        .node
-        .run(&["uname".to_owned(), "-r".to_owned()], NODE_COMMAND_DEADLINE)
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .node_kernel()
         .map_err(|e| Failure::new(observed.clone(), format!("uname -r on the node failed: {e}")))?;
     match guest_release(&text, &node) {
         Some(release) => Ok(format!("{observed}, guest console: uname -r {release}")),

@@ -15,7 +15,7 @@ use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxI
 use super::run::{judge_status, pretty, remove_sandbox, short_error, start_and_inspect, unique, Failure};
 use crate::cri::RuntimeInfo;
 use crate::images;
-use crate::process::shell_quote;
+use crate::process::shell_line;
 use crate::provision::node_net::NodeService;
 use crate::provision::{Testbed, BUSYBOX_BINARY, SANDBOX_IMAGE};
 use crate::registry::{Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
@@ -29,10 +29,6 @@ const CTR_PULL_DEADLINE: Duration = Duration::from_secs(90);
 /// How long the `ctr events` subscriber may take to show a probe event.
 const EVENTS_DEADLINE: Duration = Duration::from_secs(20);
 const CRI_NAMESPACE: &str = "k8s.io";
-
-fn argv_line(argv: &[String]) -> String {
-    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
-}
 
 /// A pull row: start the registry, push, write hosts.toml, pull, judge, undo.
 pub(super) async fn run_pull(
@@ -116,7 +112,7 @@ async fn pull_inner(
         let archive = images::busybox(Path::new(BUSYBOX_BINARY))
             .and_then(|b| testbed.put_image(&format!("{name}.tar"), &format!("{addr}/{repository}"), &b))
             .map_err(|e| Failure::new("no archive", format!("setup: failed to build the image: {e}")))?;
-        evidence.reproduce(argv_line(&testbed.net_argv(&registry.push_argv(
+        evidence.reproduce(shell_line(&testbed.net_argv(&registry.push_argv(
             &archive.path,
             &repository,
             false,
@@ -208,7 +204,7 @@ async fn pull_inner(
             args.push(&image);
             let argv = testbed.ctr_argv(CRI_NAMESPACE, &args);
             // ctr 1.6/1.7 fetch in the client process: it must share the node's network.
-            evidence.reproduce(argv_line(&testbed.net_argv(&argv)));
+            evidence.reproduce(shell_line(&testbed.net_argv(&argv)));
             let out = testbed
                 .run_in_net(&argv, CTR_PULL_DEADLINE)
                 .map_err(|e| Failure::new("ctr did not finish", crate::report::chain(&e)))?;
@@ -218,7 +214,7 @@ async fn pull_inner(
                 "ctr-pull.txt",
                 &format!(
                     "$ {}\nexit: {}\n--- stdout\n{}\n--- stderr\n{stderr}\n",
-                    argv_line(&argv),
+                    shell_line(&argv),
                     out.status,
                     String::from_utf8_lossy(&out.stdout)
                 ),
@@ -470,7 +466,7 @@ pub(super) async fn run_sandbox_image(
     }
     let pause_archive = testbed.paths.images.join("pause.tar");
     if !action.preloaded {
-        evidence.reproduce(argv_line(
+        evidence.reproduce(shell_line(
             &testbed.ctr_argv(CRI_NAMESPACE, &["images", "rm", SANDBOX_IMAGE]),
         ));
         testbed
@@ -498,7 +494,7 @@ pub(super) async fn run_sandbox_image(
     let mut events = Events::start(testbed, &dir).await?;
     evidence.reproduce(format!(
         "{} events &",
-        argv_line(&testbed.ctr_argv(CRI_NAMESPACE, &[]))
+        shell_line(&testbed.ctr_argv(CRI_NAMESPACE, &[]))
     ));
     let pod = pod_for(testbed, &row.scenario, &action.handler);
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));

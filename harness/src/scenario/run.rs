@@ -14,7 +14,7 @@ use super::model::{grpc_code, ExpectError, GuestKernel, ImageImportAction, Row, 
 use super::plan::Trial;
 use crate::cri::{CriError, RuntimeInfo};
 use crate::images;
-use crate::process::shell_quote;
+use crate::process::{shell_line, shell_quote};
 use crate::provision::{Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
 use crate::render::cri::{ContainerSpec, PodSpec};
 use crate::report::{Evidence, TrialResult, Verdict};
@@ -352,9 +352,7 @@ async fn judge_guest_kernel(
     }
     let inside = String::from_utf8_lossy(&exec.stdout).trim().to_owned();
     let node = testbed
-        .node
-        .run(&["uname".to_owned(), "-r".to_owned()], NODE_COMMAND_DEADLINE)
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .node_kernel()
         .map_err(|e| Failure::new(observed.clone(), format!("uname -r on the node failed: {e}")))?;
     let observed = format!("{observed}, container kernel {inside} (node {node})");
     match (want, inside == node) {
@@ -536,12 +534,7 @@ fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Re
     );
     evidence.reproduce(format!(
         "{} | jq .Runtime.Name",
-        testbed
-            .ctr_argv(CRI_NAMESPACE, &["containers", "info", id])
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shell_line(&testbed.ctr_argv(CRI_NAMESPACE, &["containers", "info", id]))
     ));
     info.pointer("/Runtime/Name")
         .and_then(Value::as_str)
