@@ -41,6 +41,12 @@ pub enum ImageError {
         #[source]
         source: crate::process::ProcessError,
     },
+    #[error("failed to list the shared libraries of {path} (ldd)")]
+    Libraries {
+        path: PathBuf,
+        #[source]
+        source: crate::process::ProcessError,
+    },
 }
 
 /// One entry of a layer.
@@ -58,6 +64,8 @@ pub struct ImageBuilder {
     entrypoint: Vec<String>,
     cmd: Vec<String>,
     env: Vec<String>,
+    /// The config's `User` (`1002`, `www-data:1004`); empty: root.
+    user: String,
 }
 
 /// A finished archive and the names it carries.
@@ -115,6 +123,34 @@ impl ImageBuilder {
     pub fn cmd(mut self, argv: &[&str]) -> Self {
         self.cmd = argv.iter().map(|s| s.to_string()).collect();
         self
+    }
+
+    /// The user the image's processes run as (`uid`, `name`, `uid:gid`, `name:gid`).
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = user.to_owned();
+        self
+    }
+
+    /// Adds every shared library `ldd` names for `binaries` at the same path (plain
+    /// directories: `/lib` and `/lib64` as symlinks would clash with real dirs in the same
+    /// layer).
+    pub fn with_libraries(mut self, binaries: &[PathBuf]) -> Result<Self, ImageError> {
+        let mut libs = std::collections::BTreeSet::new();
+        for binary in binaries {
+            let mut command = std::process::Command::new("ldd");
+            command.arg(binary);
+            let out = crate::process::run_unchecked(&mut command, std::time::Duration::from_secs(30))
+                .map_err(|source| ImageError::Libraries {
+                    path: binary.clone(),
+                    source,
+                })?;
+            libs.extend(parse_ldd(&String::from_utf8_lossy(&out.stdout)));
+        }
+        for lib in libs {
+            let inside = lib.to_string_lossy().trim_start_matches('/').to_owned();
+            self = self.host_file(&inside, &lib, 0o755)?;
+        }
+        Ok(self)
     }
 
     fn add_parents(&mut self, path: &str) {
@@ -185,6 +221,9 @@ impl ImageBuilder {
         }
         if !self.cmd.is_empty() {
             config = config.cmd(self.cmd.clone());
+        }
+        if !self.user.is_empty() {
+            config = config.user(self.user.clone());
         }
         let config = ImageConfigurationBuilder::default()
             .architecture(arch.clone())
@@ -366,6 +405,21 @@ pub fn pause(pause_binary: Option<&Path>, busybox_binary: &Path) -> Result<Image
     }
 }
 
+/// Library paths from `ldd` output (`libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` and
+/// the loader line `/lib64/ld-linux-x86-64.so.2 (0x...)`).
+pub fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
 /// JSON with sorted keys: oci-spec keeps annotations in a HashMap, whose order changes per run.
 fn canonical_json(value: &impl serde::Serialize) -> Vec<u8> {
     let value = serde_json::to_value(value).expect("OCI types serialise");
@@ -421,6 +475,18 @@ fn append(out: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldd_lines_give_library_paths() {
+        let text = "\tlinux-vdso.so.1 (0x00007fc25d9cb000)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            parse_ldd(text),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+    }
 
     fn sample() -> ImageBuilder {
         ImageBuilder::new()

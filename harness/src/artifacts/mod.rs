@@ -4,9 +4,11 @@
 //! * [`kata`]: the kata-static layout and where it comes from.
 //! * [`kata_release`]: upstream kata-static tarballs pinned by version, verified by the sha256
 //!   in `kata-release.lock`, cached and unpacked.
+//! * [`deb`]: Debian packages unpacked into the cache as file sources, never installed.
 //! * [`fetch`]: curl downloads into the cache under deadlines, and the cache's flock.
 //! * [`lock`]: the release lock files (`<version> <arch> <name> <sha256>`).
 
+pub mod deb;
 pub mod fetch;
 pub mod kata;
 pub mod kata_release;

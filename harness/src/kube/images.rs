@@ -22,7 +22,6 @@ use crate::render::kubeadm::default_image_repository;
 
 /// Bump when what goes into an image changes: the cache key includes it.
 const RECIPE: &str = "kube-images-1";
-const APT_DEADLINE: Duration = Duration::from_secs(300);
 /// Workload image for the suite's pods (busybox `httpd`, `wget`, `sleep`).
 pub const WORKLOAD_IMAGE: &str = "localhost/kata-harness/busybox:1";
 
@@ -127,7 +126,7 @@ fn build(
         "etcd" => {
             // Debian's etcd is dynamically linked: ship its loader and libraries.
             let image = local_bin(ImageBuilder::new(), "etcd", etcd)?;
-            with_libraries(image, &[etcd.to_owned()])
+            image.with_libraries(&[etcd.to_owned()])
         }
         "kube-proxy" => kube_proxy(bundle, conntrack_root),
         // Upstream releases have no pause binary: then a busybox-based pause.
@@ -189,82 +188,14 @@ fn kube_proxy(bundle: &Bundle, conntrack_root: &Path) -> Result<ImageBuilder, im
             binaries.push(so);
         }
     }
-    with_libraries(image, &binaries)
-}
-
-/// Adds every shared library `ldd` names for `binaries` at the same path (plain directories:
-/// `/lib` and `/lib64` as symlinks would clash with real dirs in the same layer).
-fn with_libraries(mut image: ImageBuilder, binaries: &[PathBuf]) -> Result<ImageBuilder, images::ImageError> {
-    let mut libs = std::collections::BTreeSet::new();
-    for binary in binaries {
-        let mut command = Command::new("ldd");
-        command.arg(binary);
-        let out = process::run_unchecked(&mut command, Duration::from_secs(30)).map_err(|source| {
-            images::ImageError::Applets {
-                path: binary.clone(),
-                source,
-            }
-        })?;
-        libs.extend(parse_ldd(&String::from_utf8_lossy(&out.stdout)));
-    }
-    for lib in libs {
-        let inside = lib.to_string_lossy().trim_start_matches('/').to_owned();
-        image = image.host_file(&inside, &lib, 0o755)?;
-    }
-    Ok(image)
-}
-
-/// Library paths from `ldd` output (`libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` and
-/// the loader line `/lib64/ld-linux-x86-64.so.2 (0x...)`).
-pub fn parse_ldd(text: &str) -> Vec<PathBuf> {
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let path = match line.split_once("=>") {
-                Some((_, rest)) => rest.split_whitespace().next()?,
-                None => line.split_whitespace().next()?,
-            };
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
+    image.with_libraries(&binaries)
 }
 
 /// `apt-get download <package>` into the cache and `dpkg-deb -x` it there (once): the package
 /// is never installed on the host.
 fn unpack_deb(package: &str) -> Result<PathBuf, KubeError> {
     let base = crate::profile::cache_dir().join("k8s/debs");
-    let root = base.join(format!("root-{package}"));
-    let done = root.join(".complete");
-    if done.exists() {
-        return Ok(root);
-    }
-    std::fs::create_dir_all(&base).map_err(io_err(&base))?;
-    let deb_err = |source| KubeError::Deb {
-        package: package.to_owned(),
-        source,
-    };
-    let mut download = Command::new("apt-get");
-    download.args(["download", package]).current_dir(&base);
-    process::run(download, APT_DEADLINE).map_err(deb_err)?;
-    let deb = std::fs::read_dir(&base)
-        .map_err(io_err(&base))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
-        })
-        .max()
-        .ok_or_else(|| KubeError::Io {
-            path: base.clone(),
-            source: std::io::Error::other(format!("apt-get download left no {package}_*.deb")),
-        })?;
-    let _ = std::fs::remove_dir_all(&root);
-    let mut extract = Command::new("dpkg-deb");
-    extract.arg("-x").arg(&deb).arg(&root);
-    process::run(extract, APT_DEADLINE).map_err(deb_err)?;
-    std::fs::write(&done, deb.to_string_lossy().as_bytes()).map_err(io_err(&done))?;
-    Ok(root)
+    crate::artifacts::deb::unpack(package, &base).map_err(KubeError::from)
 }
 
 fn etcd_version(etcd: &Path) -> Result<String, KubeError> {
@@ -307,18 +238,6 @@ fn cache_key(bundle: &Bundle, extra: &[&Path]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ldd_lines_give_library_paths() {
-        let text = "\tlinux-vdso.so.1 (0x00007fc25d9cb000)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
-        assert_eq!(
-            parse_ldd(text),
-            vec![
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
-            ]
-        );
-    }
 
     #[test]
     fn pause_tags_follow_kubeadm() {

@@ -52,12 +52,8 @@ pub enum KubeError {
         handler: String,
         found: Option<String>,
     },
-    #[error("failed to fetch Debian package {package} for an image")]
-    Deb {
-        package: String,
-        #[source]
-        source: ProcessError,
-    },
+    #[error("failed to fetch a Debian package for an image")]
+    Deb(#[from] crate::artifacts::deb::DebError),
     #[error("failed to build image {image}")]
     Image {
         image: String,
