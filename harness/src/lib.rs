@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod cri;
+pub mod critest;
 pub mod doctor;
 pub mod errors;
 pub mod images;

@@ -82,6 +82,10 @@ pub struct Row {
     /// Default: none.
     #[serde(default)]
     pub requires: Vec<Requirement>,
+    /// Skip this row everywhere, with this reason (a row kept in the table on purpose but
+    /// not run by default, e.g. far too slow here). Default: run.
+    #[serde(default)]
+    pub skip: Option<String>,
     /// Action: run a pod sandbox (`crictl runp`), optionally with a container in it.
     #[serde(default)]
     pub sandbox: Option<SandboxAction>,
@@ -102,6 +106,10 @@ pub struct Row {
     /// with `placements: [cluster]`. Fields: `crate::kube::suite::KubeAction`.
     #[serde(default)]
     pub kube: Option<crate::kube::suite::KubeAction>,
+    /// Action: run critest (the upstream CRI validation suite) with a handler; each of its
+    /// specs is a row of the report. Fields: `crate::critest::CritestAction`.
+    #[serde(default)]
+    pub critest: Option<crate::critest::CritestAction>,
     /// What must be observed.
     pub expect: Expect,
 }
@@ -467,7 +475,9 @@ impl Suite {
             handler.is_some_and(|h| h.is_empty() || h == "runc")
                 && r.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
         });
-        let has_control = has_control || self.rows.iter().any(crate::kube::suite::is_runc_control);
+        let has_control = has_control
+            || self.rows.iter().any(crate::kube::suite::is_runc_control)
+            || self.rows.iter().any(crate::critest::is_runc_control);
         crate::kube::suite::validate_placements(self)
             .map_err(|(location, message)| err(location, message))?;
         if has_kata && !has_control {
@@ -538,16 +548,23 @@ impl Row {
         if let Some(kube) = &self.kube {
             return crate::kube::suite::validate_row(self, kube);
         }
+        if self.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(("skip", "needs the reason the row is skipped".into()));
+        }
         let actions = [
             ("sandbox", self.sandbox.is_some()),
             ("image_import", self.image_import.is_some()),
             ("pull", self.pull.is_some()),
             ("sandbox_image", self.sandbox_image.is_some()),
             ("ctr_run", self.ctr_run.is_some()),
+            ("critest", self.critest.is_some()),
         ];
         let set: Vec<&'static str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
         if set.len() > 1 {
             return Err((set[1], format!("a row has one action; {} is already set", set[0])));
+        }
+        if let Some(action) = &self.critest {
+            return crate::critest::validate_row(self, action);
         }
         if e.within_seconds == Some(0) {
             return Err(("expect.within_seconds", "must be at least 1".into()));
@@ -821,6 +838,9 @@ impl Row {
     pub fn expected_summary(&self) -> String {
         if let Some(summary) = crate::kube::suite::expected_summary(self) {
             return summary;
+        }
+        if let Some(action) = &self.critest {
+            return crate::critest::expected_summary(action);
         }
         let e = &self.expect;
         if let Some(error) = &e.error {

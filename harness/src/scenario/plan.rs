@@ -160,6 +160,27 @@ pub struct Trial {
     pub skip: Option<String>,
     /// How this row runs here differently from a user's KVM host (e.g. Kata under TCG).
     pub conditions: Vec<String>,
+    /// A critest trial expands into one row per spec (`<trial>::<spec>`); `--filter
+    /// <trial>::<text>` keeps the trial and narrows its specs to this.
+    pub spec_filter: Option<SpecFilter>,
+}
+
+/// The spec part of a `--filter` aimed at a critest trial's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecFilter {
+    pub text: String,
+    /// `--exact`: the spec's full text, not a substring of it.
+    pub exact: bool,
+}
+
+impl SpecFilter {
+    pub fn matches(&self, spec: &str) -> bool {
+        if self.exact {
+            spec == self.text
+        } else {
+            spec.contains(&self.text)
+        }
+    }
 }
 
 /// All trials, in suite, row, variant order; each variant with what its node offers.
@@ -175,7 +196,13 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                 let skip = row
                     .requires
                     .iter()
-                    .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")));
+                    .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
+                    .or_else(|| row.skip.clone())
+                    .or_else(|| {
+                        row.critest
+                            .as_ref()
+                            .and_then(|_| crate::critest::unavailable(variant.placement.kind()))
+                    });
                 let conditions = if row.requires.contains(&Requirement::Kata) && skip.is_none() {
                     capabilities.kata_conditions.clone()
                 } else {
@@ -188,6 +215,7 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                     variant: variant.clone(),
                     skip,
                     conditions,
+                    spec_filter: None,
                 });
             }
         }
@@ -195,15 +223,31 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
     trials
 }
 
-/// Keeps trials whose name contains `filter` (or equals it, with `exact`).
+/// Keeps trials whose name contains `filter` (or equals it, with `exact`). A critest trial
+/// is also kept when the filter names one of its spec rows (`<trial>::<spec text>`): it then
+/// runs only the specs that match the rest.
 pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Trial> {
-    match filter {
-        None => trials,
-        Some(f) => trials
-            .into_iter()
-            .filter(|t| if exact { t.name == f } else { t.name.contains(f) })
-            .collect(),
-    }
+    let Some(f) = filter else {
+        return trials;
+    };
+    trials
+        .into_iter()
+        .filter_map(|mut t| {
+            let whole = if exact { t.name == f } else { t.name.contains(f) };
+            if whole {
+                return Some(t);
+            }
+            let rest = f.strip_prefix(t.name.as_str())?.strip_prefix("::")?;
+            if t.row.critest.is_none() || rest.is_empty() {
+                return None;
+            }
+            t.spec_filter = Some(SpecFilter {
+                text: rest.to_owned(),
+                exact,
+            });
+            Some(t)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -117,6 +117,12 @@ async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Resul
             "kube rows run against a cluster variant (crate::kube::session)",
         ));
     }
+    if row.critest.is_some() {
+        return Err(Failure::new(
+            "-",
+            "critest rows yield one row per spec (crate::critest::run, through scenario::session)",
+        ));
+    }
     if let Some(pull) = &row.pull {
         return super::images::run_pull(testbed, row, pull, evidence).await;
     }

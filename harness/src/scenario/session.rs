@@ -1,9 +1,10 @@
 //! A whole run: one testbed per variant (local containerd or VM), its trials in order,
 //! events to the sinks.
 //!
-//! Invariant: every planned trial yields exactly one result. A testbed that fails to start
-//! fails its trials (with the reason); a testbed that leaves anything behind adds a failed
-//! `harness::cleanup::<variant>` result.
+//! Invariant: every planned trial yields exactly one result, except a critest trial, which
+//! yields one per critest spec (`<trial>::<spec>`, at least one). A testbed that fails to
+//! start fails its trials (with the reason); a testbed that leaves anything behind adds a
+//! failed `harness::cleanup::<variant>` result.
 
 use std::time::Duration;
 
@@ -119,6 +120,16 @@ pub async fn run(
             sink.event(&Event::TrialStarted {
                 name: trial.name.clone(),
             });
+            if trial.row.critest.is_some() {
+                for mut result in crate::critest::run::run(&testbed, trial).await {
+                    if result.verdict == Verdict::Failed {
+                        variant_failed = true;
+                        attach_testbed_evidence(&testbed, &mut result.evidence);
+                    }
+                    finish(sink, result);
+                }
+                continue;
+            }
             let mut result = run_trial(&testbed, trial).await;
             if result.verdict == Verdict::Failed {
                 variant_failed = true;
