@@ -53,8 +53,17 @@ pub enum ImageError {
 #[derive(Debug, Clone)]
 enum Entry {
     Dir,
-    File { data: Vec<u8>, mode: u32 },
-    Symlink { target: String },
+    File {
+        data: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        target: String,
+    },
+    /// A hard link to another file of the layer (its path in the layer).
+    Hardlink {
+        target: String,
+    },
 }
 
 /// A single-layer image under construction.
@@ -115,6 +124,20 @@ impl ImageBuilder {
         self
     }
 
+    /// A hard link `path` to the layer's file `target` (as upstream's busybox image links
+    /// its applets: masking one path then leaves the others alone, unlike a symlink, whose
+    /// bind-mount target is the file it points to).
+    pub fn hardlink(mut self, path: &str, target: &str) -> Self {
+        self.add_parents(path);
+        self.entries.insert(
+            clean(path),
+            Entry::Hardlink {
+                target: clean(target),
+            },
+        );
+        self
+    }
+
     pub fn entrypoint(mut self, argv: &[&str]) -> Self {
         self.entrypoint = argv.iter().map(|s| s.to_string()).collect();
         self
@@ -167,7 +190,12 @@ impl ImageBuilder {
     /// The uncompressed layer tar.
     fn layer_tar(&self) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
-        for (path, entry) in &self.entries {
+        // Hard links after every file: a link's target must precede it in the archive.
+        let (links, others): (Vec<_>, Vec<_>) = self
+            .entries
+            .iter()
+            .partition(|(_, e)| matches!(e, Entry::Hardlink { .. }));
+        for (path, entry) in others.into_iter().chain(links) {
             let mut header = tar::Header::new_ustar();
             header.set_mtime(0);
             header.set_uid(0);
@@ -184,6 +212,12 @@ impl ImageBuilder {
                     header.set_mode(*mode);
                     header.set_size(data.len() as u64);
                     tar.append_data(&mut header, path, data.as_slice())
+                }
+                Entry::Hardlink { target } => {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    tar.append_link(&mut header, path, target)
                 }
                 Entry::Symlink { target } => {
                     header.set_entry_type(tar::EntryType::Symlink);

@@ -1,7 +1,9 @@
 //! The CNI network config the CRI needs before it reports the network ready.
 //!
 //! A bridge + host-local conflist, named per run so two runs never share a bridge, with IPAM
-//! state in the run's own directory and no masquerading (nothing is routed off the node).
+//! state in the run's own directory and no masquerading (nothing is routed off the node),
+//! plus `portmap` as kubelet-style nodes have it: CRI `hostPort` mappings (critest's
+//! port-mapping specs) become DNAT rules in the node's own network namespace.
 
 use std::path::Path;
 
@@ -26,7 +28,8 @@ pub fn bridge_conflist(network: &str, bridge: &str, subnet: &str, ipam_dir: &Pat
                     "routes": [{ "dst": "0.0.0.0/0" }]
                 }
             },
-            { "type": "loopback" }
+            { "type": "loopback" },
+            { "type": "portmap", "capabilities": { "portMappings": true } }
         ]
     });
     serde_json::to_string_pretty(&conf).expect("json values serialise")
@@ -44,5 +47,7 @@ mod tests {
         assert_eq!(v["plugins"][0]["ipam"]["dataDir"], "/tmp/run/ipam");
         assert_eq!(v["plugins"][0]["ipMasq"], false);
         assert_eq!(v["plugins"][1]["type"], "loopback");
+        assert_eq!(v["plugins"][2]["type"], "portmap");
+        assert_eq!(v["plugins"][2]["capabilities"]["portMappings"], true);
     }
 }
