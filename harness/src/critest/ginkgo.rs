@@ -198,10 +198,7 @@ mod tests {
 
     #[test]
     fn escaped_text_is_a_literal_regex() {
-        assert_eq!(
-            escape("a [k8s.io] b (c)|d"),
-            r"a \[k8s\.io\] b \(c\)\|d"
-        );
+        assert_eq!(escape("a [k8s.io] b (c)|d"), r"a \[k8s\.io\] b \(c\)\|d");
     }
 
     #[test]

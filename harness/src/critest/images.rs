@@ -6,8 +6,13 @@
 //! contents follow cri-tools' `images/` recipes on Debian's *dynamic* busybox (the static
 //! one runs `ls` in its shell's process, which breaks the MaskedPaths spec). Debian's busybox
 //! has no `pgrep` or `ipcs` applet: small shell scripts stand in (what the specs read is
-//! the same). "nginx" is busybox httpd executed under the file name `nginx`, so its process
-//! name is `nginx` (`pidof nginx`) and it writes `/var/run/nginx.pid` as nginx does.
+//! the same). Applets are hard links, as in upstream's image, so masking `/bin/ls` masks
+//! only `ls`. "nginx" is busybox httpd executed under the file name `nginx`, so its process
+//! name is `nginx` (`pidof nginx`), started by a script whose command line reads `nginx:
+//! master process` (what the ContainerPID spec looks for in `/proc/1/cmdline`) and which
+//! writes `/var/run/nginx.pid` as nginx does. "httpd" is busybox httpd that says so in its
+//! log. "nonewprivs" is a setuid-root program that prints its effective uid, compiled here
+//! from the few lines of C below (the harness links with `cc` anyway).
 //!
 //! Invariant: every image is deterministic (the same digests on every run), the CRI sandbox
 //! image (`provision::SANDBOX_IMAGE`) is never one of them (a spec removes
@@ -51,6 +56,14 @@ pub enum MirrorError {
     },
     #[error("the testbed's containerd has no registry config_path (containerd < 1.5)")]
     NoConfigPath,
+    #[error("failed to compile the nonewprivs program with cc")]
+    Compile(#[source] crate::process::ProcessError),
+    #[error("failed to write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One image and every upstream reference it is served under.
@@ -88,12 +101,31 @@ exit $found
 /// (what the HostIpc specs look for), from the kernel's own table.
 const IPCS: &str = "#!/bin/sh\ncat /proc/sysvipc/shm\n";
 
-/// busybox httpd started as `nginx` on `port`, its pid in /var/run/nginx.pid.
-fn nginx_entrypoint(port: u16) -> String {
+/// The script pid 1 of an "nginx" container runs: its file name puts `nginx: master
+/// process` into `/proc/1/cmdline`; it starts busybox httpd as `nginx` on `port`, records
+/// that worker's pid, and stops it on SIGTERM (a shell as pid 1 ignores signals it does not
+/// trap).
+fn nginx_master(port: u16) -> String {
     format!(
-        "mkdir -p /var/run && echo $$ > /var/run/nginx.pid && exec -a httpd /usr/sbin/nginx -f -p {port} -h /usr/share/nginx/html"
+        "mkdir -p /var/run
+(exec -a httpd /usr/sbin/nginx -f -p {port} -h /usr/share/nginx/html) &
+worker=$!
+echo $worker > /var/run/nginx.pid
+trap 'kill $worker; exit 0' TERM INT
+wait $worker
+"
     )
 }
+const NGINX_MASTER: &str = "/nginx: master process";
+
+/// `nonewprivs`: run as a non-root user, a setuid-root program reports whether the kernel
+/// let it gain root (`no_new_privs` unset) or not.
+const NONEWPRIVS_C: &str = r#"#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("Effective uid: %d\n", (int)geteuid()); return 0; }
+"#;
+/// Compiling and linking the 3-line program.
+const CC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Debian's dynamic busybox (`apt-get download busybox`, unpacked into the cache).
 pub fn dynamic_busybox() -> Result<PathBuf, MirrorError> {
@@ -116,9 +148,38 @@ fn base(busybox: &Path, applets: &[String]) -> Result<ImageBuilder, ImageError> 
         .dir("var/run")
         .cmd(&["sh"]);
     for applet in applets.iter().filter(|a| *a != "busybox") {
-        image = image.symlink(&format!("bin/{applet}"), "busybox");
+        image = image.hardlink(&format!("bin/{applet}"), "bin/busybox");
     }
     Ok(image)
+}
+
+/// The nonewprivs program, compiled once into the cache (static: nothing else in the image).
+fn nonewprivs_binary() -> Result<PathBuf, MirrorError> {
+    use sha2::{Digest, Sha256};
+    let key = hex::encode(&Sha256::digest(NONEWPRIVS_C.as_bytes())[..6]);
+    let dir = crate::profile::cache_dir().join("critest/nonewprivs").join(key);
+    let binary = dir.join("nnp");
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| MirrorError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let source = dir.join("nnp.c");
+    std::fs::write(&source, NONEWPRIVS_C).map_err(io(&source))?;
+    // Unique per builder: two builds at once each rename their own into place.
+    let partial = dir.join(format!(
+        "nnp.tmp.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let mut cc = std::process::Command::new("cc");
+    cc.args(["-static", "-O2", "-o"]).arg(&partial).arg(&source);
+    crate::process::run(cc, CC_DEADLINE).map_err(MirrorError::Compile)?;
+    std::fs::rename(&partial, &binary).map_err(io(&binary))?;
+    Ok(binary)
 }
 
 fn nginx(base: &ImageBuilder, busybox: &Path, port: u16) -> Result<ImageBuilder, ImageError> {
@@ -130,7 +191,8 @@ fn nginx(base: &ImageBuilder, busybox: &Path, port: u16) -> Result<ImageBuilder,
             b"<title>Welcome to nginx!</title>\n".to_vec(),
             0o644,
         )
-        .entrypoint(&["/bin/sh", "-c", &nginx_entrypoint(port)])
+        .file(NGINX_MASTER, nginx_master(port).into_bytes(), 0o755)
+        .entrypoint(&["/bin/sh", NGINX_MASTER])
         .cmd(&[]))
 }
 
@@ -159,6 +221,26 @@ pub fn test_images(busybox: &Path) -> Result<Vec<TestImage>, MirrorError> {
             format!("{STAGING}/hostnet-nginx-amd64:latest"),
             // The port critest's hostnet-nginx image listens on (webServerHostNetContainerPort).
             nginx(&base, busybox, 12003).map_err(err("hostnet-nginx"))?,
+        ),
+        one(
+            format!("{E2E}/httpd:2.4.39-4"),
+            base.clone()
+                .file("usr/local/apache2/htdocs/index.html", b"<html>It works!</html>\n".to_vec(), 0o644)
+                // The multi-container spec looks for "httpd" in the container's log.
+                .entrypoint(&[
+                    "/bin/sh",
+                    "-c",
+                    "echo 'httpd: serving /usr/local/apache2/htdocs on port 80'; exec httpd -f -v -p 80 -h /usr/local/apache2/htdocs",
+                ])
+                .cmd(&[]),
+        ),
+        one(
+            format!("{E2E}/nonewprivs:1.3"),
+            base.clone()
+                .host_file("usr/local/bin/nnp", &nonewprivs_binary()?, 0o4755)
+                .map_err(err("nonewprivs"))?
+                .entrypoint(&["/usr/local/bin/nnp"])
+                .cmd(&[]),
         ),
         one(format!("{STAGING}/test-image-latest:latest"), marked("test-image-latest")),
         TestImage {
@@ -200,17 +282,22 @@ pub fn test_images(busybox: &Path) -> Result<Vec<TestImage>, MirrorError> {
         .clone()
         .file(
             "etc/passwd",
-            format!("{PASSWD}default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n").into_bytes(),
+            format!("{PASSWD}default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n")
+                .into_bytes(),
             0o644,
         )
         .file(
             "etc/group",
-            format!("{GROUP}default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n").into_bytes(),
+            format!("{GROUP}default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")
+                .into_bytes(),
             0o644,
         )
         .dir("home/default-user")
         .user("1000");
-    set.push(one(format!("{STAGING}/test-image-predefined-group:latest"), predefined));
+    set.push(one(
+        format!("{STAGING}/test-image-predefined-group:latest"),
+        predefined,
+    ));
     Ok(set)
 }
 
@@ -232,7 +319,10 @@ fn applets(busybox: &Path) -> Result<Vec<String>, ImageError> {
 /// `registry.k8s.io/e2e-test-images/busybox:1.29-2` -> `e2e-test-images/busybox:1.29-2`: the
 /// path in the mirror (a mirror receives the repository without the upstream host).
 pub fn mirror_path(reference: &str) -> &str {
-    reference.split_once('/').map(|(_, rest)| rest).unwrap_or(reference)
+    reference
+        .split_once('/')
+        .map(|(_, rest)| rest)
+        .unwrap_or(reference)
 }
 
 /// The running mirror: the registry, and the hosts files that point the upstream names at it.
@@ -240,10 +330,8 @@ pub struct Mirror {
     registry: Registry,
     /// The hosts files' directories on the node (removed on [`Mirror::stop`]).
     hosts_dirs: Vec<PathBuf>,
-    /// The rendered hosts files, for evidence.
+    /// The rendered hosts files and the references served, for evidence.
     pub hosts_text: String,
-    /// How many references it serves.
-    pub references: usize,
 }
 
 impl Mirror {
@@ -260,10 +348,10 @@ impl Mirror {
         let pki = Pki::generate(&dir.join("pki"), &[REGISTRY_IP])?;
         let pki = pki
             .map_paths(|p| testbed.put_file(p))
-            .map_err(|e| RegistryError::Node(e))?;
+            .map_err(RegistryError::Node)?;
         let addr = format!("{REGISTRY_IP}:{TLS_PORT}");
         let registry = Registry::start(testbed, &dir.join("registry"), &addr, Some(&pki))?;
-        let mut references = 0;
+        let mut served = Vec::new();
         for (index, test_image) in set.iter().enumerate() {
             let first = &test_image.references[0];
             let archive = testbed
@@ -274,39 +362,52 @@ impl Mirror {
                 })?;
             for reference in &test_image.references {
                 registry.push(testbed, &archive.path, mirror_path(reference), false)?;
-                references += 1;
+                served.push(format!("# serves {reference}\n"));
             }
         }
         let url = format!("https://{addr}");
         let mut mirror = Mirror {
             registry,
             hosts_dirs: Vec::new(),
-            hosts_text: String::new(),
-            references,
+            hosts_text: served.concat(),
         };
         for namespace in MIRRORED {
             let hosts = HostsToml::mirror(namespace, &format!("https://{namespace}"), &url, Some(&pki.ca));
-            let text = hosts.render().expect("a mirror entry has a host");
-            let node_path = hosts.path_under(&config_path);
-            let staged = dir.join("hosts").join(namespace).join("hosts.toml");
-            let hosts_err = |source: Box<dyn std::error::Error + Send + Sync>| MirrorError::Hosts {
-                path: node_path.clone(),
-                source,
-            };
-            std::fs::create_dir_all(staged.parent().expect("has a parent")).map_err(|e| hosts_err(e.into()))?;
-            std::fs::write(&staged, &text).map_err(|e| hosts_err(e.into()))?;
-            testbed
-                .node
-                .upload(&staged, &node_path)
-                .map_err(|e| hosts_err(e.into()))?;
-            mirror
-                .hosts_text
-                .push_str(&format!("# {}\n{text}\n", node_path.display()));
-            mirror
-                .hosts_dirs
-                .push(node_path.parent().expect("has a parent").to_owned());
+            if let Err(e) = mirror.write_hosts(testbed, &hosts, &config_path, dir) {
+                // Undo the hosts files already written, and the registry.
+                mirror.stop(testbed);
+                return Err(e);
+            }
         }
         Ok(mirror)
+    }
+
+    /// Writes one `certs.d/<namespace>/hosts.toml` on the node (staged under `dir`).
+    fn write_hosts(
+        &mut self,
+        testbed: &Testbed,
+        hosts: &HostsToml,
+        config_path: &Path,
+        dir: &Path,
+    ) -> Result<(), MirrorError> {
+        let text = hosts.render().expect("a mirror entry has a host");
+        let node_path = hosts.path_under(config_path);
+        let staged = dir.join("hosts").join(&hosts.namespace).join("hosts.toml");
+        let hosts_err = |source: Box<dyn std::error::Error + Send + Sync>| MirrorError::Hosts {
+            path: node_path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(staged.parent().expect("has a parent")).map_err(|e| hosts_err(e.into()))?;
+        std::fs::write(&staged, &text).map_err(|e| hosts_err(e.into()))?;
+        testbed
+            .node
+            .upload(&staged, &node_path)
+            .map_err(|e| hosts_err(e.into()))?;
+        self.hosts_text
+            .push_str(&format!("# {}\n{text}\n", node_path.display()));
+        self.hosts_dirs
+            .push(node_path.parent().expect("has a parent").to_owned());
+        Ok(())
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -371,7 +472,7 @@ mod tests {
         let busybox = Path::new(BUSYBOX_BINARY);
         let set = test_images(busybox).expect("images build from the static busybox too");
         let references: Vec<&String> = set.iter().flat_map(|i| &i.references).collect();
-        assert_eq!(references.len(), 19);
+        assert_eq!(references.len(), 21);
         for reference in references {
             let host = reference.split('/').next().unwrap();
             assert!(MIRRORED.contains(&host), "{reference}");

@@ -45,7 +45,10 @@ pub fn argv(
     out: &Path,
 ) -> Vec<String> {
     let endpoint = format!("unix://{}", testbed.paths.node_socket.display());
-    let skip: Vec<String> = OFFLINE_SKIPS.iter().map(|(text, _)| ginkgo::escape(text)).collect();
+    let skip: Vec<String> = OFFLINE_SKIPS
+        .iter()
+        .map(|(text, _)| ginkgo::escape(text))
+        .collect();
     let mut argv = vec![
         binary.to_string_lossy().into_owned(),
         format!("--runtime-endpoint={endpoint}"),
@@ -88,15 +91,30 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
         .expect("critest::run is called for critest rows");
     let start = Instant::now();
     let fail = |observed: &str, message: String, evidence: Evidence| {
-        vec![result_for(trial, &trial.name, Verdict::Failed, observed, &message, start.elapsed(), evidence)]
+        vec![result_for(
+            trial,
+            &trial.name,
+            Verdict::Failed,
+            observed,
+            &message,
+            start.elapsed(),
+            evidence,
+        )]
     };
     let Some(binary) = super::binary() else {
         // The plan skips rows without critest; this is reached only if it vanished since.
         return fail("no critest", "no critest binary".into(), Evidence::default());
     };
-    let out = testbed.paths.run_dir.join(format!("critest-{}", trial.row.scenario));
+    let out = testbed
+        .paths
+        .run_dir
+        .join(format!("critest-{}", trial.row.scenario));
     if let Err(e) = std::fs::create_dir_all(&out) {
-        return fail("no run dir", format!("failed to create {}: {e}", out.display()), Evidence::default());
+        return fail(
+            "no run dir",
+            format!("failed to create {}: {e}", out.display()),
+            Evidence::default(),
+        );
     }
     let mut mirror = match Mirror::start(testbed, &out.join("mirror")) {
         Ok(mirror) => mirror,
@@ -124,7 +142,13 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
     let report = std::fs::read_to_string(out.join("report.json"));
     let specs = match report.as_deref().map(ginkgo::parse) {
         Ok(Ok(specs)) => specs,
-        Ok(Err(e)) => return fail("no report", format!("{}; critest's log ends:\n{log_tail}", crate::report::chain(&e)), common),
+        Ok(Err(e)) => {
+            return fail(
+                "no report",
+                format!("{}; critest's log ends:\n{log_tail}", crate::report::chain(&e)),
+                common,
+            )
+        }
         Err(e) => {
             let why = match &finished {
                 Err(reason) => reason.clone(),
@@ -132,7 +156,10 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
             };
             return fail(
                 "no report",
-                format!("{why} and wrote no {}: {e}; its log ends:\n{log_tail}", out.join("report.json").display()),
+                format!(
+                    "{why} and wrote no {}: {e}; its log ends:\n{log_tail}",
+                    out.join("report.json").display()
+                ),
                 common,
             );
         }
@@ -145,7 +172,15 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
     // spec (e.g. a flag error) must not pass as its specs.
     let failed_spec = results.iter().any(|r| r.verdict == Verdict::Failed);
     match finished {
-        Err(reason) => results.push(result_for(trial, &trial.name, Verdict::Failed, "cut short", &reason, start.elapsed(), common)),
+        Err(reason) => results.push(result_for(
+            trial,
+            &trial.name,
+            Verdict::Failed,
+            "cut short",
+            &reason,
+            start.elapsed(),
+            common,
+        )),
         Ok(status) if !status.success() && !failed_spec => results.push(result_for(
             trial,
             &trial.name,
@@ -183,23 +218,18 @@ async fn supervise(
         Ok(daemon) => daemon,
         Err(e) => return Err(format!("failed to start critest: {}", crate::report::chain(&e))),
     };
-    let waited = wait_for(
-        "critest to finish",
-        SUITE_TIMEOUT + REPORT_GRACE,
-        POLL,
-        || {
-            let attempt = if let Some(status) = daemon.exited() {
-                Attempt::Ready(status)
-            } else if let Some(gone) = testbed.daemon_exit() {
-                Attempt::Fatal(format!("containerd is gone: {gone}"))
-            } else if let Some(gone) = mirror.exited() {
-                Attempt::Fatal(format!("the mirror registry exited ({gone})"))
-            } else {
-                Attempt::NotYet("still running".into())
-            };
-            std::future::ready(attempt)
-        },
-    )
+    let waited = wait_for("critest to finish", SUITE_TIMEOUT + REPORT_GRACE, POLL, || {
+        let attempt = if let Some(status) = daemon.exited() {
+            Attempt::Ready(status)
+        } else if let Some(gone) = testbed.daemon_exit() {
+            Attempt::Fatal(format!("containerd is gone: {gone}"))
+        } else if let Some(gone) = mirror.exited() {
+            Attempt::Fatal(format!("the mirror registry exited ({gone})"))
+        } else {
+            Attempt::NotYet("still running".into())
+        };
+        std::future::ready(attempt)
+    })
     .await;
     match waited {
         Ok(status) => Ok(status),
@@ -207,7 +237,9 @@ async fn supervise(
             // SIGTERM first: ginkgo then interrupts the spec and writes its reports.
             daemon.stop(Duration::from_secs(30));
             Err(match e {
-                WaitError::Timeout { waited, .. } => format!("critest did not finish within {waited:?}: killed"),
+                WaitError::Timeout { waited, .. } => {
+                    format!("critest did not finish within {waited:?}: killed")
+                }
                 other => format!("{other}: critest killed"),
             })
         }
@@ -229,14 +261,40 @@ pub fn rows(trial: &Trial, specs: &[SpecOutcome], argv: &[String], common: &Evid
         let took = Duration::from_secs_f64(spec.seconds);
         let offline = OFFLINE_SKIPS.iter().find(|(text, _)| *text == spec.text);
         let result = match (&spec.state, offline) {
-            (SpecState::NotSelected, Some((_, why))) => {
-                result_for(trial, &name, Verdict::Skipped, "-", &format!("cannot run offline: {why}"), took, Evidence::default())
-            }
+            (SpecState::NotSelected, Some((_, why))) => result_for(
+                trial,
+                &name,
+                Verdict::Skipped,
+                "-",
+                &format!("cannot run offline: {why}"),
+                took,
+                Evidence::default(),
+            ),
             (SpecState::NotSelected, None) => continue,
-            (SpecState::Passed, _) => result_for(trial, &name, Verdict::Passed, "passed", "", took, Evidence::default()),
+            (SpecState::Passed, _) => result_for(
+                trial,
+                &name,
+                Verdict::Passed,
+                "passed",
+                "",
+                took,
+                Evidence::default(),
+            ),
             (SpecState::Skipped, _) => {
-                let why = if spec.message.is_empty() { "skipped by critest" } else { spec.message.as_str() };
-                result_for(trial, &name, Verdict::Skipped, "-", &format!("critest: {why}"), took, Evidence::default())
+                let why = if spec.message.is_empty() {
+                    "skipped by critest"
+                } else {
+                    spec.message.as_str()
+                };
+                result_for(
+                    trial,
+                    &name,
+                    Verdict::Skipped,
+                    "-",
+                    &format!("critest: {why}"),
+                    took,
+                    Evidence::default(),
+                )
             }
             (SpecState::Failed, _) => {
                 let first = spec.message.lines().next().unwrap_or("failed");

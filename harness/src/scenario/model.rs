@@ -941,6 +941,39 @@ rows:
     }
 
     #[test]
+    fn critest_rows_are_checked_like_other_rows() {
+        let row = |body: &str| format!("suite: critest\nrows:\n  - scenario: c\n{body}");
+        let ok = parse(&row(
+            "    critest: { handler: crun, focus: Image }\n    expect: {}\n",
+        ))
+        .unwrap();
+        assert_eq!(ok.rows[0].critest.as_ref().unwrap().handler, "crun");
+        for (body, want) in [
+            (
+                "    critest: { handler: krun }\n    expect: {}\n",
+                "field critest.handler: unknown handler",
+            ),
+            (
+                "    critest: { handler: kata }\n    expect: {}\n",
+                "field requires",
+            ),
+            (
+                "    critest: {}\n    expect: { runtime_type: io.containerd.runc.v2 }\n",
+                "field expect",
+            ),
+            ("    critest: { focs: x }\n    expect: {}\n", "focs"),
+            (
+                "    critest: {}\n    sandbox: {}\n    expect: {}\n",
+                "a row has one action",
+            ),
+            ("    skip: ' '\n    critest: {}\n    expect: {}\n", "field skip"),
+        ] {
+            let err = parse(&row(body)).unwrap_err().to_string();
+            assert!(err.contains(want), "{body}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_handler_without_expected_error_is_rejected() {
         let text = GOOD.replace(
             "sandbox: { container: true }",

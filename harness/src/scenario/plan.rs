@@ -327,4 +327,48 @@ rows:
         );
         assert_eq!(filter(trials, Some("cri::kata"), true).len(), 0);
     }
+
+    #[test]
+    fn a_filter_naming_critest_specs_keeps_the_trial_and_narrows_its_specs() {
+        let text = "suite: critest\nplacements: [local, vm]\nrows:\n  - scenario: runc\n    critest: {}\n    expect: {}\n";
+        let suite = Suite::parse(std::path::Path::new("c.yaml"), text).unwrap();
+        let mut variants = with_kata("2.1");
+        variants.push((Variant::vm("bookworm"), Capabilities::for_vm("bookworm", None)));
+        let trials = plan(&[suite], &variants);
+        assert_eq!(trials.len(), 2);
+        let vm = trials
+            .iter()
+            .find(|t| t.name == "critest::runc::vm-bookworm")
+            .unwrap();
+        assert!(
+            vm.skip.as_deref().unwrap().contains("local containerds only"),
+            "{:?}",
+            vm.skip
+        );
+
+        let whole = filter(trials.clone(), Some("critest::runc"), false);
+        assert_eq!(whole.len(), 2);
+        assert!(whole.iter().all(|t| t.spec_filter.is_none()));
+
+        let spec = "[k8s.io] Image Manager listImage";
+        let narrowed = filter(
+            trials.clone(),
+            Some(&format!("critest::runc::containerd-2.1::{spec}")),
+            false,
+        );
+        assert_eq!(narrowed.len(), 1);
+        let f = narrowed[0].spec_filter.as_ref().unwrap();
+        assert!(f.matches(
+            "[k8s.io] Image Manager listImage should get exactly 3 image in the result list [Conformance]"
+        ));
+        assert!(!f.matches("[k8s.io] PodSandbox"));
+
+        let exact = filter(
+            trials,
+            Some(&format!("critest::runc::containerd-2.1::{spec}")),
+            true,
+        );
+        let f = exact[0].spec_filter.as_ref().unwrap();
+        assert!(f.exact && f.matches(spec) && !f.matches(&format!("{spec} x")));
+    }
 }
