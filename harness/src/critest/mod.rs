@@ -62,12 +62,12 @@ pub fn unavailable(placement: PlacementKind) -> Option<String> {
         PlacementKind::Local => binary().is_none().then(|| {
             "no critest binary (run scripts/build-cri-tools, or set KATA_HARNESS_CRITEST)".into()
         }),
-        // Measured: a runc sandbox takes 7-10x longer in the TCG guest than locally, and
-        // critest's ~115 specs each start one to three; critest, its test images and a
-        // mirror registry would also have to be copied into the guest. The local target runs
-        // the same containerd versions (1.6 and 2.1 are the VM images' too).
+        // Measured: a CRI row takes about 10x longer in the TCG guest than locally (README), and
+        // nearly every one of critest's 117 specs starts a sandbox; critest, its test images
+        // and a mirror registry would also have to be copied into the guest. The local target
+        // runs the same containerd versions (1.6 and 2.1 are the VM images' too).
         PlacementKind::Vm => Some(
-            "critest runs against the local containerds only: in a TCG VM guest its ~115 specs would take hours (each starts sandboxes 7-10x slower than locally), and the local target covers the same containerd versions".into(),
+            "critest runs against the local containerds only: in a TCG VM guest its 117 specs would take most of an hour (CRI rows run about ten times slower there than locally), and the local target covers the same containerd versions".into(),
         ),
         PlacementKind::Cluster => Some("critest talks to a CRI socket, not a cluster".into()),
     }
