@@ -143,7 +143,17 @@ pub fn checks() -> Vec<Check> {
         version_of(&crun.to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", crun.display())),
         Status::Warn,
     ));
-    let cni = ["bridge", "host-local", "loopback"]
+    // Warn, not missing: without it only the critest suite's rows are skipped.
+    out.push(check(
+        "critest (critest suite)",
+        crate::critest::binary()
+            .ok_or_else(|| "not built: run scripts/build-cri-tools".to_owned())
+            .and_then(|b| {
+                version_of(&b.to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", b.display()))
+            }),
+        Status::Warn,
+    ));
+    let cni = ["bridge", "host-local", "loopback", "portmap"]
         .iter()
         .map(|p| Path::new("/usr/lib/cni").join(p))
         .collect::<Vec<_>>();
@@ -155,7 +165,7 @@ pub fn checks() -> Vec<Check> {
     out.push(check(
         "CNI plugins",
         if missing_cni.is_empty() {
-            Ok("bridge, host-local, loopback in /usr/lib/cni".into())
+            Ok("bridge, host-local, loopback, portmap in /usr/lib/cni".into())
         } else {
             Err(format!("missing {}", missing_cni.join(", ")))
         },
