@@ -69,7 +69,7 @@ pub fn script(info: &RunInfo, result: &TrialResult) -> String {
 fn node_header(node: &ScriptNode) -> String {
     let mut header = format!(
         "# It ran on {}. The tools and socket below are that node's defaults: set\n\
-         # CONTAINERD_SOCKET (and CRICTL, CTR) to run it against another node's containerd, e.g.\n\
+         # CONTAINERD_SOCKET (and CRICTL_BIN, CTR_BIN) to run it against another node, e.g.\n\
          #   CONTAINERD_SOCKET=/run/containerd/containerd.sock sh reproduce.sh\n",
         node.description
     );
@@ -85,13 +85,16 @@ fn node_header(node: &ScriptNode) -> String {
     };
     let default = |var: &str, value: &str| format!("{var}=${{{var}:-{}}}\n", shell_quote(value));
     header.push_str(&default("CONTAINERD_SOCKET", &node.socket));
-    header.push_str(&default("CRICTL", &crictl));
-    header.push_str(&default("CTR", &node.ctr));
+    // *_BIN: the lines keep $POD and $CTR for the objects they create.
+    header.push_str(&default("CRICTL_BIN", &crictl));
+    header.push_str(&default("CTR_BIN", &node.ctr));
+    // Both endpoints on the command line, so no config file is needed: `--config /dev/null`
+    // keeps crictl from reading (and warning about) a missing or foreign /etc/crictl.yaml.
     header.push_str(&format!(
-        "crictl() {{ \"$CRICTL\" --runtime-endpoint \"unix://$CONTAINERD_SOCKET\" --image-endpoint \"unix://$CONTAINERD_SOCKET\" --timeout {}s \"$@\"; }}\n",
+        "crictl() {{ \"$CRICTL_BIN\" --config /dev/null --runtime-endpoint \"unix://$CONTAINERD_SOCKET\" --image-endpoint \"unix://$CONTAINERD_SOCKET\" --timeout {}s \"$@\"; }}\n",
         crate::render::crictl::TIMEOUT_SECONDS
     ));
-    header.push_str("ctr() { \"$CTR\" --address \"$CONTAINERD_SOCKET\" \"$@\"; }\n");
+    header.push_str("ctr() { \"$CTR_BIN\" --address \"$CONTAINERD_SOCKET\" \"$@\"; }\n");
     header
 }
 
@@ -138,7 +141,10 @@ mod tests {
             text.contains("CONTAINERD_SOCKET=${CONTAINERD_SOCKET:-'/tmp/kh x/containerd.sock'}\n"),
             "{text}"
         );
-        assert!(text.contains("CRICTL=${CRICTL:-/cache/crictl}\n"), "{text}");
+        assert!(
+            text.contains("CRICTL_BIN=${CRICTL_BIN:-/cache/crictl}\n"),
+            "{text}"
+        );
         assert!(
             text.contains("--image-endpoint \"unix://$CONTAINERD_SOCKET\""),
             "{text}"
@@ -160,6 +166,6 @@ mod tests {
         };
         let text = script(&RunInfo::default(), &result(Some(node)));
         assert!(text.contains("scripts/build-cri-tools"), "{text}");
-        assert!(text.contains("CRICTL=${CRICTL:-crictl}\n"), "{text}");
+        assert!(text.contains("CRICTL_BIN=${CRICTL_BIN:-crictl}\n"), "{text}");
     }
 }
