@@ -11,9 +11,11 @@ use kata_harness::provision::cleanup::processes_matching;
 use kata_harness::provision::{Settings, Testbed};
 
 const TRIAL: &str = "cri::wrong-binary-name::containerd-1.6";
+const CTR_TRIAL: &str = "cri::wrong-ctr-run-runtime::containerd-1.6";
 /// The default handler is runc with no BinaryName: `binary_name: crun` is wrong on purpose,
-/// and the row still creates its sandbox and container before it is judged.
-const SUITE: &str = "suite: cri\nrows:\n  - scenario: wrong-binary-name\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }\n";
+/// and the row still creates its sandbox and container before it is judged. The ctr row's
+/// container really runs on io.containerd.runc.v2; v1 is wrong on purpose.
+const SUITE: &str = "suite: cri\nrows:\n  - scenario: wrong-binary-name\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }\n  - scenario: wrong-ctr-run-runtime\n    ctr_run: { runtime: io.containerd.runc.v2 }\n    expect: { runtime_type: io.containerd.runc.v1 }\n";
 
 fn harness() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kata-harness"));
@@ -25,9 +27,10 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs the failing row through the CLI; returns the bundle dir and the runtimeType the
-/// harness reported for it (the first word of `observed` in results.json).
-fn failed_row(dir: &Path) -> (PathBuf, String) {
+/// Runs the failing rows through the CLI; returns the bundle dirs of the CRI row and the ctr
+/// row, and the runtimeType the harness reported for the CRI row (the first word of its
+/// `observed` in results.json).
+fn failed_rows(dir: &Path) -> (PathBuf, PathBuf, String) {
     let suite = dir.join("wrong.yaml");
     std::fs::write(&suite, SUITE).unwrap();
     let results = dir.join("results");
@@ -65,7 +68,39 @@ fn failed_row(dir: &Path) -> (PathBuf, String) {
         .to_owned();
     assert_eq!(reported, "io.containerd.runc.v2", "{row}");
     let bundle = PathBuf::from(row["bundle"].as_str().unwrap());
-    (bundle, reported)
+    let ctr_row = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == CTR_TRIAL)
+        .unwrap_or_else(|| panic!("no {CTR_TRIAL} in {json}"))
+        .clone();
+    assert_eq!(ctr_row["verdict"], "failed", "{ctr_row}");
+    let ctr_bundle = PathBuf::from(ctr_row["bundle"].as_str().unwrap());
+    (bundle, ctr_bundle, reported)
+}
+
+/// Runs `bundle/reproduce.sh` in the node's namespaces with `path` as PATH.
+fn run_script(testbed: &Testbed, bundle: &Path, path: &str) -> std::process::Output {
+    let argv = testbed.node_argv(&[
+        "env".into(),
+        format!("PATH={path}"),
+        format!("CONTAINERD_SOCKET={}", testbed.paths.node_socket.display()),
+        "sh".into(),
+        "-c".into(),
+        format!("cd '{}' && ./reproduce.sh", bundle.display()),
+    ]);
+    Command::new(&argv[0]).args(&argv[1..]).output().unwrap()
+}
+
+/// Removes what the ctr row's script created in the `default` namespace (no CRI sandbox:
+/// the testbed's shutdown would not see it).
+fn remove_ctr_containers(testbed: &Testbed) {
+    let out = testbed.ctr("default", &["containers", "ls", "-q"]).unwrap();
+    for id in text(&out.stdout).split_whitespace() {
+        let _ = testbed.ctr("default", &["tasks", "delete", "--force", id]);
+        testbed.ctr("default", &["containers", "delete", id]).unwrap();
+    }
 }
 
 /// The failed run's sandbox and container IDs (12-character prefixes), from the names of
@@ -110,7 +145,7 @@ fn a_failed_rows_reproduce_script_prints_the_reported_runtime_type_and_its_rerun
         "no crictl: scripts/build-cri-tools builds it"
     );
     let dir = tempfile::tempdir().unwrap();
-    let (bundle, reported) = failed_row(dir.path());
+    let (bundle, ctr_bundle, reported) = failed_rows(dir.path());
     let script = std::fs::read_to_string(bundle.join("reproduce.sh")).unwrap();
     assert!(!script.contains("jq"), "{script}");
     let ids = failed_run_ids(&bundle);
@@ -146,15 +181,9 @@ fn a_failed_rows_reproduce_script_prints_the_reported_runtime_type_and_its_rerun
     )
     .unwrap();
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
-    let argv = testbed.node_argv(&[
-        "env".into(),
-        format!("PATH={path}"),
-        format!("CONTAINERD_SOCKET={}", testbed.paths.node_socket.display()),
-        "sh".into(),
-        "-c".into(),
-        format!("cd '{}' && ./reproduce.sh", bundle.display()),
-    ]);
-    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    let out = run_script(&testbed, &bundle, &path);
+    let ctr_out = run_script(&testbed, &ctr_bundle, &path);
+    remove_ctr_containers(&testbed);
     let pod: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("pod.json")).unwrap()).unwrap();
     // The script's sandbox goes with the node (shutdown removes every sandbox via the CRI).
@@ -183,6 +212,20 @@ fn a_failed_rows_reproduce_script_prints_the_reported_runtime_type_and_its_rerun
             .count(),
         2,
         "ctr containers ls shows {reported} for the sandbox and the container:\n{stdout}"
+    );
+    // The ctr row's script: its own container, from busybox copied out of k8s.io.
+    let (stdout, stderr) = (text(&ctr_out.stdout), text(&ctr_out.stderr));
+    assert!(
+        ctr_out.status.success(),
+        "the ctr row's reproduce.sh failed:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("ctr-run-") && l.trim_end().ends_with(" io.containerd.runc.v2"))
+            .count(),
+        1,
+        "ctr containers ls shows the script's container on io.containerd.runc.v2:\n{stdout}\n{stderr}"
     );
 
     // The rerun line, as written, with `list` for `run`: the CLI accepts it, and it names

@@ -821,9 +821,7 @@ async fn judge_node_address(
     let Some((_, Some(id))) = container_ids(pod).into_iter().next() else {
         return Err(Failure::new(observed, "no container to look into"));
     };
-    evidence.reproduce(format!(
-        "crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr"
-    ));
+    evidence.reproduce("crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr".into());
     let exec = cluster
         .cri
         .exec_sync(&id, &["ip", "-o", "-4", "addr"], 60)

@@ -60,7 +60,7 @@ async fn run_and_observe(
     }
     // The script's own container ID ($CID), and busybox copied from k8s.io (where every
     // testbed has it) into the default namespace: nothing of the failed run is reused.
-    evidence.reproduce(format!("CID=ctr-run-$$"));
+    evidence.reproduce("CID=ctr-run-$$".into());
     evidence.reproduce(format!(
         "{} | {}",
         Testbed::ctr_line("k8s.io", &["images", "export", "-", BUSYBOX_IMAGE]),
