@@ -55,7 +55,7 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
     let mut recorder = Recorder::default();
     let mut results = runtime.block_on(session::run(&trials, &[variant], &settings, &mut recorder));
     let mut info = RunInfo {
-        command: "kata-harness run --target local --k8s --filter".into(),
+        command: "kata-harness run --target local --k8s".into(),
         target: "local".into(),
         environment: vec![("target".into(), "local".into())],
     };

@@ -152,7 +152,7 @@ impl SuiteArgs {
         })
     }
 
-    /// The flag that names the cluster in a reproduce command.
+    /// The flag that names the cluster, for messages about it.
     fn k8s_flag(&self) -> Option<String> {
         match (&self.k8s_release, self.k8s || self.k8s_bundle.is_some()) {
             (Some(version), _) => Some(format!("--k8s-release {version}")),
@@ -186,11 +186,35 @@ impl SuiteArgs {
         })
     }
 
-    /// The flag that names the Kata release in a reproduce command.
-    fn kata_flag(&self) -> Option<String> {
-        self.kata_release
-            .as_ref()
-            .map(|version| format!("--kata-release {version}"))
+    /// `kata-harness run` with the flags that rerun this run's placements and suites (the
+    /// failure bundles' hint narrows it with `--filter <trial> --exact`).
+    fn rerun_argv(&self, target: &Target) -> Vec<String> {
+        let mut argv: Vec<String> = ["kata-harness", "run", "--target"].map(String::from).to_vec();
+        argv.push(target.to_string());
+        if matches!(target, Target::Vm | Target::All) {
+            argv.extend(["--image".into(), self.image_recipes().join(",")]);
+        }
+        if matches!(target, Target::Local | Target::All) {
+            argv.extend(["--containerd".into(), self.containerd_lines().join(",")]);
+        }
+        // Suites from elsewhere than the checkout's suites/ are named, or the rerun would
+        // load other rows (or none of that name).
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+        if canonical(&self.suites) != canonical(&default_suites_dir()) {
+            argv.extend(["--suites".into(), path_arg(&self.suites)]);
+        }
+        match (&self.k8s_release, &self.k8s_bundle) {
+            (Some(version), _) => argv.extend(["--k8s-release".into(), version.clone()]),
+            (None, Some(dir)) => argv.extend(["--k8s-bundle".into(), path_arg(dir)]),
+            (None, None) if self.k8s => argv.push("--k8s".into()),
+            (None, None) => {}
+        }
+        match (&self.kata_release, &self.kata_bundle) {
+            (Some(version), _) => argv.extend(["--kata-release".into(), version.clone()]),
+            (None, Some(path)) => argv.extend(["--kata-bundle".into(), path_arg(path)]),
+            (None, None) => {}
+        }
+        argv
     }
 
     fn image_recipes(&self) -> Vec<String> {
@@ -208,6 +232,14 @@ fn repo_root() -> PathBuf {
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
+}
+
+/// A path as a rerun line names it: absolute, so the line works from any directory.
+fn path_arg(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn default_suites_dir() -> PathBuf {
@@ -367,23 +399,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let target = planned.target.clone();
-    let mut variant_flag = match target {
-        Target::Vm => format!("--image {}", args.suites.image_recipes().join(",")),
-        Target::All => format!(
-            "--image {} --containerd {}",
-            args.suites.image_recipes().join(","),
-            args.suites.containerd_lines().join(",")
-        ),
-        _ => format!("--containerd {}", args.suites.containerd_lines().join(",")),
-    };
-    for flag in [args.suites.k8s_flag(), args.suites.kata_flag()]
-        .into_iter()
-        .flatten()
-    {
-        variant_flag.push_str(&format!(" {flag}"));
-    }
     let info = RunInfo {
-        command: format!("kata-harness run --target {target} {variant_flag} --filter"),
+        command: kata_harness::process::shell_line(&args.suites.rerun_argv(&target)),
         target: target.to_string(),
         environment: vec![
             ("target".into(), target.to_string()),

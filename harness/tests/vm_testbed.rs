@@ -45,6 +45,19 @@ async fn dead_qemu_fails_the_row_at_once_and_leaves_nothing() {
         "{:?}",
         testbed.facts
     );
+    // This host's crictl is in the guest, and plain `crictl version` there (PATH and the
+    // guest's /etc/crictl.yaml alone) reached the guest's containerd.
+    if kata_harness::artifacts::cri_tools::crictl().is_some() {
+        assert_eq!(testbed.crictl.as_deref(), Some("crictl"));
+        assert!(
+            testbed
+                .facts
+                .iter()
+                .any(|(k, v)| k == "crictl" && v.contains("RuntimeApiVersion")),
+            "{:?}",
+            testbed.facts
+        );
+    }
 
     let first = run_trial(&testbed, trial).await;
     assert_eq!(

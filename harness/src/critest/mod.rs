@@ -21,9 +21,6 @@ use serde::Deserialize;
 
 use crate::scenario::model::{PlacementKind, Row};
 
-/// Where `scripts/build-cri-tools` puts critest (under the cache).
-const CACHED_BINARY: &str = "cri-tools/current/bin/critest";
-
 /// A critest row: `critest: { handler: crun }`. The specs are critest's, so the row expects
 /// nothing more (`expect: {}`): every spec is a row of the report.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -49,11 +46,7 @@ pub fn binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("KATA_HARNESS_CRITEST") {
         return Some(PathBuf::from(path));
     }
-    let cached = crate::profile::cache_dir().join(CACHED_BINARY);
-    if cached.is_file() {
-        return Some(cached);
-    }
-    crate::process::find_on_path("critest")
+    crate::artifacts::cri_tools::critest()
 }
 
 /// Why a critest row cannot run on this placement, decided before anything starts.

@@ -32,6 +32,7 @@ use crate::provision::cleanup::{self, CleanupPlan, Leftovers};
 use crate::provision::{crun_binary, standard_handlers};
 use crate::render::kubeadm::KubeadmConfig;
 use crate::render::{cni, ContainerdConfig};
+use crate::report::ScriptNode;
 use crate::teardown::{self, Registration};
 use crate::wait::{wait_for, Attempt};
 
@@ -97,7 +98,13 @@ pub struct Cluster {
     pub kubelet_log: PathBuf,
     pub containerd_log: PathBuf,
     pub containerd_version: String,
+    /// ctr of the node's containerd.
+    pub ctr: PathBuf,
     pub crun: String,
+    /// crictl on this host (and on kubeadm's PATH in the node), if there is one.
+    pub crictl: Option<PathBuf>,
+    /// What kubeadm init skipped or was told to ignore, and why (for the facts).
+    pub kubeadm_skipped: Vec<(String, String)>,
     /// Milestones since the start, for reports and the README.
     pub timings: Vec<(String, Duration)>,
     parts: Mutex<Option<Parts>>,
@@ -124,6 +131,72 @@ struct Parts {
     kubelet: Option<Daemon>,
     plan: NodePlan,
     registration: Option<Registration>,
+}
+
+/// What `bring_up` hands back to `start`.
+struct BroughtUp {
+    cri: CriClient,
+    client: kube::Client,
+    containerd_version: String,
+    ctr: PathBuf,
+    crun: String,
+    crictl: Option<PathBuf>,
+    kubeadm_skipped: Vec<(String, String)>,
+}
+
+/// Debian has no CoreDNS: kubeadm's addon phase would deploy an image that does not exist.
+const SKIPPED_PHASES: [(&str, &str); 1] = [("addon/coredns", "Debian has no CoreDNS")];
+
+/// kubeadm's preflight checks that cannot pass on this node, each as kubeadm names it and
+/// why; every other check runs and must pass (ImagePull still checks that every other image
+/// is there: each missing one is reported as a warning in kubeadm's output).
+const IGNORED_PREFLIGHT_ERRORS: [(&str, &str); 1] = [(
+    "ImagePull",
+    "Debian has no CoreDNS image, and the offline node cannot pull k8s.gcr.io/coredns",
+)];
+
+/// How `kubeadm init` runs its preflight: all of it where crictl is on its PATH (kubeadm
+/// checks the container runtime and the images with crictl, and refuses without it), less
+/// the checks in [`IGNORED_PREFLIGHT_ERRORS`]; skipped as a phase where there is no crictl.
+struct Preflight {
+    crictl: bool,
+}
+
+impl Preflight {
+    fn flags(&self) -> Vec<String> {
+        let mut phases: Vec<&str> = SKIPPED_PHASES.iter().map(|(p, _)| *p).collect();
+        if !self.crictl {
+            phases.insert(0, "preflight");
+        }
+        let mut flags = vec![format!("--skip-phases={}", phases.join(","))];
+        if self.crictl && !IGNORED_PREFLIGHT_ERRORS.is_empty() {
+            let checks: Vec<&str> = IGNORED_PREFLIGHT_ERRORS.iter().map(|(c, _)| *c).collect();
+            flags.push(format!("--ignore-preflight-errors={}", checks.join(",")));
+        }
+        flags
+    }
+
+    /// For the report: what was skipped or ignored, and why.
+    fn skipped(&self) -> Vec<(String, String)> {
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        if self.crictl {
+            for (check, why) in IGNORED_PREFLIGHT_ERRORS {
+                skipped.push((format!("preflight check {check}"), why.into()));
+            }
+        } else {
+            skipped.push((
+                "phase preflight".into(),
+                format!(
+                    "kubeadm needs crictl for it: {}",
+                    crate::artifacts::cri_tools::MISSING
+                ),
+            ));
+        }
+        for (phase, why) in SKIPPED_PHASES {
+            skipped.push((format!("phase {phase}"), why.into()));
+        }
+        skipped
+    }
 }
 
 /// Runs the full teardown; idempotent; used by shutdown, drop, a failed start and Ctrl-C.
@@ -253,6 +326,9 @@ pub fn ns_setup_script(run_dir: &Path, node_ip: &str, hide_unified: bool) -> Str
         SHADOWED_SYSCTLS.join(" ")
     );
     s += &format!("echo \"{node_ip} {NODE_NAME}\" >> /etc/hosts\nip link set lo up\n");
+    // A node forwards (kubeadm's preflight requires it, as pods and services need it); the
+    // sysctl is per network namespace, so the host's stays as it is.
+    s += "echo 1 > /proc/sys/net/ipv4/ip_forward\n";
     s
 }
 
@@ -351,7 +427,7 @@ impl Cluster {
         )
         .await;
         match result {
-            Ok((cri, client, containerd_version, crun)) => Ok(Cluster {
+            Ok(up) => Ok(Cluster {
                 id,
                 bundle: settings.bundle.clone(),
                 admin_kubeconfig: run_dir.join("admin.conf"),
@@ -361,10 +437,13 @@ impl Cluster {
                 run_dir,
                 node_ip,
                 socket,
-                cri,
-                client,
-                containerd_version,
-                crun,
+                cri: up.cri,
+                client: up.client,
+                containerd_version: up.containerd_version,
+                ctr: up.ctr,
+                crun: up.crun,
+                crictl: up.crictl,
+                kubeadm_skipped: up.kubeadm_skipped,
                 timings,
                 parts: Mutex::new(Some(parts)),
             }),
@@ -403,7 +482,7 @@ impl Cluster {
         timings: &mut Vec<(String, Duration)>,
         t0: Instant,
         net: Net<'_>,
-    ) -> Result<(CriClient, kube::Client, String, String), KubeError> {
+    ) -> Result<BroughtUp, KubeError> {
         let Net {
             run_dir,
             host_ip,
@@ -457,6 +536,17 @@ impl Cluster {
         process::run(in_node(hp, &["sh", &setup_s]), SHORT_COMMAND).map_err(|source| KubeError::Step {
             step: "prepare the node namespace (overlays, sysctl shadows)".into(),
             source,
+        })?;
+        // The node is offline: its image registry's name resolves to loopback in the node's
+        // /etc/hosts, so a pull of an image that was not imported (kubeadm's preflight tries
+        // CoreDNS's) fails at once rather than after five DNS timeouts (50 s measured).
+        let registry = images.image_repository.split('/').next().unwrap_or_default();
+        let offline = format!("echo '127.0.0.1 {registry}' >> /etc/hosts");
+        process::run(in_node(hp, &["sh", "-c", &offline]), SHORT_COMMAND).map_err(|source| {
+            KubeError::Step {
+                step: "point the image registry's name at loopback in the node".into(),
+                source,
+            }
         })?;
         // 2. The veth: the host reaches the API server at the node IP; a default route lets
         // kubelet and kube-proxy pick the node IP.
@@ -541,8 +631,20 @@ impl Cluster {
             .as_ref()
             .map(|k| format!("{}:", k.bin_dir.display()))
             .unwrap_or_default();
+        // crictl and conntrack for kubeadm's preflight (each from the cache: neither is
+        // installed on this host), after the bundle's and containerd's binaries.
+        let crictl = crate::artifacts::cri_tools::crictl();
+        let preflight = Preflight {
+            crictl: crictl.is_some(),
+        };
+        let tools: String = [crictl.as_deref(), Some(images.conntrack.as_path())]
+            .into_iter()
+            .flatten()
+            .filter_map(Path::parent)
+            .map(|dir| format!("{}:", dir.display()))
+            .collect();
         let path_env = format!(
-            "PATH={}:{}:{kata_bin}{}",
+            "PATH={}:{}:{kata_bin}{tools}{}",
             bundle.dir.join("bin").display(),
             containerd.bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
@@ -567,6 +669,19 @@ impl Cluster {
         refresh(parts, plan);
         let cri = wait_cri(socket, parts).await?;
         mark("containerd answering the CRI");
+        // Plain `crictl` inside the node reaches its containerd: /etc there is the node's
+        // overlay, so this /etc/crictl.yaml never touches the host's.
+        if crictl.is_some() {
+            let yaml = run_dir.join("crictl.yaml");
+            std::fs::write(&yaml, crate::render::crictl::config(socket)).map_err(io_err(&yaml))?;
+            let yaml_s = yaml.to_string_lossy();
+            process::run(in_node(hp, &["cp", &yaml_s, "/etc/crictl.yaml"]), SHORT_COMMAND).map_err(
+                |source| KubeError::Step {
+                    step: "write the node's /etc/crictl.yaml".into(),
+                    source,
+                },
+            )?;
+        }
 
         // 5. Images into k8s.io: kubeadm and kubelet find everything locally.
         let ctr = containerd.binary("ctr").to_string_lossy().into_owned();
@@ -599,8 +714,8 @@ impl Cluster {
         parts.kubelet = Some(kubelet);
         refresh(parts, plan);
 
-        // 7. kubeadm init. Preflight needs crictl (Debian has none; our CRI client checks the
-        // images instead) and Debian has no CoreDNS: both phases are skipped, and reported.
+        // 7. kubeadm init, with its preflight checks where crictl is there to run them (see
+        // `Preflight`); Debian has no CoreDNS, so that addon is skipped, and reported.
         let kubeadm_config = KubeadmConfig {
             version: bundle.version,
             node_name: NODE_NAME.into(),
@@ -618,26 +733,17 @@ impl Cluster {
         let kubeadm = bundle.bin("kubeadm").to_string_lossy().into_owned();
         let yaml_s = kubeadm_yaml.to_string_lossy();
         let kubeadm_log = logs.join("kubeadm-init.log");
-        let mut init = Daemon::spawn(
-            "kubeadm",
-            in_node(
-                hp,
-                &[
-                    "env",
-                    &path_env,
-                    &kubeadm,
-                    "init",
-                    "--config",
-                    &yaml_s,
-                    "--skip-phases=preflight,addon/coredns",
-                    "-v=1",
-                ],
-            ),
-            &kubeadm_log,
-        )
-        .map_err(|source| KubeError::Spawn {
-            what: "kubeadm init".into(),
-            source,
+        let mut argv: Vec<String> = ["env", &path_env, &kubeadm, "init", "--config", &yaml_s]
+            .map(String::from)
+            .to_vec();
+        argv.extend(preflight.flags());
+        argv.push("-v=1".into());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut init = Daemon::spawn("kubeadm", in_node(hp, &argv), &kubeadm_log).map_err(|source| {
+            KubeError::Spawn {
+                what: "kubeadm init".into(),
+                source,
+            }
         })?;
         let status = {
             let init = &mut init;
@@ -777,7 +883,15 @@ impl Cluster {
             super::client::check_v1beta1_round_trip(&client, "kh-v1beta1-probe", "kh-probe").await?;
             mark("RuntimeClass node.k8s.io/v1beta1 created, read back through v1");
         }
-        Ok((cri, client, containerd.version_text.clone(), crun))
+        Ok(BroughtUp {
+            cri,
+            client,
+            containerd_version: containerd.version_text.clone(),
+            ctr: containerd.binary("ctr"),
+            crun,
+            crictl,
+            kubeadm_skipped: preflight.skipped(),
+        })
     }
 
     /// The RuntimeClass API of this cluster's version.
@@ -800,11 +914,10 @@ impl Cluster {
             ("kubernetes".into(), format!("v{}", self.bundle.version)),
             ("kubernetes-bundle".into(), self.bundle.dir.display().to_string()),
             ("containerd".into(), self.containerd_version.clone()),
-            (
-                "kubeadm-skipped-phases".into(),
-                "preflight (needs crictl), addon/coredns (Debian has no CoreDNS)".into(),
-            ),
         ];
+        for (what, why) in &self.kubeadm_skipped {
+            facts.push((format!("kubeadm-skipped {what}"), why.clone()));
+        }
         for (what, at) in &self.timings {
             facts.push((format!("t+ {what}"), format!("{:.1} s", at.as_secs_f64())));
         }
@@ -819,6 +932,16 @@ impl Cluster {
             self.node_ip,
             self.run_dir.display()
         )
+    }
+
+    /// The node as `reproduce.sh`'s header names it (its crictl, ctr and socket on this host).
+    pub fn script_node(&self) -> ScriptNode {
+        ScriptNode {
+            crictl: self.crictl.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            ctr: self.ctr.to_string_lossy().into_owned(),
+            socket: self.socket.to_string_lossy().into_owned(),
+            description: self.describe(),
+        }
     }
 
     /// `kubectl --kubeconfig <admin.conf>` as a human would run it from this host.
@@ -1014,6 +1137,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn preflight_runs_where_crictl_is_and_is_skipped_with_the_reason_where_not() {
+        let with = Preflight { crictl: true };
+        assert!(with.flags().contains(&"--skip-phases=addon/coredns".to_owned()));
+        assert!(with
+            .flags()
+            .contains(&"--ignore-preflight-errors=ImagePull".to_owned()));
+        assert!(!with.flags().iter().any(|f| f.contains("preflight,")));
+        assert!(!with.skipped().iter().any(|(what, _)| what == "phase preflight"));
+        let without = Preflight { crictl: false };
+        assert_eq!(without.flags()[0], "--skip-phases=preflight,addon/coredns");
+        assert!(without
+            .skipped()
+            .iter()
+            .any(|(what, why)| what == "phase preflight" && why.contains("crictl")));
+    }
+
+    #[test]
     fn first_error_prefers_kubeadm_error_lines() {
         let out = "I1125 10:00:00.000 1 init.go:1] starting\n[init] Using Kubernetes version: v1.20.2\n\
 [wait-control-plane] Waiting\nerror execution phase wait-control-plane: couldn't initialize a Kubernetes cluster\n\
@@ -1042,6 +1182,7 @@ To see the stack trace of this error execute with --v=5 or higher\n";
         assert!(s.contains("for d in etc var usr run opt root;"));
         assert!(s.contains("kernel/panic_on_oops"));
         assert!(s.contains("umount -l /sys/fs/cgroup/unified"));
+        assert!(s.contains("echo 1 > /proc/sys/net/ipv4/ip_forward"));
         assert!(!ns_setup_script(Path::new("/tmp/kh-x"), "172.31.250.2", false).contains("umount"));
     }
 }

@@ -34,6 +34,9 @@ pub struct ClusterImages {
     pub etcd_tag: String,
     /// containerd's `sandbox_image` (kubelet 1.20 passes no pod-infra image to remote runtimes).
     pub pause_image: String,
+    /// Debian's conntrack, unpacked (kube-proxy's image ships it; kubeadm's preflight wants
+    /// one on the node's PATH). It runs on this host: its libraries are the host's.
+    pub conntrack: PathBuf,
 }
 
 /// The pause tag kubeadm lists for a Kubernetes minor release.
@@ -108,6 +111,7 @@ pub fn ensure(bundle: &Bundle) -> Result<ClusterImages, KubeError> {
         image_repository: repo.into(),
         etcd_tag,
         pause_image,
+        conntrack: conntrack_root.join("usr/sbin/conntrack"),
     })
 }
 

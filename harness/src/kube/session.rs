@@ -128,7 +128,10 @@ pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
         );
     };
     let start = Instant::now();
-    let mut evidence = Evidence::default();
+    let mut evidence = Evidence {
+        node: Some(cluster.script_node()),
+        ..Evidence::default()
+    };
     let mut touched = Touched::default();
     let outcome = tokio::time::timeout(
         TRIAL_DEADLINE,

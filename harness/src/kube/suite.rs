@@ -18,6 +18,8 @@ use super::client::{self, api_message, container_ids, pod_phase, pod_ready};
 use super::cluster::Cluster;
 use super::images::WORKLOAD_IMAGE;
 use crate::cri::RuntimeInfo;
+use crate::process::shell_quote;
+use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
 use crate::report::Evidence;
 use crate::scenario::model::{PlacementKind, Requirement, Row, Suite};
 use crate::wait::{wait_for, Attempt};
@@ -364,7 +366,15 @@ struct Seen {
 /// Reads the runtime of every container of `pod`, and of its sandbox, through the CRI.
 async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> Result<Vec<Seen>, Failure> {
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let crictl = format!("crictl --runtime-endpoint unix://{}", cluster.socket.display());
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    // reproduce.sh finds the pod by name, as kubectl apply (re)created it: never the IDs of
+    // the failed run.
+    evidence.reproduce(format!(
+        "POD=$(crictl pods --namespace {} --name {} --latest -q)",
+        shell_quote(&format!("^{namespace}$")),
+        shell_quote(&format!("^{name}$"))
+    ));
+    evidence.reproduce(format!("crictl inspectp {RUNTIME_TYPE_TEMPLATE} \"$POD\""));
     let mut seen = Vec::new();
     let mut sandboxes = BTreeSet::new();
     let ids = container_ids(pod);
@@ -394,7 +404,10 @@ async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> R
             &format!("inspect-{name}-{container}.json"),
             status.info.get("info").map(String::as_str).unwrap_or("{}"),
         );
-        evidence.reproduce(format!("{crictl} inspect {id} | jq .info.runtimeType"));
+        evidence.reproduce(format!(
+            "crictl inspect {RUNTIME_TYPE_TEMPLATE} \"$(crictl ps --pod \"$POD\" --name {} --latest -q)\"",
+            shell_quote(&format!("^{container}$"))
+        ));
         if let Some(sandbox) = &info.sandbox_id {
             sandboxes.insert(sandbox.clone());
         }
@@ -413,7 +426,6 @@ async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> R
         })?;
         let info = RuntimeInfo::from_verbose_info("sandbox", &status.info)
             .map_err(|e| Failure::new("unreadable", e.to_string()))?;
-        evidence.reproduce(format!("{crictl} inspectp {sandbox} | jq .info.runtimeType"));
         seen.push(Seen {
             what: format!("{name} (sandbox)"),
             info,
@@ -809,8 +821,7 @@ async fn judge_node_address(
     let Some((_, Some(id))) = container_ids(pod).into_iter().next() else {
         return Err(Failure::new(observed, "no container to look into"));
     };
-    let crictl = format!("crictl --runtime-endpoint unix://{}", cluster.socket.display());
-    evidence.reproduce(format!("{crictl} exec -s {id} ip -o -4 addr"));
+    evidence.reproduce("crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr".into());
     let exec = cluster
         .cri
         .exec_sync(&id, &["ip", "-o", "-4", "addr"], 60)

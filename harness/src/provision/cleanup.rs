@@ -68,7 +68,7 @@ fn leave_system_paths() {
 /// Stops the daemon and removes what it left. The CRI removal of sandboxes is done by the
 /// caller first when the daemon still answers; this is the part that works without it.
 pub fn run(plan: &CleanupPlan) -> Leftovers {
-    if let Some(pgid) = plan.daemon_pgid {
+    if let Some(pgid) = plan.daemon_pgid.filter(|pgid| leads_our_group(*pgid, plan)) {
         stop_group(pgid);
     }
     // What containerd's shims started (Kata's QEMU and backends) carries its tag, even
@@ -87,6 +87,16 @@ pub fn run(plan: &CleanupPlan) -> Leftovers {
         let _ = std::fs::remove_dir_all(&plan.run_dir);
     }
     leftovers
+}
+
+/// Whether `pgid` is still our daemon. It may have exited and been reaped long before this
+/// cleanup, and on a busy machine (pid_max 32768 here, compilers forking thousands) its pid can
+/// by then lead someone else's process group: another run's containerd got our SIGTERM that
+/// way. Ours carries the testbed's tag in its environment, or its run dir on its command line.
+fn leads_our_group(pgid: i32, plan: &CleanupPlan) -> bool {
+    plan.env_tag.as_ref().is_some_and(|tag| carries_tag(pgid, tag))
+        || std::fs::read(format!("/proc/{pgid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*plan.run_dir.to_string_lossy()))
 }
 
 fn stop_group(pgid: i32) {
@@ -132,16 +142,18 @@ pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
 /// Processes (other than this one) whose environment has `KATA_HARNESS_TESTBED=<tag>`.
 pub fn tagged_processes(tag: &str) -> Vec<(i32, String)> {
     let me = std::process::id() as i32;
-    let needle = format!("{TESTBED_ENV}={tag}");
     crate::node::local_processes()
         .into_iter()
-        .filter(|p| p.pid != me)
-        .filter(|p| {
-            std::fs::read(format!("/proc/{}/environ", p.pid))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-        })
+        .filter(|p| p.pid != me && carries_tag(p.pid, tag))
         .map(|p| (p.pid, p.cmdline))
         .collect()
+}
+
+/// Whether process `pid` has `KATA_HARNESS_TESTBED=<tag>` in its environment.
+fn carries_tag(pid: i32, tag: &str) -> bool {
+    let needle = format!("{TESTBED_ENV}={tag}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
 }
 
 /// Kills every tagged process and waits (bounded) until each is gone. Each poll looks for
@@ -342,6 +354,41 @@ mod tests {
         kill_matching(&marker);
         let status = child.wait().unwrap();
         assert!(!status.success());
+    }
+
+    /// A pid recorded as our daemon's group but now leading someone else's process (pid
+    /// reuse) is left alone; the one carrying our tag is ours.
+    #[test]
+    fn only_a_group_leader_that_is_still_ours_gets_signalled() {
+        let run_dir = tempfile::tempdir().unwrap();
+        let tag = run_dir.path().to_string_lossy().into_owned();
+        let spawn = |tagged: bool| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("30");
+            if tagged {
+                cmd.env(TESTBED_ENV, &tag);
+            }
+            cmd.spawn().unwrap()
+        };
+        let (mut stranger, mut ours) = (spawn(false), spawn(true));
+        let plan = CleanupPlan {
+            run_dir: run_dir.path().to_owned(),
+            socket: run_dir.path().join("containerd.sock"),
+            daemon_pgid: None,
+            bridge: String::new(),
+            cgroup_parent: String::new(),
+            keep_run_dir: true,
+            env_tag: Some(tag.clone()),
+        };
+        let verdicts = (
+            leads_our_group(stranger.id() as i32, &plan),
+            leads_our_group(ours.id() as i32, &plan),
+        );
+        for child in [&mut stranger, &mut ours] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(verdicts, (false, true));
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct KataInstall {
     /// Holds `containerd-shim-kata-v2` and `containerd-shim-kata-qemu-v2`: put it first on
     /// containerd's PATH.
     pub bin_dir: PathBuf,
+    /// Per sandbox: the guest's serial console and the vsock backend's log.
+    pub log_dir: PathBuf,
     pub kata_runtime: PathBuf,
 }
 
@@ -95,11 +97,20 @@ pub struct KataInstall {
 pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataInstall> {
     let dir = run_dir.join("kata");
     let bin_dir = dir.join("bin");
+    let log_dir = dir.join("logs");
     std::fs::create_dir_all(&bin_dir)?;
+    std::fs::create_dir_all(&log_dir)?;
     let layout = &plan.layout;
-    let hypervisor = match &plan.host.no_kvm {
-        Some(why) => write_script(&dir.join("qemu-tcg"), &render::tcg_wrapper(&plan.qemu, why))?,
-        None => plan.qemu.clone(),
+    let hypervisor = write_script(
+        &dir.join("qemu"),
+        &render::qemu_wrapper(&plan.qemu, plan.host.no_kvm.as_deref(), &log_dir),
+    )?;
+    let hybrid_vsock_daemon = match layout.vsock_daemon().filter(|_| !plan.host.vhost_vsock) {
+        Some(daemon) => Some(write_script(
+            &dir.join("vhost-device-vsock"),
+            &render::vsock_daemon_wrapper(&daemon, &log_dir),
+        )?),
+        None => None,
     };
     let virtiofsd = layout.virtiofsd().expect("KataLayout::open checked virtiofsd");
     let virtiofsd = if plan.host.syslog {
@@ -113,7 +124,7 @@ pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataIns
         initrd: layout.initrd(),
         image: layout.image(),
         virtiofsd,
-        hybrid_vsock_daemon: (!plan.host.vhost_vsock).then(|| layout.vsock_daemon()).flatten(),
+        hybrid_vsock_daemon,
         disable_vhost_net: !plan.host.vhost_net,
         memory_mib: 1024,
         // Under TCG a guest boots in seconds when the machine is idle, tens when it is not;
@@ -138,8 +149,41 @@ pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataIns
     Ok(KataInstall {
         config_path,
         bin_dir,
+        log_dir,
         kata_runtime: layout.kata_runtime(),
     })
+}
+
+impl KataInstall {
+    /// For a failure bundle: the configuration Kata ran with, and the tails of the newest
+    /// sandbox's guest console and vsock backend logs (the sandbox the failed row started
+    /// last: rows run one at a time on a testbed).
+    pub fn evidence(&self) -> Vec<(String, String)> {
+        let mut files = vec![(
+            "kata-configuration.toml".to_owned(),
+            std::fs::read_to_string(&self.config_path).unwrap_or_default(),
+        )];
+        for prefix in ["guest-console.", "vhost-device-vsock."] {
+            if let Some(log) = newest_with_prefix(&self.log_dir, prefix) {
+                let name = log.file_name().unwrap_or_default().to_string_lossy();
+                files.push((
+                    format!("kata-{name}.tail"),
+                    crate::process::tail_of_file(&log, 300),
+                ));
+            }
+        }
+        files
+    }
+}
+
+fn newest_with_prefix(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, path)| path)
 }
 
 /// Points the Kata handlers (`io.containerd.kata*`) at this node's configuration.
@@ -231,29 +275,37 @@ mod tests {
         let run = tempfile::tempdir().unwrap();
         let install = install_local(&plan, run.path()).unwrap();
         let config = std::fs::read_to_string(&install.config_path).unwrap();
+        let wrapper = std::fs::read_to_string(run.path().join("kata/qemu")).unwrap();
+        assert!(wrapper.contains("exec /usr/bin/qemu-system-x86_64 "), "{wrapper}");
         assert!(
-            config.contains("path = \"/usr/bin/qemu-system-x86_64\""),
-            "{config}"
+            !wrapper.contains("accel=tcg"),
+            "a KVM host runs QEMU with KVM: {wrapper}"
         );
         assert!(!config.contains("hybrid_vsock_daemon"), "{config}");
-        assert!(!run.path().join("kata/qemu-tcg").exists());
+        assert!(!run.path().join("kata/vhost-device-vsock").exists());
         let shim = std::fs::read_link(install.bin_dir.join("containerd-shim-kata-qemu-v2")).unwrap();
         assert_eq!(shim, plan.layout.shim());
     }
 
     #[test]
-    fn this_host_gets_the_tcg_and_virtiofsd_wrappers() {
+    fn this_host_gets_the_tcg_vsock_and_virtiofsd_wrappers() {
         let dir = tempfile::tempdir().unwrap();
         let plan = KataPlan::new(layout(dir.path(), b"hybrid_vsock_daemon", true), this_host()).unwrap();
         let run = tempfile::tempdir().unwrap();
         let install = install_local(&plan, run.path()).unwrap();
         let config = std::fs::read_to_string(&install.config_path).unwrap();
-        let tcg = run.path().join("kata/qemu-tcg");
+        let kata = run.path().join("kata");
         assert!(
-            config.contains(&format!("path = \"{}\"", tcg.display())),
+            config.contains(&format!("path = \"{}\"", kata.join("qemu").display())),
             "{config}"
         );
-        assert!(config.contains("hybrid_vsock_daemon"), "{config}");
+        let wrapper = std::fs::read_to_string(kata.join("qemu")).unwrap();
+        assert!(wrapper.contains("accel=tcg"), "{wrapper}");
+        assert!(config.contains(&format!(
+            "hybrid_vsock_daemon = \"{}\"",
+            kata.join("vhost-device-vsock").display()
+        )));
+        assert!(install.log_dir.is_dir());
         assert!(config.contains(&format!(
             "virtio_fs_daemon = \"{}\"",
             run.path().join("kata/virtiofsd").display()

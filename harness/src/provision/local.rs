@@ -152,6 +152,19 @@ impl Testbed {
         let conf_path = run_dir.join("net.d/10-kata-harness.conflist");
         std::fs::write(&conf_path, conflist).map_err(io_err(&conf_path))?;
 
+        // crictl for people and reproduce.sh: its own config in the run dir (never the
+        // host's /etc/crictl.yaml, which is the user's), `--config <run dir>/crictl.yaml`.
+        let crictl = crate::artifacts::cri_tools::crictl().map(|path| {
+            if crate::artifacts::cri_tools::on_path(&path) {
+                "crictl".to_owned()
+            } else {
+                path.to_string_lossy().into_owned()
+            }
+        });
+        let crictl_yaml = run_dir.join("crictl.yaml");
+        std::fs::write(&crictl_yaml, crate::render::crictl::config(&paths.node_socket))
+            .map_err(io_err(&crictl_yaml))?;
+
         let cgroup_parent = format!("kata-harness-{id}");
         let mut plan = CleanupPlan {
             run_dir: run_dir.clone(),
@@ -224,6 +237,13 @@ impl Testbed {
         if let Some(plan) = &settings.kata {
             facts.push(("kata".into(), plan.conditions.join("; ")));
         }
+        facts.push((
+            "crictl".into(),
+            match &crictl {
+                Some(crictl) => format!("{crictl} (config {})", crictl_yaml.display()),
+                None => crate::artifacts::cri_tools::MISSING.into(),
+            },
+        ));
         let testbed = Testbed {
             id,
             facts,
@@ -235,6 +255,7 @@ impl Testbed {
             cgroup_parent,
             crun,
             kata,
+            crictl,
             backend: Mutex::new(Some(Backend::Local(backend))),
         };
         testbed.import_standard_images(settings)?;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::cri::{CriClient, CriError};
 use crate::images::{self, ImageError};
 use crate::node::{Node, NodeError};
-use crate::process::{Daemon, ProcessError};
+use crate::process::{shell_line, Daemon, ProcessError};
 use crate::profile::{Containerd, ContainerdChoice, ProfileError};
 use crate::render::containerd::RenderError;
 use crate::render::{ContainerdConfig, RuntimeHandler};
@@ -141,6 +141,9 @@ pub struct Testbed {
     pub facts: Vec<(String, String)>,
     /// The node's Kata install, where it has one.
     pub kata: Option<kata::KataInstall>,
+    /// crictl as the node runs it: a path, or `crictl` where it is on the node's PATH
+    /// (`None`: none was found, see [`crate::artifacts::cri_tools`]).
+    pub crictl: Option<String>,
     backend: Mutex<Option<Backend>>,
 }
 
@@ -274,12 +277,24 @@ impl Testbed {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     }
 
-    /// `crictl` as a human would run it on the node.
+    /// `crictl` as a human would run it on the node: its path (or `crictl` where it is on
+    /// PATH) with both CRI endpoints, so no `/etc/crictl.yaml` is needed or read.
     pub fn crictl_prefix(&self) -> String {
-        format!(
-            "crictl --runtime-endpoint unix://{}",
-            self.paths.node_socket.display()
-        )
+        let endpoint = format!("unix://{}", self.paths.node_socket.display());
+        shell_line(&[
+            self.crictl.clone().unwrap_or_else(|| "crictl".into()),
+            "--runtime-endpoint".into(),
+            endpoint.clone(),
+            "--image-endpoint".into(),
+            endpoint,
+        ])
+    }
+
+    /// A `ctr` line of `reproduce.sh` (the script's `ctr` function knows the socket).
+    pub fn ctr_line(namespace: &str, args: &[&str]) -> String {
+        let mut argv = vec!["ctr".to_owned(), "-n".into(), namespace.into()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        shell_line(&argv)
     }
 
     fn with_backend<T>(&self, f: impl FnOnce(&mut Backend) -> T) -> Option<T> {

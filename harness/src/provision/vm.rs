@@ -27,6 +27,10 @@ const GUEST_CONFIG: &str = "/etc/containerd/config.toml";
 const GUEST_STATE: &str = "/var/lib/kata-harness";
 /// containerd's registry `config_path` in the guest (hosts.toml per registry host).
 const GUEST_CERTS_D: &str = "/etc/containerd/certs.d";
+/// Where the guest gets this host's crictl (on the guest's PATH).
+const GUEST_CRICTL: &str = "/usr/local/bin/crictl";
+/// crictl's default config file: the guest is disposable, so it gets one naming its socket.
+const GUEST_CRICTL_CONFIG: &str = "/etc/crictl.yaml";
 /// crun learned OCI spec 1.2 (what containerd 2.x writes) in 1.14.3.
 const CRUN_FOR_SPEC_1_2: Version = Version::new(1, 14, 3);
 
@@ -178,6 +182,40 @@ fn guest_crun(node: &dyn Node, containerd: Version) -> Result<(String, String), 
     Ok(("crun".into(), own.lines().next().unwrap_or("").to_owned()))
 }
 
+/// Copies this host's crictl into the guest and writes the guest's `/etc/crictl.yaml`
+/// (runtime and image endpoint: the guest's containerd socket). `None` when this host has no
+/// crictl; the facts say so.
+fn guest_crictl(node: &dyn Node, run_dir: &Path) -> Result<(Option<String>, String), ProvisionError> {
+    let Some(host_crictl) = crate::artifacts::cri_tools::crictl() else {
+        return Ok((None, crate::artifacts::cri_tools::MISSING.into()));
+    };
+    node.upload(&host_crictl, Path::new(GUEST_CRICTL))
+        .map_err(ProvisionError::Guest)?;
+    guest(node, &["chmod", "0755", GUEST_CRICTL])?;
+    put(
+        node,
+        run_dir,
+        GUEST_CRICTL_CONFIG,
+        &crate::render::crictl::config(Path::new(GUEST_SOCKET)),
+    )?;
+    Ok((
+        Some("crictl".into()),
+        format!("{GUEST_CRICTL}, {GUEST_CRICTL_CONFIG}"),
+    ))
+}
+
+/// `crictl version` in the guest once containerd answers: plain `crictl` (PATH and
+/// /etc/crictl.yaml alone) must reach the guest's CRI, as a person and reproduce.sh run it.
+fn check_guest_crictl(node: &dyn Node) -> Result<String, ProvisionError> {
+    let out = guest(node, &["crictl", "version"])?;
+    Ok(out
+        .lines()
+        .filter(|l| l.starts_with("RuntimeVersion") || l.starts_with("RuntimeApiVersion"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
 impl Testbed {
     /// Boots a VM from `image` (overlay, console, QMP, SSH), configures its containerd with
     /// our handlers and CNI, forwards its CRI socket here, and loads the standard images.
@@ -223,6 +261,7 @@ impl Testbed {
             version_text,
         };
         let (crun, crun_version) = guest_crun(&node, version)?;
+        let (crictl, crictl_fact) = guest_crictl(&node, &run_dir)?;
         let staging = run_dir.join("images");
         std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         let paths = RunPaths {
@@ -315,6 +354,10 @@ impl Testbed {
                 return Err(ProvisionError::NotReady { source, log_tail });
             }
         };
+        let crictl_fact = match &crictl {
+            Some(_) => format!("{crictl_fact}: {}", check_guest_crictl(&node)?),
+            None => crictl_fact,
+        };
         let facts = vec![
             ("target".into(), format!("vm ({recipe})")),
             ("image".into(), description),
@@ -324,6 +367,7 @@ impl Testbed {
             ),
             ("containerd".into(), containerd.version_text.clone()),
             ("crun".into(), crun_version),
+            ("crictl".into(), crictl_fact),
         ];
         let backend = VmBackend {
             vm,
@@ -343,6 +387,7 @@ impl Testbed {
             crun,
             facts,
             kata: None,
+            crictl,
             backend: Mutex::new(Some(Backend::Vm(backend))),
         };
         testbed.import_standard_images(settings)?;

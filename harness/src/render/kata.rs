@@ -103,26 +103,64 @@ fn table<'a>(doc: &'a mut Table, keys: &[&str]) -> Option<&'a mut Table> {
     Some(current)
 }
 
-/// The hypervisor `path` on a host without usable KVM: Kata's configuration has no TCG switch,
-/// so this rewrites what Kata passes for KVM (`accel=kvm`, `-cpu host`, the KVM PIT) and runs
-/// QEMU under TCG.
-pub fn tcg_wrapper(qemu: &Path, reason: &str) -> String {
-    format!(
-        r#"#!/bin/bash
-# kata-harness: Kata's QEMU under TCG. This host has no usable KVM ({reason}).
-args=()
-while (($#)); do
-    case $1 in
-        -machine) args+=("$1" "${{2//accel=kvm/accel=tcg}}"); shift 2 ;;
-        -cpu) cpu=${{2/#host/max}}; args+=("$1" "$cpu"); shift 2 ;;
+/// The hypervisor `path`: QEMU as this node runs it.
+///
+/// With `no_kvm` (why this host has no usable KVM) it runs under TCG: Kata's configuration has
+/// no TCG switch, so this rewrites what Kata passes for KVM (`accel=kvm`, `-cpu host`, the KVM
+/// PIT). Always, the guest gets a serial console written to
+/// `<log_dir>/guest-console.<sandbox id>.log`, the last `console=` so the agent's own log goes
+/// there too: Kata's console is a socket that only a debug shim reads, and a sandbox whose
+/// agent never answers leaves no other trace of what its guest did.
+pub fn qemu_wrapper(qemu: &Path, no_kvm: Option<&str>, log_dir: &Path) -> String {
+    let (headline, tcg_cases) = match no_kvm {
+        Some(reason) => (
+            format!("under TCG. This host has no usable KVM ({reason})."),
+            r#"        -machine) args+=("$1" "${2//accel=kvm/accel=tcg}"); shift 2 ;;
+        -cpu) args+=("$1" "${2/#host/max}"); shift 2 ;;
         -global) [[ $2 == kvm-* ]] || args+=("$1" "$2"); shift 2 ;;
         -enable-kvm) shift ;;
-        *) args+=("$1"); shift ;;
+"#,
+        ),
+        None => ("with KVM.".to_owned(), ""),
+    };
+    format!(
+        r#"#!/bin/bash
+# kata-harness: Kata's QEMU {headline}
+# The guest's serial console (kernel and agent log) goes to a file per sandbox.
+args=()
+sandbox=unnamed
+while (($#)); do
+    case $1 in
+        -name) sandbox=${{2#sandbox-}}; sandbox=${{sandbox%%,*}}; args+=("$1" "$2"); shift 2 ;;
+        -append) args+=("$1" "$2 console=ttyS0"); shift 2 ;;
+{tcg_cases}        *) args+=("$1"); shift ;;
     esac
 done
-exec {qemu} "${{args[@]}}"
+exec {qemu} "${{args[@]}}" -serial "file:{log_dir}/guest-console.$sandbox.log"
 "#,
-        qemu = qemu.display()
+        qemu = qemu.display(),
+        log_dir = log_dir.display(),
+    )
+}
+
+/// The user-space vsock backend with its log kept, per sandbox, in
+/// `<log_dir>/vhost-device-vsock.<sandbox id>.log` (the sandbox id is the directory of the
+/// `uds-path` Kata passes): when the agent channel never comes up, this says whether the
+/// backend saw the guest and the shim's CONNECTs.
+pub fn vsock_daemon_wrapper(daemon: &Path, log_dir: &Path) -> String {
+    format!(
+        r#"#!/bin/bash
+# kata-harness: vhost-device-vsock, logging to a file per sandbox.
+sandbox=unnamed
+for a in "$@"; do
+    case $a in
+        *uds-path=*) uds=${{a##*uds-path=}}; uds=${{uds%%,*}}; sandbox=$(basename "$(dirname "$uds")") ;;
+    esac
+done
+RUST_LOG=${{KATA_HARNESS_VSOCK_LOG:-debug}} exec {daemon} "$@" 2>>"{log_dir}/vhost-device-vsock.$sandbox.log"
+"#,
+        daemon = daemon.display(),
+        log_dir = log_dir.display(),
     )
 }
 
@@ -233,50 +271,85 @@ internetworking_model = "tcfilter"
         ));
     }
 
-    /// The wrapper is run by bash with QEMU replaced by `echo`: what QEMU would get.
-    #[test]
-    fn the_tcg_wrapper_rewrites_what_kata_passes_for_kvm() {
+    /// Runs a wrapper with bash: what the wrapped program would get.
+    fn run_wrapper(text: &str, args: &[&str]) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let wrapper = dir.path().join("qemu");
-        std::fs::write(&wrapper, tcg_wrapper(Path::new("/bin/echo"), "probe boot failed")).unwrap();
+        let wrapper = dir.path().join("wrapper");
+        std::fs::write(&wrapper, text).unwrap();
         let out = std::process::Command::new("bash")
             .arg(&wrapper)
-            .args([
-                "-name",
-                "sandbox-1",
-                "-machine",
-                "q35,accel=kvm,nvdimm=on",
-                "-cpu",
-                "host,pmu=off",
-            ])
-            .args([
-                "-global",
-                "kvm-pit.lost_tick_policy=discard",
-                "-global",
-                "virtio-x.y=1",
-                "-m",
-                "1024M",
-            ])
+            .args(args)
             .output()
             .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    const KATA_QEMU_ARGS: [&str; 14] = [
+        "-name",
+        "sandbox-abc123",
+        "-machine",
+        "q35,accel=kvm,nvdimm=on",
+        "-cpu",
+        "host,pmu=off",
+        "-global",
+        "kvm-pit.lost_tick_policy=discard",
+        "-global",
+        "virtio-x.y=1",
+        "-append",
+        "console=hvc0 quiet",
+        "-m",
+        "1024M",
+    ];
+
+    #[test]
+    fn the_qemu_wrapper_rewrites_what_kata_passes_for_kvm_and_logs_the_console() {
+        let text = qemu_wrapper(
+            Path::new("/bin/echo"),
+            Some("probe boot failed"),
+            Path::new("/logs"),
+        );
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "-name sandbox-1 -machine q35,accel=tcg,nvdimm=on -cpu max,pmu=off -global virtio-x.y=1 -m 1024M"
+            run_wrapper(&text, &KATA_QEMU_ARGS),
+            "-name sandbox-abc123 -machine q35,accel=tcg,nvdimm=on -cpu max,pmu=off \
+             -global virtio-x.y=1 -append console=hvc0 quiet console=ttyS0 -m 1024M \
+             -serial file:/logs/guest-console.abc123.log"
         );
     }
 
     #[test]
-    fn the_virtiofsd_wrapper_drops_only_syslog() {
-        let dir = tempfile::tempdir().unwrap();
-        let wrapper = dir.path().join("virtiofsd");
-        std::fs::write(&wrapper, virtiofsd_wrapper(Path::new("/bin/echo"))).unwrap();
-        let out = std::process::Command::new("bash")
-            .arg(&wrapper)
-            .args(["--syslog", "--cache=auto", "--shared-dir=/a b", "--fd=3"])
-            .output()
-            .unwrap();
+    fn with_kvm_the_qemu_wrapper_only_adds_the_console_log() {
+        let text = qemu_wrapper(Path::new("/bin/echo"), None, Path::new("/logs"));
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            run_wrapper(&text, &KATA_QEMU_ARGS),
+            "-name sandbox-abc123 -machine q35,accel=kvm,nvdimm=on -cpu host,pmu=off \
+             -global kvm-pit.lost_tick_policy=discard -global virtio-x.y=1 \
+             -append console=hvc0 quiet console=ttyS0 -m 1024M \
+             -serial file:/logs/guest-console.abc123.log"
+        );
+    }
+
+    /// The backend's stderr lands in the sandbox's log file, with RUST_LOG set.
+    #[test]
+    fn the_vsock_wrapper_logs_per_sandbox() {
+        let logs = tempfile::tempdir().unwrap();
+        let fake = logs.path().join("fake-daemon");
+        std::fs::write(&fake, "#!/bin/sh\necho \"RUST_LOG=$RUST_LOG $*\" >&2\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let arg = "--vm=guest-cid=3,socket=/run/vc/vm/abc123/vhost-vsock.sock,uds-path=/run/vc/vm/abc123/kata.hvsock";
+        run_wrapper(&vsock_daemon_wrapper(&fake, logs.path()), &[arg]);
+        let log = std::fs::read_to_string(logs.path().join("vhost-device-vsock.abc123.log")).unwrap();
+        assert_eq!(log.trim(), format!("RUST_LOG=debug {arg}"));
+    }
+
+    #[test]
+    fn the_virtiofsd_wrapper_drops_only_syslog() {
+        let text = virtiofsd_wrapper(Path::new("/bin/echo"));
+        assert_eq!(
+            run_wrapper(
+                &text,
+                &["--syslog", "--cache=auto", "--shared-dir=/a b", "--fd=3"]
+            ),
             "--cache=auto --shared-dir=/a b --fd=3"
         );
     }

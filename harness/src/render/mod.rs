@@ -6,6 +6,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod crictl;
 pub mod hosts;
 pub mod kata;
 pub mod kubeadm;

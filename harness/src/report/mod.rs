@@ -28,8 +28,27 @@ pub enum Verdict {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Evidence {
     pub files: Vec<(String, String)>,
-    /// Shell lines that redo what the trial did, with crictl/ctr.
+    /// Shell lines that redo what the trial did. They call `crictl` and `ctr` as the shell
+    /// functions `reproduce.sh` defines from [`Evidence::node`], and name the objects the
+    /// script itself creates (`$POD`, `$CTR`), never the IDs of the failed run.
     pub reproduce: Vec<String>,
+    /// The node the trial ran on, as `reproduce.sh`'s defaults.
+    pub node: Option<ScriptNode>,
+}
+
+/// What `reproduce.sh` needs of a node: its tools and its containerd socket. Each is a
+/// default the person running the script can override from the environment (the run's own
+/// node is usually gone by then: a local node's containerd stops with the run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScriptNode {
+    /// crictl as the node runs it (a path, or `crictl` when on PATH); `None`: none found.
+    pub crictl: Option<String>,
+    /// ctr of the node's containerd version.
+    pub ctr: String,
+    /// containerd's socket as the node sees it (CRI and containerd API alike).
+    pub socket: String,
+    /// Where the trial ran, for the script's header (`containerd 1.6.20 ... on local`).
+    pub description: String,
 }
 
 impl Evidence {
@@ -141,9 +160,22 @@ pub trait Sink {
 /// The facts about a run that every report repeats.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunInfo {
+    /// The command line that reruns this run's placements (`kata-harness run --target ...`,
+    /// words shell-quoted); [`RunInfo::rerun_line`] narrows it to one trial.
     pub command: String,
     pub target: String,
     pub environment: Vec<(String, String)>,
+}
+
+impl RunInfo {
+    /// The command line that reruns just `trial` (`--filter <name> --exact`).
+    pub fn rerun_line(&self, trial: &str) -> String {
+        format!(
+            "{} --filter {} --exact",
+            self.command,
+            crate::process::shell_quote(trial)
+        )
+    }
 }
 
 /// Counts of a finished run.

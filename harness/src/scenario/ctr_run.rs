@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::model::{CtrRunAction, Row};
 use super::run::{pretty, unique, vmm_child_of_shim, Failure};
-use crate::process::shell_line;
 use crate::provision::{Testbed, BUSYBOX_IMAGE};
 use crate::report::Evidence;
 use crate::wait::{wait_for, Attempt};
@@ -59,8 +58,19 @@ async fn run_and_observe(
         config = kata.config_path.to_string_lossy().into_owned();
         args.extend(["--runtime-config-path", config.as_str()]);
     }
+    // The script's own container ID ($CID), and busybox copied from k8s.io (where every
+    // testbed has it) into the default namespace: nothing of the failed run is reused.
+    evidence.reproduce("CID=ctr-run-$$".into());
+    evidence.reproduce(format!(
+        "{} | {}",
+        Testbed::ctr_line("k8s.io", &["images", "export", "-", BUSYBOX_IMAGE]),
+        Testbed::ctr_line(NAMESPACE, &["images", "import", "-"])
+    ));
+    evidence.reproduce(format!(
+        "{} \"$CID\" sleep 3600",
+        Testbed::ctr_line(NAMESPACE, &[&args[..], &[BUSYBOX_IMAGE]].concat())
+    ));
     args.extend([BUSYBOX_IMAGE, id, "sleep", "3600"]);
-    evidence.reproduce(shell_line(&testbed.ctr_argv(NAMESPACE, &args)));
     testbed
         .ctr(NAMESPACE, &args)
         .map_err(|e| Failure::new("ctr run failed", format!("ctr run failed: {e}")))?;
@@ -72,9 +82,10 @@ async fn run_and_observe(
     let info: Value = serde_json::from_slice(&info.stdout)
         .map_err(|e| Failure::new("unreadable", format!("ctr containers info is not JSON: {e}")))?;
     evidence.file("ctr-containers-info.json", &pretty(&info));
+    // ctr's table has the RUNTIME column: no JSON tool needed on the node.
     evidence.reproduce(format!(
-        "{} | jq .Runtime.Name",
-        shell_line(&testbed.ctr_argv(NAMESPACE, &["containers", "info", id]))
+        "{} \"id==$CID\"",
+        Testbed::ctr_line(NAMESPACE, &["containers", "ls"])
     ));
     let runtime = info["Runtime"]["Name"].as_str().unwrap_or("(none)").to_owned();
     let status = task_status(testbed, id).unwrap_or_else(|e| e);

@@ -12,15 +12,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxImageAction};
-use super::run::{judge_status, pretty, remove_sandbox, short_error, start_and_inspect, unique, Failure};
+use super::run::{
+    judge_status, pretty, remove_sandbox, runp_line, short_error, start_and_inspect, unique, Failure,
+    CREATE_AND_START,
+};
 use crate::cri::RuntimeInfo;
 use crate::images;
-use crate::process::shell_line;
+use crate::process::{shell_line, shell_quote};
 use crate::provision::node_net::NodeService;
 use crate::provision::{Testbed, BUSYBOX_BINARY, SANDBOX_IMAGE};
 use crate::registry::{Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
 use crate::render::cri::{ContainerSpec, PodSpec};
 use crate::render::hosts::HostsToml;
+use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
 use crate::report::Evidence;
 use crate::wait::{wait_for, Attempt};
 
@@ -163,7 +167,7 @@ async fn pull_inner(
     let start = Instant::now();
     let observed = match action.client {
         PullClient::Cri => {
-            evidence.reproduce(format!("{} pull {image}", testbed.crictl_prefix()));
+            evidence.reproduce(format!("crictl pull {}", shell_quote(&image)));
             // CRI: PullImage (crictl pull)
             let result = testbed.cri.pull_image(&image).await;
             let elapsed = start.elapsed();
@@ -305,7 +309,6 @@ pub(super) async fn run_container(
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
     let pod = pod_for(testbed, &row.scenario, handler);
-    let crictl = testbed.crictl_prefix();
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
     // CRI: RunPodSandbox (crictl runp)
     let id = testbed
@@ -313,14 +316,7 @@ pub(super) async fn run_container(
         .run_pod_sandbox(&pod)
         .await
         .map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
-    evidence.reproduce(format!(
-        "POD=$({crictl} runp{} pod.json)",
-        if handler.is_empty() {
-            String::new()
-        } else {
-            format!(" -r {handler}")
-        }
-    ));
+    evidence.reproduce(format!("POD=$({})", runp_line(handler)));
     let result = container_in(testbed, row, &pod, &id, image, evidence).await;
     let cleanup = remove_sandbox(testbed, &id).await;
     let observed = result?;
@@ -336,7 +332,6 @@ async fn container_in(
     image: &str,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let crictl = testbed.crictl_prefix();
     let container = ContainerSpec {
         name: "busybox".into(),
         image: image.into(),
@@ -344,9 +339,7 @@ async fn container_in(
         log_path: "busybox.log".into(),
     };
     evidence.file("container.json", &pretty(&container.to_crictl_json()));
-    evidence.reproduce(format!(
-        "CTR=$({crictl} create $POD container.json pod.json) && {crictl} start $CTR"
-    ));
+    evidence.reproduce(CREATE_AND_START.into());
     // CRI: CreateContainer (crictl create)
     let created = testbed.cri.create_container(id, &container, pod).await;
     let cid = match (created, &row.expect.error) {
@@ -370,6 +363,7 @@ async fn container_in(
         (Ok(cid), None) => cid,
     };
     let info = start_and_inspect(testbed, &cid, evidence).await?;
+    evidence.reproduce(format!("crictl inspect {RUNTIME_TYPE_TEMPLATE} \"$CTR\""));
     let observed = format!("container from {image} running on {}", info.runtime_type);
     if let Some(want) = &row.expect.runtime_type {
         if &info.runtime_type != want {
@@ -466,9 +460,7 @@ pub(super) async fn run_sandbox_image(
     }
     let pause_archive = testbed.paths.images.join("pause.tar");
     if !action.preloaded {
-        evidence.reproduce(shell_line(
-            &testbed.ctr_argv(CRI_NAMESPACE, &["images", "rm", SANDBOX_IMAGE]),
-        ));
+        evidence.reproduce(Testbed::ctr_line(CRI_NAMESPACE, &["images", "rm", SANDBOX_IMAGE]));
         testbed
             .ctr(CRI_NAMESPACE, &["images", "rm", SANDBOX_IMAGE])
             .map_err(|e| {
@@ -492,12 +484,12 @@ pub(super) async fn run_sandbox_image(
     let dir = testbed.paths.run_dir.join(unique(&row.scenario));
     std::fs::create_dir_all(&dir).map_err(|e| Failure::new("no dir", format!("setup: {e}")))?;
     let mut events = Events::start(testbed, &dir).await?;
-    evidence.reproduce(format!(
-        "{} events &",
-        shell_line(&testbed.ctr_argv(CRI_NAMESPACE, &[]))
-    ));
+    // The subscriber shows any /images/* event while the sandbox starts (there must be none).
+    evidence.reproduce(format!("{} &", Testbed::ctr_line(CRI_NAMESPACE, &["events"])));
     let pod = pod_for(testbed, &row.scenario, &action.handler);
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
+    evidence.reproduce(format!("POD=$({})", runp_line(&action.handler)));
+    evidence.reproduce(format!("crictl inspectp {RUNTIME_TYPE_TEMPLATE} \"$POD\""));
     // CRI: RunPodSandbox with the pinned, preloaded sandbox image (crictl runp)
     let result = testbed.cri.run_pod_sandbox(&pod).await;
     let synced = events.sync(testbed).await;
@@ -566,6 +558,10 @@ async fn sandbox_image_removed(
         .expect("validated: removed rows expect an error");
     let pod = pod_for(testbed, &row.scenario, &action.handler);
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
+    evidence.reproduce(format!(
+        "if {}; then echo 'the sandbox started: expected the sandbox image pull to fail' >&2; exit 1; fi",
+        runp_line(&action.handler)
+    ));
     let start = Instant::now();
     // CRI: RunPodSandbox must try to pull the missing sandbox image and fail.
     match testbed.cri.run_pod_sandbox(&pod).await {

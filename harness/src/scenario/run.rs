@@ -14,10 +14,11 @@ use super::model::{grpc_code, ExpectError, GuestKernel, ImageImportAction, Row, 
 use super::plan::Trial;
 use crate::cri::{CriError, RuntimeInfo};
 use crate::images;
-use crate::process::{shell_line, shell_quote};
+use crate::process::shell_quote;
 use crate::provision::{Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
 use crate::render::cri::{ContainerSpec, PodSpec};
-use crate::report::{Evidence, TrialResult, Verdict};
+use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
+use crate::report::{Evidence, ScriptNode, TrialResult, Verdict};
 use crate::wait::{wait_for, Attempt};
 
 /// The whole trial, from the first CRI call to the leftover check.
@@ -25,6 +26,29 @@ pub const TRIAL_DEADLINE: Duration = Duration::from_secs(300);
 /// How long a removed sandbox's shim may take to exit.
 const SHIM_EXIT_DEADLINE: Duration = Duration::from_secs(15);
 const CRI_NAMESPACE: &str = "k8s.io";
+
+/// The container lines of `reproduce.sh` (after `POD=$(crictl runp ...)`).
+pub(super) const CREATE_AND_START: &str =
+    "CTR=$(crictl create \"$POD\" container.json pod.json) && crictl start \"$CTR\"";
+
+/// `crictl runp [-r <handler>] pod.json`.
+pub(super) fn runp_line(handler: &str) -> String {
+    if handler.is_empty() {
+        "crictl runp pod.json".into()
+    } else {
+        format!("crictl runp -r {} pod.json", shell_quote(handler))
+    }
+}
+
+/// The node as `reproduce.sh`'s header names it: its crictl, its ctr, its socket.
+pub(crate) fn script_node(testbed: &Testbed) -> ScriptNode {
+    ScriptNode {
+        crictl: testbed.crictl.clone(),
+        ctr: testbed.containerd.binary("ctr").to_string_lossy().into_owned(),
+        socket: testbed.paths.node_socket.to_string_lossy().into_owned(),
+        description: testbed.describe(),
+    }
+}
 
 /// A failed judgement: what was seen, and why it is wrong.
 pub(super) struct Failure {
@@ -59,7 +83,10 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
         return skipped(trial, reason);
     }
     let start = Instant::now();
-    let mut evidence = Evidence::default();
+    let mut evidence = Evidence {
+        node: Some(script_node(testbed)),
+        ..Evidence::default()
+    };
     let outcome =
         match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence)).await {
             Ok(outcome) => outcome,
@@ -166,14 +193,8 @@ async fn run_sandbox(
         host_network: action.host_network,
         annotations: HashMap::new(),
     };
-    let crictl = testbed.crictl_prefix();
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
-    let runp = if pod.handler.is_empty() {
-        format!("{crictl} runp pod.json")
-    } else {
-        format!("{crictl} runp -r {} pod.json", pod.handler)
-    };
-    evidence.reproduce(format!("POD=$({runp})"));
+    evidence.reproduce(format!("POD=$({})", runp_line(&pod.handler)));
 
     // CRI: RunPodSandbox (crictl runp)
     let result = testbed.cri.run_pod_sandbox(&pod).await;
@@ -272,7 +293,6 @@ async fn observe_sandbox(
     id: &str,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let crictl = testbed.crictl_prefix();
     let mut observations = Vec::new();
     // CRI: PodSandboxStatus verbose info.runtimeType (crictl inspectp)
     let status = testbed
@@ -281,13 +301,13 @@ async fn observe_sandbox(
         .await
         .map_err(|e| Failure::new(short_error(&e), format!("PodSandboxStatus failed: {e}")))?;
     record_info(evidence, "inspectp.json", &status.info);
-    evidence.reproduce(format!("{crictl} inspectp $POD | jq .info.runtimeType"));
+    evidence.reproduce(format!("crictl inspectp {RUNTIME_TYPE_TEMPLATE} \"$POD\""));
     let info = RuntimeInfo::from_verbose_info("sandbox", &status.info)
         .map_err(|e| Failure::new("unreadable", e.to_string()))?;
     observations.push(Observation {
         what: "sandbox",
         id: id.to_owned(),
-        containerd_runtime: containerd_record(testbed, id, evidence)?,
+        containerd_runtime: containerd_record(testbed, id, "$POD", evidence)?,
         cri: info,
     });
 
@@ -300,9 +320,7 @@ async fn observe_sandbox(
             log_path: "busybox.log".into(),
         };
         evidence.file("container.json", &pretty(&container.to_crictl_json()));
-        evidence.reproduce(format!(
-            "CTR=$({crictl} create $POD container.json pod.json) && {crictl} start $CTR"
-        ));
+        evidence.reproduce(CREATE_AND_START.into());
         // CRI: CreateContainer + StartContainer (crictl create / start)
         let cid = testbed
             .cri
@@ -310,11 +328,11 @@ async fn observe_sandbox(
             .await
             .map_err(|e| Failure::new(short_error(&e), format!("CreateContainer failed: {e}")))?;
         let info = start_and_inspect(testbed, &cid, evidence).await?;
-        evidence.reproduce(format!("{crictl} inspect $CTR | jq .info.runtimeType"));
+        evidence.reproduce(format!("crictl inspect {RUNTIME_TYPE_TEMPLATE} \"$CTR\""));
         observations.push(Observation {
             what: "container",
             id: cid.clone(),
-            containerd_runtime: containerd_record(testbed, &cid, evidence)?,
+            containerd_runtime: containerd_record(testbed, &cid, "$CTR", evidence)?,
             cri: info,
         });
         container_id = Some(cid);
@@ -337,10 +355,7 @@ async fn judge_guest_kernel(
     observed: String,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    evidence.reproduce(format!(
-        "{} exec -s $CTR uname -r; uname -r",
-        testbed.crictl_prefix()
-    ));
+    evidence.reproduce("crictl exec -s \"$CTR\" uname -r; uname -r".into());
     let exec = testbed
         .cri
         .exec_sync(cid, &["uname", "-r"], 60)
@@ -527,8 +542,14 @@ pub(super) fn vmm_child_of_shim(testbed: &Testbed, sandbox_id: &str) -> Result<O
         .map(|p| p.comm))
 }
 
-/// containerd's own record of the runtime (`ctr -n k8s.io containers info <id>`).
-fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Result<String, Failure> {
+/// containerd's own record of the runtime (`ctr -n k8s.io containers info <id>`); `var` is
+/// the shell variable that holds the same object's ID in `reproduce.sh`.
+fn containerd_record(
+    testbed: &Testbed,
+    id: &str,
+    var: &str,
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
     let out = testbed
         .ctr(CRI_NAMESPACE, &["containers", "info", id])
         .map_err(|e| Failure::new("ctr failed", format!("ctr containers info {id} failed: {e}")))?;
@@ -538,10 +559,8 @@ fn containerd_record(testbed: &Testbed, id: &str, evidence: &mut Evidence) -> Re
         &format!("ctr-containers-info-{}.json", &id[..12.min(id.len())]),
         &pretty(&info),
     );
-    evidence.reproduce(format!(
-        "{} | jq .Runtime.Name",
-        shell_line(&testbed.ctr_argv(CRI_NAMESPACE, &["containers", "info", id]))
-    ));
+    // ctr's table has the RUNTIME column: no JSON tool needed on the node.
+    evidence.reproduce(format!("ctr -n {CRI_NAMESPACE} containers ls \"id=={var}\""));
     info.pointer("/Runtime/Name")
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -607,13 +626,7 @@ async fn run_image_import(
     }
     args.push(&archive_path);
     let import = testbed.ctr_argv(&action.namespace, &args);
-    evidence.reproduce(
-        import
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
+    evidence.reproduce(Testbed::ctr_line(&action.namespace, &args));
     let out = testbed
         .node
         .run_unchecked(&import, crate::provision::NODE_COMMAND_DEADLINE)
@@ -652,7 +665,7 @@ async fn run_image_import(
             ))
         }
     };
-    evidence.reproduce(format!("{} inspecti {image}", testbed.crictl_prefix()));
+    evidence.reproduce(format!("crictl inspecti {}", shell_quote(&image)));
     // CRI: ImageStatus (crictl inspecti) and ListImages (crictl images)
     let status = settled_image_status(testbed, &image, row.expect.cri_visible == Some(true)).await;
     let listed = testbed.cri.list_images().await;

@@ -169,4 +169,7 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
         "versions.txt",
         &format!("{}\n{}\n", testbed.describe(), testbed.containerd.version_text),
     );
+    for (name, content) in testbed.kata.iter().flat_map(|kata| kata.evidence()) {
+        evidence.file(&name, &content);
+    }
 }
