@@ -146,7 +146,7 @@ pub fn checks() -> Vec<Check> {
     // Warn, not missing: without it only the critest suite's rows are skipped.
     out.push(check(
         "critest (critest suite)",
-        crate::critest::binary()
+        crate::artifacts::cri_tools::critest()
             .ok_or_else(|| "not built: run scripts/build-cri-tools".to_owned())
             .and_then(|b| {
                 version_of(&b.to_string_lossy(), &["--version"]).map(|v| format!("{v} ({})", b.display()))

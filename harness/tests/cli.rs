@@ -2,17 +2,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use kata_harness::provision::cleanup::{mounts_under, processes_matching};
 use kata_harness::wait::{wait_blocking, Attempt};
 
-fn harness() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kata-harness"));
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    cmd
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::harness;
 
 fn suite_file(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("broken.yaml");

@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kata_harness::scenario::Capabilities;
+use kata_harness::wait::{wait_for, Attempt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
@@ -120,15 +121,20 @@ async fn the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock
             .expect("vhost-device-vsock starts"),
     );
     let started = Instant::now();
-    while !vhost_socket.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "vhost-device-vsock made no {} within 10 s: {}",
-            vhost_socket.display(),
-            tail(&daemon_log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(
+        "vhost-device-vsock's vhost-user socket",
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || async {
+            if vhost_socket.exists() {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet(format!("no {} yet", vhost_socket.display()))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", tail(&daemon_log)));
 
     let accel = if plan.host.no_kvm.is_some() { "tcg" } else { "kvm" };
     let _qemu = Reaped(

@@ -2,8 +2,9 @@
 //! expects the pull to work) against a real private containerd and docker-registry: the
 //! failure bundle must hold the registry log, the rendered hosts.toml and the exact error.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::harness;
 
 #[test]
 fn wrong_ca_bundle_has_registry_log_hosts_toml_and_error() {
@@ -16,8 +17,7 @@ fn wrong_ca_bundle_has_registry_log_hosts_toml_and_error() {
     )
     .unwrap();
     let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_kata-harness"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    let out = harness()
         .args(["run", "--target", "local", "--containerd", "1.6", "--suites"])
         .arg(&suites)
         .arg("--results")

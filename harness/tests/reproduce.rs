@@ -17,11 +17,9 @@ const CTR_TRIAL: &str = "cri::wrong-ctr-run-runtime::containerd-1.6";
 /// container really runs on io.containerd.runc.v2; v1 is wrong on purpose.
 const SUITE: &str = "suite: cri\nrows:\n  - scenario: wrong-binary-name\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }\n  - scenario: wrong-ctr-run-runtime\n    ctr_run: { runtime: io.containerd.runc.v2 }\n    expect: { runtime_type: io.containerd.runc.v1 }\n";
 
-fn harness() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kata-harness"));
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    cmd
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::harness;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -15,8 +15,6 @@ pub mod ginkgo;
 pub mod images;
 pub mod run;
 
-use std::path::PathBuf;
-
 use serde::Deserialize;
 
 use crate::scenario::model::{PlacementKind, Row};
@@ -40,19 +38,10 @@ fn default_handler() -> String {
     "runc".into()
 }
 
-/// The critest binary: `$KATA_HARNESS_CRITEST`, else the one `scripts/build-cri-tools`
-/// built into the cache, else `critest` on PATH.
-pub fn binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KATA_HARNESS_CRITEST") {
-        return Some(PathBuf::from(path));
-    }
-    crate::artifacts::cri_tools::critest()
-}
-
 /// Why a critest row cannot run on this placement, decided before anything starts.
 pub fn unavailable(placement: PlacementKind) -> Option<String> {
     match placement {
-        PlacementKind::Local => binary().is_none().then(|| {
+        PlacementKind::Local => crate::artifacts::cri_tools::critest().is_none().then(|| {
             "no critest binary (run scripts/build-cri-tools, or set KATA_HARNESS_CRITEST)".into()
         }),
         // Measured: a CRI row takes about 10x longer in the TCG guest than locally (README), and

@@ -101,7 +101,7 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
             evidence,
         )]
     };
-    let Some(binary) = super::binary() else {
+    let Some(binary) = crate::artifacts::cri_tools::critest() else {
         // The plan skips rows without critest; this is reached only if it vanished since.
         return fail("no critest", "no critest binary".into(), Evidence::default());
     };
