@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::bundle::Bundle;
 use super::client::RuntimeClassApi;
@@ -28,7 +27,7 @@ use super::{io_err, KubeError};
 use crate::cri::CriClient;
 use crate::process::{self, Daemon};
 use crate::profile::{ContainerdChoice, Version};
-use crate::provision::cleanup::{self, CleanupPlan, Leftovers};
+use crate::provision::cleanup::{self, CleanupPlan, GroupLeader, Leftovers};
 use crate::provision::{crun_binary, standard_handlers};
 use crate::render::kubeadm::KubeadmConfig;
 use crate::render::{cni, ContainerdConfig};
@@ -121,8 +120,8 @@ pub struct StartFailure {
 #[derive(Debug, Clone)]
 struct NodePlan {
     base: CleanupPlan,
-    holder_pgid: Option<i32>,
-    kubelet_pgid: Option<i32>,
+    holder: Option<GroupLeader>,
+    kubelet: Option<GroupLeader>,
 }
 
 struct Parts {
@@ -202,27 +201,29 @@ impl Preflight {
 /// Runs the full teardown; idempotent; used by shutdown, drop, a failed start and Ctrl-C.
 fn teardown_plan(plan: &NodePlan) -> Leftovers {
     // kubelet first, so nothing restarts what we stop next.
-    if let Some(pgid) = plan.kubelet_pgid {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    if let Some(kubelet) = plan.kubelet {
+        kubelet.signal(Signal::SIGKILL);
     }
     // containerd, its shims (matched by our socket path), every pod process (our cgroup
     // subtree), the cgroups, and the veth's host end.
     let mut left = cleanup::run(&plan.base);
     // Last process in the namespace: with it go the overlays, mounts, netns and iptables rules.
-    if let Some(pgid) = plan.holder_pgid {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    if let Some(holder) = plan.holder {
+        holder.signal(Signal::SIGKILL);
         let gone = crate::wait::wait_blocking(
             "the node namespace's holder to exit",
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || match nix::sys::signal::kill(Pid::from_raw(pgid), None) {
-                Err(_) => Attempt::Ready(()),
-                Ok(()) if zombie(pgid) => Attempt::Ready(()),
-                Ok(()) => Attempt::NotYet("alive".into()),
+            || {
+                if holder.has_exited() {
+                    Attempt::Ready(())
+                } else {
+                    Attempt::NotYet("alive".into())
+                }
             },
         );
         if gone.is_err() {
-            left.0.push(format!("node namespace holder {pgid} still running"));
+            left.0.push(format!("node namespace holder {} still running", holder.pgid()));
         }
     }
     for (pid, cmdline) in cleanup::processes_matching(&plan.base.run_dir.to_string_lossy()) {
@@ -235,15 +236,6 @@ fn teardown_plan(plan: &NodePlan) -> Leftovers {
         let _ = std::fs::remove_dir_all(&plan.base.run_dir);
     }
     left
-}
-
-fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
 }
 
 fn register(plan: &NodePlan) -> Registration {
@@ -397,8 +389,8 @@ impl Cluster {
                 keep_run_dir: settings.keep,
                 env_tag: Some(run_dir.to_string_lossy().into_owned()),
             },
-            holder_pgid: None,
-            kubelet_pgid: None,
+            holder: None,
+            kubelet: None,
         };
         // cleanup::run balances this (it counts testbeds that may touch /run/containerd).
         cleanup::enter_system_paths();
@@ -506,7 +498,7 @@ impl Cluster {
                 }
             })?;
         let hp = holder.pid();
-        plan.holder_pgid = Some(hp as i32);
+        plan.holder = GroupLeader::of(hp);
         parts.holder = Some(holder);
         refresh(parts, plan);
         wait_for(
@@ -710,7 +702,7 @@ impl Cluster {
             what: "kubelet".into(),
             source,
         })?;
-        plan.kubelet_pgid = Some(kubelet.pid() as i32);
+        plan.kubelet = GroupLeader::of(kubelet.pid());
         parts.kubelet = Some(kubelet);
         refresh(parts, plan);
 
@@ -1039,7 +1031,7 @@ fn finish_parts(mut parts: Parts) -> Leftovers {
     let mut plan = parts.plan.clone();
     let holder = parts.holder.take();
     if holder.is_some() {
-        plan.holder_pgid = None;
+        plan.holder = None;
     }
     let mut left = teardown_plan(&plan);
     if let Some(mut holder) = holder {
@@ -1058,8 +1050,8 @@ fn daemons_gone(parts: &Parts) -> Option<String> {
     // try_wait needs &mut; the log tells why.
     for (what, daemon) in [("containerd", &parts.containerd), ("kubelet", &parts.kubelet)] {
         if let Some(d) = daemon {
-            let pid = d.pid() as i32;
-            if nix::sys::signal::kill(Pid::from_raw(pid), None).is_err() || zombie(pid) {
+            // A daemon we still own is never reaped behind our back: its pid is its own.
+            if cleanup::is_zombie(d.pid() as i32) {
                 return Some(format!("{what} exited; its log ends with:\n{}", d.log_tail(15)));
             }
         }

@@ -119,6 +119,53 @@ fn stop_group(pgid: i32) {
     }
 }
 
+/// A process group we started, known by its leader's pid *and start time*: by the time a
+/// teardown signals it, the leader may have been reaped and its pid handed to a stranger
+/// (pid_max 32768 here, compilers forking thousands). The kernel never reuses a pid that is
+/// still some group's id, so a missing leader means only our own orphans can hold the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLeader {
+    pgid: i32,
+    started: u64,
+}
+
+impl GroupLeader {
+    /// The group led by `pid`, a process this harness just spawned as a group leader.
+    pub fn of(pid: u32) -> Option<Self> {
+        let pgid = pid as i32;
+        start_ticks(pgid).map(|started| Self { pgid, started })
+    }
+
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Whether the group can still be ours: its leader is the process we started (maybe a
+    /// zombie), or gone while the group may live on.
+    pub fn is_ours(&self) -> bool {
+        start_ticks(self.pgid).is_none_or(|t| t == self.started)
+    }
+
+    /// Sends `signal` to the group unless its id now belongs to someone else.
+    pub fn signal(&self, signal: Signal) {
+        if self.is_ours() {
+            let _ = killpg(Pid::from_raw(self.pgid), signal);
+        }
+    }
+
+    /// Whether the leader has exited (reaped or a zombie) or its pid is someone else's now.
+    pub fn has_exited(&self) -> bool {
+        is_zombie(self.pgid) || start_ticks(self.pgid) != Some(self.started)
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`, the start time in clock ticks since boot. The fields after
+/// the `)` that closes the command name start at field 3.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// A process that has exited but was not reaped yet (or is gone).
 pub fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -389,6 +436,20 @@ mod tests {
             let _ = child.wait();
         }
         assert_eq!(verdicts, (false, true));
+    }
+
+    /// A group leader is known by its start time: a stranger given the same pid would not
+    /// match, and once the leader has exited and been reaped, no signal is sent to its pid.
+    #[test]
+    fn a_group_leader_is_known_by_pid_and_start_time() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let leader = GroupLeader::of(child.id()).expect("a running child has a start time");
+        let stranger = GroupLeader { started: leader.started + 1, ..leader };
+        let verdicts = (leader.is_ours(), stranger.is_ours(), leader.has_exited());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(verdicts, (true, false, false));
+        assert!(leader.has_exited(), "a reaped leader has exited");
     }
 
     #[test]
