@@ -383,7 +383,7 @@ impl Cluster {
             base: CleanupPlan {
                 run_dir: run_dir.clone(),
                 socket: socket.clone(),
-                daemon_pgid: None,
+                daemon: None,
                 bridge: veth.clone(),
                 cgroup_parent: cgroup_root.clone(),
                 keep_run_dir: settings.keep,
@@ -656,7 +656,7 @@ impl Cluster {
             what: "containerd".into(),
             source,
         })?;
-        plan.base.daemon_pgid = Some(daemon.pid() as i32);
+        plan.base.daemon = GroupLeader::of(daemon.pid());
         parts.containerd = Some(daemon);
         refresh(parts, plan);
         let cri = wait_cri(socket, parts).await?;

@@ -18,7 +18,8 @@ use crate::wait::{wait_blocking, Attempt};
 pub struct CleanupPlan {
     pub run_dir: PathBuf,
     pub socket: PathBuf,
-    pub daemon_pgid: Option<i32>,
+    /// containerd's process group (it is spawned as a group leader).
+    pub daemon: Option<GroupLeader>,
     pub bridge: String,
     /// Our pods' cgroup parent, e.g. `kata-harness-1a2b3c` (no leading slash).
     pub cgroup_parent: String,
@@ -68,8 +69,8 @@ fn leave_system_paths() {
 /// Stops the daemon and removes what it left. The CRI removal of sandboxes is done by the
 /// caller first when the daemon still answers; this is the part that works without it.
 pub fn run(plan: &CleanupPlan) -> Leftovers {
-    if let Some(pgid) = plan.daemon_pgid.filter(|pgid| leads_our_group(*pgid, plan)) {
-        stop_group(pgid);
+    if let Some(daemon) = plan.daemon {
+        stop_group(daemon);
     }
     // What containerd's shims started (Kata's QEMU and backends) carries its tag, even
     // orphaned: kill all of it, whatever process group or namespace it ended up in.
@@ -89,40 +90,32 @@ pub fn run(plan: &CleanupPlan) -> Leftovers {
     leftovers
 }
 
-/// Whether `pgid` is still our daemon. It may have exited and been reaped long before this
-/// cleanup, and on a busy machine (pid_max 32768 here, compilers forking thousands) its pid can
-/// by then lead someone else's process group: another run's containerd got our SIGTERM that
-/// way. Ours carries the testbed's tag in its environment, or its run dir on its command line.
-fn leads_our_group(pgid: i32, plan: &CleanupPlan) -> bool {
-    plan.env_tag.as_ref().is_some_and(|tag| carries_tag(pgid, tag))
-        || std::fs::read(format!("/proc/{pgid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*plan.run_dir.to_string_lossy()))
-}
-
-fn stop_group(pgid: i32) {
-    let pgid = Pid::from_raw(pgid);
-    if killpg(pgid, Signal::SIGTERM).is_err() {
+fn stop_group(daemon: GroupLeader) {
+    if !daemon.is_ours() || killpg(Pid::from_raw(daemon.pgid()), Signal::SIGTERM).is_err() {
         return;
     }
     let gone = wait_blocking(
         "containerd to exit",
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || match kill(pgid, None) {
-            Err(_) => Attempt::Ready(()),
-            Ok(()) if is_zombie(pgid.as_raw()) => Attempt::Ready(()),
-            Ok(()) => Attempt::NotYet("still running".into()),
+        || {
+            if daemon.has_exited() {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet("still running".into())
+            }
         },
     );
     if gone.is_err() {
-        let _ = killpg(pgid, Signal::SIGKILL);
+        daemon.signal(Signal::SIGKILL);
     }
 }
 
 /// A process group we started, known by its leader's pid *and start time*: by the time a
 /// teardown signals it, the leader may have been reaped and its pid handed to a stranger
-/// (pid_max 32768 here, compilers forking thousands). The kernel never reuses a pid that is
-/// still some group's id, so a missing leader means only our own orphans can hold the group.
+/// (pid_max 32768 here, compilers forking thousands; another run's containerd once got our
+/// SIGTERM that way). The kernel never reuses a pid that is still some group's id, so a
+/// missing leader means only our own orphans can hold the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupLeader {
     pgid: i32,
@@ -401,41 +394,6 @@ mod tests {
         kill_matching(&marker);
         let status = child.wait().unwrap();
         assert!(!status.success());
-    }
-
-    /// A pid recorded as our daemon's group but now leading someone else's process (pid
-    /// reuse) is left alone; the one carrying our tag is ours.
-    #[test]
-    fn only_a_group_leader_that_is_still_ours_gets_signalled() {
-        let run_dir = tempfile::tempdir().unwrap();
-        let tag = run_dir.path().to_string_lossy().into_owned();
-        let spawn = |tagged: bool| {
-            let mut cmd = std::process::Command::new("sleep");
-            cmd.arg("30");
-            if tagged {
-                cmd.env(TESTBED_ENV, &tag);
-            }
-            cmd.spawn().unwrap()
-        };
-        let (mut stranger, mut ours) = (spawn(false), spawn(true));
-        let plan = CleanupPlan {
-            run_dir: run_dir.path().to_owned(),
-            socket: run_dir.path().join("containerd.sock"),
-            daemon_pgid: None,
-            bridge: String::new(),
-            cgroup_parent: String::new(),
-            keep_run_dir: true,
-            env_tag: Some(tag.clone()),
-        };
-        let verdicts = (
-            leads_our_group(stranger.id() as i32, &plan),
-            leads_our_group(ours.id() as i32, &plan),
-        );
-        for child in [&mut stranger, &mut ours] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        assert_eq!(verdicts, (false, true));
     }
 
     /// A group leader is known by its start time: a stranger given the same pid would not

@@ -169,7 +169,7 @@ impl Testbed {
         let mut plan = CleanupPlan {
             run_dir: run_dir.clone(),
             socket: paths.socket.clone(),
-            daemon_pgid: None,
+            daemon: None,
             bridge,
             cgroup_parent: cgroup_parent.clone(),
             keep_run_dir: settings.keep,
@@ -202,7 +202,7 @@ impl Testbed {
         }
         let log = run_dir.join("containerd.log");
         let daemon = Daemon::spawn("containerd", command, &log).map_err(ProvisionError::Spawn)?;
-        plan.daemon_pgid = Some(daemon.pid() as i32);
+        plan.daemon = cleanup::GroupLeader::of(daemon.pid());
         registration.disarm();
         let registration = register_cleanup(&plan);
         let netns = PathBuf::from(format!("/proc/{}/ns/net", daemon.pid()));
