@@ -421,7 +421,10 @@ pub fn busybox(busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
 }
 
 /// The sandbox (pause) image. With a real `pause` binary it is the upstream layout; without
-/// one, busybox's shell holds the namespaces and exits cleanly on SIGTERM/SIGINT.
+/// one, busybox's shell holds the namespaces and exits cleanly on SIGTERM/SIGINT. Its timer
+/// runs as `busybox sleep` so that no process is *named* `sleep`: in a pod that shares its PID
+/// namespace every container sees the sandbox's processes, and critest's execSync-timeout
+/// spec fails on any `pgrep sleep` match (it did, on every containerd, until this).
 pub fn pause(pause_binary: Option<&Path>, busybox_binary: &Path) -> Result<ImageBuilder, ImageError> {
     match pause_binary {
         Some(binary) => Ok(ImageBuilder::new()
@@ -430,11 +433,10 @@ pub fn pause(pause_binary: Option<&Path>, busybox_binary: &Path) -> Result<Image
         None => Ok(ImageBuilder::new()
             .host_file("bin/busybox", busybox_binary, 0o755)?
             .symlink("bin/sh", "busybox")
-            .symlink("bin/sleep", "busybox")
             .entrypoint(&[
                 "/bin/sh",
                 "-c",
-                "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+                "trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 3600 & wait $!; done",
             ])),
     }
 }

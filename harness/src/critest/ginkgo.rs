@@ -150,6 +150,14 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A `--ginkgo.focus` that selects the spec named `text` and no other. ginkgo matches the
+/// regex against `<suite description> <spec text>` ("CRI validation [k8s.io] ..."), so a `^`
+/// before the spec text never matches (`--filter ... --exact` once selected nothing that
+/// way); the text is anchored at the space after the description and at the end instead.
+pub fn exactly(text: &str) -> String {
+    format!(" {}$", escape(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +207,18 @@ mod tests {
     #[test]
     fn escaped_text_is_a_literal_regex() {
         assert_eq!(escape("a [k8s.io] b (c)|d"), r"a \[k8s\.io\] b \(c\)\|d");
+    }
+
+    /// Matched the way ginkgo matches a focus: against the suite description, a space and
+    /// the spec's full text (ginkgo's Go regexp and the regex crate agree on this syntax).
+    #[test]
+    fn an_exact_focus_selects_that_spec_only() {
+        let spec = "[k8s.io] Container runtime should support execSync [Conformance]";
+        let focus = regex::Regex::new(&exactly(spec)).unwrap();
+        let selects = |text: &str| focus.is_match(&format!("CRI validation {text}"));
+        assert!(selects(spec));
+        assert!(!selects(&format!("{spec} with timeout")));
+        assert!(!selects("[k8s.io] Container runtime should support execSync (Conformance)"));
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn argv(
 /// anchored with `--exact`), else the row's focus.
 fn focus_of(action: &CritestAction, filter: Option<&SpecFilter>) -> Option<String> {
     match filter {
-        Some(f) if f.exact => Some(format!("^{}$", ginkgo::escape(&f.text))),
+        Some(f) if f.exact => Some(ginkgo::exactly(&f.text)),
         Some(f) => Some(ginkgo::escape(&f.text)),
         None => action.focus.clone(),
     }
