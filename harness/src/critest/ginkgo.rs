@@ -218,7 +218,9 @@ mod tests {
         let selects = |text: &str| focus.is_match(&format!("CRI validation {text}"));
         assert!(selects(spec));
         assert!(!selects(&format!("{spec} with timeout")));
-        assert!(!selects("[k8s.io] Container runtime should support execSync (Conformance)"));
+        assert!(!selects(
+            "[k8s.io] Container runtime should support execSync (Conformance)"
+        ));
     }
 
     #[test]

@@ -210,20 +210,9 @@ fn teardown_plan(plan: &NodePlan) -> Leftovers {
     // Last process in the namespace: with it go the overlays, mounts, netns and iptables rules.
     if let Some(holder) = plan.holder {
         holder.signal(Signal::SIGKILL);
-        let gone = crate::wait::wait_blocking(
-            "the node namespace's holder to exit",
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || {
-                if holder.has_exited() {
-                    Attempt::Ready(())
-                } else {
-                    Attempt::NotYet("alive".into())
-                }
-            },
-        );
-        if gone.is_err() {
-            left.0.push(format!("node namespace holder {} still running", holder.pgid()));
+        if !holder.wait_exit("the node namespace's holder to exit", Duration::from_secs(10)) {
+            left.0
+                .push(format!("node namespace holder {} still running", holder.pgid()));
         }
     }
     for (pid, cmdline) in cleanup::processes_matching(&plan.base.run_dir.to_string_lossy()) {

@@ -91,22 +91,7 @@ pub fn run(plan: &CleanupPlan) -> Leftovers {
 }
 
 fn stop_group(daemon: GroupLeader) {
-    if !daemon.is_ours() || killpg(Pid::from_raw(daemon.pgid()), Signal::SIGTERM).is_err() {
-        return;
-    }
-    let gone = wait_blocking(
-        "containerd to exit",
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || {
-            if daemon.has_exited() {
-                Attempt::Ready(())
-            } else {
-                Attempt::NotYet("still running".into())
-            }
-        },
-    );
-    if gone.is_err() {
+    if daemon.signal(Signal::SIGTERM) && !daemon.wait_exit("containerd to exit", Duration::from_secs(10)) {
         daemon.signal(Signal::SIGKILL);
     }
 }
@@ -139,34 +124,46 @@ impl GroupLeader {
         start_ticks(self.pgid).is_none_or(|t| t == self.started)
     }
 
-    /// Sends `signal` to the group unless its id now belongs to someone else.
-    pub fn signal(&self, signal: Signal) {
-        if self.is_ours() {
-            let _ = killpg(Pid::from_raw(self.pgid), signal);
-        }
+    /// Sends `signal` to the group unless its id now belongs to someone else; whether it was
+    /// delivered.
+    pub fn signal(&self, signal: Signal) -> bool {
+        self.is_ours() && killpg(Pid::from_raw(self.pgid), signal).is_ok()
     }
 
     /// Whether the leader has exited (reaped or a zombie) or its pid is someone else's now.
     pub fn has_exited(&self) -> bool {
-        is_zombie(self.pgid) || start_ticks(self.pgid) != Some(self.started)
+        proc_stat(self.pgid).is_none_or(|(state, started)| state == 'Z' || started != self.started)
+    }
+
+    /// Waits (bounded) until the leader has exited; whether it did.
+    pub fn wait_exit(&self, what: &str, timeout: Duration) -> bool {
+        wait_blocking(what, timeout, Duration::from_millis(20), || {
+            if self.has_exited() {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet("still running".into())
+            }
+        })
+        .is_ok()
     }
 }
 
-/// Field 22 of `/proc/<pid>/stat`, the start time in clock ticks since boot. The fields after
-/// the `)` that closes the command name start at field 3.
 fn start_ticks(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, started)| started)
+}
+
+/// The state letter (field 3) and the start time in clock ticks since boot (field 22) of
+/// `/proc/<pid>/stat`; the fields after the `)` that closes the command name start at 3.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
 /// A process that has exited but was not reaped yet (or is gone).
 pub fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+    proc_stat(pid).is_none_or(|(state, _)| state == 'Z')
 }
 
 /// Processes of this host whose command line mentions `needle` (shims carry `-address <our socket>`).
@@ -397,12 +394,15 @@ mod tests {
     }
 
     /// A group leader is known by its start time: a stranger given the same pid would not
-    /// match, and once the leader has exited and been reaped, no signal is sent to its pid.
+    /// match, and a leader that was killed and reaped has exited.
     #[test]
     fn a_group_leader_is_known_by_pid_and_start_time() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let leader = GroupLeader::of(child.id()).expect("a running child has a start time");
-        let stranger = GroupLeader { started: leader.started + 1, ..leader };
+        let stranger = GroupLeader {
+            started: leader.started + 1,
+            ..leader
+        };
         let verdicts = (leader.is_ours(), stranger.is_ours(), leader.has_exited());
         let _ = child.kill();
         let _ = child.wait();
