@@ -15,6 +15,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{Settings, Testbed};
+use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{Event, Sink, Verdict};
 use kata_harness::scenario::{plan, run::run_trial, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -28,6 +29,9 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> =
 
 /// What this host offers (Kata layout and how it can run here), probed once.
 static LOCAL: LazyLock<Capabilities> = LazyLock::new(Capabilities::probe_local);
+
+/// The suites' quarantine list (loaded and checked in `main`).
+static QUARANTINE: std::sync::OnceLock<Quarantine> = std::sync::OnceLock::new();
 
 type Testbeds = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<Testbed, String>>>>>;
 static TESTBEDS: LazyLock<Testbeds> = LazyLock::new(Default::default);
@@ -109,9 +113,12 @@ fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
             Err(e) => return Err(Failed::from(format!("testbed did not start: {e}"))),
         };
         let mut result = run_trial(testbed, trial).await;
+        if let Some(note) = QUARANTINE.get().and_then(|q| q.apply(&mut result)) {
+            eprintln!("note: {note}");
+        }
         match result.verdict {
             Verdict::Passed => Ok(Completion::Completed),
-            Verdict::Skipped => Ok(Completion::ignored_with(result.message)),
+            Verdict::Skipped | Verdict::Quarantined => Ok(Completion::ignored_with(result.message)),
             Verdict::Failed => {
                 session::attach_testbed_evidence(testbed, &mut result.evidence);
                 let log = result
@@ -144,6 +151,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match Quarantine::beside(Path::new(env!("CARGO_MANIFEST_DIR")), quarantine::today()) {
+        Ok(q) => QUARANTINE.set(q).expect("set once"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let variants = match variants() {
         Ok(v) => v,
         Err(e) => {

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::Settings;
+use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, Recorder, RunInfo, TrialResult, Verdict};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -74,7 +75,13 @@ fn run_critest(line: &str) -> Result<(), Failed> {
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();
-    let mut results = runtime.block_on(session::run(&trials, &[variant], &settings, &mut recorder));
+    let mut results = runtime.block_on(session::run(
+        &trials,
+        &[variant],
+        &settings,
+        &quarantine()?,
+        &mut recorder,
+    ));
     let mut info = RunInfo {
         command: "kata-harness run --target local --filter".into(),
         target: "local".into(),
@@ -132,4 +139,10 @@ fn main() -> ExitCode {
     let trials =
         vec![Trial::test(format!("critest::runc::{label}"), move || run_critest(&line)).with_kind("critest")];
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The suites' quarantine list, as `kata-harness run` applies it.
+fn quarantine() -> Result<Quarantine, Failed> {
+    Quarantine::beside(Path::new(env!("CARGO_MANIFEST_DIR")), quarantine::today())
+        .map_err(|e| Failed::from(e.to_string()))
 }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use kata_harness::kube::bundle::Bundle;
 use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::Settings;
+use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, Recorder, RunInfo, Summary, Verdict};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -53,7 +54,13 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();
-    let mut results = runtime.block_on(session::run(&trials, &[variant], &settings, &mut recorder));
+    let mut results = runtime.block_on(session::run(
+        &trials,
+        &[variant],
+        &settings,
+        &quarantine()?,
+        &mut recorder,
+    ));
     let mut info = RunInfo {
         command: "kata-harness run --target local --k8s".into(),
         target: "local".into(),
@@ -101,4 +108,10 @@ fn main() -> ExitCode {
     let name = format!("kubernetes::{label}");
     let trials = vec![Trial::test(name, move || run_suite(&label)).with_kind("cluster")];
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The suites' quarantine list, as `kata-harness run` applies it.
+fn quarantine() -> Result<Quarantine, Failed> {
+    Quarantine::beside(Path::new(env!("CARGO_MANIFEST_DIR")), quarantine::today())
+        .map_err(|e| Failed::from(e.to_string()))
 }

@@ -15,6 +15,7 @@ use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES}
 use kata_harness::provision::kata::KataPlan;
 use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
 use kata_harness::render::ContainerdConfig;
+use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 
@@ -105,6 +106,12 @@ struct SuiteArgs {
     /// kata-go-static-<V>-amd64.tar.zst, unpacked into one layout.
     #[arg(long = "kata-release", value_name = "VERSION", conflicts_with = "kata_bundle")]
     kata_release: Option<String>,
+    /// Known failures (row pattern, reason, tracker link, expiry date), reported as
+    /// quarantined instead of failed until their date; an expired entry is an error. Default:
+    /// quarantine.yaml in the --suites folder, if it has one; `none` reports every failure as
+    /// failed.
+    #[arg(long, value_name = "FILE|none")]
+    quarantine: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -214,7 +221,21 @@ impl SuiteArgs {
             (None, Some(path)) => argv.extend(["--kata-bundle".into(), path_arg(path)]),
             (None, None) => {}
         }
+        match self.quarantine.as_deref() {
+            Some("none") => argv.extend(["--quarantine".into(), "none".into()]),
+            Some(file) => argv.extend(["--quarantine".into(), path_arg(Path::new(file))]),
+            None => {}
+        }
         argv
+    }
+
+    fn quarantine(&self) -> Result<Quarantine, String> {
+        let today = quarantine::today();
+        match self.quarantine.as_deref() {
+            Some("none") => Ok(Quarantine::default()),
+            Some(file) => Quarantine::load(Path::new(file), today).map_err(|e| e.to_string()),
+            None => Quarantine::beside(&self.suites, today).map_err(|e| e.to_string()),
+        }
     }
 
     fn image_recipes(&self) -> Vec<String> {
@@ -285,6 +306,7 @@ struct Planned {
     variants: Vec<Variant>,
     /// How local nodes install Kata (from the host's capabilities).
     kata: Option<KataPlan>,
+    quarantine: Quarantine,
 }
 
 fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
@@ -300,6 +322,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         Suite::load(&args.suites).map(|s| vec![s])
     };
     let suites = suites.map_err(input_error)?;
+    let quarantine = args.quarantine().map_err(input_error)?;
     let target: Target = args.target.parse().map_err(input_error)?;
     let mut variants = Vec::new();
     let kata = args.kata_choice(build_bundle).map_err(input_error)?;
@@ -376,6 +399,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         trials,
         variants: variants.into_iter().map(|(v, _)| v).collect(),
         kata: local.kata,
+        quarantine,
     })
 }
 
@@ -423,6 +447,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             &planned.trials,
             &planned.variants,
             &settings,
+            &planned.quarantine,
             &mut tee,
         ))
     };

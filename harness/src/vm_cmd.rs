@@ -1,14 +1,16 @@
 //! `kata-harness vm up | ssh | down`: a test VM by hand, for debugging.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use kata_harness::provision::BUSYBOX_BINARY;
-use kata_harness::vm::{accel, image::Image, qemu, state::KeptVm};
+use kata_harness::profile::ContainerdChoice;
+use kata_harness::provision::{Settings, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE};
+use kata_harness::render::cri::{ContainerSpec, PodSpec};
+use kata_harness::vm::{accel, image::Image, state::KeptVm};
 
 #[derive(Subcommand)]
 pub enum VmCommand {
@@ -47,22 +49,34 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
                 &accel::default_cache(),
             );
             eprintln!("accelerator: {} ({})", verdict.accel.qemu_arg(), verdict.reason);
-            let run_dir = std::env::temp_dir().join(format!("kata-harness-vm-{name}"));
-            let spec = qemu::VmSpec {
-                image: image.clone(),
-                accel: verdict.accel,
-                memory_mb: 2048,
-                cpus: 2,
-                run_dir: run_dir.clone(),
+            eprintln!("booting and provisioning {name} as `run` does (handlers, CNI, images, crictl)...");
+            // The same node a VM row gets; `keep_vm` then hands it over instead of stopping it.
+            let settings = Settings {
+                containerd: ContainerdChoice::Line("1.6".into()),
+                keep: false,
+                pause_binary: None,
+                repo: repo.to_owned(),
+                kata: None,
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            let mut vm = qemu::Vm::start(spec)?;
-            runtime.block_on(vm.wait_for_ssh(qemu::boot_deadline(verdict.accel)))?;
-            let kept = KeptVm::of(&name, &vm, run_dir);
-            let line = vm.ssh.interactive_line();
-            vm.detach();
-            kept.save()?;
-            println!("VM {name} is up: {}\n  kata-harness vm ssh --name {name}\n  {line}\n  kata-harness vm down --name {name}", kept.image);
+            let testbed = runtime
+                .block_on(Testbed::start_vm(&settings, image, &verdict))
+                .context("failed to provision the VM")?;
+            let examples = write_examples(&testbed).context("failed to write the example pod")?;
+            let handlers: Vec<&str> = testbed.config.runtimes.iter().map(|h| h.name.as_str()).collect();
+            let describe = testbed.describe();
+            let Some(how) = testbed.keep_vm(&name) else {
+                anyhow::bail!("the testbed is not a VM");
+            };
+            let ssh = format!("kata-harness vm ssh --name {name} --");
+            println!(
+                "VM {name} is up: {describe}\n  handlers: {} (default {}); the Kata handlers are configured, but VM guests have no Kata (it would run under TCG inside TCG)\n  {ssh} crictl pods\n  {ssh} crictl runp -r crun {}\n  {ssh} crictl create POD_ID {} {}\n  {how}",
+                handlers.join(", "),
+                testbed.config.default_runtime,
+                examples.pod.display(),
+                examples.container.display(),
+                examples.pod.display(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         VmCommand::Ssh { name, command } => {
@@ -83,4 +97,54 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Example CRI configs on the node, for the crictl lines `vm up` prints.
+struct Examples {
+    pod: PathBuf,
+    container: PathBuf,
+}
+
+/// Writes `/root/pod.json` and `/root/container.json` on the node: a pod in the harness's
+/// namespace and cgroup parent (so `vm down` and a later run find its leftovers), and a
+/// busybox container from the image the node already has.
+fn write_examples(testbed: &Testbed) -> Result<Examples> {
+    let logs = testbed.paths.pod_logs.join("example");
+    let pod = PodSpec {
+        name: "example".into(),
+        namespace: "kata-harness".into(),
+        uid: "example-uid".into(),
+        handler: String::new(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        cgroup_parent: format!("/{}", testbed.cgroup_parent),
+        host_network: false,
+        annotations: Default::default(),
+    };
+    let container = ContainerSpec {
+        name: "busybox".into(),
+        image: BUSYBOX_IMAGE.into(),
+        command: vec!["sleep".into(), "3600".into()],
+        log_path: "busybox.log".into(),
+    };
+    let node = testbed.node.as_ref();
+    node.run(
+        &["mkdir".into(), "-p".into(), logs.to_string_lossy().into_owned()],
+        std::time::Duration::from_secs(30),
+    )?;
+    let examples = Examples {
+        pod: PathBuf::from("/root/pod.json"),
+        container: PathBuf::from("/root/container.json"),
+    };
+    for (remote, value) in [
+        (&examples.pod, pod.to_crictl_json()),
+        (&examples.container, container.to_crictl_json()),
+    ] {
+        let local = testbed
+            .paths
+            .run_dir
+            .join(remote.file_name().expect("a file name"));
+        std::fs::write(&local, serde_json::to_string_pretty(&value)?)?;
+        node.upload(&local, remote)?;
+    }
+    Ok(examples)
 }

@@ -170,6 +170,138 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(junit.contains("cri::crun-handler::containerd-1.6"), "{junit}");
 }
 
+/// A suites folder with one row that fails for real (runc runs it, the row expects crun)
+/// and a quarantine list naming it, expiring on `expires`.
+fn quarantined_suite(dir: &Path, expires: &str) {
+    std::fs::write(
+        dir.join("known.yaml"),
+        "suite: known\nplacements: [local]\nrows:\n  - scenario: wrong-runtime\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, oci_runtime: crun }\n  - scenario: right-runtime\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, oci_runtime: runc }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("quarantine.yaml"),
+        format!("entries:\n  - rows: 'known::*-runtime::containerd-*'\n    reason: the row expects the wrong runtime on purpose\n    tracker: https://example.invalid/known/1\n    expires: {expires}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_expired_quarantine_entry_exits_2_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    quarantined_suite(dir.path(), "2020-01-31");
+    let out = harness()
+        .args(["list", "--suites"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = dir.path().join("quarantine.yaml");
+    assert!(
+        stderr.contains(&format!(
+            "{}: entry 1 (known::*-runtime::containerd-*), field expires: expired on 2020-01-31",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    // `--quarantine none` runs without the list (here: lists the rows).
+    let out = harness()
+        .args([
+            "list",
+            "--target",
+            "local",
+            "--containerd",
+            "1.6",
+            "--quarantine",
+            "none",
+            "--suites",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("known::wrong-runtime::containerd-1.6"));
+}
+
+#[test]
+fn a_quarantined_failure_is_reported_as_such_and_does_not_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    quarantined_suite(dir.path(), "2099-12-31");
+    let run = |extra: &[&str]| {
+        let results = tempfile::tempdir().unwrap();
+        let out = harness()
+            .args(["run", "--target", "local", "--containerd", "1.6", "--suites"])
+            .arg(dir.path())
+            .args(extra)
+            .arg("--results")
+            .arg(results.path())
+            .output()
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+        let junit = std::fs::read_to_string(results.path().join("junit.xml")).unwrap();
+        (out, json, junit, results)
+    };
+    let (out, json, junit, results) = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed, 0 failed, 0 skipped, 1 quarantined"),
+        "{stdout}"
+    );
+    let row = |name: &str| {
+        json["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let wrong = row("known::wrong-runtime::containerd-1.6");
+    assert_eq!(wrong["verdict"], "quarantined", "{wrong}");
+    let message = wrong["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("quarantined until 2099-12-31 (the row expects the wrong runtime on purpose; https://example.invalid/known/1): "),
+        "{message}"
+    );
+    // The failure itself is kept: what ran, and a bundle to look at.
+    assert!(wrong["observed"].as_str().unwrap().contains("runc"), "{wrong}");
+    assert!(
+        results
+            .path()
+            .join(wrong["bundle"].as_str().unwrap())
+            .join("reproduce.sh")
+            .is_file(),
+        "{wrong}"
+    );
+    assert_eq!(json["summary"]["quarantined"], 1);
+    assert_eq!(json["summary"]["failed"], 0);
+    assert!(
+        junit.contains(r#"failures="0""#) && junit.contains(r#"skipped="1""#),
+        "{junit}"
+    );
+    assert!(junit.contains("quarantined until 2099-12-31"), "{junit}");
+    // The entry also matches the row that passed: it stays passed, and the user hears of it.
+    assert_eq!(row("known::right-runtime::containerd-1.6")["verdict"], "passed");
+    assert!(
+        stderr.contains("known::right-runtime::containerd-1.6 passed but is quarantined"),
+        "{stderr}"
+    );
+
+    // Without the list the same row fails the run.
+    let (out, json, _, _) = run(&["--quarantine", "none"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(json["summary"]["failed"], 1);
+    assert_eq!(json["summary"]["quarantined"], 0);
+}
+
 /// Starts `kata-harness run ARGS`, interrupts it once a testbed is ready (trials running),
 /// and checks the exit code and that nothing of that testbed survives.
 fn interrupt_when_ready(args: &[&str]) {

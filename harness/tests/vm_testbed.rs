@@ -107,3 +107,90 @@ fn the_kvm_probe_can_pass_under_tcg() {
     .expect("the probe guest reaches userspace under TCG");
     assert!(seconds > 0.0);
 }
+
+#[path = "common/cli.rs"]
+mod cli;
+
+/// `kata-harness vm up` gives a provisioned node: the crictl lines it prints work in the
+/// guest as printed (a crun pod and a busybox container, really run by the guest's
+/// containerd), and `vm down` leaves no QEMU behind.
+#[test]
+fn vm_up_gives_a_node_the_printed_crictl_lines_work_on() {
+    let name = format!("t{}", std::process::id());
+    let run = |args: &[&str]| {
+        let out = cli::harness().args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, up, stderr) = run(&["vm", "up", "--name", &name]);
+    assert!(ok, "{up}\n{stderr}");
+    // Taken down whatever the asserts below say.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = cli::harness().args(["vm", "down", "--name", &self.0]).output();
+        }
+    }
+    let down = Down(name.clone());
+    assert!(up.contains("handlers: runc, crun"), "{up}");
+    // Each printed crictl line, run as printed (POD_ID filled in).
+    let printed = |needle: &str| -> Vec<String> {
+        let line = up
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{up}"));
+        line.split_whitespace()
+            .skip(1) // `kata-harness`: the binary under test
+            .map(String::from)
+            .collect()
+    };
+    let ssh = |argv: Vec<String>| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let (ok, stdout, stderr) = run(&argv);
+        assert!(ok, "{argv:?}: {stdout}\n{stderr}");
+        stdout.trim().to_owned()
+    };
+    let pods = ssh(printed("crictl pods"));
+    assert!(pods.starts_with("POD ID"), "{pods}");
+    let pod = ssh(printed("crictl runp -r crun"));
+    assert_eq!(pod.len(), 64, "a sandbox id: {pod}");
+    let create: Vec<String> = printed("crictl create POD_ID")
+        .into_iter()
+        .map(|w| if w == "POD_ID" { pod.clone() } else { w })
+        .collect();
+    let container = ssh(create);
+    assert_eq!(container.len(), 64, "a container id: {container}");
+    // `kata-harness vm ssh --name N --` of the printed lines, for the checks below.
+    let mut base = printed("crictl pods");
+    base.truncate(base.len() - 2);
+    let mut start = base.clone();
+    start.extend(["crictl".into(), "start".into(), container.clone()]);
+    ssh(start);
+    let mut inspect = base.clone();
+    inspect.extend(
+        [
+            "crictl",
+            "inspectp",
+            "-o",
+            "go-template",
+            "--template",
+            "{{.info.runtimeType}} {{.status.state}}",
+            &pod,
+        ]
+        .map(String::from),
+    );
+    assert_eq!(ssh(inspect), "io.containerd.runc.v2 SANDBOX_READY");
+    let mut ps = base;
+    ps.extend(["crictl", "ps", "-q", "--state", "running"].map(String::from));
+    assert_eq!(ssh(ps), container);
+
+    let kept = kata_harness::vm::state::KeptVm::load(&name).expect("vm up records the VM");
+    drop(down);
+    assert!(
+        !Path::new(&format!("/proc/{}", kept.qemu_pid)).exists(),
+        "QEMU {} still runs after vm down",
+        kept.qemu_pid
+    );
+}

@@ -22,7 +22,9 @@ pub fn write(path: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::R
         for result in results {
             let status = match result.verdict {
                 Verdict::Passed => TestCaseStatus::success(),
-                Verdict::Skipped => {
+                // A known failure is not a pass: JUnit readers see it skipped, its message
+                // starting with "quarantined until <date> (<reason>; <tracker>)".
+                Verdict::Skipped | Verdict::Quarantined => {
                     let mut status = TestCaseStatus::skipped();
                     status.set_message(result.message.as_str());
                     status

@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod json;
 pub mod junit;
+pub mod quarantine;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub enum Verdict {
     Passed,
     Failed,
     Skipped,
+    /// Failed, and listed as a known failure in the quarantine list (see [`quarantine`]):
+    /// reported with its failure and bundle, but it does not fail the run.
+    Quarantined,
 }
 
 /// Files and commands a trial collected, kept for its failure bundle.
@@ -184,6 +188,7 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub quarantined: usize,
 }
 
 impl Summary {
@@ -193,6 +198,7 @@ impl Summary {
             passed: count(Verdict::Passed),
             failed: count(Verdict::Failed),
             skipped: count(Verdict::Skipped),
+            quarantined: count(Verdict::Quarantined),
         }
     }
 }
@@ -200,7 +206,8 @@ impl Summary {
 /// Writes `junit.xml`, `results.json` and the failure bundles into `dir`.
 pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for result in results.iter_mut().filter(|r| r.verdict == Verdict::Failed) {
+    let has_bundle = |r: &TrialResult| matches!(r.verdict, Verdict::Failed | Verdict::Quarantined);
+    for result in results.iter_mut().filter(|r| has_bundle(r)) {
         result.bundle = Some(bundle::write(dir, info, result)?);
     }
     junit::write(&dir.join("junit.xml"), info, results)?;

@@ -40,6 +40,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Passed => "PASS",
         Verdict::Failed => "FAIL",
         Verdict::Skipped => "SKIP",
+        Verdict::Quarantined => "QUARANTINED",
     }
 }
 
@@ -100,12 +101,42 @@ pub fn table(results: &[TrialResult]) -> String {
     for (i, conditions) in notes.iter().enumerate() {
         out.push_str(&format!("[{}] ran here as: {}\n", i + 1, conditions.join("; ")));
     }
-    let s = Summary::of(results);
-    out.push_str(&format!(
-        "\n{} passed, {} failed, {} skipped\n",
-        s.passed, s.failed, s.skipped
-    ));
+    // One line per suite and variant, in the order they ran, then the whole run's.
+    let mut groups: Vec<((&str, &str), Vec<TrialResult>)> = Vec::new();
+    for r in results {
+        let key = (r.suite.as_str(), r.variant.as_str());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(r.clone()),
+            None => groups.push((key, vec![r.clone()])),
+        }
+    }
+    out.push('\n');
+    if groups.len() > 1 {
+        let width = groups
+            .iter()
+            .map(|((s, v), _)| s.len() + v.len() + 1)
+            .max()
+            .unwrap_or(0);
+        for ((suite, variant), members) in &groups {
+            let label = format!("{suite} {variant}");
+            out.push_str(&format!(
+                "{label:<width$}  {}\n",
+                summary_line(&Summary::of(members))
+            ));
+        }
+    }
+    out.push_str(&summary_line(&Summary::of(results)));
+    out.push('\n');
     out
+}
+
+/// `3 passed, 0 failed, 2 skipped` (`, 4 quarantined` when there are any).
+pub fn summary_line(s: &Summary) -> String {
+    let mut line = format!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
+    if s.quarantined > 0 {
+        line.push_str(&format!(", {} quarantined", s.quarantined));
+    }
+    line
 }
 
 impl Sink for Terminal {
@@ -133,6 +164,9 @@ impl Sink for Terminal {
                 );
                 match result.verdict {
                     Verdict::Skipped => line.push_str(&format!(": {}", result.message)),
+                    Verdict::Quarantined => {
+                        line.push_str(&format!(": {}", clip(&result.message, 200)));
+                    }
                     Verdict::Failed => {
                         let tail: Vec<&str> = result.message.lines().take(25).collect();
                         line.push_str(&format!(
@@ -153,5 +187,53 @@ impl Sink for Terminal {
                 println!("\n{}", table(&self.results));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Evidence;
+
+    fn row(suite: &str, variant: &str, verdict: Verdict) -> TrialResult {
+        TrialResult {
+            name: format!("{suite}::row::{variant}"),
+            suite: suite.into(),
+            scenario: "row".into(),
+            variant: variant.into(),
+            verdict,
+            expected: "e".into(),
+            observed: "o".into(),
+            message: "m".into(),
+            seconds: 0.0,
+            conditions: vec![],
+            bundle: None,
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn the_table_ends_with_a_summary_per_suite_and_variant_then_the_runs() {
+        let results = [
+            row("cri", "containerd-1.6", Verdict::Passed),
+            row("cri", "containerd-1.6", Verdict::Skipped),
+            row("critest", "containerd-1.6", Verdict::Quarantined),
+            row("cri", "vm-bookworm", Verdict::Failed),
+        ];
+        let text = table(&results);
+        let tail: Vec<&str> = text.lines().rev().take(4).collect();
+        assert_eq!(
+            tail,
+            [
+                "1 passed, 1 failed, 1 skipped, 1 quarantined",
+                "cri vm-bookworm         0 passed, 1 failed, 0 skipped",
+                "critest containerd-1.6  0 passed, 0 failed, 0 skipped, 1 quarantined",
+                "cri containerd-1.6      1 passed, 0 failed, 1 skipped",
+            ]
+        );
+        assert!(text.contains("QUARANTINED"), "{text}");
+        // One suite and variant: only the run's line.
+        let one = table(&results[..2]);
+        assert!(one.ends_with("\n\n1 passed, 0 failed, 1 skipped\n"), "{one}");
     }
 }

@@ -13,6 +13,10 @@ use serde::Deserialize;
 /// Handlers every testbed configures (see `provision::standard_handlers`).
 pub const CONFIGURED_HANDLERS: [&str; 4] = ["runc", "crun", "kata", "kata-qemu"];
 
+/// The file in a suites folder that is the quarantine list (crate::report::quarantine), not a
+/// suite.
+pub const QUARANTINE_FILE: &str = "quarantine.yaml";
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{}: {location}{message}", file.display())]
 pub struct SuiteError {
@@ -399,6 +403,7 @@ impl Suite {
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .filter(|p| p.file_name().is_some_and(|n| n != QUARANTINE_FILE))
             .collect();
         files.sort();
         if files.is_empty() {

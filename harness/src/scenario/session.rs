@@ -13,6 +13,7 @@ use std::path::Path;
 use super::plan::{Placement, Trial, Variant};
 use super::run::{run_trial, skipped};
 use crate::provision::{Settings, Testbed, BUSYBOX_BINARY};
+use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
 use crate::vm::accel;
 use crate::vm::image::Image;
@@ -58,11 +59,13 @@ pub async fn start_testbed(
     }
 }
 
-/// Runs `trials` (already planned and filtered), one testbed per variant in turn.
+/// Runs `trials` (already planned and filtered), one testbed per variant in turn; every
+/// result goes through `quarantine` before the sinks see it.
 pub async fn run(
     trials: &[Trial],
     variants: &[Variant],
     base: &Settings,
+    quarantine: &Quarantine,
     sink: &mut dyn Sink,
 ) -> Vec<TrialResult> {
     sink.event(&Event::RunStarted { trials: trials.len() });
@@ -72,7 +75,10 @@ pub async fn run(
         if mine.is_empty() {
             continue;
         }
-        let mut finish = |sink: &mut dyn Sink, result: TrialResult| {
+        let mut finish = |sink: &mut dyn Sink, mut result: TrialResult| {
+            if let Some(note) = quarantine.apply(&mut result) {
+                sink.event(&Event::Note(note));
+            }
             sink.event(&Event::TrialFinished(Box::new(result.clone())));
             results.push(result);
         };
