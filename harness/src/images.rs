@@ -15,6 +15,9 @@ use oci_spec::image::{
 };
 use sha2::{Digest as _, Sha256};
 
+/// The static busybox (Debian's busybox-static) every image here is built from.
+pub const BUSYBOX_BINARY: &str = "/bin/busybox";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("failed to read {path} for the image")]

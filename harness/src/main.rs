@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 
 use kata_harness::artifacts::kata::KataChoice;
 use kata_harness::artifacts::kata_release::KataRelease;
-use kata_harness::kube::bundle::{Bundle, Source};
+use kata_harness::kube::bundle::Bundle;
 use kata_harness::kube::release::Release;
+use kata_harness::kube::source::Source;
 use kata_harness::node::Target;
 use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::kata::KataPlan;
@@ -359,7 +360,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
     // `all` includes the cluster (its best placement here is this host); `list` shows its
     // rows once the bundle exists (`run` builds it).
     let (source, implicit) = match args.k8s_source().map_err(input_error)? {
-        None if target == Target::All => (Some(kata_harness::kube::bundle::Source::Default), true),
+        None if target == Target::All => (Some(kata_harness::kube::source::Source::Default), true),
         other => (other, false),
     };
     if let Some(source) = source {

@@ -21,8 +21,7 @@ use crate::provision::node_net::NodeService;
 use crate::provision::Testbed;
 use crate::wait::{wait_blocking, Attempt, WaitError};
 
-/// The registry's address inside the node's network namespace (added to `lo` there).
-pub const REGISTRY_IP: &str = "10.254.254.254";
+pub use crate::provision::node_net::REGISTRY_IP;
 pub const TLS_PORT: u16 = 5443;
 pub const PLAIN_PORT: u16 = 5080;
 /// A port nothing listens on: "registry down" is an instant connection refused.

@@ -15,28 +15,8 @@ pub mod ginkgo;
 pub mod images;
 pub mod run;
 
-use serde::Deserialize;
-
-use crate::scenario::model::{PlacementKind, Row};
-
-/// A critest row: `critest: { handler: crun }`. The specs are critest's, so the row expects
-/// nothing more (`expect: {}`): every spec is a row of the report.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CritestAction {
-    /// The runtime handler critest runs every sandbox with (`--runtime-handler`).
-    /// Default: `runc`.
-    #[serde(default = "default_handler")]
-    pub handler: String,
-    /// A ginkgo regular expression: only specs whose full text matches run
-    /// (`--ginkgo.focus`). Default: every validation spec.
-    #[serde(default)]
-    pub focus: Option<String>,
-}
-
-fn default_handler() -> String {
-    "runc".into()
-}
+pub use crate::scenario::model::critest::CritestAction;
+use crate::scenario::model::PlacementKind;
 
 /// Why a critest row cannot run on this placement, decided before anything starts.
 pub fn unavailable(placement: PlacementKind) -> Option<String> {
@@ -53,46 +33,4 @@ pub fn unavailable(placement: PlacementKind) -> Option<String> {
         ),
         PlacementKind::Cluster => Some("critest talks to a CRI socket, not a cluster".into()),
     }
-}
-
-/// A critest row with handler runc: the control the suite's Kata rows are judged against.
-pub fn is_runc_control(row: &Row) -> bool {
-    row.critest.as_ref().is_some_and(|a| a.handler == "runc")
-}
-
-/// Checks a critest row: the handler is configured, Kata handlers declare `requires: [kata]`,
-/// the focus is given as text, and nothing is expected besides critest's own verdicts.
-pub fn validate_row(row: &Row, action: &CritestAction) -> Result<(), (&'static str, String)> {
-    use crate::scenario::model::{Requirement, CONFIGURED_HANDLERS};
-    if !CONFIGURED_HANDLERS.contains(&action.handler.as_str()) {
-        return Err((
-            "critest.handler",
-            format!(
-                "unknown handler {:?} (configured: {})",
-                action.handler,
-                CONFIGURED_HANDLERS.join(", ")
-            ),
-        ));
-    }
-    if action.handler.starts_with("kata") && !row.requires.contains(&Requirement::Kata) {
-        return Err((
-            "requires",
-            "a Kata critest row must declare `requires: [kata]`".into(),
-        ));
-    }
-    if action.focus.as_deref().is_some_and(str::is_empty) {
-        return Err(("critest.focus", "is empty: leave it out to run every spec".into()));
-    }
-    if row.expect != Default::default() {
-        return Err((
-            "expect",
-            "a critest row expects nothing itself (`expect: {}`): each critest spec is a row".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The expectation of every spec row.
-pub fn expected_summary(action: &CritestAction) -> String {
-    format!("critest spec passes (handler {})", action.handler)
 }

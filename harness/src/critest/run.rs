@@ -340,7 +340,7 @@ fn result_for(
     took: Duration,
     evidence: Evidence,
 ) -> TrialResult {
-    let mut result = TrialResult::new(trial, verdict, observed, message, took, evidence);
+    let mut result = trial.result(verdict, observed, message, took, evidence);
     result.name = name.to_owned();
     result
 }

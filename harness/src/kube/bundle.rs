@@ -5,7 +5,7 @@
 //!
 //! Three sources give one: the bundle `scripts/build-k8s-bundle` builds from Debian's source
 //! package (the default), a user's directory, and an upstream release pinned by version
-//! ([`super::release`], verified against `k8s-release.lock`); see [`Source`].
+//! ([`super::release`], verified against `k8s-release.lock`); see [`super::source::Source`].
 //!
 //! Invariant: the version is read from the binaries (`kubelet --version`), never assumed, so a
 //! user's bundle of any version gets the config API and image names of *its* version.
@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::release::Release;
 use super::KubeError;
 use crate::process;
 use crate::profile::Version;
@@ -38,37 +37,6 @@ pub const REQUIRED: [&str; 6] = [
 /// The pause image's binary, when the bundle has one (the Debian-built bundle does; upstream
 /// releases publish none, and the pause image is then busybox-based).
 pub const PAUSE: &str = "pause";
-
-/// Where the cluster's bundle comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// What `scripts/build-k8s-bundle` builds (built on first use by [`Source::ensure`]).
-    Default,
-    /// A user's bundle directory (`--k8s-bundle`, `KATA_HARNESS_K8S_BUNDLE`).
-    Dir(PathBuf),
-    /// An upstream release (`--k8s-release`), downloaded on first use by [`Source::ensure`].
-    Release(Release),
-}
-
-impl Source {
-    /// The bundle, built or downloaded first if it is not there yet (`run`).
-    pub fn ensure(&self, repo: &Path) -> Result<Bundle, KubeError> {
-        match self {
-            Source::Default => Bundle::ensure(repo, None),
-            Source::Dir(dir) => Bundle::open(dir),
-            Source::Release(release) => release.fetch(),
-        }
-    }
-
-    /// The bundle if it is already there: nothing is built or downloaded (`list`).
-    pub fn open(&self) -> Result<Bundle, KubeError> {
-        match self {
-            Source::Default => Bundle::open(&Bundle::default_dir()),
-            Source::Dir(dir) => Bundle::open(dir),
-            Source::Release(release) => release.open_cached(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bundle {

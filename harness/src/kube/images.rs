@@ -136,9 +136,9 @@ fn build(
         // Upstream releases have no pause binary: then a busybox-based pause.
         "pause" => images::pause(
             bundle.pause().as_deref(),
-            Path::new(crate::provision::BUSYBOX_BINARY),
+            Path::new(crate::images::BUSYBOX_BINARY),
         ),
-        "busybox" => images::busybox(Path::new(crate::provision::BUSYBOX_BINARY)),
+        "busybox" => images::busybox(Path::new(crate::images::BUSYBOX_BINARY)),
         other => unreachable!("no recipe for image {other}"),
     }
 }
@@ -226,7 +226,7 @@ fn cache_key(bundle: &Bundle, extra: &[&Path]) -> String {
     let mut inputs: Vec<PathBuf> = binaries.map(|b| bundle.bin(b)).collect();
     inputs.extend(extra.iter().map(|p| p.to_path_buf()));
     inputs.push("/usr/sbin/xtables-nft-multi".into());
-    inputs.push(crate::provision::BUSYBOX_BINARY.into());
+    inputs.push(crate::images::BUSYBOX_BINARY.into());
     for input in inputs {
         let real = std::fs::canonicalize(&input).unwrap_or(input);
         hasher.update(real.to_string_lossy().as_bytes());

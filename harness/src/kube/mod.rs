@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod images;
 pub mod release;
 pub mod session;
+pub mod source;
 pub mod suite;
 
 use std::path::PathBuf;

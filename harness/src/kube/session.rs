@@ -35,14 +35,7 @@ fn fail_all(
         }
         finish(
             sink,
-            TrialResult::new(
-                trial,
-                Verdict::Failed,
-                observed,
-                message,
-                Duration::ZERO,
-                evidence,
-            ),
+            trial.result(Verdict::Failed, observed, message, Duration::ZERO, evidence),
         );
     }
 }
@@ -115,11 +108,10 @@ pub async fn run_cluster(
 /// Runs one kube trial against a ready cluster.
 pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
     if let Some(reason) = &trial.skip {
-        return crate::scenario::run::skipped(trial, reason);
+        return crate::scenario::trial::skipped(trial, reason);
     }
     let Some(action) = trial.row.kube.as_ref() else {
-        return TrialResult::new(
-            trial,
+        return trial.result(
             Verdict::Failed,
             "-",
             "only kube rows run against a cluster",
@@ -163,7 +155,7 @@ pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
     if verdict == Verdict::Failed {
         attach_cluster_evidence(cluster, &mut evidence);
     }
-    TrialResult::new(trial, verdict, &observed, &message, start.elapsed(), evidence)
+    trial.result(verdict, &observed, &message, start.elapsed(), evidence)
 }
 
 /// What every failed kube row's bundle carries (the row's own pods were described before

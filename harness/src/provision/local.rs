@@ -31,7 +31,7 @@ pub(super) struct LocalBackend {
 
 /// Address on `lo` of containerd's network namespace where scenario registries listen.
 /// A non-loopback address, so TLS verification really happens (see `crate::registry`).
-pub const NODE_REGISTRY_ADDRESS: &str = crate::registry::REGISTRY_IP;
+pub const NODE_REGISTRY_ADDRESS: &str = super::node_net::REGISTRY_IP;
 
 /// Brings up `lo` in containerd's fresh network namespace and adds the registry address.
 /// The namespace has no other interface and no route: the node is air-gapped (any pull of a

@@ -38,7 +38,8 @@ pub const NODE_COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 /// so a pinned, preloaded pause image is never pulled (the seed notes' issue 03).
 pub const SANDBOX_IMAGE: &str = "k8s.gcr.io/pause:3.2";
 pub const BUSYBOX_IMAGE: &str = "localhost/kata-harness/busybox:1";
-pub const BUSYBOX_BINARY: &str = "/bin/busybox";
+/// Re-exported: provisioning builds the standard images from it.
+pub use crate::images::BUSYBOX_BINARY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {

@@ -19,6 +19,10 @@ use super::{Backend, Testbed, NODE_COMMAND_DEADLINE};
 use crate::node::{Node, NodeError};
 use crate::process::{self, Daemon};
 
+/// The address scenario registries listen on inside the node's network (every node adds it
+/// to `lo` when it is provisioned; see crate::registry).
+pub const REGISTRY_IP: &str = "10.254.254.254";
+
 /// How long a guest service unit may take to stop.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 

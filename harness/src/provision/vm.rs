@@ -305,7 +305,7 @@ impl Testbed {
         }
         // Scenario registries listen on the same non-loopback address as on the local target
         // (so TLS is really verified); the guest's network is already air-gapped.
-        let registry_address = format!("{}/32", crate::registry::REGISTRY_IP);
+        let registry_address = format!("{}/32", super::node_net::REGISTRY_IP);
         guest(&node, &["ip", "addr", "replace", &registry_address, "dev", "lo"])?;
         // The air gap, guest side too (QEMU's restrict=on already drops what leaves the
         // guest, silently: a DNS lookup then waits out its 10 s timeout). Rejecting new

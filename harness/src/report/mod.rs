@@ -11,11 +11,8 @@ pub mod quarantine;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
-
-use crate::scenario::Trial;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,32 +82,6 @@ pub struct TrialResult {
     pub bundle: Option<PathBuf>,
     #[serde(skip)]
     pub evidence: Evidence,
-}
-
-impl TrialResult {
-    pub fn new(
-        trial: &Trial,
-        verdict: Verdict,
-        observed: &str,
-        message: &str,
-        took: Duration,
-        evidence: Evidence,
-    ) -> Self {
-        TrialResult {
-            name: trial.name.clone(),
-            suite: trial.suite.clone(),
-            scenario: trial.row.scenario.clone(),
-            variant: trial.variant.label.clone(),
-            verdict,
-            expected: trial.row.expected_summary(),
-            observed: observed.to_owned(),
-            message: message.to_owned(),
-            seconds: took.as_secs_f64(),
-            conditions: trial.conditions.clone(),
-            bundle: None,
-            evidence,
-        }
-    }
 }
 
 impl TrialResult {

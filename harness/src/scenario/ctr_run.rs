@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::model::{CtrRunAction, Row};
-use super::run::{pretty, unique, vmm_child_of_shim, Failure};
+use super::trial::{pretty, unique, vmm_child_of_shim, Failure};
 use crate::provision::{Testbed, BUSYBOX_IMAGE};
 use crate::report::Evidence;
 use crate::wait::{wait_for, Attempt};

@@ -4,7 +4,7 @@
 //! kata-runtime exec wants a terminal (it sets its console raw), so it runs under `script`,
 //! which gives it a pseudo-terminal; its input is the two commands and its output is read back.
 
-use super::run::Failure;
+use super::trial::Failure;
 use crate::provision::{Testbed, NODE_COMMAND_DEADLINE};
 use crate::report::Evidence;
 

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxImageAction};
-use super::run::{
+use super::trial::{
     judge_status, pretty, remove_sandbox, runp_line, short_error, start_and_inspect, unique, Failure,
-    CREATE_AND_START,
+    CREATE_AND_START, CRI_NAMESPACE,
 };
 use crate::cri::RuntimeInfo;
 use crate::images;
@@ -32,7 +32,6 @@ use crate::wait::{wait_for, Attempt};
 const CTR_PULL_DEADLINE: Duration = Duration::from_secs(90);
 /// How long the `ctr events` subscriber may take to show a probe event.
 const EVENTS_DEADLINE: Duration = Duration::from_secs(20);
-const CRI_NAMESPACE: &str = "k8s.io";
 
 /// A pull row: start the registry, push, write hosts.toml, pull, judge, undo.
 pub(super) async fn run_pull(
@@ -243,7 +242,7 @@ async fn pull_inner(
                 (None, true) => {
                     // containerd's record: the image is in k8s.io, so the CRI sees it too
                     // (once it has followed the image event: polled as for imports).
-                    let visible = super::run::settled_image_status(testbed, &image, true).await;
+                    let visible = super::trial::settled_image_status(testbed, &image, true).await;
                     let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
                     match visible {
                         Ok(Some(_)) => within(row, elapsed, format!("pulled {image}, visible to the CRI"))?,

@@ -2,11 +2,14 @@
 
 pub mod ctr_run;
 pub mod guest;
+pub mod image_import;
 pub mod images;
 pub mod model;
 pub mod plan;
 pub mod run;
+pub mod sandbox;
 pub mod session;
+pub mod trial;
 
 pub use model::{Row, Suite, SuiteError};
 pub use plan::{Capabilities, Trial, Variant};

@@ -1,9 +1,12 @@
 //! Expanding suites into trials (one per row x variant) and deciding skips before anything runs.
 
+use std::time::Duration;
+
 use super::model::{PlacementKind, Requirement, Row, Suite};
 use crate::artifacts::kata::{KataChoice, KataError};
 use crate::profile::ContainerdChoice;
 use crate::provision::kata::{KataHost, KataPlan};
+use crate::report::{Evidence, TrialResult, Verdict};
 
 /// Where a variant's testbed lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -103,7 +106,7 @@ impl Capabilities {
                 kata: None,
             });
         };
-        let kvm = crate::doctor::kvm_verdict();
+        let kvm = crate::vm::kvm::verdict();
         let host = KataHost::probe((!kvm.usable).then_some(kvm.reason));
         Ok(match KataPlan::new(layout, host) {
             Ok(plan) => Capabilities {
@@ -248,6 +251,33 @@ pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Tria
             Some(t)
         })
         .collect()
+}
+
+impl Trial {
+    /// This trial's result (the report's row).
+    pub fn result(
+        &self,
+        verdict: Verdict,
+        observed: &str,
+        message: &str,
+        took: Duration,
+        evidence: Evidence,
+    ) -> TrialResult {
+        TrialResult {
+            name: self.name.clone(),
+            suite: self.suite.clone(),
+            scenario: self.row.scenario.clone(),
+            variant: self.variant.label.clone(),
+            verdict,
+            expected: self.row.expected_summary(),
+            observed: observed.to_owned(),
+            message: message.to_owned(),
+            seconds: took.as_secs_f64(),
+            conditions: self.conditions.clone(),
+            bundle: None,
+            evidence,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use std::path::Path;
 
 use super::plan::{Placement, Trial, Variant};
-use super::run::{run_trial, skipped};
+use super::run::run_trial;
+use super::trial::skipped;
 use crate::provision::{Settings, Testbed, BUSYBOX_BINARY};
 use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
@@ -103,8 +104,7 @@ pub async fn run(
                 for trial in runnable {
                     finish(
                         sink,
-                        TrialResult::new(
-                            trial,
+                        trial.result(
                             Verdict::Failed,
                             "testbed did not start",
                             &message,

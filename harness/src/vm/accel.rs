@@ -93,7 +93,7 @@ fn write_newc(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
 
 /// Boots `kernel` under KVM with the probe initramfs; `Kvm` only if the marker appears.
 pub fn probe(kernel: &Path, busybox: &Path, work: &Path) -> Verdict {
-    if let Err(reason) = crate::doctor::kvm_verdict_device_only() {
+    if let Err(reason) = super::kvm::check_device() {
         return Verdict {
             accel: Accel::Tcg,
             reason,
@@ -183,7 +183,7 @@ pub fn cached_probe(kernel: &Path, busybox: &Path, cache: &Path) -> Verdict {
     let _ = std::fs::create_dir_all(cache);
     let _ = std::fs::write(&record, serde_json::to_vec_pretty(&verdict).unwrap_or_default());
     if verdict.accel == Accel::Kvm {
-        let _ = std::fs::write(crate::doctor::kvm_probe_record(), &verdict.reason);
+        let _ = std::fs::write(super::kvm::probe_record(), &verdict.reason);
     }
     verdict
 }

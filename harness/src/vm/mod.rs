@@ -2,6 +2,7 @@
 
 pub mod accel;
 pub mod image;
+pub mod kvm;
 pub mod qemu;
 pub mod qmp;
 pub mod ssh;

@@ -3,6 +3,12 @@
 //! Invariant: a suite that loads is valid. Unknown keys, misspelt handlers, rows with no or two
 //! actions, and expectations that do not fit their action are errors naming the file, the row
 //! and the field, reported before anything boots.
+//!
+//! The cluster and critest actions' fields and checks are in [`kube`] and [`critest`]; what
+//! runs them lives with those scenarios (crate::kube::suite, crate::critest), above this.
+
+pub mod critest;
+pub mod kube;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -107,13 +113,13 @@ pub struct Row {
     #[serde(default)]
     pub ctr_run: Option<CtrRunAction>,
     /// Action: a Kubernetes check against the cluster (`kube: { check: ... }`); only in suites
-    /// with `placements: [cluster]`. Fields: `crate::kube::suite::KubeAction`.
+    /// with `placements: [cluster]`. Fields: `kube::KubeAction`.
     #[serde(default)]
-    pub kube: Option<crate::kube::suite::KubeAction>,
+    pub kube: Option<kube::KubeAction>,
     /// Action: run critest (the upstream CRI validation suite) with a handler; each of its
-    /// specs is a row of the report. Fields: `crate::critest::CritestAction`.
+    /// specs is a row of the report. Fields: `critest::CritestAction`.
     #[serde(default)]
-    pub critest: Option<crate::critest::CritestAction>,
+    pub critest: Option<critest::CritestAction>,
     /// What must be observed.
     pub expect: Expect,
 }
@@ -481,10 +487,9 @@ impl Suite {
                 && r.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
         });
         let has_control = has_control
-            || self.rows.iter().any(crate::kube::suite::is_runc_control)
-            || self.rows.iter().any(crate::critest::is_runc_control);
-        crate::kube::suite::validate_placements(self)
-            .map_err(|(location, message)| err(location, message))?;
+            || self.rows.iter().any(kube::is_runc_control)
+            || self.rows.iter().any(critest::is_runc_control);
+        kube::validate_placements(self).map_err(|(location, message)| err(location, message))?;
         if has_kata && !has_control {
             return Err(err(
                 "field rows: ".into(),
@@ -551,7 +556,7 @@ impl Row {
             }
         }
         if let Some(kube) = &self.kube {
-            return crate::kube::suite::validate_row(self, kube);
+            return kube::validate_row(self, kube);
         }
         if self.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(("skip", "needs the reason the row is skipped".into()));
@@ -569,7 +574,7 @@ impl Row {
             return Err((set[1], format!("a row has one action; {} is already set", set[0])));
         }
         if let Some(action) = &self.critest {
-            return crate::critest::validate_row(self, action);
+            return critest::validate_row(self, action);
         }
         if e.within_seconds == Some(0) {
             return Err(("expect.within_seconds", "must be at least 1".into()));
@@ -841,11 +846,11 @@ impl Row {
 
     /// The expectation in one line, for the report's "expected" column.
     pub fn expected_summary(&self) -> String {
-        if let Some(summary) = crate::kube::suite::expected_summary(self) {
+        if let Some(summary) = kube::expected_summary(self) {
             return summary;
         }
         if let Some(action) = &self.critest {
-            return crate::critest::expected_summary(action);
+            return critest::expected_summary(action);
         }
         let e = &self.expect;
         if let Some(error) = &e.error {
