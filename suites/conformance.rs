@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     };
     let mut trials = plan::plan(&suites, &variants);
     // A critest row is a whole critest run with a row per spec: suites/critest.rs runs it.
-    trials.retain(|t| t.row.critest.is_none());
+    trials.retain(|t| t.row.critest().is_none());
     if trials.is_empty() {
         eprintln!("error: the suites expand to zero trials");
         return ExitCode::from(2);

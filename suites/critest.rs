@@ -18,6 +18,7 @@ use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::Settings;
 use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, Recorder, RunInfo, TrialResult, Verdict};
+use kata_harness::scenario::model::Action;
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -65,7 +66,10 @@ fn run_critest(line: &str) -> Result<(), Failed> {
     if let Some(reason) = &trial.skip {
         return Err(Failed::from(format!("{name} is skipped here: {reason}")));
     }
-    trial.row.critest.as_mut().expect("a critest row").focus = Some(FOCUS.into());
+    let Action::Critest(action) = &mut trial.row.action else {
+        return Err(Failed::from(format!("{name} is not a critest row")));
+    };
+    action.focus = Some(FOCUS.into());
     let settings = Settings {
         containerd: choice,
         keep: false,

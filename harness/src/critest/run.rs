@@ -86,8 +86,7 @@ fn focus_of(action: &CritestAction, filter: Option<&SpecFilter>) -> Option<Strin
 pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
     let action = trial
         .row
-        .critest
-        .as_ref()
+        .critest()
         .expect("critest::run is called for critest rows");
     let start = Instant::now();
     let fail = |observed: &str, message: String, evidence: Evidence| {

@@ -110,7 +110,7 @@ pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
     if let Some(reason) = &trial.skip {
         return crate::scenario::trial::skipped(trial, reason);
     }
-    let Some(action) = trial.row.kube.as_ref() else {
+    let Some(action) = trial.row.kube() else {
         return trial.result(
             Verdict::Failed,
             "-",

@@ -202,8 +202,7 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                     .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
                     .or_else(|| row.skip.clone())
                     .or_else(|| {
-                        row.critest
-                            .as_ref()
+                        row.critest()
                             .and_then(|_| crate::critest::unavailable(variant.placement.kind()))
                     });
                 let conditions = if row.requires.contains(&Requirement::Kata) && skip.is_none() {
@@ -241,7 +240,7 @@ pub fn filter(trials: Vec<Trial>, filter: Option<&str>, exact: bool) -> Vec<Tria
                 return Some(t);
             }
             let rest = f.strip_prefix(t.name.as_str())?.strip_prefix("::")?;
-            if t.row.critest.is_none() || rest.is_empty() {
+            if t.row.critest().is_none() || rest.is_empty() {
                 return None;
             }
             t.spec_filter = Some(SpecFilter {

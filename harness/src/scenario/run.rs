@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::model::Row;
+use super::model::{Action, Row};
 use super::plan::Trial;
 use crate::provision::Testbed;
 use crate::report::{Evidence, TrialResult, Verdict};
@@ -80,30 +80,21 @@ async fn settled_daemon_exit(testbed: &Testbed) -> Option<String> {
 }
 
 async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Result<String, Failure> {
-    if row.kube.is_some() {
-        return Err(Failure::new(
+    match &row.action {
+        Action::Sandbox(action) => run_sandbox(testbed, row, action, evidence).await,
+        Action::ImageImport(action) => run_image_import(testbed, row, action, evidence).await,
+        Action::Pull(action) => super::images::run_pull(testbed, row, action, evidence).await,
+        Action::SandboxImage(action) => {
+            super::images::run_sandbox_image(testbed, row, action, evidence).await
+        }
+        Action::CtrRun(action) => super::ctr_run::run_ctr_run(testbed, row, action, evidence).await,
+        Action::Kube(_) => Err(Failure::new(
             "-",
             "kube rows run against a cluster variant (crate::kube::session)",
-        ));
-    }
-    if row.critest.is_some() {
-        return Err(Failure::new(
+        )),
+        Action::Critest(_) => Err(Failure::new(
             "-",
             "critest rows yield one row per spec (crate::critest::run, through scenario::session)",
-        ));
-    }
-    if let Some(pull) = &row.pull {
-        return super::images::run_pull(testbed, row, pull, evidence).await;
-    }
-    if let Some(action) = &row.sandbox_image {
-        return super::images::run_sandbox_image(testbed, row, action, evidence).await;
-    }
-    if let Some(action) = &row.ctr_run {
-        return super::ctr_run::run_ctr_run(testbed, row, action, evidence).await;
-    }
-    match (&row.sandbox, &row.image_import) {
-        (Some(sandbox), _) => run_sandbox(testbed, row, sandbox, evidence).await,
-        (_, Some(import)) => run_image_import(testbed, row, import, evidence).await,
-        (None, None) => unreachable!("validated rows have an action"),
+        )),
     }
 }

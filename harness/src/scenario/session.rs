@@ -126,7 +126,7 @@ pub async fn run(
             sink.event(&Event::TrialStarted {
                 name: trial.name.clone(),
             });
-            if trial.row.critest.is_some() {
+            if trial.row.critest().is_some() {
                 for mut result in crate::critest::run::run(&testbed, trial).await {
                     if result.verdict == Verdict::Failed {
                         variant_failed = true;

@@ -26,7 +26,7 @@ fn default_handler() -> String {
 
 /// A critest row with handler runc: the control the suite's Kata rows are judged against.
 pub fn is_runc_control(row: &Row) -> bool {
-    row.critest.as_ref().is_some_and(|a| a.handler == "runc")
+    row.critest().is_some_and(|a| a.handler == "runc")
 }
 
 /// Checks a critest row: the handler is configured, Kata handlers declare `requires: [kata]`,

@@ -65,16 +65,6 @@ impl KubeCheck {
 /// Checks a `kube:` row; the error names the offending field.
 pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str, String)> {
     let e = &row.expect;
-    let others = [
-        ("sandbox", row.sandbox.is_some()),
-        ("image_import", row.image_import.is_some()),
-        ("pull", row.pull.is_some()),
-        ("sandbox_image", row.sandbox_image.is_some()),
-        ("ctr_run", row.ctr_run.is_some()),
-    ];
-    if let Some((field, _)) = others.iter().find(|o| o.1) {
-        return Err((field, "a row has one action; kube is already set".into()));
-    }
     let foreign = e.error.is_some()
         || e.cri_visible.is_some()
         || e.oci_runtime.is_some()
@@ -157,7 +147,7 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
 
 /// A runc control for the suite's Kata rows: pods without a RuntimeClass on runc.
 pub fn is_runc_control(row: &Row) -> bool {
-    row.kube.as_ref().is_some_and(|k| {
+    row.kube().is_some_and(|k| {
         matches!(
             k.check,
             KubeCheck::SystemPods | KubeCheck::Daemonset | KubeCheck::WebPod
@@ -175,7 +165,7 @@ pub fn validate_placements(suite: &Suite) -> Result<(), (String, String)> {
         ));
     }
     for (index, row) in suite.rows.iter().enumerate() {
-        if row.kube.is_some() != cluster {
+        if row.kube().is_some() != cluster {
             let message = if cluster {
                 "a row of a `placements: [cluster]` suite needs a kube action"
             } else {
@@ -196,7 +186,7 @@ pub fn validate_placements(suite: &Suite) -> Result<(), (String, String)> {
 
 /// The expectation of a kube row in one line.
 pub fn expected_summary(row: &Row) -> Option<String> {
-    let action = row.kube.as_ref()?;
+    let action = row.kube()?;
     let e = &row.expect;
     let runtime = || {
         let mut text = e.runtime_type.clone().unwrap_or_default();

@@ -84,50 +84,195 @@ impl PlacementKind {
     }
 }
 
-/// One scenario row. Exactly one action (`sandbox`, `image_import`, `pull` or
-/// `sandbox_image`) is set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One scenario row: what it is, when it runs, its one action and what it must observe.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     /// Unique within the suite; lower-case words joined by `-`.
     pub scenario: String,
+    /// What the row checks, for the report.
+    pub about: String,
+    /// Preconditions; a row whose precondition is absent is skipped with the reason.
+    pub requires: Vec<Requirement>,
+    /// Skip this row everywhere, with this reason.
+    pub skip: Option<String>,
+    pub action: Action,
+    /// What must be observed (which fields fit which action: [`Row`]'s validation).
+    pub expect: Expect,
+}
+
+/// What a row does. The suite files name it by its key (`sandbox: {...}`, `pull: {...}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Sandbox(SandboxAction),
+    ImageImport(ImageImportAction),
+    Pull(PullAction),
+    SandboxImage(SandboxImageAction),
+    CtrRun(CtrRunAction),
+    Kube(kube::KubeAction),
+    Critest(critest::CritestAction),
+}
+
+impl Action {
+    /// The key the suite files use for it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Action::Sandbox(_) => "sandbox",
+            Action::ImageImport(_) => "image_import",
+            Action::Pull(_) => "pull",
+            Action::SandboxImage(_) => "sandbox_image",
+            Action::CtrRun(_) => "ctr_run",
+            Action::Kube(_) => "kube",
+            Action::Critest(_) => "critest",
+        }
+    }
+}
+
+impl Row {
+    /// The row with its one action; more or fewer is an error naming the field.
+    fn from_file(file: RowFile) -> Result<Row, (&'static str, String)> {
+        let RowFile {
+            scenario,
+            about,
+            requires,
+            skip,
+            sandbox,
+            image_import,
+            pull,
+            sandbox_image,
+            ctr_run,
+            kube,
+            critest,
+            expect,
+        } = file;
+        // `kube` first: a cluster row with a containerd action is reported at the latter.
+        let mut actions: Vec<Action> = [
+            kube.map(Action::Kube),
+            sandbox.map(Action::Sandbox),
+            image_import.map(Action::ImageImport),
+            pull.map(Action::Pull),
+            sandbox_image.map(Action::SandboxImage),
+            ctr_run.map(Action::CtrRun),
+            critest.map(Action::Critest),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let [first, second, ..] = actions.as_slice() {
+            return Err((
+                second.key(),
+                format!("a row has one action; {} is already set", first.key()),
+            ));
+        }
+        let Some(action) = actions.pop() else {
+            return Err((
+                "sandbox",
+                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube or critest".into(),
+            ));
+        };
+        Ok(Row {
+            scenario,
+            about,
+            requires,
+            skip,
+            action,
+            expect,
+        })
+    }
+
+    pub fn sandbox(&self) -> Option<&SandboxAction> {
+        match &self.action {
+            Action::Sandbox(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn image_import(&self) -> Option<&ImageImportAction> {
+        match &self.action {
+            Action::ImageImport(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn pull(&self) -> Option<&PullAction> {
+        match &self.action {
+            Action::Pull(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn sandbox_image(&self) -> Option<&SandboxImageAction> {
+        match &self.action {
+            Action::SandboxImage(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn ctr_run(&self) -> Option<&CtrRunAction> {
+        match &self.action {
+            Action::CtrRun(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn kube(&self) -> Option<&kube::KubeAction> {
+        match &self.action {
+            Action::Kube(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn critest(&self) -> Option<&critest::CritestAction> {
+        match &self.action {
+            Action::Critest(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// A row as written: the action is one of the optional keys; [`Row::from_file`] makes it
+/// the row's one [`Action`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowFile {
+    /// Unique within the suite; lower-case words joined by `-`.
+    scenario: String,
     /// What the row checks, for the report. Default: empty.
     #[serde(default)]
-    pub about: String,
+    about: String,
     /// Preconditions; a row whose precondition is absent is skipped with the reason.
     /// Default: none.
     #[serde(default)]
-    pub requires: Vec<Requirement>,
+    requires: Vec<Requirement>,
     /// Skip this row everywhere, with this reason (a row kept in the table on purpose but
     /// not run by default, e.g. far too slow here). Default: run.
     #[serde(default)]
-    pub skip: Option<String>,
+    skip: Option<String>,
     /// Action: run a pod sandbox (`crictl runp`), optionally with a container in it.
     #[serde(default)]
-    pub sandbox: Option<SandboxAction>,
+    sandbox: Option<SandboxAction>,
     /// Action: import an image archive with `ctr -n <namespace> images import`.
     #[serde(default)]
-    pub image_import: Option<ImageImportAction>,
+    image_import: Option<ImageImportAction>,
     /// Action: push an image to a registry on the node, then pull it (CRI or `ctr`).
     #[serde(default)]
-    pub pull: Option<PullAction>,
+    pull: Option<PullAction>,
     /// Action: start a sandbox on the air-gapped node with the pinned sandbox image preloaded
     /// or removed.
     #[serde(default)]
-    pub sandbox_image: Option<SandboxImageAction>,
+    sandbox_image: Option<SandboxImageAction>,
     /// Action: `ctr run --runtime <type>` in containerd's `default` namespace (no CRI).
     #[serde(default)]
-    pub ctr_run: Option<CtrRunAction>,
+    ctr_run: Option<CtrRunAction>,
     /// Action: a Kubernetes check against the cluster (`kube: { check: ... }`); only in suites
     /// with `placements: [cluster]`. Fields: `kube::KubeAction`.
     #[serde(default)]
-    pub kube: Option<kube::KubeAction>,
+    kube: Option<kube::KubeAction>,
     /// Action: run critest (the upstream CRI validation suite) with a handler; each of its
     /// specs is a row of the report. Fields: `critest::CritestAction`.
     #[serde(default)]
-    pub critest: Option<critest::CritestAction>,
+    critest: Option<critest::CritestAction>,
     /// What must be observed.
-    pub expect: Expect,
+    expect: Expect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -170,10 +315,15 @@ impl Suite {
                 .and_then(|v| v.as_str())
                 .unwrap_or("?")
                 .to_owned();
-            let row: Row = serde_norway::from_value(value).map_err(|e| SuiteError {
+            let row: RowFile = serde_norway::from_value(value).map_err(|e| SuiteError {
                 file: file.to_owned(),
                 location: format!("row {} ({name}): ", index + 1),
                 message: e.to_string(),
+            })?;
+            let row = Row::from_file(row).map_err(|(field, message)| SuiteError {
+                file: file.to_owned(),
+                location: format!("row {} ({name}), field {field}: ", index + 1),
+                message,
             })?;
             rows.push(row);
         }
@@ -262,17 +412,13 @@ impl Suite {
         // Every Kata row needs a runc control in its suite, so a harness bug cannot pass as Kata.
         let has_kata = self.rows.iter().any(|r| r.requires.contains(&Requirement::Kata));
         let has_control = self.rows.iter().any(|r| {
-            let handler = r
-                .sandbox
-                .as_ref()
-                .map(|s| s.handler.as_str())
-                .or(r.pull.as_ref().map(|p| p.handler.as_str()))
-                .or(r.sandbox_image.as_ref().map(|s| s.handler.as_str()))
-                .or(r
-                    .image_import
-                    .as_ref()
-                    .filter(|i| i.container)
-                    .map(|i| i.handler.as_str()));
+            let handler = match &r.action {
+                Action::Sandbox(s) => Some(s.handler.as_str()),
+                Action::Pull(p) => Some(p.handler.as_str()),
+                Action::SandboxImage(s) => Some(s.handler.as_str()),
+                Action::ImageImport(i) if i.container => Some(i.handler.as_str()),
+                _ => None,
+            };
             handler.is_some_and(|h| h.is_empty() || h == "runc")
                 && r.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
         });
@@ -349,7 +495,7 @@ rows:
             "    critest: { handler: crun, focus: Image }\n    expect: {}\n",
         ))
         .unwrap();
-        assert_eq!(ok.rows[0].critest.as_ref().unwrap().handler, "crun");
+        assert_eq!(ok.rows[0].critest().unwrap().handler, "crun");
         for (body, want) in [
             (
                 "    critest: { handler: krun }\n    expect: {}\n",
@@ -469,9 +615,9 @@ rows:
     fn image_rows_load_and_a_pull_row_is_the_runc_control() {
         let suite = parse(IMAGES).unwrap();
         assert_eq!(suite.rows.len(), 7);
-        assert_eq!(suite.rows[0].pull.as_ref().unwrap().registry, RegistryKind::Tls);
+        assert_eq!(suite.rows[0].pull().unwrap().registry, RegistryKind::Tls);
         assert!(
-            suite.rows[3].pull.as_ref().unwrap().hosts_toml,
+            suite.rows[3].pull().unwrap().hosts_toml,
             "hosts_toml defaults to true"
         );
     }

@@ -1,5 +1,5 @@
-//! The checks of one row: exactly one action, and only the expectations that fit it, each
-//! error naming the field.
+//! The checks of one row: only the expectations that fit its action (the one action is
+//! [`Row::from_file`]'s), each error naming the field.
 
 use super::*;
 
@@ -48,7 +48,7 @@ impl Row {
     /// Checks one row; the error names the offending field.
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         let e = &self.expect;
-        if self.sandbox.is_none() {
+        if self.sandbox().is_none() {
             for (field, set) in [
                 ("expect.guest_kernel", e.guest_kernel.is_some()),
                 ("expect.guest_console", e.guest_console.is_some()),
@@ -58,37 +58,25 @@ impl Row {
                 }
             }
         }
-        if let Some(kube) = &self.kube {
+        if let Some(kube) = self.kube() {
             return kube::validate_row(self, kube);
         }
         if self.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(("skip", "needs the reason the row is skipped".into()));
         }
-        let actions = [
-            ("sandbox", self.sandbox.is_some()),
-            ("image_import", self.image_import.is_some()),
-            ("pull", self.pull.is_some()),
-            ("sandbox_image", self.sandbox_image.is_some()),
-            ("ctr_run", self.ctr_run.is_some()),
-            ("critest", self.critest.is_some()),
-        ];
-        let set: Vec<&'static str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
-        if set.len() > 1 {
-            return Err((set[1], format!("a row has one action; {} is already set", set[0])));
-        }
-        if let Some(action) = &self.critest {
+        if let Some(action) = self.critest() {
             return critest::validate_row(self, action);
         }
         if e.within_seconds == Some(0) {
             return Err(("expect.within_seconds", "must be at least 1".into()));
         }
         let new_fields = e.pulled.is_some() || e.command_error.is_some() || e.within_seconds.is_some();
-        if let Some(action) = &self.ctr_run {
+        if let Some(action) = self.ctr_run() {
             return self.validate_ctr_run(action);
         }
-        if let Some(pull) = &self.pull {
+        if let Some(pull) = self.pull() {
             self.validate_pull(pull)?;
-        } else if let Some(action) = &self.sandbox_image {
+        } else if let Some(action) = self.sandbox_image() {
             self.validate_handler(&action.handler)?;
             if e.cri_visible.is_some() || e.command_error.is_some() || e.binary_name.is_some() {
                 return Err((
@@ -118,22 +106,17 @@ impl Row {
                     ))
                 }
             }
-        } else if self.sandbox.is_some() && new_fields {
+        } else if self.sandbox().is_some() && new_fields {
             return Err((
                 "expect",
                 "pulled, command_error and within_seconds fit pull, sandbox_image and image_import rows"
                     .into(),
             ));
         }
-        match (&self.sandbox, &self.image_import) {
-            (None, None) if self.pull.is_some() || self.sandbox_image.is_some() => {}
-            (None, None) => {
-                return Err((
-                    "sandbox",
-                    "a row needs one action: sandbox, image_import, pull or sandbox_image".into(),
-                ))
-            }
-            (Some(_), Some(_)) => unreachable!("one action checked above"),
+        match (self.sandbox(), self.image_import()) {
+            // pull and sandbox_image were checked above; kube, critest and ctr_run returned.
+            (None, None) => {}
+            (Some(_), Some(_)) => unreachable!("a Row has one Action"),
             (Some(sandbox), None) => {
                 if e.cri_visible.is_some() {
                     return Err(("expect.cri_visible", "only fits an image_import row".into()));
@@ -352,7 +335,7 @@ impl Row {
         if let Some(summary) = kube::expected_summary(self) {
             return summary;
         }
-        if let Some(action) = &self.critest {
+        if let Some(action) = self.critest() {
             return critest::expected_summary(action);
         }
         let e = &self.expect;
