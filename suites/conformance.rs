@@ -1,9 +1,14 @@
-//! Every scenario row as a libtest-mimic trial named `suite::scenario::variant`, so
-//! `cargo test` and `cargo nextest run` list, filter (`--exact`) and report each row.
+//! Every scenario row of a local containerd as a libtest-mimic trial named
+//! `suite::scenario::variant`, so `cargo test` and `cargo nextest run` list, filter (`--exact`)
+//! and report each row; the rows of a VM image as one trial per image, `vm-rows::vm-<image>`,
+//! which boots one VM and runs them all in it (as `kata-harness run` does), each row judged and
+//! reported on its own (table on stderr, JUnit and JSON in
+//! `target/kata-harness-results/vm-rows-<image>/`), and each row's own leftover check between
+//! rows. A TCG boot is 15-30 s here: one per image instead of one per row.
 //!
-//! Trials of one variant share one testbed (a private containerd, or a VM), started on first
-//! use and stopped after the last trial; under nextest (a process per trial) each trial gets
-//! its own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (local; the default) and
+//! Local trials of one variant share one testbed (a private containerd), started on first use
+//! and stopped after the last trial; under nextest (a process per trial) each trial gets its
+//! own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (local; the default) and
 //! `KATA_HARNESS_VM_IMAGES=bookworm,bookworm-containerd21` (VMs; the default; empty for none).
 //! Skips are decided before a trial runs: such trials are marked ignored, and their reasons
 //! printed.
@@ -16,7 +21,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{Settings, Testbed};
 use kata_harness::report::quarantine::{self, Quarantine};
-use kata_harness::report::{Event, Sink, Verdict};
+use kata_harness::report::{self, terminal::Terminal, Event, Recorder, RunInfo, Sink, Tee, Verdict};
+use kata_harness::scenario::plan::Placement;
 use kata_harness::scenario::{plan, run::run_trial, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
@@ -102,6 +108,71 @@ async fn testbed(variant: &Variant) -> Arc<tokio::sync::OnceCell<Result<Testbed,
     cell
 }
 
+/// The rows of one VM image in one VM, through the same session code as `kata-harness run`:
+/// fails when any row failed (naming each, with its bundle), passes when every row passed or
+/// was skipped with its reason (the table lists both).
+fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
+    let settings = Settings {
+        containerd: ContainerdChoice::Line("1.6".into()),
+        keep: false,
+        pause_binary: None,
+        repo: repo(),
+        kata: None,
+    };
+    let quarantine = QUARANTINE.get().cloned().unwrap_or_default();
+    let mut recorder = Recorder::default();
+    let mut results = {
+        // Terminal: a line per row as it finishes, and the table at the end.
+        let mut terminal = Terminal::new();
+        let mut sinks = Tee(vec![&mut terminal, &mut recorder]);
+        RUNTIME.block_on(session::run(
+            rows,
+            std::slice::from_ref(variant),
+            &settings,
+            &quarantine,
+            &mut sinks,
+        ))
+    };
+    let mut info = RunInfo {
+        command: format!(
+            "kata-harness run --target vm --image {}",
+            variant.label.trim_start_matches("vm-")
+        ),
+        target: "vm".into(),
+        environment: vec![("target".into(), "vm".into())],
+    };
+    info.environment.extend(recorder.testbed_facts());
+    let out = repo().join(format!("target/kata-harness-results/vm-rows-{}", variant.label));
+    report::write_results(&out, &info, &mut results).map_err(|e| Failed::from(e.to_string()))?;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Failed)
+        .map(|r| {
+            format!(
+                "{}: expected {}; observed {}\n    {}\n    bundle: {}",
+                r.name,
+                r.expected,
+                r.observed,
+                r.message.lines().next().unwrap_or(""),
+                r.bundle
+                    .as_deref()
+                    .map(|b| b.display().to_string())
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failed::from(format!(
+            "{} of {} rows failed:\n  {}",
+            failed.len(),
+            results.len(),
+            failed.join("\n  ")
+        )))
+    }
+}
+
 fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
     if let Some(reason) = &trial.skip {
         return Ok(Completion::ignored_with(reason));
@@ -184,6 +255,22 @@ fn main() -> ExitCode {
             );
         }
     }
+    let (vm_rows, trials): (Vec<plan::Trial>, Vec<plan::Trial>) = trials
+        .into_iter()
+        .partition(|t| matches!(t.variant.placement, Placement::Vm(_)));
+    let mut vm_variants: Vec<Variant> = Vec::new();
+    for trial in &vm_rows {
+        if !vm_variants.contains(&trial.variant) {
+            vm_variants.push(trial.variant.clone());
+        }
+    }
+    let vm_trials = vm_variants.into_iter().map(|variant| {
+        let rows: Vec<plan::Trial> = vm_rows.iter().filter(|t| t.variant == variant).cloned().collect();
+        Trial::test(format!("vm-rows::{}", variant.label), move || {
+            run_vm_rows(&variant, &rows)
+        })
+        .with_kind("vm")
+    });
     let trials: Vec<Trial> = trials
         .into_iter()
         .map(|trial| {
@@ -193,6 +280,7 @@ fn main() -> ExitCode {
                 .with_kind("scenario")
                 .with_ignored_flag(ignored)
         })
+        .chain(vm_trials)
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
 
