@@ -17,7 +17,7 @@ use kata_harness::provision::kata::KataPlan;
 use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
 use kata_harness::render::ContainerdConfig;
 use kata_harness::report::quarantine::{self, Quarantine};
-use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee};
+use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, Verdict};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 
 mod vm_cmd;
@@ -462,8 +462,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         args.results.display(),
         args.results.display()
     );
-    for bundle in results.iter().filter_map(|r| r.bundle.as_ref()) {
-        eprintln!("failure bundle: {}", bundle.display());
+    for result in &results {
+        if let Some(bundle) = &result.bundle {
+            let kind = match result.verdict {
+                Verdict::Quarantined => "quarantined failure bundle",
+                _ => "failure bundle",
+            };
+            eprintln!("{kind}: {}", bundle.display());
+        }
     }
     Ok(if summary.failed > 0 {
         ExitCode::from(1)
