@@ -112,13 +112,7 @@ async fn testbed(variant: &Variant) -> Arc<tokio::sync::OnceCell<Result<Testbed,
 /// fails when any row failed (naming each, with its bundle), passes when every row passed or
 /// was skipped with its reason (the table lists both).
 fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
-    let settings = Settings {
-        containerd: ContainerdChoice::Line("1.6".into()),
-        keep: false,
-        pause_binary: None,
-        repo: repo(),
-        kata: None,
-    };
+    let settings = Settings::plain(repo());
     let quarantine = QUARANTINE.get().cloned().unwrap_or_default();
     let mut recorder = Recorder::default();
     let mut results = {

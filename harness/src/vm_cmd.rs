@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::{Settings, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE};
 use kata_harness::render::cri::{ContainerSpec, PodSpec};
 use kata_harness::vm::{accel, image::Image, state::KeptVm};
@@ -51,13 +50,7 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
             eprintln!("accelerator: {} ({})", verdict.accel.qemu_arg(), verdict.reason);
             eprintln!("booting and provisioning {name} as `run` does (handlers, CNI, images, crictl)...");
             // The same node a VM row gets; `keep_vm` then hands it over instead of stopping it.
-            let settings = Settings {
-                containerd: ContainerdChoice::Line("1.6".into()),
-                keep: false,
-                pause_binary: None,
-                repo: repo.to_owned(),
-                kata: None,
-            };
+            let settings = Settings::plain(repo.to_owned());
             let runtime = tokio::runtime::Runtime::new()?;
             let testbed = runtime
                 .block_on(Testbed::start_vm(&settings, image, &verdict))

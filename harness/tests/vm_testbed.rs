@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::cleanup::processes_matching;
 use kata_harness::provision::{Settings, BUSYBOX_BINARY};
 use kata_harness::report::{Recorder, Verdict};
@@ -28,13 +27,7 @@ async fn dead_qemu_fails_the_row_at_once_and_leaves_nothing() {
         .iter()
         .find(|t| t.name == "cri::default-handler::vm-bookworm")
         .unwrap();
-    let settings = Settings {
-        containerd: ContainerdChoice::Line("1.6".into()),
-        keep: false,
-        pause_binary: None,
-        repo: repo(),
-        kata: None,
-    };
+    let settings = Settings::plain(repo());
     let mut recorder = Recorder::default();
     let testbed = session::start_testbed(&variant, &settings, &mut recorder)
         .await

@@ -96,6 +96,20 @@ pub struct Settings {
     pub kata: Option<kata::KataPlan>,
 }
 
+impl Settings {
+    /// A node with the standard handlers and no Kata, its run dir removed when it stops
+    /// (VM nodes bring their own containerd: `containerd` only matters for local nodes).
+    pub fn plain(repo: PathBuf) -> Settings {
+        Settings {
+            containerd: ContainerdChoice::Line("1.6".into()),
+            keep: false,
+            pause_binary: None,
+            repo,
+            kata: None,
+        }
+    }
+}
+
 /// Where a testbed's files are. Paths are as the node sees them, except `run_dir` and
 /// `staging`, which are always on this host.
 #[derive(Debug, Clone)]
