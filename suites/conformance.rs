@@ -128,10 +128,10 @@ fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
         ))
     };
     let mut info = RunInfo {
-        command: format!(
-            "kata-harness run --target vm --image {}",
-            variant.label.trim_start_matches("vm-")
-        ),
+        command: match &variant.placement {
+            Placement::Vm(recipe) => format!("kata-harness run --target vm --image {recipe}"),
+            _ => "kata-harness run --target vm".into(),
+        },
         target: "vm".into(),
         environment: vec![("target".into(), "vm".into())],
     };

@@ -98,7 +98,7 @@ struct Examples {
     container: PathBuf,
 }
 
-/// Writes `/root/pod.json` and `/root/container.json` on the node: a pod in the harness's
+/// Writes `pod.json` and `container.json` into the node's run dir: a pod in the harness's
 /// namespace and cgroup parent (so `vm down` and a later run find its leftovers), and a
 /// busybox container from the image the node already has.
 fn write_examples(testbed: &Testbed) -> Result<Examples> {
@@ -119,25 +119,15 @@ fn write_examples(testbed: &Testbed) -> Result<Examples> {
         command: vec!["sleep".into(), "3600".into()],
         log_path: "busybox.log".into(),
     };
-    let node = testbed.node.as_ref();
-    node.run(
-        &["mkdir".into(), "-p".into(), logs.to_string_lossy().into_owned()],
-        std::time::Duration::from_secs(30),
-    )?;
-    let examples = Examples {
-        pod: PathBuf::from("/root/pod.json"),
-        container: PathBuf::from("/root/container.json"),
-    };
-    for (remote, value) in [
-        (&examples.pod, pod.to_crictl_json()),
-        (&examples.container, container.to_crictl_json()),
-    ] {
-        let local = testbed
-            .paths
-            .run_dir
-            .join(remote.file_name().expect("a file name"));
+    testbed.make_node_dir(&logs)?;
+    testbed.make_node_dir(&testbed.paths.node_run_dir)?;
+    let put = |name: &str, value: serde_json::Value| -> Result<PathBuf> {
+        let local = testbed.paths.run_dir.join(name);
         std::fs::write(&local, serde_json::to_string_pretty(&value)?)?;
-        node.upload(&local, remote)?;
-    }
-    Ok(examples)
+        Ok(testbed.put_file(&local)?)
+    };
+    Ok(Examples {
+        pod: put("pod.json", pod.to_crictl_json())?,
+        container: put("container.json", container.to_crictl_json())?,
+    })
 }

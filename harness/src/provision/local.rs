@@ -30,7 +30,7 @@ pub(super) struct LocalBackend {
 }
 
 /// Address on `lo` of containerd's network namespace where scenario registries listen.
-/// A non-loopback address, so TLS verification really happens (see `crate::registry`).
+/// A non-loopback address, so TLS verification really happens (see the registry module).
 pub const NODE_REGISTRY_ADDRESS: &str = super::node_net::REGISTRY_IP;
 
 /// Brings up `lo` in containerd's fresh network namespace and adds the registry address.

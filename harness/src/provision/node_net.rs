@@ -20,7 +20,7 @@ use crate::node::{Node, NodeError};
 use crate::process::{self, Daemon};
 
 /// The address scenario registries listen on inside the node's network (every node adds it
-/// to `lo` when it is provisioned; see crate::registry).
+/// to `lo` when it is provisioned; the registry module starts them there).
 pub const REGISTRY_IP: &str = "10.254.254.254";
 
 /// How long a guest service unit may take to stop.

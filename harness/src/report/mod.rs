@@ -163,13 +163,20 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(results: &[TrialResult]) -> Self {
-        let count = |v| results.iter().filter(|r| r.verdict == v).count();
-        Summary {
-            passed: count(Verdict::Passed),
-            failed: count(Verdict::Failed),
-            skipped: count(Verdict::Skipped),
-            quarantined: count(Verdict::Quarantined),
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a TrialResult>) -> Self {
+        let mut summary = Summary::default();
+        for result in results {
+            summary.add(result.verdict);
+        }
+        summary
+    }
+
+    pub fn add(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Passed => self.passed += 1,
+            Verdict::Failed => self.failed += 1,
+            Verdict::Skipped => self.skipped += 1,
+            Verdict::Quarantined => self.quarantined += 1,
         }
     }
 }

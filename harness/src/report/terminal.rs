@@ -102,13 +102,17 @@ pub fn table(results: &[TrialResult]) -> String {
         out.push_str(&format!("[{}] ran here as: {}\n", i + 1, conditions.join("; ")));
     }
     // One line per suite and variant, in the order they ran, then the whole run's.
-    let mut groups: Vec<((&str, &str), Vec<TrialResult>)> = Vec::new();
+    let mut groups: Vec<((&str, &str), Summary)> = Vec::new();
     for r in results {
         let key = (r.suite.as_str(), r.variant.as_str());
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(r.clone()),
-            None => groups.push((key, vec![r.clone()])),
-        }
+        let at = match groups.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                groups.push((key, Summary::default()));
+                groups.len() - 1
+            }
+        };
+        groups[at].1.add(r.verdict);
     }
     out.push('\n');
     if groups.len() > 1 {
@@ -117,12 +121,9 @@ pub fn table(results: &[TrialResult]) -> String {
             .map(|((s, v), _)| s.len() + v.len() + 1)
             .max()
             .unwrap_or(0);
-        for ((suite, variant), members) in &groups {
+        for ((suite, variant), summary) in &groups {
             let label = format!("{suite} {variant}");
-            out.push_str(&format!(
-                "{label:<width$}  {}\n",
-                summary_line(&Summary::of(members))
-            ));
+            out.push_str(&format!("{label:<width$}  {}\n", summary_line(summary)));
         }
     }
     out.push_str(&summary_line(&Summary::of(results)));
