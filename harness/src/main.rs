@@ -12,14 +12,15 @@ use kata_harness::kube::bundle::Bundle;
 use kata_harness::kube::release::Release;
 use kata_harness::kube::source::Source;
 use kata_harness::node::Target;
-use kata_harness::profile::{ContainerdChoice, Version, DEFAULT_CONTAINERD_LINES};
+use kata_harness::profile::file::Profile;
+use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::kata::KataPlan;
-use kata_harness::provision::{standard_handlers, Settings, SANDBOX_IMAGE};
-use kata_harness::render::ContainerdConfig;
+use kata_harness::provision::Settings;
 use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, Verdict};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 
+mod profile_cmd;
 mod vm_cmd;
 
 /// Exit code for bad input (malformed suites, unknown flags, missing components).
@@ -45,7 +46,8 @@ enum Command {
     Run(RunArgs),
     /// List the trials the suites expand to (suite::scenario::variant), with skip reasons.
     List(SuiteArgs),
-    /// Print a rendered config (containerd's config.toml for a version).
+    /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
+    /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
     Render(RenderArgs),
     /// Check what this machine can run, and why not.
     Doctor,
@@ -54,17 +56,27 @@ enum Command {
     Vm(vm_cmd::VmCommand),
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct SuiteArgs {
+    /// The combination of component versions to run (a name in profiles/, or a profile
+    /// file): containerd versions, VM images, Kata, Kubernetes, handlers. Default: the
+    /// `default` profile. A flag given as well (--containerd, --image, --k8s-*, --kata-*,
+    /// --target) overrides the profile's value, and the report says so.
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
     /// Directory of suite files (*.yaml), or one suite file.
     #[arg(long, default_value_os_t = default_suites_dir())]
     suites: PathBuf,
-    /// Where the suites run: all (the default: the VM images, the local containerds and the
-    /// local kubeadm cluster, in one report), vm (a throw-away QEMU VM per image), local
-    /// (private containerds on this host), or ssh://user@host.
-    #[arg(long, default_value = "all")]
-    target: String,
-    /// With --target local: containerd release lines or binary directories [default: 1.6,1.7,2.1].
+    /// Where the suites run: all (the default profile's: the VM images, the local containerds
+    /// and the local kubeadm cluster, in one report), vm (a throw-away QEMU VM per image),
+    /// local (private containerds on this host), or ssh://user@host. Default: the profile's.
+    #[arg(long)]
+    target: Option<String>,
+    /// Set from a profile without a cluster: `all` then has none.
+    #[arg(skip)]
+    no_cluster: bool,
+    /// With --target local: containerd release lines or binary directories [default: the
+    /// profile's, 1.6,1.7,2.1].
     #[arg(long = "containerd", value_delimiter = ',')]
     containerd: Option<Vec<String>>,
     /// With --target vm: image recipes under vm-images/, one VM and variant each
@@ -131,11 +143,17 @@ struct RunArgs {
 #[derive(clap::Args)]
 struct RenderArgs {
     /// What to render.
-    #[arg(value_parser = ["containerd-config"])]
+    #[arg(value_parser = profile_cmd::RENDERABLE)]
     what: String,
-    /// containerd version the config is for (picks the schema).
-    #[arg(long = "containerd-version", default_value = "1.6.20")]
-    containerd_version: String,
+    /// The profile to render for (a name in profiles/, or a file) [default: default].
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
+    /// containerd version the config is for (picks the schema) [default: the profile's first].
+    #[arg(long = "containerd-version")]
+    containerd_version: Option<String>,
+    /// With pod-spec: the runtime handler the pod asks for [default: none, the default handler].
+    #[arg(long, default_value = "")]
+    handler: String,
 }
 
 impl SuiteArgs {
@@ -302,6 +320,11 @@ fn input_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 struct Planned {
+    /// The flags as the run uses them: the given ones, the rest from the profile.
+    args: SuiteArgs,
+    profile: Profile,
+    /// What the reports say about the run's components.
+    environment: Vec<(String, String)>,
     target: Target,
     trials: Vec<plan::Trial>,
     variants: Vec<Variant>,
@@ -316,7 +339,10 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
 
 /// `build_bundle`: build the default Kubernetes bundle if it is missing and download the Kata
 /// release if it is not cached (`run`, not `list`).
-fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
+fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
+    let profile = profile_cmd::load(&repo_root(), given.profile.as_deref()).map_err(input_error)?;
+    let (args, environment) = with_profile(given, &profile).map_err(input_error)?;
+    let args = &args;
     let suites = if args.suites.is_dir() {
         Suite::load_dir(&args.suites)
     } else {
@@ -324,7 +350,7 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
     };
     let suites = suites.map_err(input_error)?;
     let quarantine = args.quarantine().map_err(input_error)?;
-    let target: Target = args.target.parse().map_err(input_error)?;
+    let target: Target = args.target.as_deref().unwrap_or("all").parse().map_err(input_error)?;
     let mut variants = Vec::new();
     let kata = args.kata_choice(build_bundle).map_err(input_error)?;
     let local = Capabilities::probe_local_with(&kata)
@@ -351,16 +377,21 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
             let choice: ContainerdChoice = text
                 .parse()
                 .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
-            choice
+            let found = choice
                 .resolve()
                 .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+            if given.containerd.is_none() {
+                profile_cmd::check_containerd(&profile, &choice, found.version).map_err(input_error)?;
+            }
             variants.push((Variant::containerd(choice), local.clone()));
         }
     }
     // `all` includes the cluster (its best placement here is this host); `list` shows its
     // rows once the bundle exists (`run` builds it).
     let (source, implicit) = match args.k8s_source().map_err(input_error)? {
-        None if target == Target::All => (Some(kata_harness::kube::source::Source::Default), true),
+        None if target == Target::All && !args.no_cluster => {
+            (Some(kata_harness::kube::source::Source::Default), true)
+        }
         other => (other, false),
     };
     if let Some(source) = source {
@@ -371,7 +402,21 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         };
         let flag = args.k8s_flag().unwrap_or_else(|| "--k8s".into());
         match bundle {
-            Ok(bundle) => variants.push((Variant::cluster(bundle), local.clone())),
+            Ok(bundle) => {
+                if let (Some(k8s), None) = (&profile.kubernetes, given.k8s_flag()) {
+                    let wanted: kata_harness::profile::Version =
+                        k8s.version.parse().map_err(input_error)?;
+                    if wanted != bundle.version {
+                        return Err(input_error(format!(
+                            "profile {}: Kubernetes {wanted} wanted, the bundle {} is {}",
+                            profile.profile,
+                            bundle.dir.display(),
+                            bundle.version
+                        )));
+                    }
+                }
+                variants.push((Variant::cluster(bundle), local.clone()))
+            }
             Err(e) if implicit && !build_bundle => eprintln!(
                 "note: the kubernetes suite is not listed: {} (`run` builds the bundle)",
                 report::chain(&e)
@@ -396,12 +441,59 @@ fn load_plan_with(args: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitC
         return Err(input_error("no trials match (check --filter and the suites)"));
     }
     Ok(Planned {
+        args: args.clone(),
+        profile,
+        environment,
         target,
         trials,
         variants: variants.into_iter().map(|(v, _)| v).collect(),
         kata: local.kata,
         quarantine,
     })
+}
+
+/// The flags a run uses: those given, the rest from the profile; and what the reports say of
+/// each component (the profile's version and source, or the flag that replaced it).
+fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<(String, String)>), String> {
+    let mut args = given.clone();
+    let mut environment = profile.components();
+    let mut replaced = |component: &str, flag: String| {
+        for (key, value) in environment.iter_mut().filter(|(k, _)| k == component) {
+            *value = format!("{flag} (replaces the profile's {})", std::mem::take(value));
+            let _ = key;
+        }
+    };
+    let target = args.target.get_or_insert_with(|| profile.target.clone()).clone();
+    let local = matches!(target.as_str(), "all" | "local");
+    if let Some(lines) = &given.containerd {
+        replaced("containerd", format!("--containerd {}", lines.join(",")));
+    } else if local {
+        let choices = profile_cmd::containerd_choices(profile)?;
+        args.containerd = Some(choices.iter().map(ToString::to_string).collect());
+    }
+    match &given.images {
+        Some(images) => replaced("vm-images", format!("--image {}", images.join(","))),
+        None if matches!(target.as_str(), "all" | "vm") => args.images = Some(profile.vm_images.clone()),
+        None => {}
+    }
+    if given.kata_bundle.is_some() || given.kata_release.is_some() {
+        let flag = match (&given.kata_bundle, &given.kata_release) {
+            (Some(path), _) => format!("--kata-bundle {}", path.display()),
+            (None, release) => format!("--kata-release {}", release.clone().unwrap_or_default()),
+        };
+        replaced("kata", flag);
+    } else if local {
+        (args.kata_bundle, args.kata_release) = profile_cmd::kata_flags(profile)?;
+    }
+    match given.k8s_flag() {
+        Some(flag) => replaced("kubernetes", flag),
+        None if target == "all" => match profile_cmd::k8s_flags(profile)? {
+            Some((bundle, release)) => (args.k8s_bundle, args.k8s_release) = (bundle, release),
+            None => args.no_cluster = true,
+        },
+        None => {}
+    }
+    Ok((args, environment))
 }
 
 fn list(args: SuiteArgs) -> Result<ExitCode> {
@@ -424,16 +516,39 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let target = planned.target.clone();
+    let mut environment = vec![
+        ("target".into(), target.to_string()),
+        ("host-kernel".into(), host_kernel()),
+    ];
+    environment.extend(planned.environment.clone());
+    let local_nodes = planned
+        .variants
+        .iter()
+        .any(|v| !matches!(v.placement, kata_harness::scenario::plan::Placement::Vm(_)));
+    if local_nodes {
+        let crun = kata_harness::provision::crun_binary();
+        match profile_cmd::host_tools(&planned.profile, &crun) {
+            Ok(found) => environment.extend(found),
+            Err(message) => return Ok(input_error(message)),
+        }
+    }
+    let mut argv = planned.args.rerun_argv(&target);
+    if let Some(profile) = &args.suites.profile {
+        argv.splice(2..2, ["--profile".to_owned(), path_or_name(profile)]);
+    }
     let info = RunInfo {
-        command: kata_harness::process::shell_line(&args.suites.rerun_argv(&target)),
+        command: kata_harness::process::shell_line(&argv),
         target: target.to_string(),
-        environment: vec![
-            ("target".into(), target.to_string()),
-            ("host-kernel".into(), host_kernel()),
-        ],
+        environment,
     };
+    let cluster_containerd = planned
+        .profile
+        .kubernetes
+        .as_ref()
+        .map(|k8s| k8s.containerd.clone())
+        .unwrap_or_else(|| "1.6".into());
     let settings = Settings {
-        containerd: ContainerdChoice::Line("1.6".into()),
+        containerd: ContainerdChoice::Line(cluster_containerd),
         keep: args.keep,
         pause_binary: None,
         repo: repo_root(),
@@ -484,36 +599,66 @@ fn host_kernel() -> String {
         .unwrap_or_default()
 }
 
+/// A `--profile` value as a rerun line names it: a name stays a name, a file becomes absolute.
+fn path_or_name(profile: &str) -> String {
+    if profile.contains('/') || profile.ends_with(".yaml") {
+        path_arg(Path::new(profile))
+    } else {
+        profile.to_owned()
+    }
+}
+
 fn render(args: RenderArgs) -> Result<ExitCode> {
-    let version: Version = match args.containerd_version.parse() {
-        Ok(v) => v,
+    let profile = match profile_cmd::load(&repo_root(), args.profile.as_deref()) {
+        Ok(p) => p,
         Err(e) => return Ok(input_error(e)),
     };
-    let base = PathBuf::from("/var/lib/kata-harness");
-    let config = ContainerdConfig {
-        version,
-        root: "/var/lib/containerd".into(),
-        state: "/run/containerd".into(),
-        grpc_address: "/run/containerd/containerd.sock".into(),
-        temp_dir: base.join("tmp"),
-        opt_dir: "/opt/containerd".into(),
-        sandbox_image: SANDBOX_IMAGE.into(),
-        default_runtime: "runc".into(),
-        runtimes: standard_handlers(Path::new("/run/containerd/runc"), "crun"),
-        untrusted_workload_runtime: None,
-        cni_bin_dir: "/usr/lib/cni".into(),
-        cni_conf_dir: "/etc/cni/net.d".into(),
-        registry_config_path: (version >= Version::new(1, 5, 0)).then(|| "/etc/containerd/certs.d".into()),
-        snapshotter: "overlayfs".into(),
-        restrict_oom_score_adj: false,
+    let text = match args.what.as_str() {
+        "containerd-config" => profile_cmd::containerd_config(&profile, args.containerd_version.as_deref()),
+        "kubeadm-config" => profile_cmd::kubeadm_config(&profile),
+        "kata-config" => kata_config(&profile),
+        "pod-spec" => profile_cmd::pod_spec(&profile, &args.handler).map(|t| t + "\n"),
+        "container-spec" => Ok(profile_cmd::container_spec() + "\n"),
+        other => Err(format!("cannot render {other}")),
     };
-    match config.render() {
+    match text {
         Ok(text) => {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Ok(input_error(e)),
     }
+}
+
+/// Kata's configuration.toml exactly as a local node of this host gets it: installed into a
+/// scratch dir from the profile's Kata (its layout's base configuration with this host's
+/// settings), printed, and removed.
+fn kata_config(profile: &Profile) -> Result<String, String> {
+    let (bundle, release) = profile_cmd::kata_flags(profile)?;
+    if profile.kata.is_none() {
+        return Err(format!("profile {} has no kata", profile.profile));
+    }
+    let choice = match (bundle, release) {
+        (Some(path), _) => KataChoice::Bundle(path),
+        (None, Some(version)) => KataRelease::new(&version, &repo_root())
+            .and_then(|r| r.open_cached())
+            .map(KataChoice::Resolved)
+            .map_err(|e| format!("Kata {version}: {}", report::chain(&e).replace('\n', "; ")))?,
+        (None, None) => KataChoice::Default,
+    };
+    let capabilities = kata_harness::scenario::Capabilities::probe_local_with(&choice)
+        .map_err(|e| report::chain(&e))?;
+    let plan = capabilities.kata.ok_or_else(|| {
+        format!(
+            "Kata cannot run on this host, so there is no configuration to render: {}",
+            capabilities.kata_absent.unwrap_or_default()
+        )
+    })?;
+    let scratch = tempfile::tempdir().map_err(|e| format!("scratch dir: {e}"))?;
+    let install = kata_harness::provision::kata::install_local(&plan, scratch.path())
+        .map_err(|e| format!("installing Kata into {}: {e}", scratch.path().display()))?;
+    std::fs::read_to_string(&install.config_path)
+        .map_err(|e| format!("{}: {e}", install.config_path.display()))
 }
 
 fn doctor() -> Result<ExitCode> {

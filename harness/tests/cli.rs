@@ -125,6 +125,25 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    // The report names the profile and every component's version and source; what a flag
+    // replaced says so, and the host tools are as found here.
+    let environment: Vec<(String, String)> =
+        serde_json::from_value(json["run"]["environment"].clone()).expect("environment pairs");
+    let fact = |key: &str| {
+        environment
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {key} in {environment:?}"))
+    };
+    assert!(fact("profile").starts_with("default ("), "{environment:?}");
+    assert_eq!(
+        fact("containerd"),
+        "--containerd 1.6 (replaces the profile's 1.6.20 (Debian package (bookworm)), 1.7.24 (Debian package (trixie)), 2.1.9 (Debian package (sid)))"
+    );
+    assert_eq!(fact("runc"), "1.1.5 (Debian package (bookworm))");
+    assert!(fact("runc-found").starts_with("runc version 1.1.5"), "{environment:?}");
+    assert!(fact("kata").starts_with("3.30.0 (source build"), "{environment:?}");
     let trials = json["trials"].as_array().unwrap();
     let verdict = |name: &str| {
         trials
@@ -168,6 +187,7 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(junit.contains(r#"failures="0""#), "{junit}");
     assert!(junit.contains(&format!(r#"skipped="{skipped}""#)), "{junit}");
     assert!(junit.contains("cri::crun-handler::containerd-1.6"), "{junit}");
+    assert!(junit.contains(r#"<property name="profile" value="default ("#), "{junit}");
 }
 
 /// A suites folder with one row that fails for real (runc runs it, the row expects crun)

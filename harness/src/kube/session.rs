@@ -61,6 +61,7 @@ pub async fn run_cluster(
         bundle: bundle.clone(),
         keep: base.keep,
         kata: base.kata.clone(),
+        containerd: base.containerd.clone(),
     };
     let cluster = match Cluster::start(&settings, &images).await {
         Ok(cluster) => cluster,

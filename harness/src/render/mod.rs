@@ -5,6 +5,7 @@
 
 pub mod cni;
 pub mod containerd;
+pub mod containerd_defaults;
 pub mod cri;
 pub mod crictl;
 pub mod hosts;

@@ -122,7 +122,7 @@ impl Cluster {
 
         // 4. containerd in the node namespace (it must share kubelet's mounts: the secret and
         // projected volumes kubelet mounts later are bind-mounted into containers).
-        let containerd = ContainerdChoice::Line("1.6".into()).resolve()?;
+        let containerd = settings.containerd.resolve()?;
         let crun = crun_binary().to_string_lossy().into_owned();
         let ctd = run_dir.join("ctd");
         // The run dir is under /tmp, which the node namespace shares with the host: the

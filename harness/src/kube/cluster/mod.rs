@@ -26,7 +26,7 @@ use super::images::ClusterImages;
 use super::{io_err, KubeError};
 use crate::cri::CriClient;
 use crate::process::{self, Daemon};
-use crate::profile::{ContainerdChoice, Version};
+use crate::profile::Version;
 use crate::provision::cleanup::{self, CleanupPlan, GroupLeader, Leftovers};
 use crate::provision::{crun_binary, standard_handlers};
 use crate::render::kubeadm::KubeadmConfig;
@@ -66,6 +66,8 @@ pub struct ClusterSettings {
     pub keep: bool,
     /// Kata for the node's `kata` and `kata-qemu` handlers (RuntimeClass kata).
     pub kata: Option<crate::provision::kata::KataPlan>,
+    /// The containerd the node runs (a profile's `kubernetes.containerd`; 1.6 by default).
+    pub containerd: crate::profile::ContainerdChoice,
 }
 
 /// A running single-node cluster: API server answering, node Ready, every kube-system pod

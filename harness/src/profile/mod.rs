@@ -3,6 +3,9 @@
 //! Invariant: versions are data. Everything version-dependent (config schema, CRI API,
 //! kubeadm API) is decided from a parsed [`Version`] here, never by sniffing output later.
 
+pub mod check;
+pub mod file;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +26,41 @@ pub enum ProfileError {
         #[source]
         source: crate::process::ProcessError,
     },
+}
+
+/// `<dir>/<name>.yaml`, parsed and checked.
+pub fn load_named(dir: &Path, name: &str) -> Result<file::Profile, file::ProfileFileError> {
+    let path = dir.join(format!("{name}.yaml"));
+    if !path.is_file() {
+        let known = file::names_in(dir).join(", ");
+        return Err(file::ProfileFileError {
+            file: path,
+            field: String::new(),
+            message: format!("no such profile (profiles in {}: {known})", dir.display()),
+        });
+    }
+    load(&path)
+}
+
+/// A profile file, parsed and checked.
+pub fn load(path: &Path) -> Result<file::Profile, file::ProfileFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| file::ProfileFileError {
+        file: path.to_owned(),
+        field: String::new(),
+        message: format!("failed to read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and checks: a profile that loads is one that can work.
+pub fn parse(path: &Path, text: &str) -> Result<file::Profile, file::ProfileFileError> {
+    let profile = file::parse_unchecked(path, text)?;
+    check::check(&profile).map_err(|(field, message)| file::ProfileFileError {
+        file: path.to_owned(),
+        field,
+        message,
+    })?;
+    Ok(profile)
 }
 
 /// A MAJOR.MINOR.PATCH version; ordering is numeric.

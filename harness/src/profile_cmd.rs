@@ -1,0 +1,332 @@
+//! `--profile`: a profile file turned into the flags of a run, the facts of its report, and
+//! the files `render` prints.
+//!
+//! A profile only supplies defaults: a flag given as well (`--containerd 1.7`) wins, and the
+//! report says that component came from the flag.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use kata_harness::profile::file::{ConfigStyle, HandlerSpec, Profile, Source, DEFAULT_PROFILE};
+use kata_harness::profile::{ContainerdChoice, Version};
+use kata_harness::render::containerd_defaults::{self, Mirror};
+use kata_harness::render::cri::{ContainerSpec, PodSpec};
+use kata_harness::render::kubeadm::{default_image_repository, KubeadmApi, KubeadmConfig};
+use kata_harness::render::{ConfigSchema, ContainerdConfig, RuntimeHandler, RuntimeOptions};
+
+/// The annotation containerd 1.x's CRI reads to pick `untrusted_workload_runtime`.
+pub const UNTRUSTED_ANNOTATION: &str = "io.kubernetes.cri.untrusted-workload";
+
+/// `--profile NAME|FILE`: a name in the checkout's `profiles/`, or a path to a profile file;
+/// none: the default profile.
+pub fn load(repo: &Path, arg: Option<&str>) -> Result<Profile, String> {
+    let result = match arg {
+        Some(path) if path.contains('/') || path.ends_with(".yaml") => kata_harness::profile::load(Path::new(path)),
+        Some(name) => kata_harness::profile::load_named(&repo.join("profiles"), name),
+        None => kata_harness::profile::load_named(&repo.join("profiles"), DEFAULT_PROFILE),
+    };
+    result.map_err(|e| format!("--profile: {e}"))
+}
+
+/// Why a component of this source cannot be provisioned by a run, if it cannot.
+fn not_runnable(profile: &Profile, what: &str, version: &str, source: &Source) -> Result<(), String> {
+    match source {
+        Source::External(how) => Err(format!(
+            "profile {}: {what} {version} is installed outside the harness ({how}): this profile can be rendered (`kata-harness render --profile {}`), not run",
+            profile.profile, profile.profile
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The containerd choices of the profile's local variants, in order.
+pub fn containerd_choices(profile: &Profile) -> Result<Vec<ContainerdChoice>, String> {
+    profile
+        .containerd
+        .iter()
+        .map(|c| {
+            not_runnable(profile, "containerd", &c.version, &c.source)?;
+            let version: Version = c.version.parse().map_err(|e| format!("{e}"))?;
+            Ok(match &c.source {
+                Source::Bundle(dir) => ContainerdChoice::Dir(dir.clone()),
+                _ => ContainerdChoice::Line(Profile::line_of(version)),
+            })
+        })
+        .collect()
+}
+
+/// The resolved containerd must be the version the profile names: a cache line updated by a
+/// newer Debian package is a different combination.
+pub fn check_containerd(profile: &Profile, choice: &ContainerdChoice, found: Version) -> Result<(), String> {
+    let wanted = profile
+        .containerd
+        .iter()
+        .filter_map(|c| c.version.parse::<Version>().ok())
+        .find(|v| match choice {
+            ContainerdChoice::Line(line) => Profile::line_of(*v) == *line,
+            ContainerdChoice::Dir(_) => true,
+        });
+    match wanted {
+        Some(v) if v != found => Err(format!(
+            "profile {}: containerd {v} wanted, {} has {found} ({})",
+            profile.profile,
+            choice.dir().display(),
+            profile.file.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The profile's Kata as the `--kata-*` flags say it: (bundle, release).
+pub fn kata_flags(profile: &Profile) -> Result<(Option<PathBuf>, Option<String>), String> {
+    let Some(kata) = &profile.kata else {
+        return Ok((None, None));
+    };
+    not_runnable(profile, "Kata", &kata.version, &kata.source)?;
+    Ok(match &kata.source {
+        Source::Bundle(path) => (Some(path.clone()), None),
+        Source::Release(_) => (None, Some(kata.version.clone())),
+        _ => (None, None),
+    })
+}
+
+/// The profile's cluster as the `--k8s-*` flags say it: (bundle, release), or `None` when the
+/// profile has no cluster.
+pub fn k8s_flags(profile: &Profile) -> Result<Option<(Option<PathBuf>, Option<String>)>, String> {
+    let Some(k8s) = &profile.kubernetes else {
+        return Ok(None);
+    };
+    not_runnable(profile, "Kubernetes", &k8s.version, &k8s.source)?;
+    Ok(Some(match &k8s.source {
+        Source::Bundle(path) => (Some(path.clone()), None),
+        Source::Release(_) => (None, Some(format!("v{}", k8s.version.trim_start_matches('v')))),
+        _ => (None, None),
+    }))
+}
+
+/// The host tools a local node runs (runc, crun, the CNI plugins) as this host has them,
+/// checked against the profile: `(component, what was found)`.
+pub fn host_tools(profile: &Profile, crun: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut found = Vec::new();
+    let mut tools = vec![("runc", &profile.runc, version_line(Command::new("runc").arg("--version")))];
+    if let Some(c) = &profile.crun {
+        tools.push(("crun", c, version_line(Command::new(crun).arg("--version"))));
+    }
+    let cni = version_line(Command::new("dpkg-query").args([
+        "-W",
+        "-f=containernetworking-plugins ${Version}",
+        "containernetworking-plugins",
+    ]));
+    tools.push(("cni-plugins", &profile.cni, cni));
+    for (name, component, line) in tools {
+        not_runnable(profile, name, &component.version, &component.source)?;
+        let line = line.map_err(|e| format!("profile {}: {name}: {e}", profile.profile))?;
+        let matches = line.split_whitespace().any(|word| {
+            let word = word.trim_start_matches('v');
+            word == component.version
+                || word
+                    .strip_prefix(component.version.as_str())
+                    .is_some_and(|rest| rest.starts_with(['+', '~', '-']))
+        });
+        if !matches {
+            return Err(format!(
+                "profile {}: {name} {} wanted, this host has {line:?} ({})",
+                profile.profile,
+                component.version,
+                profile.file.display()
+            ));
+        }
+        found.push((format!("{name}-found"), line));
+    }
+    Ok(found)
+}
+
+fn version_line(command: &mut Command) -> Result<String, String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut owned = Command::new(command.get_program());
+    owned.args(command.get_args());
+    let out = kata_harness::process::run(owned, Duration::from_secs(20))
+        .map_err(|e| format!("{program}: {}", kata_harness::report::chain(&e)))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
+}
+
+/// A profile handler as containerd's config model has it; runc-shim handlers keep their
+/// state under `runtime_root`.
+pub fn runtime_handler(spec: &HandlerSpec, runtime_root: &Path) -> RuntimeHandler {
+    let runc_shim = spec.runtime_type == "io.containerd.runc.v2";
+    RuntimeHandler {
+        name: spec.name.clone(),
+        runtime_type: spec.runtime_type.clone(),
+        options: RuntimeOptions {
+            binary_name: spec.engine.clone().filter(|e| !e.is_empty()),
+            root: runc_shim.then(|| runtime_root.to_owned()),
+            config_path: None,
+        },
+        pod_annotations: if spec.runtime_type.starts_with("io.containerd.kata") {
+            vec!["io.katacontainers.*".into()]
+        } else {
+            vec![]
+        },
+    }
+}
+
+/// What `render` can print.
+pub const RENDERABLE: [&str; 5] = [
+    "containerd-config",
+    "kubeadm-config",
+    "kata-config",
+    "pod-spec",
+    "container-spec",
+];
+
+/// containerd's config.toml for one of the profile's containerd versions (default: its first),
+/// at the system paths a node installed by hand uses.
+pub fn containerd_config(profile: &Profile, version: Option<&str>) -> Result<String, String> {
+    let version: Version = match version {
+        Some(text) => text.parse().map_err(|e| format!("--containerd-version: {e}"))?,
+        None => *profile
+            .containerd_versions()
+            .first()
+            .ok_or_else(|| format!("profile {} names no containerd: pass --containerd-version", profile.profile))?,
+    };
+    let settings = &profile.containerd_config;
+    let defaults_style = settings.style == ConfigStyle::Defaults;
+    let config = ContainerdConfig {
+        version,
+        root: "/var/lib/containerd".into(),
+        state: "/run/containerd".into(),
+        grpc_address: "/run/containerd/containerd.sock".into(),
+        temp_dir: "/var/lib/kata-harness/tmp".into(),
+        opt_dir: "/opt/containerd".into(),
+        sandbox_image: settings
+            .sandbox_image
+            .clone()
+            .unwrap_or_else(|| kata_harness::provision::SANDBOX_IMAGE.into()),
+        default_runtime: profile.handlers.default.clone(),
+        runtimes: profile
+            .handlers
+            .runtimes
+            .iter()
+            .map(|h| runtime_handler(h, Path::new("/run/containerd/runc")))
+            .collect(),
+        untrusted_workload_runtime: profile
+            .handlers
+            .untrusted_workload
+            .as_ref()
+            .map(|h| runtime_handler(h, Path::new("/run/containerd/runc"))),
+        cni_bin_dir: settings.cni_bin_dir.clone().unwrap_or_else(|| "/usr/lib/cni".into()),
+        cni_conf_dir: "/etc/cni/net.d".into(),
+        registry_config_path: (!defaults_style && version >= Version::new(1, 5, 0))
+            .then(|| "/etc/containerd/certs.d".into()),
+        snapshotter: "overlayfs".into(),
+        restrict_oom_score_adj: false,
+    };
+    if defaults_style {
+        let mirrors: Vec<Mirror> = settings
+            .registry_mirrors
+            .iter()
+            .map(|m| Mirror {
+                host: m.host.clone(),
+                endpoints: m.endpoints.clone(),
+            })
+            .collect();
+        return containerd_defaults::render(&config, &mirrors).map_err(|e| e.to_string());
+    }
+    if let Some(number) = settings.version {
+        let natural = config.schema().map_err(|e| e.to_string())?;
+        if natural.number() != number {
+            return Err(format!(
+                "profile {}: containerd_config.version {number}: the harness writes version {} for containerd {version} ({})",
+                profile.profile,
+                natural.number(),
+                profile.file.display()
+            ));
+        }
+    }
+    if !settings.registry_mirrors.is_empty() && config.schema().ok() != Some(ConfigSchema::V1) {
+        return Err(format!(
+            "profile {}: containerd_config.registry_mirrors are schema 1's; from containerd 1.5 registries are hosts.toml files",
+            profile.profile
+        ));
+    }
+    config.render().map_err(|e| e.to_string())
+}
+
+/// kubeadm's config for the profile's Kubernetes, on a node named like the harness's own.
+pub fn kubeadm_config(profile: &Profile) -> Result<String, String> {
+    let k8s = profile
+        .kubernetes
+        .as_ref()
+        .ok_or_else(|| format!("profile {} has no kubernetes", profile.profile))?;
+    let version: Version = k8s.version.parse().map_err(|e| format!("{e}"))?;
+    let api = KubeadmApi::for_version(version).map_err(|e| e.to_string())?;
+    if let Some(wanted) = &k8s.kubeadm_api {
+        if wanted != api.api_version() {
+            return Err(format!(
+                "profile {}: kubernetes.kubeadm_api {wanted}: the harness writes {} for Kubernetes {version}",
+                profile.profile,
+                api.api_version()
+            ));
+        }
+    }
+    let config = KubeadmConfig {
+        version,
+        node_name: kata_harness::kube::cluster::NODE_NAME.into(),
+        advertise_address: "10.0.0.10".into(),
+        cri_socket: "unix:///run/containerd/containerd.sock".into(),
+        image_repository: default_image_repository(version).into(),
+        etcd_image_tag: None,
+        pod_subnet: "10.244.0.0/16".into(),
+        service_subnet: "10.96.0.0/12".into(),
+        cluster_name: "kubernetes".into(),
+        cgroup_root: "/kubepods-kata-harness".into(),
+    };
+    config.render().map_err(|e| e.to_string())
+}
+
+/// The crictl JSON of a pod for `handler` (`""`: the default). The profile's
+/// untrusted-workload handler is asked for the containerd 1.x way: no handler, the annotation.
+pub fn pod_spec(profile: &Profile, handler: &str) -> Result<String, String> {
+    let untrusted = profile.handlers.untrusted_workload.as_ref();
+    let is_untrusted = untrusted.is_some_and(|h| h.name == handler);
+    if !handler.is_empty() && !is_untrusted && !profile.handlers.runtimes.iter().any(|h| h.name == handler) {
+        let mut known: Vec<&str> = profile.handlers.runtimes.iter().map(|h| h.name.as_str()).collect();
+        known.extend(untrusted.map(|h| h.name.as_str()));
+        return Err(format!(
+            "--handler {handler}: profile {} has no such handler ({})",
+            profile.profile,
+            known.join(", ")
+        ));
+    }
+    let mut annotations = std::collections::HashMap::new();
+    if is_untrusted {
+        annotations.insert(UNTRUSTED_ANNOTATION.to_owned(), "true".to_owned());
+    }
+    let pod = PodSpec {
+        name: "example".into(),
+        namespace: "kata-harness".into(),
+        uid: "example-uid".into(),
+        handler: if is_untrusted { String::new() } else { handler.to_owned() },
+        log_directory: "/var/log/pods/kata-harness_example".into(),
+        cgroup_parent: String::new(),
+        host_network: false,
+        annotations,
+    };
+    Ok(serde_json::to_string_pretty(&pod.to_crictl_json()).expect("JSON values serialize"))
+}
+
+pub fn container_spec() -> String {
+    let container = ContainerSpec {
+        name: "busybox".into(),
+        image: kata_harness::provision::BUSYBOX_IMAGE.into(),
+        command: vec!["sleep".into(), "3600".into()],
+        log_path: "busybox.log".into(),
+    };
+    serde_json::to_string_pretty(&container.to_crictl_json()).expect("JSON values serialize")
+}

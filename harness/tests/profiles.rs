@@ -1,0 +1,265 @@
+//! Profiles: the shipped ones load, the seed's config comes out of `render` line by line, and
+//! combinations that cannot work stop the command with exit code 2 before anything starts.
+
+use std::path::{Path, PathBuf};
+
+use kata_harness::profile::file::Profile;
+use rstest::rstest;
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::harness;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The seed's `cat /etc/containerd/config.toml`, copied verbatim from ../shared/seed (its two
+/// `##` lines are the note-taker's comments, not containerd's).
+const SEED_CONFIG: &str = include_str!("golden/seed-2020-config.toml");
+
+#[test]
+fn render_seed_2020_gives_the_seeds_config_toml_line_by_line() {
+    let out = harness()
+        .args(["render", "containerd-config", "--profile", "seed-2020"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let seed: Vec<&str> = SEED_CONFIG
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("##"))
+        .collect();
+    let ours: Vec<&str> = rendered.lines().collect();
+    for (n, (want, got)) in seed.iter().zip(&ours).enumerate() {
+        assert_eq!(got, want, "line {} of the seed's config.toml", n + 1);
+    }
+    assert_eq!(ours.len(), seed.len(), "{rendered}");
+    // What the seed relies on, named: runc by default, kata-runtime for untrusted pods.
+    assert!(rendered.contains("[plugins.cri.containerd.untrusted_workload_runtime]\n        runtime_type = \"io.containerd.runtime.v1.linux\"\n        runtime_engine = \"/usr/bin/kata-runtime\""));
+}
+
+#[test]
+fn the_seed_copy_is_the_seeds_text() {
+    // Where the shared folder is beside the checkout (this workplace), the copy must still
+    // be its text; elsewhere the copy stands alone.
+    let shared = repo().join("../shared/seed");
+    let Ok(entries) = std::fs::read_dir(&shared) else {
+        return;
+    };
+    let notes: String = entries
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(notes.contains(SEED_CONFIG), "tests/golden/seed-2020-config.toml is not in {}", shared.display());
+}
+
+#[test]
+fn every_shipped_profile_loads() {
+    let dir = repo().join("profiles");
+    let names = kata_harness::profile::file::names_in(&dir);
+    for wanted in ["default", "offline-containerd17", "offline-containerd21", "upstream-current", "seed-2020"] {
+        assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
+    }
+    for name in &names {
+        let profile = kata_harness::profile::load_named(&dir, name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&profile.profile, name);
+    }
+}
+
+#[test]
+fn the_default_profile_is_the_default_run() {
+    let profile = kata_harness::profile::load_named(&repo().join("profiles"), "default").unwrap();
+    let lines: Vec<String> = profile.containerd_versions().into_iter().map(Profile::line_of).collect();
+    assert_eq!(lines, kata_harness::profile::DEFAULT_CONTAINERD_LINES);
+    assert_eq!(profile.vm_images, ["bookworm", "bookworm-containerd21"]);
+    let k8s = profile.kubernetes.unwrap();
+    assert_eq!(format!("v{}", k8s.version), kata_harness::kube::bundle::DEFAULT_VERSION);
+    assert_eq!(profile.target, "all");
+}
+
+/// A runnable profile, as text, to break one field of at a time.
+const BASE: &str = "profile: p
+about: a test profile
+containerd:
+  - { version: 1.7.24, source: { debian: trixie } }
+runc: { version: 1.1.5, source: { debian: bookworm } }
+cni: { version: 1.1.1, source: { debian: bookworm } }
+kata: { version: 3.30.0, source: { build: here } }
+kubernetes: { version: 1.20.2, source: { build: here }, kubeadm_api: kubeadm.k8s.io/v1beta2, runtime_class_api: node.k8s.io/v1 }
+handlers:
+  default: runc
+  runtimes:
+    - { name: runc, runtime_type: io.containerd.runc.v2 }
+    - { name: kata, runtime_type: io.containerd.kata.v2 }
+";
+
+fn parse(text: &str) -> Result<Profile, String> {
+    kata_harness::profile::parse(Path::new("/profiles/p.yaml"), text).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_base_profile_is_valid() {
+    parse(BASE).unwrap();
+}
+
+const NO_CLUSTER: (&str, &str) = (
+    "kubernetes: { version: 1.20.2, source: { build: here }, kubeadm_api: kubeadm.k8s.io/v1beta2, runtime_class_api: node.k8s.io/v1 }\n",
+    "",
+);
+const KATA_1: (&str, &str) = ("kata: { version: 3.30.0", "kata: { version: 1.7.3");
+const CONTAINERD_21: (&str, &str) = ("version: 1.7.24, source: { debian: trixie }", "version: 2.1.9, source: { debian: sid }");
+const UNTRUSTED: (&str, &str) = (
+    "    - { name: kata, runtime_type: io.containerd.kata.v2 }\n",
+    "    - { name: kata, runtime_type: io.containerd.kata.v2 }\n  untrusted_workload: { name: kata-legacy, runtime_type: io.containerd.kata.v2 }\n",
+);
+
+#[rstest]
+#[case::runc_v2_before_containerd_1_3(
+    &[("version: 1.7.24,", "version: 1.2.13,"), NO_CLUSTER],
+    "handlers.runtimes[0].runtime_type", "the runc v2 shim came with containerd 1.3; containerd 1.2.13 is 1.2.13"
+)]
+#[case::v1beta3_with_kubeadm_1_37(
+    &[("1.20.2, source: { build: here }, kubeadm_api: kubeadm.k8s.io/v1beta2", "1.37.0, source: { build: here }, kubeadm_api: kubeadm.k8s.io/v1beta3")],
+    "kubernetes.kubeadm_api", "read by kubeadm 1.22 to 1.36, not by 1.37.0"
+)]
+#[case::v1beta4_before_1_31(
+    &[("1.20.2, source: { build: here }, kubeadm_api: kubeadm.k8s.io/v1beta2", "1.30.4, source: { build: here }, kubeadm_api: kubeadm.k8s.io/v1beta4")],
+    "kubernetes.kubeadm_api", "read by kubeadm 1.31 and later, not by 1.30.4"
+)]
+#[case::runtime_class_v1_before_1_20(
+    &[("version: 1.20.2,", "version: 1.19.2,")],
+    "kubernetes.runtime_class_api", "node.k8s.io/v1 is served by Kubernetes 1.20 and later, not by 1.19.2"
+)]
+#[case::kata_1_with_containerd_2(
+    &[CONTAINERD_21, KATA_1],
+    "kata.version", "containerd 2.1.9 (from containerd[0].version) needs Kata 2.0 or later"
+)]
+#[case::untrusted_on_containerd_2(
+    &[CONTAINERD_21, UNTRUSTED],
+    "handlers.untrusted_workload", "containerd 2.0 removed untrusted_workload_runtime; containerd 2.1.9 is 2.1.9"
+)]
+#[case::config_version_3_for_containerd_1_7(
+    &[("handlers:", "containerd_config: { version: 3 }\nhandlers:")],
+    "containerd_config.version", "config version 3 came with containerd 2.0"
+)]
+#[case::defaults_style_needs_schema_1(
+    &[("handlers:", "containerd_config: { version: 2, style: defaults }\nhandlers:")],
+    "containerd_config.style", "it needs `version: 1`"
+)]
+#[case::default_handler_not_configured(&[("default: runc", "default: crun")], "handlers.default", "\"crun\" is not among")]
+#[case::kata_runtime_with_kata_3(
+    &[("- { name: kata, runtime_type: io.containerd.kata.v2 }", "- { name: kata, runtime_type: io.containerd.runc.v2, engine: /usr/bin/kata-runtime }")],
+    "handlers.runtimes[1].engine", "Kata 2.0 removed it"
+)]
+#[case::two_sources_at_once(&[("{ build: here } }\nkubernetes", "{ build: here, debian: sid } }\nkubernetes")], "", "exactly one key")]
+#[case::misspelt_field(&[("kubeadm_api:", "kubeadm_apy:")], "", "unknown field `kubeadm_apy`")]
+#[case::release_in_another_lock(
+    &[("kata: { version: 3.30.0, source: { build: here } }", "kata: { version: 3.30.0, source: { release: mine.lock } }")],
+    "kata.source.release", "kata releases are pinned in kata-release.lock"
+)]
+#[case::name_differs_from_the_file(&[("profile: p\n", "profile: q\n")], "profile", "differs from the file's name \"p\"")]
+fn impossible_combinations_are_rejected_with_field_and_reason(
+    #[case] edits: &[(&str, &str)],
+    #[case] field: &str,
+    #[case] reason: &str,
+) {
+    let mut text = BASE.to_owned();
+    for (from, to) in edits {
+        assert!(text.contains(from), "the case edits {from:?}, which is not in:\n{text}");
+        text = text.replacen(from, to, 1);
+    }
+    let message = parse(&text).expect_err("the combination must be rejected");
+    let at = if field.is_empty() {
+        "/profiles/p.yaml: ".to_owned()
+    } else {
+        format!("/profiles/p.yaml, field {field}: ")
+    };
+    assert!(message.starts_with(&at), "{message}\n(wanted it to start with {at:?})");
+    assert!(message.contains(reason), "{message}\n(wanted {reason:?})");
+}
+
+#[test]
+fn the_lock_files_named_are_the_ones_the_fetchers_read() {
+    let text = BASE
+        .replace("kata: { version: 3.30.0, source: { build: here } }", &format!("kata: {{ version: 3.30.0, source: {{ release: {} }} }}", kata_harness::artifacts::kata_release::LOCK_FILE))
+        .replace("kubernetes: { version: 1.20.2, source: { build: here }", &format!("kubernetes: {{ version: 1.20.2, source: {{ release: {} }}", kata_harness::kube::release::LOCK_FILE));
+    parse(&text).unwrap();
+}
+
+#[test]
+fn an_impossible_profile_exits_2_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    let text = BASE
+        .replace("version: 1.7.24,", "version: 1.2.13,")
+        .replace(NO_CLUSTER.0, NO_CLUSTER.1);
+    std::fs::write(&file, text).unwrap();
+    for command in ["run", "list"] {
+        let out = harness()
+            .args([command, "--profile"])
+            .arg(&file)
+            .args(["--results"].iter().filter(|_| command == "run"))
+            .args([dir.path().join("results")].iter().filter(|_| command == "run"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("field handlers.runtimes[0].runtime_type"), "{stderr}");
+        assert!(stderr.contains("containerd 1.3; containerd 1.2.13 is 1.2.13"), "{stderr}");
+        // Nothing ran: no results were written.
+        assert!(!dir.path().join("results").exists());
+    }
+}
+
+#[test]
+fn the_seed_profile_renders_but_does_not_run() {
+    let out = harness().args(["list", "--profile", "seed-2020"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("containerd 1.4.3 is installed outside the harness"), "{stderr}");
+    for what in ["kubeadm-config", "pod-spec", "container-spec"] {
+        let out = harness().args(["render", what, "--profile", "seed-2020"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let kubeadm = harness().args(["render", "kubeadm-config", "--profile", "seed-2020"]).output().unwrap();
+    let kubeadm = String::from_utf8_lossy(&kubeadm.stdout);
+    assert!(kubeadm.contains("apiVersion: kubeadm.k8s.io/v1beta2") && kubeadm.contains("kubernetesVersion: v1.19.2"), "{kubeadm}");
+    // The untrusted-workload handler is asked for the 1.x way: the annotation, no handler.
+    let pod = harness()
+        .args(["render", "pod-spec", "--profile", "seed-2020", "--handler", "kata-runtime"])
+        .output()
+        .unwrap();
+    let pod: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
+    assert_eq!(pod["annotations"]["io.kubernetes.cri.untrusted-workload"], "true", "{pod}");
+    assert!(pod.get("runtime_handler").is_none_or(|h| h == ""), "{pod}");
+    let unknown = harness()
+        .args(["render", "pod-spec", "--profile", "seed-2020", "--handler", "kata"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such handler (runc, kata-runtime)"));
+}
+
+#[test]
+fn render_for_the_default_profile_is_what_a_node_of_it_runs() {
+    let out = harness().args(["render", "containerd-config"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The default profile's first containerd, 1.6.20: schema 2 with the four handlers.
+    assert!(text.starts_with("version = 2\n"), "{text}");
+    for handler in ["runc", "crun", "kata", "kata-qemu"] {
+        assert!(
+            text.contains(&format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{handler}]")),
+            "{text}"
+        );
+    }
+    let v21 = harness()
+        .args(["render", "containerd-config", "--containerd-version", "2.1.9"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&v21.stdout).starts_with("version = 3\n"));
+    let pod = harness().args(["render", "pod-spec", "--handler", "kata"]).output().unwrap();
+    let pod: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
+    assert!(pod.to_string().contains("kata"), "{pod}");
+}
