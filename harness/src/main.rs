@@ -471,6 +471,9 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
         let choices = profile_cmd::containerd_choices(profile)?;
         args.containerd = Some(choices.iter().map(ToString::to_string).collect());
     }
+    if local {
+        profile_cmd::standard_handlers_only(profile)?;
+    }
     match &given.images {
         Some(images) => replaced("vm-images", format!("--image {}", images.join(","))),
         None if matches!(target.as_str(), "all" | "vm") => args.images = Some(profile.vm_images.clone()),

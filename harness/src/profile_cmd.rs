@@ -78,6 +78,31 @@ pub fn check_containerd(profile: &Profile, choice: &ContainerdChoice, found: Ver
     }
 }
 
+/// Local nodes and the cluster configure the harness's own handler set (the one the suites'
+/// rows name); a profile that declares another can be rendered, not run.
+pub fn standard_handlers_only(profile: &Profile) -> Result<(), String> {
+    let standard = kata_harness::provision::standard_handlers(Path::new("/"), "crun");
+    let declared: Vec<(&str, &str)> = profile
+        .handlers
+        .runtimes
+        .iter()
+        .map(|h| (h.name.as_str(), h.runtime_type.as_str()))
+        .collect();
+    let ours: Vec<(&str, &str)> = standard
+        .iter()
+        .map(|h| (h.name.as_str(), h.runtime_type.as_str()))
+        .collect();
+    if declared != ours || profile.handlers.default != "runc" || profile.handlers.untrusted_workload.is_some() {
+        let names: Vec<String> = ours.iter().map(|(n, t)| format!("{n}={t}")).collect();
+        return Err(format!(
+            "profile {}: its handlers differ from the ones local nodes configure (default runc; {}): it can be rendered, not run",
+            profile.profile,
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// The profile's Kata as the `--kata-*` flags say it: (bundle, release).
 pub fn kata_flags(profile: &Profile) -> Result<(Option<PathBuf>, Option<String>), String> {
     let Some(kata) = &profile.kata else {

@@ -263,3 +263,35 @@ fn render_for_the_default_profile_is_what_a_node_of_it_runs() {
     let pod: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
     assert!(pod.to_string().contains("kata"), "{pod}");
 }
+
+#[test]
+fn a_cached_containerd_of_another_version_than_the_profiles_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    let text = BASE
+        .replace("version: 1.7.24,", "version: 1.7.23,")
+        .replace("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: crun, runtime_type: io.containerd.runc.v2, engine: crun }\n    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu, runtime_type: io.containerd.kata-qemu.v2 }\n")
+        .replace(NO_CLUSTER.0, NO_CLUSTER.1)
+        + "target: local\n";
+    std::fs::write(&file, text).unwrap();
+    let out = harness().args(["list", "--profile"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // The cache's 1.7 line is Debian's 1.7.24.
+    assert!(stderr.contains("containerd 1.7.23 wanted,") && stderr.contains("has 1.7.24"), "{stderr}");
+}
+
+#[test]
+fn a_profile_with_other_handlers_renders_but_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, BASE.replace(NO_CLUSTER.0, NO_CLUSTER.1) + "target: local\n").unwrap();
+    let out = harness().args(["list", "--profile"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("its handlers differ from the ones local nodes configure"), "{stderr}");
+    let out = harness().args(["render", "containerd-config", "--profile"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("runtimes.kata]") && !text.contains("runtimes.crun]"), "{text}");
+}
