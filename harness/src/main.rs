@@ -350,7 +350,12 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
     };
     let suites = suites.map_err(input_error)?;
     let quarantine = args.quarantine().map_err(input_error)?;
-    let target: Target = args.target.as_deref().unwrap_or("all").parse().map_err(input_error)?;
+    let target: Target = args
+        .target
+        .as_deref()
+        .unwrap_or("all")
+        .parse()
+        .map_err(input_error)?;
     let mut variants = Vec::new();
     let kata = args.kata_choice(build_bundle).map_err(input_error)?;
     let local = Capabilities::probe_local_with(&kata)
@@ -404,8 +409,7 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
         match bundle {
             Ok(bundle) => {
                 if let (Some(k8s), None) = (&profile.kubernetes, given.k8s_flag()) {
-                    let wanted: kata_harness::profile::Version =
-                        k8s.version.parse().map_err(input_error)?;
+                    let wanted: kata_harness::profile::Version = k8s.version.parse().map_err(input_error)?;
                     if wanted != bundle.version {
                         return Err(input_error(format!(
                             "profile {}: Kubernetes {wanted} wanted, the bundle {} is {}",
@@ -486,12 +490,13 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
         };
         replaced("kata", flag);
     } else if local {
-        (args.kata_bundle, args.kata_release) = profile_cmd::kata_flags(profile)?;
+        let kata = profile_cmd::kata_flags(profile)?;
+        (args.kata_bundle, args.kata_release) = (kata.bundle, kata.release);
     }
     match given.k8s_flag() {
         Some(flag) => replaced("kubernetes", flag),
         None if target == "all" => match profile_cmd::k8s_flags(profile)? {
-            Some((bundle, release)) => (args.k8s_bundle, args.k8s_release) = (bundle, release),
+            Some(k8s) => (args.k8s_bundle, args.k8s_release) = (k8s.bundle, k8s.release),
             None => args.no_cluster = true,
         },
         None => {}
@@ -637,11 +642,11 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
 /// scratch dir from the profile's Kata (its layout's base configuration with this host's
 /// settings), printed, and removed.
 fn kata_config(profile: &Profile) -> Result<String, String> {
-    let (bundle, release) = profile_cmd::kata_flags(profile)?;
+    let flags = profile_cmd::kata_flags(profile)?;
     if profile.kata.is_none() {
         return Err(format!("profile {} has no kata", profile.profile));
     }
-    let choice = match (bundle, release) {
+    let choice = match (flags.bundle, flags.release) {
         (Some(path), _) => KataChoice::Bundle(path),
         (None, Some(version)) => KataRelease::new(&version, &repo_root())
             .and_then(|r| r.open_cached())
@@ -649,8 +654,8 @@ fn kata_config(profile: &Profile) -> Result<String, String> {
             .map_err(|e| format!("Kata {version}: {}", report::chain(&e).replace('\n', "; ")))?,
         (None, None) => KataChoice::Default,
     };
-    let capabilities = kata_harness::scenario::Capabilities::probe_local_with(&choice)
-        .map_err(|e| report::chain(&e))?;
+    let capabilities =
+        kata_harness::scenario::Capabilities::probe_local_with(&choice).map_err(|e| report::chain(&e))?;
     let plan = capabilities.kata.ok_or_else(|| {
         format!(
             "Kata cannot run on this host, so there is no configuration to render: {}",
@@ -660,8 +665,12 @@ fn kata_config(profile: &Profile) -> Result<String, String> {
     let scratch = tempfile::tempdir().map_err(|e| format!("scratch dir: {e}"))?;
     let install = kata_harness::provision::kata::install_local(&plan, scratch.path())
         .map_err(|e| format!("installing Kata into {}: {e}", scratch.path().display()))?;
-    std::fs::read_to_string(&install.config_path)
-        .map_err(|e| format!("{}: {e}", install.config_path.display()))
+    let text = std::fs::read_to_string(&install.config_path)
+        .map_err(|e| format!("{}: {e}", install.config_path.display()))?;
+    Ok(format!(
+        "# Installed for printing into {}, removed since: a node's own run dir stands in its place.\n{text}",
+        scratch.path().display()
+    ))
 }
 
 fn doctor() -> Result<ExitCode> {

@@ -22,7 +22,9 @@ pub const UNTRUSTED_ANNOTATION: &str = "io.kubernetes.cri.untrusted-workload";
 /// none: the default profile.
 pub fn load(repo: &Path, arg: Option<&str>) -> Result<Profile, String> {
     let result = match arg {
-        Some(path) if path.contains('/') || path.ends_with(".yaml") => kata_harness::profile::load(Path::new(path)),
+        Some(path) if path.contains('/') || path.ends_with(".yaml") => {
+            kata_harness::profile::load(Path::new(path))
+        }
         Some(name) => kata_harness::profile::load_named(&repo.join("profiles"), name),
         None => kata_harness::profile::load_named(&repo.join("profiles"), DEFAULT_PROFILE),
     };
@@ -92,7 +94,8 @@ pub fn standard_handlers_only(profile: &Profile) -> Result<(), String> {
         .iter()
         .map(|h| (h.name.as_str(), h.runtime_type.as_str()))
         .collect();
-    if declared != ours || profile.handlers.default != "runc" || profile.handlers.untrusted_workload.is_some() {
+    if declared != ours || profile.handlers.default != "runc" || profile.handlers.untrusted_workload.is_some()
+    {
         let names: Vec<String> = ours.iter().map(|(n, t)| format!("{n}={t}")).collect();
         return Err(format!(
             "profile {}: its handlers differ from the ones local nodes configure (default runc; {}): it can be rendered, not run",
@@ -103,38 +106,58 @@ pub fn standard_handlers_only(profile: &Profile) -> Result<(), String> {
     Ok(())
 }
 
-/// The profile's Kata as the `--kata-*` flags say it: (bundle, release).
-pub fn kata_flags(profile: &Profile) -> Result<(Option<PathBuf>, Option<String>), String> {
-    let Some(kata) = &profile.kata else {
-        return Ok((None, None));
-    };
-    not_runnable(profile, "Kata", &kata.version, &kata.source)?;
-    Ok(match &kata.source {
-        Source::Bundle(path) => (Some(path.clone()), None),
-        Source::Release(_) => (None, Some(kata.version.clone())),
-        _ => (None, None),
-    })
+/// A component as its `--*-bundle` and `--*-release` flags say it (neither: the source
+/// build, the default).
+#[derive(Debug, Default)]
+pub struct ArtifactFlags {
+    pub bundle: Option<PathBuf>,
+    pub release: Option<String>,
 }
 
-/// The profile's cluster as the `--k8s-*` flags say it: (bundle, release), or `None` when the
-/// profile has no cluster.
-pub fn k8s_flags(profile: &Profile) -> Result<Option<(Option<PathBuf>, Option<String>)>, String> {
+impl ArtifactFlags {
+    fn of(source: &Source, release: String) -> ArtifactFlags {
+        match source {
+            Source::Bundle(path) => ArtifactFlags {
+                bundle: Some(path.clone()),
+                release: None,
+            },
+            Source::Release(_) => ArtifactFlags {
+                bundle: None,
+                release: Some(release),
+            },
+            _ => ArtifactFlags::default(),
+        }
+    }
+}
+
+/// The profile's Kata as the `--kata-*` flags say it.
+pub fn kata_flags(profile: &Profile) -> Result<ArtifactFlags, String> {
+    let Some(kata) = &profile.kata else {
+        return Ok(ArtifactFlags::default());
+    };
+    not_runnable(profile, "Kata", &kata.version, &kata.source)?;
+    Ok(ArtifactFlags::of(&kata.source, kata.version.clone()))
+}
+
+/// The profile's cluster as the `--k8s-*` flags say it, or `None` when it has no cluster.
+pub fn k8s_flags(profile: &Profile) -> Result<Option<ArtifactFlags>, String> {
     let Some(k8s) = &profile.kubernetes else {
         return Ok(None);
     };
     not_runnable(profile, "Kubernetes", &k8s.version, &k8s.source)?;
-    Ok(Some(match &k8s.source {
-        Source::Bundle(path) => (Some(path.clone()), None),
-        Source::Release(_) => (None, Some(format!("v{}", k8s.version.trim_start_matches('v')))),
-        _ => (None, None),
-    }))
+    let release = format!("v{}", k8s.version.trim_start_matches('v'));
+    Ok(Some(ArtifactFlags::of(&k8s.source, release)))
 }
 
 /// The host tools a local node runs (runc, crun, the CNI plugins) as this host has them,
 /// checked against the profile: `(component, what was found)`.
 pub fn host_tools(profile: &Profile, crun: &Path) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
-    let mut tools = vec![("runc", &profile.runc, version_line(Command::new("runc").arg("--version")))];
+    let mut tools = vec![(
+        "runc",
+        &profile.runc,
+        version_line(Command::new("runc").arg("--version")),
+    )];
     if let Some(c) = &profile.crun {
         tools.push(("crun", c, version_line(Command::new(crun).arg("--version"))));
     }
@@ -215,10 +238,12 @@ pub const RENDERABLE: [&str; 5] = [
 pub fn containerd_config(profile: &Profile, version: Option<&str>) -> Result<String, String> {
     let version: Version = match version {
         Some(text) => text.parse().map_err(|e| format!("--containerd-version: {e}"))?,
-        None => *profile
-            .containerd_versions()
-            .first()
-            .ok_or_else(|| format!("profile {} names no containerd: pass --containerd-version", profile.profile))?,
+        None => *profile.containerd_versions().first().ok_or_else(|| {
+            format!(
+                "profile {} names no containerd: pass --containerd-version",
+                profile.profile
+            )
+        })?,
     };
     let settings = &profile.containerd_config;
     let defaults_style = settings.style == ConfigStyle::Defaults;
@@ -245,7 +270,10 @@ pub fn containerd_config(profile: &Profile, version: Option<&str>) -> Result<Str
             .untrusted_workload
             .as_ref()
             .map(|h| runtime_handler(h, Path::new("/run/containerd/runc"))),
-        cni_bin_dir: settings.cni_bin_dir.clone().unwrap_or_else(|| "/usr/lib/cni".into()),
+        cni_bin_dir: settings
+            .cni_bin_dir
+            .clone()
+            .unwrap_or_else(|| "/usr/lib/cni".into()),
         cni_conf_dir: "/etc/cni/net.d".into(),
         registry_config_path: (!defaults_style && version >= Version::new(1, 5, 0))
             .then(|| "/etc/containerd/certs.d".into()),
@@ -321,7 +349,12 @@ pub fn pod_spec(profile: &Profile, handler: &str) -> Result<String, String> {
     let untrusted = profile.handlers.untrusted_workload.as_ref();
     let is_untrusted = untrusted.is_some_and(|h| h.name == handler);
     if !handler.is_empty() && !is_untrusted && !profile.handlers.runtimes.iter().any(|h| h.name == handler) {
-        let mut known: Vec<&str> = profile.handlers.runtimes.iter().map(|h| h.name.as_str()).collect();
+        let mut known: Vec<&str> = profile
+            .handlers
+            .runtimes
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
         known.extend(untrusted.map(|h| h.name.as_str()));
         return Err(format!(
             "--handler {handler}: profile {} has no such handler ({})",
@@ -337,7 +370,11 @@ pub fn pod_spec(profile: &Profile, handler: &str) -> Result<String, String> {
         name: "example".into(),
         namespace: "kata-harness".into(),
         uid: "example-uid".into(),
-        handler: if is_untrusted { String::new() } else { handler.to_owned() },
+        handler: if is_untrusted {
+            String::new()
+        } else {
+            handler.to_owned()
+        },
         log_directory: "/var/log/pods/kata-harness_example".into(),
         cgroup_parent: String::new(),
         host_network: false,

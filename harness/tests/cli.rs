@@ -142,8 +142,14 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
         "--containerd 1.6 (replaces the profile's 1.6.20 (Debian package (bookworm)), 1.7.24 (Debian package (trixie)), 2.1.9 (Debian package (sid)))"
     );
     assert_eq!(fact("runc"), "1.1.5 (Debian package (bookworm))");
-    assert!(fact("runc-found").starts_with("runc version 1.1.5"), "{environment:?}");
-    assert!(fact("kata").starts_with("3.30.0 (source build"), "{environment:?}");
+    assert!(
+        fact("runc-found").starts_with("runc version 1.1.5"),
+        "{environment:?}"
+    );
+    assert!(
+        fact("kata").starts_with("3.30.0 (source build"),
+        "{environment:?}"
+    );
     let trials = json["trials"].as_array().unwrap();
     let verdict = |name: &str| {
         trials
@@ -187,7 +193,10 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(junit.contains(r#"failures="0""#), "{junit}");
     assert!(junit.contains(&format!(r#"skipped="{skipped}""#)), "{junit}");
     assert!(junit.contains("cri::crun-handler::containerd-1.6"), "{junit}");
-    assert!(junit.contains(r#"<property name="profile" value="default ("#), "{junit}");
+    assert!(
+        junit.contains(r#"<property name="profile" value="default ("#),
+        "{junit}"
+    );
 }
 
 /// A suites folder with one row that fails for real (runc runs it, the row expects crun)

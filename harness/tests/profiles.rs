@@ -24,7 +24,12 @@ fn render_seed_2020_gives_the_seeds_config_toml_line_by_line() {
         .args(["render", "containerd-config", "--profile", "seed-2020"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rendered = String::from_utf8(out.stdout).unwrap();
     let seed: Vec<&str> = SEED_CONFIG
         .lines()
@@ -51,15 +56,28 @@ fn the_seed_copy_is_the_seeds_text() {
         .flatten()
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect();
-    assert!(notes.contains(SEED_CONFIG), "tests/golden/seed-2020-config.toml is not in {}", shared.display());
+    assert!(
+        notes.contains(SEED_CONFIG),
+        "tests/golden/seed-2020-config.toml is not in {}",
+        shared.display()
+    );
 }
 
 #[test]
 fn every_shipped_profile_loads() {
     let dir = repo().join("profiles");
     let names = kata_harness::profile::file::names_in(&dir);
-    for wanted in ["default", "offline-containerd17", "offline-containerd21", "upstream-current", "seed-2020"] {
-        assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
+    for wanted in [
+        "default",
+        "offline-containerd17",
+        "offline-containerd21",
+        "upstream-current",
+        "seed-2020",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} missing from {names:?}"
+        );
     }
     for name in &names {
         let profile = kata_harness::profile::load_named(&dir, name).unwrap_or_else(|e| panic!("{e}"));
@@ -70,11 +88,18 @@ fn every_shipped_profile_loads() {
 #[test]
 fn the_default_profile_is_the_default_run() {
     let profile = kata_harness::profile::load_named(&repo().join("profiles"), "default").unwrap();
-    let lines: Vec<String> = profile.containerd_versions().into_iter().map(Profile::line_of).collect();
+    let lines: Vec<String> = profile
+        .containerd_versions()
+        .into_iter()
+        .map(Profile::line_of)
+        .collect();
     assert_eq!(lines, kata_harness::profile::DEFAULT_CONTAINERD_LINES);
     assert_eq!(profile.vm_images, ["bookworm", "bookworm-containerd21"]);
     let k8s = profile.kubernetes.unwrap();
-    assert_eq!(format!("v{}", k8s.version), kata_harness::kube::bundle::DEFAULT_VERSION);
+    assert_eq!(
+        format!("v{}", k8s.version),
+        kata_harness::kube::bundle::DEFAULT_VERSION
+    );
     assert_eq!(profile.target, "all");
 }
 
@@ -108,7 +133,10 @@ const NO_CLUSTER: (&str, &str) = (
     "",
 );
 const KATA_1: (&str, &str) = ("kata: { version: 3.30.0", "kata: { version: 1.7.3");
-const CONTAINERD_21: (&str, &str) = ("version: 1.7.24, source: { debian: trixie }", "version: 2.1.9, source: { debian: sid }");
+const CONTAINERD_21: (&str, &str) = (
+    "version: 1.7.24, source: { debian: trixie }",
+    "version: 2.1.9, source: { debian: sid }",
+);
 const UNTRUSTED: (&str, &str) = (
     "    - { name: kata, runtime_type: io.containerd.kata.v2 }\n",
     "    - { name: kata, runtime_type: io.containerd.kata.v2 }\n  untrusted_workload: { name: kata-legacy, runtime_type: io.containerd.kata.v2 }\n",
@@ -166,7 +194,10 @@ fn impossible_combinations_are_rejected_with_field_and_reason(
 ) {
     let mut text = BASE.to_owned();
     for (from, to) in edits {
-        assert!(text.contains(from), "the case edits {from:?}, which is not in:\n{text}");
+        assert!(
+            text.contains(from),
+            "the case edits {from:?}, which is not in:\n{text}"
+        );
         text = text.replacen(from, to, 1);
     }
     let message = parse(&text).expect_err("the combination must be rejected");
@@ -175,15 +206,30 @@ fn impossible_combinations_are_rejected_with_field_and_reason(
     } else {
         format!("/profiles/p.yaml, field {field}: ")
     };
-    assert!(message.starts_with(&at), "{message}\n(wanted it to start with {at:?})");
+    assert!(
+        message.starts_with(&at),
+        "{message}\n(wanted it to start with {at:?})"
+    );
     assert!(message.contains(reason), "{message}\n(wanted {reason:?})");
 }
 
 #[test]
 fn the_lock_files_named_are_the_ones_the_fetchers_read() {
     let text = BASE
-        .replace("kata: { version: 3.30.0, source: { build: here } }", &format!("kata: {{ version: 3.30.0, source: {{ release: {} }} }}", kata_harness::artifacts::kata_release::LOCK_FILE))
-        .replace("kubernetes: { version: 1.20.2, source: { build: here }", &format!("kubernetes: {{ version: 1.20.2, source: {{ release: {} }}", kata_harness::kube::release::LOCK_FILE));
+        .replace(
+            "kata: { version: 3.30.0, source: { build: here } }",
+            &format!(
+                "kata: {{ version: 3.30.0, source: {{ release: {} }} }}",
+                kata_harness::artifacts::kata_release::LOCK_FILE
+            ),
+        )
+        .replace(
+            "kubernetes: { version: 1.20.2, source: { build: here }",
+            &format!(
+                "kubernetes: {{ version: 1.20.2, source: {{ release: {} }}",
+                kata_harness::kube::release::LOCK_FILE
+            ),
+        );
     parse(&text).unwrap();
 }
 
@@ -206,8 +252,14 @@ fn an_impossible_profile_exits_2_before_anything_starts() {
         assert_eq!(out.status.code(), Some(2), "{command}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("field handlers.runtimes[0].runtime_type"), "{stderr}");
-        assert!(stderr.contains("containerd 1.3; containerd 1.2.13 is 1.2.13"), "{stderr}");
+        assert!(
+            stderr.contains("field handlers.runtimes[0].runtime_type"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("containerd 1.3; containerd 1.2.13 is 1.2.13"),
+            "{stderr}"
+        );
         // Nothing ran: no results were written.
         assert!(!dir.path().join("results").exists());
     }
@@ -215,27 +267,65 @@ fn an_impossible_profile_exits_2_before_anything_starts() {
 
 #[test]
 fn the_seed_profile_renders_but_does_not_run() {
-    let out = harness().args(["list", "--profile", "seed-2020"]).output().unwrap();
+    let out = harness()
+        .args(["list", "--profile", "seed-2020"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("containerd 1.4.3 is installed outside the harness"), "{stderr}");
+    assert!(
+        stderr.contains("containerd 1.4.3 is installed outside the harness"),
+        "{stderr}"
+    );
     for what in ["kubeadm-config", "pod-spec", "container-spec"] {
-        let out = harness().args(["render", what, "--profile", "seed-2020"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = harness()
+            .args(["render", what, "--profile", "seed-2020"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let kubeadm = harness().args(["render", "kubeadm-config", "--profile", "seed-2020"]).output().unwrap();
+    let kubeadm = harness()
+        .args(["render", "kubeadm-config", "--profile", "seed-2020"])
+        .output()
+        .unwrap();
     let kubeadm = String::from_utf8_lossy(&kubeadm.stdout);
-    assert!(kubeadm.contains("apiVersion: kubeadm.k8s.io/v1beta2") && kubeadm.contains("kubernetesVersion: v1.19.2"), "{kubeadm}");
+    assert!(
+        kubeadm.contains("apiVersion: kubeadm.k8s.io/v1beta2")
+            && kubeadm.contains("kubernetesVersion: v1.19.2"),
+        "{kubeadm}"
+    );
     // The untrusted-workload handler is asked for the 1.x way: the annotation, no handler.
     let pod = harness()
-        .args(["render", "pod-spec", "--profile", "seed-2020", "--handler", "kata-runtime"])
+        .args([
+            "render",
+            "pod-spec",
+            "--profile",
+            "seed-2020",
+            "--handler",
+            "kata-runtime",
+        ])
         .output()
         .unwrap();
     let pod: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
-    assert_eq!(pod["annotations"]["io.kubernetes.cri.untrusted-workload"], "true", "{pod}");
+    assert_eq!(
+        pod["annotations"]["io.kubernetes.cri.untrusted-workload"], "true",
+        "{pod}"
+    );
     assert!(pod.get("runtime_handler").is_none_or(|h| h == ""), "{pod}");
     let unknown = harness()
-        .args(["render", "pod-spec", "--profile", "seed-2020", "--handler", "kata"])
+        .args([
+            "render",
+            "pod-spec",
+            "--profile",
+            "seed-2020",
+            "--handler",
+            "kata",
+        ])
         .output()
         .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
@@ -250,7 +340,9 @@ fn render_for_the_default_profile_is_what_a_node_of_it_runs() {
     assert!(text.starts_with("version = 2\n"), "{text}");
     for handler in ["runc", "crun", "kata", "kata-qemu"] {
         assert!(
-            text.contains(&format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{handler}]")),
+            text.contains(&format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{handler}]"
+            )),
             "{text}"
         );
     }
@@ -259,7 +351,10 @@ fn render_for_the_default_profile_is_what_a_node_of_it_runs() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&v21.stdout).starts_with("version = 3\n"));
-    let pod = harness().args(["render", "pod-spec", "--handler", "kata"]).output().unwrap();
+    let pod = harness()
+        .args(["render", "pod-spec", "--handler", "kata"])
+        .output()
+        .unwrap();
     let pod: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
     assert!(pod.to_string().contains("kata"), "{pod}");
 }
@@ -278,20 +373,67 @@ fn a_cached_containerd_of_another_version_than_the_profiles_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     // The cache's 1.7 line is Debian's 1.7.24.
-    assert!(stderr.contains("containerd 1.7.23 wanted,") && stderr.contains("has 1.7.24"), "{stderr}");
+    assert!(
+        stderr.contains("containerd 1.7.23 wanted,") && stderr.contains("has 1.7.24"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_profile_with_other_handlers_renders_but_does_not_run() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
-    std::fs::write(&file, BASE.replace(NO_CLUSTER.0, NO_CLUSTER.1) + "target: local\n").unwrap();
+    std::fs::write(
+        &file,
+        BASE.replace(NO_CLUSTER.0, NO_CLUSTER.1) + "target: local\n",
+    )
+    .unwrap();
     let out = harness().args(["list", "--profile"]).arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("its handlers differ from the ones local nodes configure"), "{stderr}");
-    let out = harness().args(["render", "containerd-config", "--profile"]).arg(&file).output().unwrap();
+    assert!(
+        stderr.contains("its handlers differ from the ones local nodes configure"),
+        "{stderr}"
+    );
+    let out = harness()
+        .args(["render", "containerd-config", "--profile"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("runtimes.kata]") && !text.contains("runtimes.crun]"), "{text}");
+    assert!(
+        text.contains("runtimes.kata]") && !text.contains("runtimes.crun]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn render_kata_config_is_the_configuration_a_local_node_gets() {
+    let out = harness().args(["render", "kata-config"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kata = kata_harness::scenario::Capabilities::probe_local();
+    match &kata.kata_absent {
+        None => {
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            let scratch = stdout
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+                .map(|w| w.trim_end_matches(','))
+                .expect("the scratch dir is named");
+            assert!(!Path::new(scratch).exists(), "{scratch} is left behind");
+            let doc: toml::Table = stdout.parse().expect("the configuration is TOML");
+            assert_eq!(doc["hypervisor"]["qemu"]["shared_fs"].as_str(), Some("virtio-fs"));
+            assert_eq!(
+                doc["agent"]["kata"]["debug_console_enabled"].as_bool(),
+                Some(true)
+            );
+        }
+        Some(reason) => {
+            assert_eq!(out.status.code(), Some(2), "{stdout}");
+            assert!(stderr.contains(reason.as_str()), "{stderr}");
+        }
+    }
 }

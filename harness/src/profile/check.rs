@@ -59,7 +59,10 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
         let field = format!("containerd[{i}].version");
         if let Some(number) = config_version {
             if let Some(why) = schema_refuses(number, *ctd) {
-                return fail("containerd_config.version", format!("containerd {ctd} (from {field}): {why}"));
+                return fail(
+                    "containerd_config.version",
+                    format!("containerd {ctd} (from {field}): {why}"),
+                );
             }
         }
         if *ctd >= Version::new(2, 0, 0) && kata.is_some_and(|k| k.major < 2) {
@@ -71,7 +74,10 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
     }
     if let Some(number) = config_version {
         if !(1..=4).contains(&number) {
-            return fail("containerd_config.version", format!("{number}: containerd config schemas are 1 to 4"));
+            return fail(
+                "containerd_config.version",
+                format!("{number}: containerd config schemas are 1 to 4"),
+            );
         }
     }
     if profile.containerd_config.style == super::file::ConfigStyle::Defaults && config_version != Some(1) {
@@ -93,28 +99,57 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
         .iter()
         .enumerate()
         .map(|(i, h)| (format!("handlers.runtimes[{i}]"), h))
-        .chain(handlers.untrusted_workload.iter().map(|h| ("handlers.untrusted_workload".to_owned(), h)));
+        .chain(
+            handlers
+                .untrusted_workload
+                .iter()
+                .map(|h| ("handlers.untrusted_workload".to_owned(), h)),
+        );
     for (field, handler) in every {
         let name_field = format!("{field}.name");
         if handler.name.is_empty() || handler.name.contains(|c: char| c.is_whitespace() || c == '.') {
-            return fail(&name_field, format!("{:?}: handler names are non-empty, without dots or spaces", handler.name));
+            return fail(
+                &name_field,
+                format!(
+                    "{:?}: handler names are non-empty, without dots or spaces",
+                    handler.name
+                ),
+            );
         }
-        if handlers.runtimes.iter().filter(|h| h.name == handler.name).count() > 1 {
+        if handlers
+            .runtimes
+            .iter()
+            .filter(|h| h.name == handler.name)
+            .count()
+            > 1
+        {
             return fail(&name_field, format!("{:?} is configured twice", handler.name));
         }
         let type_field = format!("{field}.runtime_type");
         for (ctd, from) in &containerd {
             if handler.runtime_type == RUNC_V2 && *ctd < Version::new(1, 3, 0) {
-                return fail(&type_field, format!("{RUNC_V2}: the runc v2 shim came with containerd 1.3; {from} is {ctd}"));
+                return fail(
+                    &type_field,
+                    format!("{RUNC_V2}: the runc v2 shim came with containerd 1.3; {from} is {ctd}"),
+                );
             }
             if handler.runtime_type == RUNTIME_V1_LINUX && *ctd >= Version::new(2, 0, 0) {
-                return fail(&type_field, format!("{RUNTIME_V1_LINUX}: containerd 2.0 removed the v1 runtime; {from} is {ctd}"));
+                return fail(
+                    &type_field,
+                    format!("{RUNTIME_V1_LINUX}: containerd 2.0 removed the v1 runtime; {from} is {ctd}"),
+                );
             }
         }
         if handler.runtime_type.starts_with("io.containerd.kata") && kata.is_none() {
-            return fail(&type_field, format!("{}: the profile has no kata component", handler.runtime_type));
+            return fail(
+                &type_field,
+                format!("{}: the profile has no kata component", handler.runtime_type),
+            );
         }
-        let kata_runtime = handler.engine.as_deref().is_some_and(|e| e.ends_with("kata-runtime"));
+        let kata_runtime = handler
+            .engine
+            .as_deref()
+            .is_some_and(|e| e.ends_with("kata-runtime"));
         if kata_runtime && kata.is_some_and(|k| k.major >= 2) {
             return fail(
                 &format!("{field}.engine"),
@@ -139,27 +174,54 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
                 "kubeadm.k8s.io/v1beta2" => (Version::new(1, 15, 0), Some(Version::new(1, 26, 0))),
                 "kubeadm.k8s.io/v1beta3" => (Version::new(1, 22, 0), Some(Version::new(1, 37, 0))),
                 "kubeadm.k8s.io/v1beta4" => (Version::new(1, 31, 0), None),
-                other => return fail("kubernetes.kubeadm_api", format!("{other:?} is not a kubeadm config API (kubeadm.k8s.io/v1beta2, v1beta3, v1beta4)")),
+                other => {
+                    return fail(
+                        "kubernetes.kubeadm_api",
+                        format!(
+                        "{other:?} is not a kubeadm config API (kubeadm.k8s.io/v1beta2, v1beta3, v1beta4)"
+                    ),
+                    )
+                }
             };
             if v < from || until.is_some_and(|u| v >= u) {
                 let span = match until {
-                    Some(u) => format!("kubeadm {}.{} to {}.{}", from.major, from.minor, u.major, u.minor - 1),
+                    Some(u) => format!(
+                        "kubeadm {}.{} to {}.{}",
+                        from.major,
+                        from.minor,
+                        u.major,
+                        u.minor - 1
+                    ),
                     None => format!("kubeadm {}.{} and later", from.major, from.minor),
                 };
-                return fail("kubernetes.kubeadm_api", format!("{api} is read by {span}, not by {v}"));
+                return fail(
+                    "kubernetes.kubeadm_api",
+                    format!("{api} is read by {span}, not by {v}"),
+                );
             }
         }
         if let Some(api) = &k8s.runtime_class_api {
             let (from, until) = match api.as_str() {
                 "node.k8s.io/v1beta1" => (Version::new(1, 14, 0), Some(Version::new(1, 25, 0))),
                 "node.k8s.io/v1" => (Version::new(1, 20, 0), None),
-                other => return fail("kubernetes.runtime_class_api", format!("{other:?} is not a RuntimeClass API (node.k8s.io/v1beta1, node.k8s.io/v1)")),
+                other => {
+                    return fail(
+                        "kubernetes.runtime_class_api",
+                        format!("{other:?} is not a RuntimeClass API (node.k8s.io/v1beta1, node.k8s.io/v1)"),
+                    )
+                }
             };
             if v < from || until.is_some_and(|u| v >= u) {
                 return fail(
                     "kubernetes.runtime_class_api",
-                    format!("{api} is served by Kubernetes {}.{}{}, not by {v}", from.major, from.minor,
-                        until.map(|u| format!(" to 1.{}", u.minor - 1)).unwrap_or_else(|| " and later".into())),
+                    format!(
+                        "{api} is served by Kubernetes {}.{}{}, not by {v}",
+                        from.major,
+                        from.minor,
+                        until
+                            .map(|u| format!(" to 1.{}", u.minor - 1))
+                            .unwrap_or_else(|| " and later".into())
+                    ),
                 );
             }
         }
@@ -205,7 +267,9 @@ fn schema_refuses(number: i64, ctd: Version) -> Option<String> {
     match number {
         1 if ctd >= v(2, 0) => Some("containerd 2.0 no longer reads config version 1".into()),
         2 if ctd < v(1, 3) => Some("config version 2 came with containerd 1.3".into()),
-        3 if ctd < v(2, 0) => Some("config version 3 came with containerd 2.0 (1.x refuses it at start)".into()),
+        3 if ctd < v(2, 0) => {
+            Some("config version 3 came with containerd 2.0 (1.x refuses it at start)".into())
+        }
         4 if ctd < v(2, 3) => Some("config version 4 came with containerd 2.3".into()),
         _ => None,
     }
@@ -237,7 +301,11 @@ fn sources(profile: &Profile) -> Vec<(&'static str, &Source, &'static [&'static 
         out.push(("kata", &kata.source, &["build", "release", "bundle", "external"]));
     }
     if let Some(k8s) = &profile.kubernetes {
-        out.push(("kubernetes", &k8s.source, &["build", "release", "bundle", "external"]));
+        out.push((
+            "kubernetes",
+            &k8s.source,
+            &["build", "release", "bundle", "external"],
+        ));
     }
     out
 }

@@ -66,7 +66,9 @@ impl TryFrom<SourceMap> for Source {
         let mut given = all.into_iter().flatten();
         match (given.next(), given.next()) {
             (Some(one), None) => Ok(one),
-            _ => Err("a source is one of debian, release, bundle, build or external (exactly one key)".into()),
+            _ => {
+                Err("a source is one of debian, release, bundle, build or external (exactly one key)".into())
+            }
         }
     }
 }
@@ -236,7 +238,10 @@ impl Profile {
     /// What the reports say the run used: the profile and every component's version and
     /// source, in a fixed order.
     pub fn components(&self) -> Vec<(String, String)> {
-        let mut out = vec![("profile".to_owned(), format!("{} ({})", self.profile, self.file.display()))];
+        let mut out = vec![(
+            "profile".to_owned(),
+            format!("{} ({})", self.profile, self.file.display()),
+        )];
         if !self.containerd.is_empty() {
             let all: Vec<String> = self.containerd.iter().map(Component::describe).collect();
             out.push(("containerd".into(), all.join(", ")));

@@ -67,7 +67,10 @@ pub fn render(config: &ContainerdConfig, mirrors: &[Mirror]) -> Result<String, R
     doc.insert("cgroup".into(), table([("path", text(""))]));
 
     let mut plugins = Table::new();
-    plugins.insert("cgroups".into(), table([("no_prometheus", Value::Boolean(false))]));
+    plugins.insert(
+        "cgroups".into(),
+        table([("no_prometheus", Value::Boolean(false))]),
+    );
     plugins.insert("cri".into(), Value::Table(cri(config, mirrors)));
     plugins.insert(
         "diff-service".into(),
@@ -119,7 +122,10 @@ fn cri(config: &ContainerdConfig, mirrors: &[Mirror]) -> Table {
         .expect("validated: the default is configured");
     ctd.insert("default_runtime".into(), Value::Table(runtime(default)));
     if let Some(untrusted) = &config.untrusted_workload_runtime {
-        ctd.insert("untrusted_workload_runtime".into(), Value::Table(runtime(untrusted)));
+        ctd.insert(
+            "untrusted_workload_runtime".into(),
+            Value::Table(runtime(untrusted)),
+        );
     }
     let others: Table = config
         .runtimes
@@ -262,7 +268,10 @@ mod tests {
         let mut doc = Table::new();
         doc.insert("a".into(), Value::Integer(1));
         let mut inner = Table::new();
-        inner.insert("x.y".into(), table([("k", Value::Array(vec![text("p"), text("q")]))]));
+        inner.insert(
+            "x.y".into(),
+            table([("k", Value::Array(vec![text("p"), text("q")]))]),
+        );
         doc.insert("t".into(), Value::Table(inner));
         let mut out = String::new();
         write_tables(&mut out, &mut Vec::new(), &doc);
