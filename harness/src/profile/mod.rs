@@ -63,6 +63,15 @@ pub fn parse(path: &Path, text: &str) -> Result<file::Profile, file::ProfileFile
     Ok(profile)
 }
 
+/// What a report says of the default profile's components (the test runners run it); a
+/// profile that does not load says why instead.
+pub fn default_components(repo: &Path) -> Vec<(String, String)> {
+    match load_named(&repo.join("profiles"), file::DEFAULT_PROFILE) {
+        Ok(profile) => profile.components(),
+        Err(e) => vec![("profile".into(), format!("{}: {e}", file::DEFAULT_PROFILE))],
+    }
+}
+
 /// A MAJOR.MINOR.PATCH version; ordering is numeric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
