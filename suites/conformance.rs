@@ -135,7 +135,8 @@ fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
         target: "vm".into(),
         environment: vec![("target".into(), "vm".into())],
     };
-    info.environment.extend(kata_harness::profile::default_components(&repo()));
+    info.environment
+        .extend(kata_harness::profile::default_components(&repo()));
     info.environment.extend(recorder.testbed_facts());
     let out = repo().join(format!("target/kata-harness-results/vm-rows-{}", variant.label));
     report::write_results(&out, &info, &mut results).map_err(|e| Failed::from(e.to_string()))?;

@@ -91,7 +91,8 @@ fn run_critest(line: &str) -> Result<(), Failed> {
         target: "local".into(),
         environment: vec![("target".into(), "local".into())],
     };
-    info.environment.extend(kata_harness::profile::default_components(&repo()));
+    info.environment
+        .extend(kata_harness::profile::default_components(&repo()));
     info.environment.extend(recorder.testbed_facts());
     let out = repo().join("target/kata-harness-results/critest");
     report::write_results(&out, &info, &mut results).map_err(|e| Failed::from(e.to_string()))?;

@@ -66,7 +66,8 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         target: "local".into(),
         environment: vec![("target".into(), "local".into())],
     };
-    info.environment.extend(kata_harness::profile::default_components(&repo()));
+    info.environment
+        .extend(kata_harness::profile::default_components(&repo()));
     info.environment.extend(recorder.testbed_facts());
     let out = repo().join("target/kata-harness-results/kubernetes");
     report::write_results(&out, &info, &mut results).map_err(|e| Failed::from(e.to_string()))?;

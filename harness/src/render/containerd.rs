@@ -228,33 +228,42 @@ impl ContainerdConfig {
         let mut doc = self.top_level(None);
         let mut cri = Table::new();
         cri.insert("sandbox_image".into(), s(&self.sandbox_image));
+        cri.insert(
+            "containerd".into(),
+            Value::Table(self.containerd_table_v1(runtime_v1)),
+        );
+        cri.insert("cni".into(), Value::Table(self.cni_table()));
+        insert_path(&mut doc, &["plugins", "cri"], cri);
+        doc
+    }
+
+    /// Schema 1's `[plugins.cri.containerd]`: the snapshotter, the default runtime, the
+    /// untrusted-workload runtime and the others by name, each written by `runtime`.
+    pub(super) fn containerd_table_v1(&self, runtime: fn(&RuntimeHandler) -> Table) -> Table {
         let mut ctd = Table::new();
         ctd.insert("snapshotter".into(), s(&self.snapshotter));
         let default = self
             .runtimes
             .iter()
             .find(|r| r.name == self.default_runtime)
-            .expect("validated");
-        ctd.insert("default_runtime".into(), Value::Table(runtime_v1(default)));
+            .expect("validated: the default is configured");
+        ctd.insert("default_runtime".into(), Value::Table(runtime(default)));
         if let Some(untrusted) = &self.untrusted_workload_runtime {
             ctd.insert(
                 "untrusted_workload_runtime".into(),
-                Value::Table(runtime_v1(untrusted)),
+                Value::Table(runtime(untrusted)),
             );
         }
-        let runtimes: Table = self
+        let others: Table = self
             .runtimes
             .iter()
             .filter(|r| r.name != self.default_runtime)
-            .map(|r| (r.name.clone(), Value::Table(runtime_v1(r))))
+            .map(|r| (r.name.clone(), Value::Table(runtime(r))))
             .collect();
-        if !runtimes.is_empty() {
-            ctd.insert("runtimes".into(), Value::Table(runtimes));
+        if !others.is_empty() {
+            ctd.insert("runtimes".into(), Value::Table(others));
         }
-        cri.insert("containerd".into(), Value::Table(ctd));
-        cri.insert("cni".into(), Value::Table(self.cni_table()));
-        insert_path(&mut doc, &["plugins", "cri"], cri);
-        doc
+        ctd
     }
 
     fn table_v2(&self) -> Table {

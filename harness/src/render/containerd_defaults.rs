@@ -113,30 +113,10 @@ fn cri(config: &ContainerdConfig, mirrors: &[Mirror]) -> Table {
     cri.insert("systemd_cgroup".into(), Value::Boolean(false));
     cri.insert("enable_tls_streaming".into(), Value::Boolean(false));
 
-    let mut ctd = Table::new();
-    ctd.insert("snapshotter".into(), text(&config.snapshotter));
-    let default = config
-        .runtimes
-        .iter()
-        .find(|r| r.name == config.default_runtime)
-        .expect("validated: the default is configured");
-    ctd.insert("default_runtime".into(), Value::Table(runtime(default)));
-    if let Some(untrusted) = &config.untrusted_workload_runtime {
-        ctd.insert(
-            "untrusted_workload_runtime".into(),
-            Value::Table(runtime(untrusted)),
-        );
-    }
-    let others: Table = config
-        .runtimes
-        .iter()
-        .filter(|r| r.name != config.default_runtime)
-        .map(|r| (r.name.clone(), Value::Table(runtime(r))))
-        .collect();
-    if !others.is_empty() {
-        ctd.insert("runtimes".into(), Value::Table(others));
-    }
-    cri.insert("containerd".into(), Value::Table(ctd));
+    cri.insert(
+        "containerd".into(),
+        Value::Table(config.containerd_table_v1(runtime)),
+    );
     cri.insert(
         "cni".into(),
         table([
