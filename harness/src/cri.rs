@@ -177,6 +177,12 @@ impl CriClient {
             .await
     }
 
+    /// `crictl info`: the conditions plus the verbose `info` map (its `config` key is the CRI
+    /// plugin's effective configuration as JSON: handlers, CNI, registry).
+    pub async fn status_verbose(&self) -> Result<api::StatusResponse, CriError> {
+        self.runtime("Status", api::StatusRequest { verbose: true }).await
+    }
+
     /// `crictl runp -r <handler>`: returns the sandbox id.
     pub async fn run_pod_sandbox(&self, pod: &PodSpec) -> Result<String, CriError> {
         let request = api::RunPodSandboxRequest {
@@ -314,6 +320,18 @@ impl CriClient {
         Ok(response.images)
     }
 
+    /// `crictl rmi`: removes an image by reference or id.
+    pub async fn remove_image(&self, image: &str) -> Result<(), CriError> {
+        let request = api::RemoveImageRequest {
+            image: Some(api::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+        };
+        let _: api::RemoveImageResponse = self.image("RemoveImage", request).await?;
+        Ok(())
+    }
+
     /// `crictl pull`: returns the image ref.
     pub async fn pull_image(&self, image: &str) -> Result<String, CriError> {
         let request = api::PullImageRequest {
@@ -330,9 +348,19 @@ impl CriClient {
 
     /// Stops and removes every sandbox (and so its containers) labelled as ours.
     pub async fn remove_all_sandboxes(&self) -> Result<usize, CriError> {
+        self.remove_all_sandboxes_but(&Default::default()).await
+    }
+
+    /// [`CriClient::remove_all_sandboxes`] except those in `keep` (by id).
+    pub async fn remove_all_sandboxes_but(
+        &self,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, CriError> {
         let mut removed = 0;
         for sandbox in self.list_pod_sandboxes().await? {
-            if sandbox.labels.get("kata-harness").map(String::as_str) != Some("true") {
+            if sandbox.labels.get("kata-harness").map(String::as_str) != Some("true")
+                || keep.contains(&sandbox.id)
+            {
                 continue;
             }
             self.stop_pod_sandbox(&sandbox.id).await?;

@@ -69,9 +69,16 @@ struct SuiteArgs {
     suites: PathBuf,
     /// Where the suites run: all (the default profile's: the VM images, the local containerds
     /// and the local kubeadm cluster, in one report), vm (a throw-away QEMU VM per image),
-    /// local (private containerds on this host), or ssh://user@host. Default: the profile's.
+    /// local (private containerds on this host), cri:///path/to/containerd.sock (an existing
+    /// containerd, as it is configured: its handlers are discovered, its config is never
+    /// rewritten, and what the rows create is removed), or ssh://user@host. Default: the
+    /// profile's.
     #[arg(long)]
     target: Option<String>,
+    /// With --target cri://: also run the rows that change the node and undo it (they remove
+    /// and re-import its sandbox image); without it they are skipped, naming what they touch.
+    #[arg(long)]
+    allow_node_changes: bool,
     /// Set from a profile without a cluster: `all` then has none.
     #[arg(skip)]
     no_cluster: bool,
@@ -240,6 +247,9 @@ impl SuiteArgs {
             (None, Some(path)) => argv.extend(["--kata-bundle".into(), path_arg(path)]),
             (None, None) => {}
         }
+        if self.allow_node_changes {
+            argv.push("--allow-node-changes".into());
+        }
         match self.quarantine.as_deref() {
             Some("none") => argv.extend(["--quarantine".into(), "none".into()]),
             Some(file) => argv.extend(["--quarantine".into(), path_arg(Path::new(file))]),
@@ -377,6 +387,16 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
             "--target {target}: the ssh target is not implemented yet"
         )));
     }
+    if let Target::Cri(socket) = &target {
+        if given.containerd.is_some() || given.images.is_some() || given.k8s_flag().is_some() {
+            return Err(input_error(format!(
+                "--target {target} runs the node as it is: --containerd, --image and --k8s* do not apply"
+            )));
+        }
+        variants.push(existing_variant(socket, args.allow_node_changes).map_err(input_error)?);
+    } else if args.allow_node_changes {
+        return Err(input_error("--allow-node-changes applies to --target cri://..."));
+    }
     if local_target {
         for text in &args.containerd_lines() {
             let choice: ContainerdChoice = text
@@ -468,6 +488,12 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
         }
     };
     let target = args.target.get_or_insert_with(|| profile.target.clone()).clone();
+    if target.starts_with("cri://") {
+        // The node's components are whatever it was set up with: the rows' testbed facts say.
+        let note =
+            format!("none: {target} was set up outside the harness (its versions are the testbed's facts)");
+        return Ok((args, vec![("profile".into(), note)]));
+    }
     let local = matches!(target.as_str(), "all" | "local");
     if let Some(lines) = &given.containerd {
         replaced("containerd", format!("--containerd {}", lines.join(",")));
@@ -504,6 +530,28 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
     Ok((args, environment))
 }
 
+/// The variant of an existing node, with what it offers: discovered through its CRI now.
+fn existing_variant(
+    socket: &Path,
+    allow_changes: bool,
+) -> Result<(Variant, kata_harness::scenario::Capabilities), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("async runtime: {e}"))?;
+    let found = runtime
+        .block_on(kata_harness::provision::existing::discover(socket))
+        .map_err(|e| format!("--target cri://{}: {}", socket.display(), report::chain(&e)))?;
+    let node = kata_harness::scenario::plan::ExistingNode {
+        socket: socket.to_owned(),
+        handlers: found
+            .handlers
+            .iter()
+            .map(|h| (h.name.clone(), h.runtime_type.clone()))
+            .collect(),
+        allow_changes,
+    };
+    let capabilities = node.capabilities();
+    Ok((Variant::existing(node, found.version), capabilities))
+}
+
 fn list(args: SuiteArgs) -> Result<ExitCode> {
     let planned = match load_plan(&args) {
         Ok(p) => p,
@@ -529,10 +577,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         ("host-kernel".into(), host_kernel()),
     ];
     environment.extend(planned.environment.clone());
-    let local_nodes = planned
-        .variants
-        .iter()
-        .any(|v| !matches!(v.placement, kata_harness::scenario::plan::Placement::Vm(_)));
+    let local_nodes = planned.variants.iter().any(|v| {
+        use kata_harness::scenario::plan::Placement;
+        matches!(v.placement, Placement::Local(_) | Placement::Cluster(_))
+    });
     if local_nodes {
         let crun = kata_harness::provision::crun_binary();
         match profile_cmd::host_tools(&planned.profile, &crun) {

@@ -21,7 +21,9 @@ pub enum NodeError {
         #[source]
         source: Box<ProcessError>,
     },
-    #[error("unknown target {text:?}: expected local, vm or ssh://user@host")]
+    #[error(
+        "unknown target {text:?}: expected all, local, vm, cri:///path/to/containerd.sock or ssh://user@host"
+    )]
     BadTarget { text: String },
     #[error("the {target} target is not available yet in this build of kata-harness")]
     Unavailable { target: String },
@@ -39,6 +41,8 @@ pub enum Target {
         user: String,
         host: String,
     },
+    /// An existing containerd at this CRI socket (`cri:///run/containerd/containerd.sock`).
+    Cri(std::path::PathBuf),
 }
 
 impl FromStr for Target {
@@ -48,6 +52,13 @@ impl FromStr for Target {
             "all" => Ok(Target::All),
             "local" => Ok(Target::Local),
             "vm" => Ok(Target::Vm),
+            _ if text.starts_with("cri://") => {
+                let path = &text["cri://".len()..];
+                if !path.starts_with('/') {
+                    return Err(NodeError::BadTarget { text: text.into() });
+                }
+                Ok(Target::Cri(path.into()))
+            }
             _ => {
                 let rest = text
                     .strip_prefix("ssh://")
@@ -72,6 +83,7 @@ impl fmt::Display for Target {
             Target::Local => write!(f, "local"),
             Target::Vm => write!(f, "vm"),
             Target::Ssh { user, host } => write!(f, "ssh://{user}@{host}"),
+            Target::Cri(socket) => write!(f, "cri://{}", socket.display()),
         }
     }
 }

@@ -259,6 +259,17 @@ fn kill_cgroup_members(parent: &str) {
     }
 }
 
+/// Empties and removes our pods' cgroup parent (only our pods live under it, on any node);
+/// what is still there afterwards.
+pub fn clear_cgroup_parent(parent: &str) -> Vec<String> {
+    kill_cgroup_members(parent);
+    remove_cgroups(parent);
+    cgroup_dirs(parent)
+        .into_iter()
+        .map(|dir| format!("cgroup {}", dir.display()))
+        .collect()
+}
+
 fn remove_cgroups(parent: &str) {
     for dir in cgroup_dirs(parent) {
         let mut all = Vec::new();

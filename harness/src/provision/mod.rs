@@ -6,6 +6,7 @@
 //! containerd of a throw-away VM ([`vm`]); trials cannot tell them apart.
 
 pub mod cleanup;
+pub mod existing;
 pub mod kata;
 pub mod local;
 pub mod node_net;
@@ -78,6 +79,8 @@ pub enum ProvisionError {
     Vm(#[from] crate::vm::qemu::VmError),
     #[error("failed to set up containerd in the VM")]
     Guest(#[source] NodeError),
+    #[error("the containerd at {socket}: {message}")]
+    Existing { socket: PathBuf, message: String },
 }
 
 /// What a testbed is started with.
@@ -139,6 +142,7 @@ pub struct RunPaths {
 enum Backend {
     Local(local::LocalBackend),
     Vm(vm::VmBackend),
+    Existing(existing::ExistingBackend),
 }
 
 /// A running containerd with the CRI ready, on a node.
@@ -326,6 +330,7 @@ impl Testbed {
         self.with_backend(|b| match b {
             Backend::Local(l) => l.exited(),
             Backend::Vm(v) => v.exited(),
+            Backend::Existing(e) => e.exited(),
         })
         .unwrap_or_else(|| Some("the testbed was shut down".into()))
     }
@@ -336,7 +341,7 @@ impl Testbed {
     pub fn net_namespace(&self) -> Option<PathBuf> {
         self.with_backend(|b| match b {
             Backend::Local(l) => l.netns(),
-            Backend::Vm(_) => None,
+            Backend::Vm(_) | Backend::Existing(_) => None,
         })
         .flatten()
     }
@@ -346,12 +351,20 @@ impl Testbed {
         self.with_backend(|b| match b {
             Backend::Local(l) => l.log_tail(lines),
             Backend::Vm(v) => v.log_tail(self.node.as_ref(), lines),
+            Backend::Existing(e) => e.log_tail(),
         })
         .unwrap_or_default()
     }
 
     /// `containerd --config <ours> config dump` on the node: the effective config.
     pub fn config_dump(&self) -> Result<String, NodeError> {
+        // An existing node's config file is not known: its CRI's effective config is.
+        if let Some(Some(dump)) = self.with_backend(|b| match b {
+            Backend::Existing(e) => Some(e.config_dump()),
+            _ => None,
+        }) {
+            return Ok(dump);
+        }
         let argv = vec![
             self.containerd
                 .binary("containerd")
@@ -380,8 +393,14 @@ impl Testbed {
     /// Removes our sandboxes through the CRI, stops containerd (or the VM), undoes everything
     /// else, and reports anything that is still there.
     pub async fn shutdown(self) -> Leftovers {
+        // On an existing node only the sandboxes this testbed started are removed: the node's
+        // own, and another run's, are not ours.
+        let keep = self.with_backend(|b| match b {
+            Backend::Existing(e) => e.preexisting(),
+            _ => Default::default(),
+        });
         if self.daemon_exit().is_none() {
-            if let Err(e) = self.cri.remove_all_sandboxes().await {
+            if let Err(e) = self.cri.remove_all_sandboxes_but(&keep.unwrap_or_default()).await {
                 tracing::warn!(error = %e, "failed to remove sandboxes through the CRI; killing instead");
             }
         }
@@ -405,7 +424,7 @@ impl Testbed {
     pub fn vm_pid(&self) -> Option<u32> {
         self.with_backend(|b| match b {
             Backend::Vm(v) => v.qemu_pid(),
-            Backend::Local(_) => None,
+            Backend::Local(_) | Backend::Existing(_) => None,
         })
         .flatten()
     }
@@ -414,6 +433,7 @@ impl Testbed {
         match self.backend.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(Backend::Local(l)) => l.finish(),
             Some(Backend::Vm(v)) => v.finish(),
+            Some(Backend::Existing(e)) => e.finish(),
             None => Leftovers::default(),
         }
     }

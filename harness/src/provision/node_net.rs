@@ -81,6 +81,8 @@ impl Testbed {
         self.with_backend(|b| match b {
             Backend::Local(l) => l.netns().is_some(),
             Backend::Vm(_) => true,
+            // Not known, and not ours to change.
+            Backend::Existing(_) => false,
         })
         .unwrap_or(false)
     }

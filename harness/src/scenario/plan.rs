@@ -17,6 +17,74 @@ pub enum Placement {
     Vm(String),
     /// A single-node kubeadm cluster from this offline bundle, on this host (node namespace).
     Cluster(crate::kube::bundle::Bundle),
+    /// A containerd someone else set up, at its CRI socket (`--target cri://...`).
+    Existing(ExistingNode),
+}
+
+/// An existing node as discovered when the run was planned: what its rows may use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExistingNode {
+    pub socket: std::path::PathBuf,
+    /// `(handler, runtime type)` as the node's CRI config has them.
+    pub handlers: Vec<(String, String)>,
+    /// `--allow-node-changes`: rows that change the node (and undo it) may run.
+    pub allow_changes: bool,
+}
+
+impl ExistingNode {
+    /// Why a row cannot run on this node, if it cannot: a handler it lacks, a change it
+    /// would make to the node without leave, or a part only the harness's own nodes have.
+    pub fn skip(&self, row: &Row) -> Option<String> {
+        use super::model::Action;
+        if row.critest().is_some() {
+            return Some("critest runs on nodes the harness starts, not on an existing node".into());
+        }
+        let names: Vec<&str> = self.handlers.iter().map(|(n, _)| n.as_str()).collect();
+        let handler = match &row.action {
+            Action::Sandbox(a) => a.handler.as_str(),
+            Action::ImageImport(a) => a.handler.as_str(),
+            Action::Pull(a) => a.handler.as_str(),
+            Action::SandboxImage(a) => a.handler.as_str(),
+            _ => "",
+        };
+        let configured_by_us = crate::scenario::model::CONFIGURED_HANDLERS.contains(&handler);
+        if configured_by_us && !names.contains(&handler) {
+            return Some(format!(
+                "handler {handler} is not configured on this node (its handlers: {})",
+                names.join(", ")
+            ));
+        }
+        let kata_install = "needs the harness's own Kata install (its configuration file and kata-runtime), which an existing node does not have";
+        match &row.action {
+            Action::CtrRun(a) if a.runtime.starts_with("io.containerd.kata") => return Some(kata_install.into()),
+            Action::Sandbox(_) if row.expect.guest_console == Some(true) => return Some(kata_install.into()),
+            Action::Pull(_) => {
+                return Some(
+                    "needs a registry in the node's own network and hosts.toml under its config_path: not on an existing node yet".into(),
+                )
+            }
+            Action::SandboxImage(a) if !a.preloaded && !self.allow_changes => {
+                return Some(
+                    "changes the node: removes its sandbox image (and imports it again); --allow-node-changes lets it".into(),
+                )
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Kata rows run where the node has a Kata handler.
+    pub fn capabilities(&self) -> Capabilities {
+        let kata = self
+            .handlers
+            .iter()
+            .any(|(_, t)| t.starts_with("io.containerd.kata"));
+        Capabilities {
+            kata_absent: (!kata).then(|| "the node has no Kata handler".to_owned()),
+            kata_conditions: vec![],
+            kata: None,
+        }
+    }
 }
 
 impl Placement {
@@ -25,6 +93,8 @@ impl Placement {
             Placement::Local(_) => PlacementKind::Local,
             Placement::Vm(_) => PlacementKind::Vm,
             Placement::Cluster(_) => PlacementKind::Cluster,
+            // The suites that run on a containerd node of this host run on it too.
+            Placement::Existing(_) => PlacementKind::Local,
         }
     }
 }
@@ -50,6 +120,14 @@ impl Variant {
         Variant {
             label: bundle.label(),
             placement: Placement::Cluster(bundle),
+        }
+    }
+
+    /// `existing-containerd-1.6`: a node someone else set up, by its containerd line.
+    pub fn existing(node: ExistingNode, version: crate::profile::Version) -> Self {
+        Variant {
+            label: format!("existing-containerd-{}.{}", version.major, version.minor),
+            placement: Placement::Existing(node),
         }
     }
 
@@ -201,6 +279,10 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                     .iter()
                     .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
                     .or_else(|| row.skip.clone())
+                    .or_else(|| match &variant.placement {
+                        Placement::Existing(node) => node.skip(row),
+                        _ => None,
+                    })
                     .or_else(|| {
                         row.critest()
                             .and_then(|_| crate::critest::unavailable(variant.placement.kind()))

@@ -1,0 +1,357 @@
+//! An existing containerd, reached at its CRI socket (`--target cri:///path/to/sock`): its
+//! handlers are discovered from the CRI plugin's own configuration, it is never reconfigured
+//! or restarted, and it is left as found.
+//!
+//! Invariant: the harness changes only what it can undo exactly, and undoes it at shutdown:
+//! its own sandboxes (label `kata-harness=true`, removed by [`Testbed::shutdown`]), the
+//! images it imported because they were missing (removed again), its pods' cgroup parent,
+//! and its own run dir. Nothing it did not create is removed or killed (the local backend's
+//! cleanup kills by socket path, which here would hit the node's own shims).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{
+    cleanup::{self, Leftovers},
+    io_err, new_run_dir, Backend, ProvisionError, RunPaths, Settings, Testbed, BUSYBOX_IMAGE,
+};
+use crate::cri::CriClient;
+use crate::images;
+use crate::node::{LocalNode, Node};
+use crate::profile::{parse_containerd_version, Containerd, Version};
+use crate::render::{ContainerdConfig, RuntimeHandler, RuntimeOptions};
+
+/// How long an existing node's CRI may take to answer the first calls.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the node's CRI says about itself.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub socket: PathBuf,
+    pub version: Version,
+    /// `RuntimeName RuntimeVersion` as the CRI reported them.
+    pub version_text: String,
+    pub handlers: Vec<RuntimeHandler>,
+    pub default_handler: String,
+    /// The pinned sandbox image: containerd 1.x reports it; 2.x does not, and then it is the
+    /// image the CRI lists as pinned, if one is there.
+    pub sandbox_image: Option<String>,
+    pub registry_config_path: Option<PathBuf>,
+    pub cni_bin_dir: PathBuf,
+    pub cni_conf_dir: PathBuf,
+    /// The CRI plugin's effective configuration (`crictl info`'s `config`), for evidence.
+    pub config_json: String,
+}
+
+impl Discovered {
+    pub fn handler_names(&self) -> Vec<String> {
+        self.handlers.iter().map(|h| h.name.clone()).collect()
+    }
+}
+
+fn discovery_err(socket: &Path, message: String) -> ProvisionError {
+    ProvisionError::Existing {
+        socket: socket.to_owned(),
+        message,
+    }
+}
+
+/// Asks the CRI at `socket` for its version, readiness and configuration.
+pub async fn discover(socket: &Path) -> Result<Discovered, ProvisionError> {
+    if !socket.exists() {
+        return Err(discovery_err(socket, "no such socket".into()));
+    }
+    let cri = CriClient::connect(socket, CONNECT_DEADLINE).await?;
+    let version = cri.version().await?;
+    if version.runtime_name != "containerd" {
+        return Err(discovery_err(
+            socket,
+            format!(
+                "the CRI runtime is {:?}, not containerd (the harness reads containerd's own record of every container)",
+                version.runtime_name
+            ),
+        ));
+    }
+    let version_text = format!("containerd {}", version.runtime_version);
+    let parsed = parse_containerd_version(&version_text)?;
+    let status = cri.status_verbose().await?;
+    let config_json = status.info.get("config").cloned().unwrap_or_default();
+    let config: Value = serde_json::from_str(&config_json)
+        .map_err(|e| discovery_err(socket, format!("`crictl info` has no readable config ({e})")))?;
+    let ctd = &config["containerd"];
+    let runtimes = ctd["runtimes"]
+        .as_object()
+        .ok_or_else(|| discovery_err(socket, "the CRI config lists no runtimes".into()))?;
+    let handlers: Vec<RuntimeHandler> = runtimes
+        .iter()
+        .map(|(name, runtime)| handler_from_json(name, runtime))
+        .collect();
+    let default_handler = ctd["defaultRuntimeName"].as_str().unwrap_or("runc").to_owned();
+    let mut sandbox_image = config["sandboxImage"].as_str().map(str::to_owned);
+    if sandbox_image.is_none() {
+        sandbox_image = cri
+            .list_images()
+            .await?
+            .into_iter()
+            .find(|image| image.pinned)
+            .and_then(|image| image.repo_tags.into_iter().next());
+    }
+    let registry_config_path = config["registry"]["configPath"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let cni = &config["cni"];
+    let cni_bin_dir = cni["binDir"]
+        .as_str()
+        .filter(|d| !d.is_empty())
+        .or_else(|| cni["binDirs"][0].as_str())
+        .unwrap_or("/opt/cni/bin");
+    Ok(Discovered {
+        socket: socket.to_owned(),
+        version: parsed,
+        version_text,
+        handlers,
+        default_handler,
+        sandbox_image,
+        registry_config_path,
+        cni_bin_dir: PathBuf::from(cni_bin_dir),
+        cni_conf_dir: PathBuf::from(cni["confDir"].as_str().unwrap_or("/etc/cni/net.d")),
+        config_json,
+    })
+}
+
+/// A runtime of the CRI config as containerd's config model has it.
+fn handler_from_json(name: &str, runtime: &Value) -> RuntimeHandler {
+    let options = &runtime["options"];
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    RuntimeHandler {
+        name: name.to_owned(),
+        runtime_type: runtime["runtimeType"].as_str().unwrap_or_default().to_owned(),
+        options: RuntimeOptions {
+            binary_name: text(&options["BinaryName"]),
+            root: text(&options["Root"]).map(PathBuf::from),
+            config_path: text(&options["ConfigPath"]).map(PathBuf::from),
+        },
+        pod_annotations: runtime["PodAnnotations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The `ctr` to reach a node of this version with: the cached release line's, else the one on
+/// PATH (its client API reaches older and newer daemons alike).
+fn ctr_dir(version: Version) -> Option<PathBuf> {
+    let line = crate::profile::ContainerdChoice::Line(format!("{}.{}", version.major, version.minor));
+    if let Ok(found) = line.resolve() {
+        return Some(found.bin_dir);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find(|dir| dir.join("ctr").is_file()))
+}
+
+pub(super) struct ExistingBackend {
+    socket: PathBuf,
+    /// The node's sandboxes when the testbed attached (labelled by the harness or not):
+    /// never removed.
+    preexisting: HashSet<String>,
+    /// Images the harness imported because the node lacked them (namespace k8s.io).
+    imported: Vec<String>,
+    ctr: Vec<String>,
+    run_dir: PathBuf,
+    cgroup_parent: String,
+    keep_run_dir: bool,
+    config_json: String,
+}
+
+impl ExistingBackend {
+    pub(super) fn preexisting(&self) -> HashSet<String> {
+        self.preexisting.clone()
+    }
+
+    pub(super) fn exited(&self) -> Option<String> {
+        (!self.socket.exists()).then(|| format!("the node's CRI socket {} is gone", self.socket.display()))
+    }
+
+    pub(super) fn log_tail(&self) -> String {
+        "the node's containerd is not the harness's: its log is where the node keeps it (e.g. journalctl -u containerd)".into()
+    }
+
+    pub(super) fn config_dump(&self) -> String {
+        serde_json::from_str::<Value>(&self.config_json)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| self.config_json.clone())
+    }
+
+    pub(super) fn finish(self) -> Leftovers {
+        let mut left = Vec::new();
+        for image in &self.imported {
+            let mut argv = self.ctr.clone();
+            argv.extend(["-n", "k8s.io", "images", "rm", image.as_str()].map(String::from));
+            if let Err(e) = LocalNode.run(&argv, super::NODE_COMMAND_DEADLINE) {
+                left.push(format!("image {image} (imported by the harness): {e}"));
+            }
+        }
+        left.extend(cleanup::clear_cgroup_parent(&self.cgroup_parent));
+        if !self.keep_run_dir && left.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
+        Leftovers(left)
+    }
+}
+
+impl Testbed {
+    /// A testbed on an existing containerd: nothing of its configuration is written; busybox
+    /// (and the node's sandbox image, on an air-gapped node) are imported when missing, and
+    /// removed again at shutdown.
+    pub async fn attach_existing(found: &Discovered, settings: &Settings) -> Result<Testbed, ProvisionError> {
+        crate::teardown::install_interrupt_handler();
+        let (id, run_dir) = new_run_dir()?;
+        let runc_root = found
+            .handlers
+            .iter()
+            .find(|h| h.runtime_type == "io.containerd.runc.v2" && h.options.root.is_some())
+            .and_then(|h| h.options.root.clone())
+            .unwrap_or_else(|| PathBuf::from("/run/containerd/runc"));
+        let paths = RunPaths {
+            run_dir: run_dir.clone(),
+            config: PathBuf::new(),
+            node_run_dir: run_dir.clone(),
+            socket: found.socket.clone(),
+            node_socket: found.socket.clone(),
+            pod_logs: run_dir.join("pod-logs"),
+            runtime_root: runc_root,
+            images: run_dir.join("images"),
+            staging: run_dir.join("images"),
+        };
+        for dir in [&paths.pod_logs, &paths.images] {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let bin_dir = ctr_dir(found.version).ok_or_else(|| {
+            discovery_err(
+                &found.socket,
+                "no ctr to reach it with (none cached, none on PATH)".into(),
+            )
+        })?;
+        let containerd = Containerd {
+            bin_dir,
+            version: found.version,
+            version_text: found.version_text.clone(),
+        };
+        let config = ContainerdConfig {
+            version: found.version,
+            root: PathBuf::new(),
+            state: PathBuf::new(),
+            grpc_address: found.socket.clone(),
+            temp_dir: PathBuf::new(),
+            opt_dir: PathBuf::new(),
+            sandbox_image: found.sandbox_image.clone().unwrap_or_default(),
+            default_runtime: found.default_handler.clone(),
+            runtimes: found.handlers.clone(),
+            untrusted_workload_runtime: None,
+            cni_bin_dir: found.cni_bin_dir.clone(),
+            cni_conf_dir: found.cni_conf_dir.clone(),
+            registry_config_path: found.registry_config_path.clone(),
+            snapshotter: "overlayfs".into(),
+            restrict_oom_score_adj: false,
+        };
+        let cri = CriClient::connect(&found.socket, super::CRI_CALL_DEADLINE).await?;
+        let preexisting = cri.list_pod_sandboxes().await?;
+        let crictl = crate::artifacts::cri_tools::crictl().map(|p| p.to_string_lossy().into_owned());
+        let crictl_yaml = run_dir.join("crictl.yaml");
+        std::fs::write(&crictl_yaml, crate::render::crictl::config(&paths.node_socket))
+            .map_err(io_err(&crictl_yaml))?;
+        let cgroup_parent = format!("kata-harness-{id}");
+        let mut facts = vec![
+            ("containerd".into(), found.version_text.clone()),
+            ("target".into(), format!("cri://{}", found.socket.display())),
+            (
+                "handlers".into(),
+                found
+                    .handlers
+                    .iter()
+                    .map(|h| format!("{}={}", h.name, h.runtime_type))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        ];
+        let mut testbed = Testbed {
+            id,
+            facts: vec![],
+            containerd,
+            config,
+            paths,
+            cri,
+            node: Arc::new(LocalNode) as Arc<dyn Node>,
+            cgroup_parent: cgroup_parent.clone(),
+            crun: super::crun_binary().to_string_lossy().into_owned(),
+            kata: None,
+            crictl,
+            backend: Mutex::new(None),
+        };
+        let ctr: Vec<String> = testbed.ctr_argv("k8s.io", &[])[..3].to_vec();
+        // Whatever was imported is recorded before an error can end this, so it is removed.
+        let mut imported = Vec::new();
+        let outcome = testbed.import_missing(found, settings, &mut imported).await;
+        let backend = ExistingBackend {
+            socket: found.socket.clone(),
+            preexisting: preexisting.into_iter().map(|p| p.id).collect(),
+            imported: imported.clone(),
+            ctr,
+            run_dir,
+            cgroup_parent,
+            keep_run_dir: settings.keep,
+            config_json: found.config_json.clone(),
+        };
+        *testbed.backend.lock().unwrap_or_else(|p| p.into_inner()) = Some(Backend::Existing(backend));
+        outcome?;
+        facts.push((
+            "imported".into(),
+            if imported.is_empty() {
+                "nothing (the node had busybox and its sandbox image)".into()
+            } else {
+                format!("{} (removed again at the end)", imported.join(", "))
+            },
+        ));
+        testbed.facts = facts;
+        Ok(testbed)
+    }
+
+    /// Imports busybox, and the pause image under the node's sandbox image name, where the
+    /// node lacks them, adding each name to `imported` as it lands.
+    async fn import_missing(
+        &self,
+        found: &Discovered,
+        settings: &Settings,
+        imported: &mut Vec<String>,
+    ) -> Result<(), ProvisionError> {
+        let mut wanted = vec![(BUSYBOX_IMAGE.to_owned(), "busybox.tar")];
+        if let Some(pause) = &found.sandbox_image {
+            wanted.push((pause.clone(), "pause.tar"));
+        }
+        for (name, file) in wanted {
+            if self.cri.image_status(&name).await?.is_some() {
+                continue;
+            }
+            let image = if file == "busybox.tar" {
+                images::busybox(Path::new(super::BUSYBOX_BINARY))?
+            } else {
+                images::pause(settings.pause_binary.as_deref(), Path::new(super::BUSYBOX_BINARY))?
+            };
+            let archive = self.put_image(file, &name, &image)?;
+            self.ctr_import("k8s.io", &archive.path)
+                .map_err(|source| ProvisionError::Import {
+                    image: name.clone(),
+                    namespace: "k8s.io".into(),
+                    source,
+                })?;
+            imported.push(name);
+        }
+        Ok(())
+    }
+}

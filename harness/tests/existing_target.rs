@@ -1,0 +1,202 @@
+//! `--target cri://<socket>`: the suites against a containerd that was set up beforehand (a
+//! private containerd this test starts, then treats as someone else's), which must be left
+//! exactly as it was found: its config file, its images, its pods and containers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use kata_harness::profile::ContainerdChoice;
+use kata_harness::provision::{Settings, Testbed, BUSYBOX_IMAGE};
+use kata_harness::render::cri::PodSpec;
+use kata_harness::scenario::Capabilities;
+use sha2::{Digest, Sha256};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::harness;
+
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What "as found" means: the config file's digest, the images, the sandboxes and the
+/// containers, as containerd's own CLI and the CRI list them.
+#[derive(Debug, PartialEq)]
+struct NodeState {
+    config_sha256: String,
+    images: BTreeSet<String>,
+    sandboxes: BTreeSet<String>,
+    containers: BTreeSet<String>,
+}
+
+async fn state_of(testbed: &Testbed) -> NodeState {
+    let lines = |namespace: &str, args: &[&str]| -> BTreeSet<String> {
+        let out = testbed.ctr(namespace, args).expect("ctr answers");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let config = std::fs::read(&testbed.paths.config).expect("the node's config file");
+    let mut images = lines("k8s.io", &["images", "ls", "-q"]);
+    images.extend(lines("default", &["images", "ls", "-q"]));
+    let mut containers = lines("k8s.io", &["containers", "ls", "-q"]);
+    containers.extend(lines("default", &["containers", "ls", "-q"]));
+    NodeState {
+        config_sha256: hex::encode(Sha256::digest(&config)),
+        images,
+        sandboxes: testbed
+            .cri
+            .list_pod_sandboxes()
+            .await
+            .expect("ListPodSandbox")
+            .into_iter()
+            .map(|s| s.id)
+            .collect(),
+        containers,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
+    let kata = Capabilities::probe_local();
+    let settings = Settings {
+        containerd: ContainerdChoice::Line("1.6".into()),
+        keep: false,
+        pause_binary: None,
+        repo: repo(),
+        kata: kata.kata.clone(),
+    };
+    let node = Testbed::start_local(&settings).await.expect("the node starts");
+    // The node's own pod (labelled like the harness's, so only the record of what was there
+    // keeps the run from removing it) and a node without busybox: the run must import it,
+    // and remove it again.
+    let own = PodSpec {
+        name: "node-own".into(),
+        namespace: "someone-else".into(),
+        uid: "node-own-1".into(),
+        handler: String::new(),
+        log_directory: node.paths.pod_logs.join("own").to_string_lossy().into_owned(),
+        cgroup_parent: format!("/{}", node.cgroup_parent),
+        host_network: false,
+        annotations: HashMap::new(),
+    };
+    let own_id = node.cri.run_pod_sandbox(&own).await.expect("the node's own pod");
+    node.ctr("k8s.io", &["images", "rm", BUSYBOX_IMAGE])
+        .expect("busybox removed");
+    let before = state_of(&node).await;
+
+    let results = tempfile::tempdir().unwrap();
+    let target = format!("cri://{}", node.paths.socket.display());
+    let out = harness()
+        .args(["run", "--target", &target, "--suites"])
+        .arg(repo().join("suites/cri.yaml"))
+        .args(["--filter", "handler", "--results"])
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The node configures the Kata handlers either way; without Kata on this host its Kata
+    // rows run and fail, as they would on such a node.
+    let kata_here = kata.kata_absent.is_none();
+    assert_eq!(
+        out.status.code(),
+        Some(if kata_here { 0 } else { 1 }),
+        "{stdout}\n{stderr}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let verdict = |name: &str| {
+        json["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["verdict"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("no row {name}: {stdout}"))
+    };
+    // The same rows as on a node the harness starts, under the node's own label.
+    for row in ["default-handler", "crun-handler", "unconfigured-handler"] {
+        assert_eq!(
+            verdict(&format!("cri::{row}::existing-containerd-1.6")),
+            "passed",
+            "{stdout}"
+        );
+    }
+    let kata_verdict = if kata_here { "passed" } else { "failed" };
+    assert_eq!(
+        verdict("cri::kata-handler::existing-containerd-1.6"),
+        kata_verdict,
+        "{stdout}"
+    );
+    let environment = json["run"]["environment"].to_string();
+    assert!(
+        environment.contains("imported") && environment.contains(BUSYBOX_IMAGE),
+        "{environment}"
+    );
+    assert!(
+        environment.contains("was set up outside the harness"),
+        "{environment}"
+    );
+
+    let after = state_of(&node).await;
+    assert_eq!(before, after, "the node is not as it was found");
+    assert!(after.sandboxes.contains(&own_id));
+    let leftovers = node.shutdown().await;
+    assert!(leftovers.is_clean(), "{leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_node_cannot_run_are_skipped_with_the_reason() {
+    let settings = Settings {
+        containerd: ContainerdChoice::Line("2.1".into()),
+        keep: false,
+        pause_binary: None,
+        repo: repo(),
+        kata: None,
+    };
+    let node = Testbed::start_local(&settings).await.expect("the node starts");
+    let target = format!("cri://{}", node.paths.socket.display());
+    let out = harness()
+        .args(["list", "--target", &target, "--suites"])
+        .arg(repo().join("suites"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"))
+            .to_owned()
+    };
+    assert_eq!(
+        line("cri::crun-handler::existing-containerd-2.1"),
+        "cri::crun-handler::existing-containerd-2.1"
+    );
+    assert!(line("images::pull-with-ca-runc::existing-containerd-2.1")
+        .contains("needs a registry in the node's own network"));
+    assert!(
+        line("images::sandbox-image-removed-runc::existing-containerd-2.1")
+            .contains("--allow-node-changes lets it")
+    );
+    assert!(line("critest::").contains("critest runs on nodes the harness starts"));
+    let leftovers = node.shutdown().await;
+    assert!(leftovers.is_clean(), "{leftovers:?}");
+
+    // A socket nobody answers on: exit 2 with the socket named, before anything starts.
+    let out = harness().args(["list", "--target", &target]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("--target {target}")) && stderr.contains("no such socket"),
+        "{stderr}"
+    );
+}
