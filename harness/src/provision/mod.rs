@@ -78,6 +78,8 @@ pub enum ProvisionError {
     Vm(#[from] crate::vm::qemu::VmError),
     #[error("failed to set up containerd in the VM")]
     Guest(#[source] NodeError),
+    #[error("failed to upgrade the testbed in place: {reason}")]
+    Upgrade { reason: String },
 }
 
 /// What a testbed is started with.
