@@ -325,28 +325,7 @@ impl Testbed {
     async fn upgrade_local(&mut self, to: Containerd) -> Result<(), ProvisionError> {
         let from = self.containerd.version;
         let schema = self.config.schema()?.number();
-        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(Backend::Local(backend)) = guard.as_mut() else {
-            return Err(ProvisionError::Upgrade {
-                reason: "only a running local testbed is upgraded in place".into(),
-            });
-        };
-        let stopped = backend.stop_daemon();
-        // The old daemon's log stays beside the new one's, under its own version.
-        let old_log = self
-            .paths
-            .run_dir
-            .join(format!("containerd-{}.log", self.containerd.version));
-        std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
-        let daemon = spawn_daemon(
-            &to,
-            &self.paths.config,
-            self.kata.as_ref(),
-            &self.paths.run_dir,
-            &backend.log,
-        )?;
-        backend.adopt(daemon).map_err(ProvisionError::Spawn)?;
-        drop(guard);
+        let stopped = self.swap_daemon(&to)?;
         let ready = wait_ready(&self.paths.socket, || self.daemon_exit()).await;
         let cri = ready.map_err(|source| ProvisionError::NotReady {
             source,
@@ -372,6 +351,33 @@ impl Testbed {
         ));
         self.containerd = to;
         Ok(())
+    }
+
+    /// The upgrade's package step: stops the old daemon (its log kept as
+    /// `containerd-<version>.log`) and spawns `to` on the same config; says how the old one
+    /// ended. Synchronous, so no lock on the backend is held while the new one gets ready.
+    fn swap_daemon(&self, to: &Containerd) -> Result<String, ProvisionError> {
+        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Backend::Local(backend)) = guard.as_mut() else {
+            return Err(ProvisionError::Upgrade {
+                reason: "only a running local testbed is upgraded in place".into(),
+            });
+        };
+        let stopped = backend.stop_daemon();
+        let old_log = self
+            .paths
+            .run_dir
+            .join(format!("containerd-{}.log", self.containerd.version));
+        std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
+        let daemon = spawn_daemon(
+            to,
+            &self.paths.config,
+            self.kata.as_ref(),
+            &self.paths.run_dir,
+            &backend.log,
+        )?;
+        backend.adopt(daemon).map_err(ProvisionError::Spawn)?;
+        Ok(stopped)
     }
 }
 
