@@ -113,6 +113,10 @@ impl LocalBackend {
     }
 }
 
+/// In an upgraded node's run dir: the log of the containerd that ran before the upgrade
+/// (`containerd.log` is the running one's).
+pub const PRE_UPGRADE_LOG: &str = "containerd-before-upgrade.log";
+
 /// How a local node differs from the standard one (a row with a node of its own).
 /// `Default` is the standard node: the config of the containerd that runs, no legacy table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -291,6 +295,24 @@ impl Testbed {
         if let Some(plan) = &settings.kata {
             facts.push(("kata".into(), plan.conditions.join("; ")));
         }
+        if setup.config_for.is_some() {
+            facts.push((
+                "config".into(),
+                format!(
+                    "rendered for containerd {config_version} (schema {})",
+                    config.schema()?.number()
+                ),
+            ));
+        }
+        if let Some(untrusted) = &config.untrusted_workload_runtime {
+            facts.push((
+                "untrusted_workload_runtime".into(),
+                format!(
+                    "the {} handler's runtime {} (pods annotated io.kubernetes.cri.untrusted-workload: \"true\")",
+                    untrusted.name, untrusted.runtime_type
+                ),
+            ));
+        }
         facts.push((
             "crictl".into(),
             match &crictl {
@@ -354,7 +376,7 @@ impl Testbed {
     }
 
     /// The upgrade's package step: stops the old daemon (its log kept as
-    /// `containerd-<version>.log`) and spawns `to` on the same config; says how the old one
+    /// [`PRE_UPGRADE_LOG`]) and spawns `to` on the same config; says how the old one
     /// ended. Synchronous, so no lock on the backend is held while the new one gets ready.
     fn swap_daemon(&self, to: &Containerd) -> Result<String, ProvisionError> {
         let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
@@ -364,10 +386,7 @@ impl Testbed {
             });
         };
         let stopped = backend.stop_daemon();
-        let old_log = self
-            .paths
-            .run_dir
-            .join(format!("containerd-{}.log", self.containerd.version));
+        let old_log = self.paths.run_dir.join(PRE_UPGRADE_LOG);
         std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
         let daemon = spawn_daemon(
             to,

@@ -19,7 +19,7 @@ use super::plan::{Placement, Trial, Variant};
 use super::run::run_trial;
 use super::trial::skipped;
 use crate::profile::ContainerdChoice;
-use crate::provision::local::LocalSetup;
+use crate::provision::local::{LocalSetup, PRE_UPGRADE_LOG};
 use crate::provision::{ProvisionError, Settings, Testbed, BUSYBOX_BINARY};
 use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
@@ -266,6 +266,12 @@ pub async fn run_on_own_node(trial: &Trial, base: &Settings, sink: &mut dyn Sink
     let mut result = run_trial(&testbed, trial).await;
     if result.verdict == Verdict::Failed {
         attach_testbed_evidence(&testbed, &mut result.evidence);
+        // An upgraded node: the old daemon's log too (it wrote the config and the images).
+        let old_log = testbed.paths.run_dir.join(PRE_UPGRADE_LOG);
+        if node.upgrade_from.is_some() {
+            let tail = crate::process::tail_of_file(&old_log, 100);
+            result.evidence.file(&format!("{PRE_UPGRADE_LOG}.tail"), &tail);
+        }
     }
     // What was done to this node, on the row itself (the upgrade, or the node's setup).
     let done = testbed
