@@ -1,8 +1,9 @@
 //! Scenario tables: the strict YAML model and its validation.
 //!
 //! Invariant: a suite that loads is valid. Unknown keys, misspelt handlers, rows with no or two
-//! actions, and expectations that do not fit their action are errors naming the file, the row
-//! and the field, reported before anything boots.
+//! actions (a row with a node of its own may have none: the node's start is then its action),
+//! and expectations that do not fit their action are errors naming the file, the row and the
+//! field, reported before anything boots.
 //!
 //! The cluster and critest actions' fields and checks are in [`kube`] and [`critest`]; what
 //! runs them lives with those scenarios (crate::kube::suite, crate::critest), above this.
@@ -178,7 +179,7 @@ impl Row {
             None if node.is_some() => Action::NodeStart,
             None => return Err((
                 "sandbox",
-                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube or critest".into(),
+                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube or critest (or a node: block whose start it checks)".into(),
             )),
         };
         Ok(Row {

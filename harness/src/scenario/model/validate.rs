@@ -58,10 +58,6 @@ impl Row {
             }
             None => {}
         }
-        // The node's start is the whole row: node::validate_row checked its expectation.
-        if self.action == Action::NodeStart {
-            return Ok(());
-        }
         if self.sandbox().is_none() {
             for (field, set) in [
                 ("expect.guest_kernel", e.guest_kernel.is_some()),
@@ -77,6 +73,10 @@ impl Row {
         }
         if self.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(("skip", "needs the reason the row is skipped".into()));
+        }
+        // The node's start is the whole row: node::validate_row checked its expectation.
+        if self.action == Action::NodeStart {
+            return Ok(());
         }
         if let Some(action) = self.critest() {
             return critest::validate_row(self, action);
