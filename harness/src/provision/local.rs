@@ -79,14 +79,10 @@ impl LocalBackend {
     }
 
     /// Stops the daemon with the grace a package upgrade gives it (SIGTERM, then SIGKILL),
-    /// keeping everything else; says how it ended.
-    fn stop_daemon(&mut self) -> String {
+    /// keeping everything else; `None` when it was not running or could not be reaped.
+    fn stop_daemon(&mut self) -> Option<std::process::ExitStatus> {
         let daemon = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match daemon.map(|mut d| d.stop(Duration::from_secs(10))) {
-            Some(Some(status)) => status.to_string(),
-            Some(None) => "exit status unknown".into(),
-            None => "it was not running".into(),
-        }
+        daemon.and_then(|mut d| d.stop(Duration::from_secs(10)))
     }
 
     /// Makes `daemon` this node's containerd: cleanup and interrupts now stop its group, and
@@ -368,7 +364,7 @@ impl Testbed {
         self.facts.push((
             "upgrade".into(),
             format!(
-                "upgraded in place from containerd {from} (stopped cleanly: {stopped}) keeping its version-{schema} config, root and state dirs and the images it imported{migrated}"
+                "upgraded in place from containerd {from} (stopped on SIGTERM: {stopped}) keeping its version-{schema} config, root and state dirs and the images it imported{migrated}"
             ),
         ));
         self.containerd = to;
@@ -385,7 +381,21 @@ impl Testbed {
                 reason: "only a running local testbed is upgraded in place".into(),
             });
         };
-        let stopped = backend.stop_daemon();
+        // A package upgrade stops the old daemon with SIGTERM: it must exit 0 on it, or the
+        // new one would start on state the old one did not finish writing.
+        let stopped = match backend.stop_daemon() {
+            Some(status) if status.success() => status.to_string(),
+            other => {
+                return Err(ProvisionError::Upgrade {
+                    reason: format!(
+                        "containerd {} did not stop cleanly on SIGTERM ({}); its log ends with:\n{}",
+                        self.containerd.version,
+                        other.map_or("not reaped".into(), |s| s.to_string()),
+                        backend.log_tail(20)
+                    ),
+                })
+            }
+        };
         let old_log = self.paths.run_dir.join(PRE_UPGRADE_LOG);
         std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
         let daemon = spawn_daemon(
