@@ -8,7 +8,8 @@
 //!
 //! Local trials of one variant share one testbed (a private containerd), started on first use
 //! and stopped after the last trial; under nextest (a process per trial) each trial gets its
-//! own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (local; the default) and
+//! own. A row with a node of its own (`node:`, e.g. suites/upgrade.yaml) always starts and
+//! stops its own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (local; the default) and
 //! `KATA_HARNESS_VM_IMAGES=bookworm,bookworm-containerd21` (VMs; the default; empty for none).
 //! Skips are decided before a trial runs: such trials are marked ignored, and their reasons
 //! printed.
@@ -21,7 +22,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::{Settings, Testbed};
 use kata_harness::report::quarantine::{self, Quarantine};
-use kata_harness::report::{self, terminal::Terminal, Event, Recorder, RunInfo, Sink, Tee, Verdict};
+use kata_harness::report::{
+    self, terminal::Terminal, Event, Recorder, RunInfo, Sink, Tee, TrialResult, Verdict,
+};
 use kata_harness::scenario::plan::Placement;
 use kata_harness::scenario::{plan, run::run_trial, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -96,16 +99,21 @@ async fn testbed(variant: &Variant) -> Arc<tokio::sync::OnceCell<Result<Testbed,
         .entry(variant.label.clone())
         .or_default()
         .clone();
-    let settings = Settings {
+    let settings = local_settings();
+    cell.get_or_init(|| async move { session::start_testbed(variant, &settings, &mut Stderr).await })
+        .await;
+    cell
+}
+
+/// What local testbeds start with: this host's Kata (the variant sets the containerd).
+fn local_settings() -> Settings {
+    Settings {
         containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
         pause_binary: None,
         repo: repo(),
         kata: LOCAL.kata.clone(),
-    };
-    cell.get_or_init(|| async move { session::start_testbed(variant, &settings, &mut Stderr).await })
-        .await;
-    cell
+    }
 }
 
 /// The rows of one VM image in one VM, through the same session code as `kata-harness run`:
@@ -174,38 +182,51 @@ fn run_one(trial: &plan::Trial) -> Result<Completion, Failed> {
         return Ok(Completion::ignored_with(reason));
     }
     RUNTIME.block_on(async {
+        // A row with a node of its own starts (and stops) that node itself.
+        if trial.row.node.is_some() {
+            let result = session::run_on_own_node(trial, &local_settings(), &mut Stderr).await;
+            return judged(result);
+        }
         let cell = testbed(&trial.variant).await;
         let testbed = match cell.get().expect("initialised") {
             Ok(testbed) => testbed,
             Err(e) => return Err(Failed::from(format!("testbed did not start: {e}"))),
         };
         let mut result = run_trial(testbed, trial).await;
-        if let Some(note) = QUARANTINE.get().and_then(|q| q.apply(&mut result)) {
-            eprintln!("note: {note}");
+        if result.verdict == Verdict::Failed {
+            session::attach_testbed_evidence(testbed, &mut result.evidence);
         }
-        match result.verdict {
-            Verdict::Passed => Ok(Completion::Completed),
-            Verdict::Skipped | Verdict::Quarantined => Ok(Completion::ignored_with(result.message)),
-            Verdict::Failed => {
-                session::attach_testbed_evidence(testbed, &mut result.evidence);
-                let log = result
-                    .evidence
-                    .files
-                    .iter()
-                    .find(|(n, _)| n == "containerd.log.tail")
-                    .map(|(_, t)| t.as_str())
-                    .unwrap_or("");
-                let tail = kata_harness::process::tail_of_text(log, 15);
-                Err(Failed::from(format!(
-                    "expected: {}\nobserved: {}\n{}\nreproduce:\n  {}\n----- containerd log (tail) -----\n{tail}",
-                    result.expected,
-                    result.observed,
-                    result.message,
-                    result.evidence.reproduce.join("\n  "),
-                )))
-            }
-        }
+        judged(result)
     })
+}
+
+/// A trial's result as libtest-mimic's outcome, after the quarantine list: a failure says
+/// what was expected and observed, how to reproduce it, and the containerd log's tail.
+fn judged(mut result: TrialResult) -> Result<Completion, Failed> {
+    if let Some(note) = QUARANTINE.get().and_then(|q| q.apply(&mut result)) {
+        eprintln!("note: {note}");
+    }
+    match result.verdict {
+        Verdict::Passed => Ok(Completion::Completed),
+        Verdict::Skipped | Verdict::Quarantined => Ok(Completion::ignored_with(result.message)),
+        Verdict::Failed => {
+            let log = result
+                .evidence
+                .files
+                .iter()
+                .find(|(n, _)| n == "containerd.log.tail")
+                .map(|(_, t)| t.as_str())
+                .unwrap_or("");
+            let tail = kata_harness::process::tail_of_text(log, 15);
+            Err(Failed::from(format!(
+                "expected: {}\nobserved: {}\n{}\nreproduce:\n  {}\n----- containerd log (tail) -----\n{tail}",
+                result.expected,
+                result.observed,
+                result.message,
+                result.evidence.reproduce.join("\n  "),
+            )))
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -3,19 +3,25 @@
 //! Its config, root, state, socket, CNI config and IPAM state live in the run dir; it runs
 //! in its own mount namespace; its pods live under their own cgroup parent and bridge. So the
 //! system's containerd (if any) is never touched and cleanup knows exactly what to remove.
+//! A node can also be set up otherwise ([`LocalSetup`]): upgraded in place from an older
+//! containerd that wrote its config and images, given another line's config, or with the
+//! legacy untrusted-workload table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cleanup::{self, CleanupPlan, Leftovers};
+use super::kata::KataInstall;
 use super::{
     crun_binary, daemon_gone, io_err, new_run_dir, standard_handlers, wait_ready, Backend, ProvisionError,
     RunPaths, Settings, Testbed, SANDBOX_IMAGE,
 };
 use crate::node::LocalNode;
 use crate::process::{self, Daemon};
+use crate::profile::{Containerd, ContainerdChoice};
+use crate::render::containerd::RenderError;
 use crate::render::{cni, ContainerdConfig};
 use crate::teardown::{self, Registration};
 
@@ -72,6 +78,25 @@ impl LocalBackend {
         process::tail_of_file(&self.log, lines)
     }
 
+    /// Stops the daemon with the grace a package upgrade gives it (SIGTERM, then SIGKILL),
+    /// keeping everything else; `None` when it was not running or could not be reaped.
+    fn stop_daemon(&mut self) -> Option<std::process::ExitStatus> {
+        let daemon = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take();
+        daemon.and_then(|mut d| d.stop(Duration::from_secs(10)))
+    }
+
+    /// Makes `daemon` this node's containerd: cleanup and interrupts now stop its group, and
+    /// its fresh network namespace gets the node's loopback.
+    fn adopt(&mut self, daemon: Daemon) -> Result<(), crate::process::ProcessError> {
+        self.plan.daemon = cleanup::GroupLeader::of(daemon.pid());
+        if let Some(old) = self.registration.replace(register_cleanup(&self.plan)) {
+            old.disarm();
+        }
+        let netns = daemon_netns(&daemon);
+        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Some(daemon);
+        loopback_up(&netns)
+    }
+
     pub(super) fn finish(mut self) -> Leftovers {
         if let Some(mut daemon) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
             daemon.stop(Duration::from_secs(10));
@@ -84,12 +109,50 @@ impl LocalBackend {
     }
 }
 
+/// In an upgraded node's run dir: the log of the containerd that ran before the upgrade
+/// (`containerd.log` is the running one's).
+pub const PRE_UPGRADE_LOG: &str = "containerd-before-upgrade.log";
+
+/// How a local node differs from the standard one (a row with a node of its own).
+/// `Default` is the standard node: the config of the containerd that runs, no legacy table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LocalSetup {
+    /// Render the config for this containerd instead of for the one that runs (the file a
+    /// downgrade leaves behind).
+    pub config_for: Option<ContainerdChoice>,
+    /// Run this older containerd first, with a config rendered for it, import the standard
+    /// images with it and stop it; then start the settings' containerd on the same config
+    /// file, root and state dirs: an in-place upgrade.
+    pub upgrade_from: Option<ContainerdChoice>,
+    /// The standard handler whose runtime takes pods annotated
+    /// `io.kubernetes.cri.untrusted-workload: "true"` (the legacy table, containerd 1.x).
+    pub untrusted_workload_runtime: Option<String>,
+}
+
 impl Testbed {
     /// Starts a private containerd on this host: own config, root, state and socket in a
     /// fresh run dir, so the system's containerd (if any) is untouched.
     pub async fn start_local(settings: &Settings) -> Result<Testbed, ProvisionError> {
+        Testbed::start_local_with(settings, &LocalSetup::default()).await
+    }
+
+    /// [`Testbed::start_local`] for a node set up as `setup` says.
+    pub async fn start_local_with(
+        settings: &Settings,
+        setup: &LocalSetup,
+    ) -> Result<Testbed, ProvisionError> {
         teardown::install_interrupt_handler();
         let containerd = settings.containerd.resolve()?;
+        // The containerd that starts first: the upgrade's old line, else the one that stays.
+        let first = match &setup.upgrade_from {
+            Some(choice) => choice.resolve()?,
+            None => containerd.clone(),
+        };
+        // Whose schema the config file has: the first daemon's, unless set otherwise.
+        let config_version = match &setup.config_for {
+            Some(choice) => choice.resolve()?.version,
+            None => first.version,
+        };
         let (id, run_dir) = new_run_dir()?;
         let paths = RunPaths {
             run_dir: run_dir.clone(),
@@ -121,8 +184,21 @@ impl Testbed {
         if let Some(install) = &kata {
             super::kata::use_config(&mut runtimes, &install.config_path);
         }
+        let untrusted_workload_runtime = match &setup.untrusted_workload_runtime {
+            Some(name) => Some(
+                runtimes
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .cloned()
+                    .ok_or_else(|| RenderError::Handler {
+                        handler: name.clone(),
+                        reason: "is not one of the standard handlers (untrusted_workload_runtime)".into(),
+                    })?,
+            ),
+            None => None,
+        };
         let config = ContainerdConfig {
-            version: containerd.version,
+            version: config_version,
             root: run_dir.join("root"),
             state: run_dir.join("state"),
             grpc_address: paths.socket.clone(),
@@ -131,7 +207,7 @@ impl Testbed {
             sandbox_image: SANDBOX_IMAGE.into(),
             default_runtime: "runc".into(),
             runtimes,
-            untrusted_workload_runtime: None,
+            untrusted_workload_runtime,
             cni_bin_dir: PathBuf::from("/usr/lib/cni"),
             cni_conf_dir: run_dir.join("net.d"),
             // hosts.toml is re-read on every pull, so scenarios add and remove registries
@@ -179,34 +255,12 @@ impl Testbed {
         // Registered before the daemon exists, so an interrupt from here on cleans up.
         let registration = register_cleanup(&plan);
 
-        let mut command = Command::new(containerd.binary("containerd"));
-        command.arg("--config").arg(&paths.config);
-        // The daemon finds the shims of *its* version first on PATH, then Kata's.
-        let kata_bin = kata
-            .as_ref()
-            .map(|k| format!("{}:", k.bin_dir.display()))
-            .unwrap_or_default();
-        let path = format!(
-            "{}:{kata_bin}{}",
-            containerd.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        command.env("PATH", path);
-        command.env(cleanup::TESTBED_ENV, &run_dir);
-        let hide_unified = hybrid_cgroups_with_v2_controllers();
-        // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
-        // and exec, as pre_exec requires.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(move || private_mounts(hide_unified));
-        }
         let log = run_dir.join("containerd.log");
-        let daemon = Daemon::spawn("containerd", command, &log).map_err(ProvisionError::Spawn)?;
+        let daemon = spawn_daemon(&first, &paths.config, kata.as_ref(), &run_dir, &log)?;
         plan.daemon = cleanup::GroupLeader::of(daemon.pid());
         registration.disarm();
         let registration = register_cleanup(&plan);
-        let netns = PathBuf::from(format!("/proc/{}/ns/net", daemon.pid()));
-        if let Err(e) = loopback_up(&netns) {
+        if let Err(e) = loopback_up(&daemon_netns(&daemon)) {
             let mut daemon = daemon;
             daemon.stop(Duration::from_secs(10));
             let _ = cleanup::run(&plan);
@@ -231,11 +285,29 @@ impl Testbed {
             }
         };
         let mut facts = vec![
-            ("containerd".into(), containerd.version_text.clone()),
+            ("containerd".into(), first.version_text.clone()),
             ("target".into(), "local".into()),
         ];
         if let Some(plan) = &settings.kata {
             facts.push(("kata".into(), plan.conditions.join("; ")));
+        }
+        if setup.config_for.is_some() {
+            facts.push((
+                "config".into(),
+                format!(
+                    "rendered for containerd {config_version} (schema {})",
+                    config.schema()?.number()
+                ),
+            ));
+        }
+        if let Some(untrusted) = &config.untrusted_workload_runtime {
+            facts.push((
+                "untrusted_workload_runtime".into(),
+                format!(
+                    "the {} handler's runtime {} (pods annotated io.kubernetes.cri.untrusted-workload: \"true\")",
+                    untrusted.name, untrusted.runtime_type
+                ),
+            ));
         }
         facts.push((
             "crictl".into(),
@@ -244,10 +316,10 @@ impl Testbed {
                 None => crate::artifacts::cri_tools::MISSING.into(),
             },
         ));
-        let testbed = Testbed {
+        let mut testbed = Testbed {
             id,
             facts,
-            containerd,
+            containerd: first,
             config,
             paths,
             cri,
@@ -259,8 +331,118 @@ impl Testbed {
             backend: Mutex::new(Some(Backend::Local(backend))),
         };
         testbed.import_standard_images(settings)?;
+        if setup.upgrade_from.is_some() {
+            testbed.upgrade_local(containerd).await?;
+        }
         Ok(testbed)
     }
+
+    /// Stops this node's containerd cleanly and starts `to` in its place on the same config
+    /// file, root and state dirs (what a package upgrade does), then waits for its CRI. The
+    /// images stay as the old daemon imported them: nothing is imported again.
+    async fn upgrade_local(&mut self, to: Containerd) -> Result<(), ProvisionError> {
+        let from = self.containerd.version;
+        let schema = self.config.schema()?.number();
+        let stopped = self.swap_daemon(&to)?;
+        let ready = wait_ready(&self.paths.socket, || self.daemon_exit()).await;
+        let cri = ready.map_err(|source| ProvisionError::NotReady {
+            source,
+            log_tail: self.log_tail(40),
+        })?;
+        self.cri = cri;
+        // containerd 2.x says so when it migrates an older config at start.
+        let log = std::fs::read_to_string(self.paths.run_dir.join("containerd.log")).unwrap_or_default();
+        let migrated = log
+            .lines()
+            .find(|l| l.contains("Configuration migrated"))
+            .and_then(|l| l.split('"').nth(3).or(Some(l)))
+            .map(|msg| format!("; containerd {} logged: {msg}", to.version))
+            .unwrap_or_default();
+        self.facts.retain(|(k, _)| k != "containerd");
+        self.facts
+            .insert(0, ("containerd".into(), to.version_text.clone()));
+        self.facts.push((
+            "upgrade".into(),
+            format!(
+                "upgraded in place from containerd {from} (stopped on SIGTERM: {stopped}) keeping its version-{schema} config, root and state dirs and the images it imported{migrated}"
+            ),
+        ));
+        self.containerd = to;
+        Ok(())
+    }
+
+    /// The upgrade's package step: stops the old daemon (its log kept as
+    /// [`PRE_UPGRADE_LOG`]) and spawns `to` on the same config; says how the old one
+    /// ended. Synchronous, so no lock on the backend is held while the new one gets ready.
+    fn swap_daemon(&self, to: &Containerd) -> Result<String, ProvisionError> {
+        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Backend::Local(backend)) = guard.as_mut() else {
+            return Err(ProvisionError::Upgrade {
+                reason: "only a running local testbed is upgraded in place".into(),
+            });
+        };
+        // A package upgrade stops the old daemon with SIGTERM: it must exit 0 on it, or the
+        // new one would start on state the old one did not finish writing.
+        let stopped = match backend.stop_daemon() {
+            Some(status) if status.success() => status.to_string(),
+            other => {
+                return Err(ProvisionError::Upgrade {
+                    reason: format!(
+                        "containerd {} did not stop cleanly on SIGTERM ({}); its log ends with:\n{}",
+                        self.containerd.version,
+                        other.map_or("not reaped".into(), |s| s.to_string()),
+                        backend.log_tail(20)
+                    ),
+                })
+            }
+        };
+        let old_log = self.paths.run_dir.join(PRE_UPGRADE_LOG);
+        std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
+        let daemon = spawn_daemon(
+            to,
+            &self.paths.config,
+            self.kata.as_ref(),
+            &self.paths.run_dir,
+            &backend.log,
+        )?;
+        backend.adopt(daemon).map_err(ProvisionError::Spawn)?;
+        Ok(stopped)
+    }
+}
+
+/// Starts containerd (`containerd --config <config>`) in its private namespaces, its log
+/// appended to `log`; the daemon finds the shims of *its* version first on PATH, then Kata's.
+fn spawn_daemon(
+    containerd: &Containerd,
+    config: &Path,
+    kata: Option<&KataInstall>,
+    run_dir: &Path,
+    log: &Path,
+) -> Result<Daemon, ProvisionError> {
+    let mut command = Command::new(containerd.binary("containerd"));
+    command.arg("--config").arg(config);
+    let kata_bin = kata
+        .map(|k| format!("{}:", k.bin_dir.display()))
+        .unwrap_or_default();
+    let path = format!(
+        "{}:{kata_bin}{}",
+        containerd.bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    command.env("PATH", path);
+    command.env(cleanup::TESTBED_ENV, run_dir);
+    let hide_unified = hybrid_cgroups_with_v2_controllers();
+    // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
+    // and exec, as pre_exec requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(move || private_mounts(hide_unified));
+    }
+    Daemon::spawn("containerd", command, log).map_err(ProvisionError::Spawn)
+}
+
+fn daemon_netns(daemon: &Daemon) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/ns/net", daemon.pid()))
 }
 
 /// A hybrid cgroup host whose v2 hierarchy holds controllers (here: hugetlb). crun refuses

@@ -81,6 +81,8 @@ pub enum ProvisionError {
     Guest(#[source] NodeError),
     #[error("the containerd at {socket}: {message}")]
     Existing { socket: PathBuf, message: String },
+    #[error("failed to upgrade the testbed in place: {reason}")]
+    Upgrade { reason: String },
 }
 
 /// What a testbed is started with.
@@ -448,6 +450,9 @@ impl Drop for Testbed {
     }
 }
 
+/// The CRI status conditions a ready node reports true.
+const READY_CONDITIONS: [&str; 2] = ["RuntimeReady", "NetworkReady"];
+
 /// Waits for the socket and for the CRI to report the runtime and the network ready, while
 /// watching what the daemon depends on: once `gone` says why it is gone, waiting is pointless.
 pub(crate) async fn wait_ready(
@@ -473,14 +478,23 @@ pub(crate) async fn wait_ready(
                 };
                 match cri.status().await {
                     Ok(status) => {
-                        let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
+                        // Only these two: containerd 1.7 adds ContainerdHasNoDeprecationWarnings,
+                        // false for as long as a deprecated key (untrusted_workload_runtime) is
+                        // in the config, and such a node is ready all the same.
+                        let conditions: Vec<_> = status
+                            .status
+                            .map(|s| s.conditions)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|c| READY_CONDITIONS.contains(&c.r#type.as_str()))
+                            .collect();
                         let not_ready: Vec<String> = conditions
                             .iter()
                             .filter(|c| !c.status)
                             .map(|c| format!("{}: {} {}", c.r#type, c.reason, c.message))
                             .collect();
-                        if conditions.is_empty() {
-                            Attempt::NotYet("no runtime conditions yet".into())
+                        if conditions.len() < READY_CONDITIONS.len() {
+                            Attempt::NotYet("no RuntimeReady and NetworkReady conditions yet".into())
                         } else if not_ready.is_empty() {
                             Attempt::Ready(cri)
                         } else {

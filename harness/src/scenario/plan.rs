@@ -88,6 +88,15 @@ impl ExistingNode {
 }
 
 impl Placement {
+    /// The cached containerd line of a local placement (`2.1`); `None` for a directory
+    /// choice, a VM or a cluster.
+    pub fn containerd_line(&self) -> Option<&str> {
+        match self {
+            Placement::Local(ContainerdChoice::Line(line)) => Some(line),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> PlacementKind {
         match self {
             Placement::Local(_) => PlacementKind::Local,
@@ -274,10 +283,16 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                 if !suite.placements.contains(&variant.placement.kind()) {
                     continue;
                 }
+                // A row with a node of its own runs in its containerd line's variant only.
                 let skip = row
-                    .requires
-                    .iter()
-                    .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
+                    .node
+                    .as_ref()
+                    .and_then(|node| node.skip_reason(variant.placement.containerd_line()))
+                    .or_else(|| {
+                        row.requires
+                            .iter()
+                            .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
+                    })
                     .or_else(|| row.skip.clone())
                     .or_else(|| match &variant.placement {
                         Placement::Existing(node) => node.skip(row),
@@ -420,6 +435,28 @@ rows:
                 kata: None,
             },
         )]
+    }
+
+    #[test]
+    fn a_row_with_its_own_node_runs_in_its_line_only_and_says_why_elsewhere() {
+        let text = r#"
+suite: upgrade
+placements: [local]
+rows:
+  - scenario: upgraded
+    node: { containerd: "2.1", upgrade_from: "1.7" }
+    sandbox: {}
+    expect: { runtime_type: io.containerd.runc.v2 }
+"#;
+        let suite = Suite::parse(std::path::Path::new("u.yaml"), text).unwrap();
+        let mut variants = with_kata("1.7");
+        variants.extend(with_kata("2.1"));
+        let dir = ContainerdChoice::Dir("/opt/containerd-2.1".into());
+        variants.push((Variant::containerd(dir), variants[0].1.clone()));
+        let trials = plan(&[suite], &variants);
+        let skips: Vec<Option<&str>> = trials.iter().map(|t| t.skip.as_deref()).collect();
+        let elsewhere = Some("runs on containerd 2.1 only (the upgrade target), on a node of its own");
+        assert_eq!(skips, [elsewhere, None, elsewhere]);
     }
 
     #[test]

@@ -96,5 +96,9 @@ async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Resul
             "-",
             "critest rows yield one row per spec (crate::critest::run, through scenario::session)",
         )),
+        Action::NodeStart => Err(Failure::new(
+            "-",
+            "a row whose action is its node's start is judged by scenario::session::run_on_own_node",
+        )),
     }
 }

@@ -2,7 +2,6 @@
 //! judge which runtime really holds each: the CRI's runtimeType, containerd's own record, the
 //! OCI runtime's state, and the VMM process of a Kata sandbox.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -33,7 +32,7 @@ pub(super) async fn run_sandbox(
         log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: action.host_network,
-        annotations: HashMap::new(),
+        annotations: action.annotations.clone().into_iter().collect(),
     };
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
     evidence.reproduce(format!("POD=$({})", runp_line(&pod.handler)));

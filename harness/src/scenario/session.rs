@@ -5,19 +5,27 @@
 //! yields one per critest spec (`<trial>::<spec>`, at least one). A testbed that fails to
 //! start fails its trials (with the reason); a testbed that leaves anything behind adds a
 //! failed `harness::cleanup::<variant>` result.
+//!
+//! A row with a node of its own (`node:`) gets a testbed started for it alone, after the
+//! variant's shared one is stopped (one containerd at a time); anything that node leaves
+//! behind fails that row.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use super::model::{Action, NodeSetup};
 use super::plan::{Placement, Trial, Variant};
 use super::run::run_trial;
 use super::trial::skipped;
-use crate::provision::{Settings, Testbed, BUSYBOX_BINARY};
+use crate::profile::ContainerdChoice;
+use crate::provision::local::{LocalSetup, PRE_UPGRADE_LOG};
+use crate::provision::{ProvisionError, Settings, Testbed, BUSYBOX_BINARY};
 use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
 use crate::vm::accel;
 use crate::vm::image::Image;
+use crate::wait::WaitError;
 
 /// Starts the testbed of a variant: a private containerd here, or a VM (building or reusing
 /// its image, and probing KVM once).
@@ -93,11 +101,19 @@ pub async fn run(
             results.push(result);
         };
         // Skips are decided already: report them without starting anything for them.
-        let runnable: Vec<&Trial> = mine.iter().copied().filter(|t| t.skip.is_none()).collect();
+        let (own_node, runnable): (Vec<&Trial>, Vec<&Trial>) = mine
+            .iter()
+            .copied()
+            .filter(|t| t.skip.is_none())
+            .partition(|t| t.row.node.is_some());
         for trial in mine.iter().filter(|t| t.skip.is_some()) {
             finish(sink, skipped(trial, trial.skip.as_deref().unwrap_or_default()));
         }
         if runnable.is_empty() {
+            for trial in own_node {
+                let result = run_on_own_node(trial, base, sink).await;
+                finish(sink, result);
+            }
             continue;
         }
         sink.event(&Event::TestbedStarting {
@@ -163,6 +179,10 @@ pub async fn run(
             let result = TrialResult::cleanup_failure(&label, &leftovers.0);
             finish(sink, result);
         }
+        for trial in own_node {
+            let result = run_on_own_node(trial, base, sink).await;
+            finish(sink, result);
+        }
     }
     sink.event(&Event::RunFinished);
     results
@@ -186,5 +206,136 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
     );
     for (name, content) in testbed.kata.iter().flat_map(|kata| kata.evidence()) {
         evidence.file(&name, &content);
+    }
+}
+
+/// A row with a node of its own: starts that node (as its `node:` block says, with the
+/// variant's containerd line), runs the row on it or judges its refused start, and stops it.
+/// Anything the node leaves behind fails the row.
+pub async fn run_on_own_node(trial: &Trial, base: &Settings, sink: &mut dyn Sink) -> TrialResult {
+    let start = Instant::now();
+    let failed = |observed: &str, message: &str| {
+        trial.result(
+            Verdict::Failed,
+            observed,
+            message,
+            start.elapsed(),
+            Evidence::default(),
+        )
+    };
+    let (Some(node), Placement::Local(choice)) = (&trial.row.node, &trial.variant.placement) else {
+        return failed(
+            "-",
+            "a row with a node of its own runs on a local containerd variant",
+        );
+    };
+    let settings = Settings {
+        containerd: choice.clone(),
+        ..base.clone()
+    };
+    sink.event(&Event::TestbedStarting {
+        variant: trial.name.clone(),
+    });
+    let started = Testbed::start_local_with(&settings, &local_setup(node)).await;
+    if trial.row.action == Action::NodeStart {
+        let expected = trial.row.expect.start_error.as_deref().unwrap_or_default();
+        return match started {
+            Err(error) => match refused_start(&error, expected) {
+                Ok(observed) => trial.result(
+                    Verdict::Passed,
+                    &observed,
+                    "",
+                    start.elapsed(),
+                    Evidence::default(),
+                ),
+                Err(message) => failed("containerd did not refuse as expected", &message),
+            },
+            Ok(testbed) => {
+                let what = testbed.describe();
+                let leftovers = testbed.shutdown().await;
+                failed(
+                    &format!("started: {what}"),
+                    &format!(
+                        "expected containerd to refuse to start with {expected:?}{}",
+                        left_behind(&leftovers.0)
+                    ),
+                )
+            }
+        };
+    }
+    let testbed = match started {
+        Ok(testbed) => testbed,
+        Err(e) => return failed("testbed did not start", &crate::report::chain(&e)),
+    };
+    sink.event(&Event::TestbedReady {
+        variant: trial.name.clone(),
+        description: testbed.describe(),
+        facts: testbed.facts.clone(),
+    });
+    let mut result = run_trial(&testbed, trial).await;
+    if result.verdict == Verdict::Failed {
+        attach_testbed_evidence(&testbed, &mut result.evidence);
+        // An upgraded node: the old daemon's log too (it wrote the config and the images).
+        let old_log = testbed.paths.run_dir.join(PRE_UPGRADE_LOG);
+        if node.upgrade_from.is_some() {
+            let tail = crate::process::tail_of_file(&old_log, 100);
+            result.evidence.file(&format!("{PRE_UPGRADE_LOG}.tail"), &tail);
+        }
+    }
+    // What was done to this node, on the row itself (the upgrade, or the node's setup).
+    let done = testbed
+        .facts
+        .iter()
+        .find(|(k, _)| k == "upgrade")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| node.describe());
+    result.conditions.push(done);
+    let leftovers = testbed.shutdown().await;
+    if !leftovers.is_clean() {
+        result.verdict = Verdict::Failed;
+        result.message = format!("{}{}", result.message, left_behind(&leftovers.0))
+            .trim_start()
+            .to_owned();
+    }
+    result
+}
+
+/// The provisioning of a `node:` block.
+fn local_setup(node: &NodeSetup) -> LocalSetup {
+    let line = |l: &Option<String>| l.clone().map(ContainerdChoice::Line);
+    LocalSetup {
+        config_for: line(&node.config_for),
+        upgrade_from: line(&node.upgrade_from),
+        untrusted_workload_runtime: node.untrusted_workload_runtime.clone(),
+    }
+}
+
+/// A start that must fail: containerd itself exited (not a timeout, not our own setup
+/// failing) and its log says `expected`; the observation is that log line.
+fn refused_start(error: &ProvisionError, expected: &str) -> Result<String, String> {
+    let chain = crate::report::chain(error);
+    let ProvisionError::NotReady { source, log_tail } = error else {
+        return Err(format!(
+            "the node's setup failed before containerd could refuse: {chain}"
+        ));
+    };
+    if !matches!(source, WaitError::Fatal { .. }) {
+        return Err(format!(
+            "containerd did not exit, it just never got ready: {chain}"
+        ));
+    }
+    match log_tail.lines().rev().find(|l| l.contains(expected)) {
+        Some(line) => Ok(format!("containerd exited: {}", line.trim())),
+        None => Err(format!(
+            "containerd exited, but its log does not say {expected:?}: {chain}"
+        )),
+    }
+}
+
+fn left_behind(leftovers: &[String]) -> String {
+    if leftovers.is_empty() {
+        String::new()
+    } else {
+        format!("\nthe row's node left things behind:\n{}", leftovers.join("\n"))
     }
 }

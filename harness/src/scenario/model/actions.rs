@@ -1,6 +1,8 @@
 //! The fields of the containerd row actions (`sandbox`, `image_import`, `pull`,
 //! `sandbox_image`, `ctr_run`), as the suite files spell them.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -15,6 +17,10 @@ pub struct SandboxAction {
     /// Share the node's network namespace. Default: false.
     #[serde(default)]
     pub host_network: bool,
+    /// Annotations of the pod sandbox config (e.g. `io.kubernetes.cri.untrusted-workload:
+    /// "true"`). Default: none.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -43,6 +43,10 @@ pub struct Expect {
     /// The action must finish (success or the expected error) within this many seconds.
     #[serde(default)]
     pub within_seconds: Option<u64>,
+    /// `node:` rows without an action: the node's containerd must exit at start, with this
+    /// text in its log (e.g. a config schema it does not read).
+    #[serde(default)]
+    pub start_error: Option<String>,
     /// Kubernetes rows: the API refuses the object with a message containing this text.
     #[serde(default)]
     pub rejected: Option<String>,

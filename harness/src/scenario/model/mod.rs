@@ -1,8 +1,9 @@
 //! Scenario tables: the strict YAML model and its validation.
 //!
 //! Invariant: a suite that loads is valid. Unknown keys, misspelt handlers, rows with no or two
-//! actions, and expectations that do not fit their action are errors naming the file, the row
-//! and the field, reported before anything boots.
+//! actions (a row with a node of its own may have none: the node's start is then its action),
+//! and expectations that do not fit their action are errors naming the file, the row and the
+//! field, reported before anything boots.
 //!
 //! The cluster and critest actions' fields and checks are in [`kube`] and [`critest`]; what
 //! runs them lives with those scenarios (crate::kube::suite, crate::critest), above this.
@@ -11,10 +12,12 @@ mod actions;
 pub mod critest;
 mod expect;
 pub mod kube;
+mod node;
 mod validate;
 
 pub use actions::*;
 pub use expect::*;
+pub use node::NodeSetup;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -95,6 +98,8 @@ pub struct Row {
     pub requires: Vec<Requirement>,
     /// Skip this row everywhere, with this reason.
     pub skip: Option<String>,
+    /// The row's own node, when it needs one set up differently from the variant's testbed.
+    pub node: Option<NodeSetup>,
     pub action: Action,
     /// What must be observed (which fields fit which action: [`Row`]'s validation).
     pub expect: Expect,
@@ -110,6 +115,9 @@ pub enum Action {
     CtrRun(CtrRunAction),
     Kube(kube::KubeAction),
     Critest(critest::CritestAction),
+    /// No action key, on a row with `node:`: starting that node is what the row checks
+    /// (`expect.start_error`).
+    NodeStart,
 }
 
 impl Action {
@@ -123,6 +131,7 @@ impl Action {
             Action::CtrRun(_) => "ctr_run",
             Action::Kube(_) => "kube",
             Action::Critest(_) => "critest",
+            Action::NodeStart => "node",
         }
     }
 }
@@ -135,6 +144,7 @@ impl Row {
             about,
             requires,
             skip,
+            node,
             sandbox,
             image_import,
             pull,
@@ -163,17 +173,21 @@ impl Row {
                 format!("a row has one action; {} is already set", first.key()),
             ));
         }
-        let Some(action) = actions.pop() else {
-            return Err((
+        let action = match actions.pop() {
+            Some(action) => action,
+            // A node row may have no action: the node's start is what it checks.
+            None if node.is_some() => Action::NodeStart,
+            None => return Err((
                 "sandbox",
-                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube or critest".into(),
-            ));
+                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube or critest (or a node: block whose start it checks)".into(),
+            )),
         };
         Ok(Row {
             scenario,
             about,
             requires,
             skip,
+            node,
             action,
             expect,
         })
@@ -247,6 +261,11 @@ struct RowFile {
     /// not run by default, e.g. far too slow here). Default: run.
     #[serde(default)]
     skip: Option<String>,
+    /// The row's own node (containerd line, upgrade, config, legacy runtime): started for
+    /// this row alone and stopped after it. Fields: [`NodeSetup`]. Default: the variant's
+    /// shared testbed.
+    #[serde(default)]
+    node: Option<NodeSetup>,
     /// Action: run a pod sandbox (`crictl runp`), optionally with a container in it.
     #[serde(default)]
     sandbox: Option<SandboxAction>,

@@ -48,6 +48,16 @@ impl Row {
     /// Checks one row; the error names the offending field.
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         let e = &self.expect;
+        match &self.node {
+            Some(node) => super::node::validate_row(self, node)?,
+            None if e.start_error.is_some() => {
+                return Err((
+                    "expect.start_error",
+                    "only a row with a node of its own (`node:`) can expect that node not to start".into(),
+                ))
+            }
+            None => {}
+        }
         if self.sandbox().is_none() {
             for (field, set) in [
                 ("expect.guest_kernel", e.guest_kernel.is_some()),
@@ -63,6 +73,10 @@ impl Row {
         }
         if self.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(("skip", "needs the reason the row is skipped".into()));
+        }
+        // The node's start is the whole row: node::validate_row checked its expectation.
+        if self.action == Action::NodeStart {
+            return Ok(());
         }
         if let Some(action) = self.critest() {
             return critest::validate_row(self, action);
@@ -120,6 +134,9 @@ impl Row {
             (Some(sandbox), None) => {
                 if e.cri_visible.is_some() {
                     return Err(("expect.cri_visible", "only fits an image_import row".into()));
+                }
+                if sandbox.annotations.keys().any(|k| k.trim().is_empty()) {
+                    return Err(("sandbox.annotations", "annotation keys must not be empty".into()));
                 }
                 let known =
                     sandbox.handler.is_empty() || CONFIGURED_HANDLERS.contains(&sandbox.handler.as_str());
@@ -339,6 +356,9 @@ impl Row {
             return critest::expected_summary(action);
         }
         let e = &self.expect;
+        if let Some(text) = &e.start_error {
+            return format!("containerd refuses to start: {text}");
+        }
         if let Some(error) = &e.error {
             return format!("{} error: {}", error.code, error.message);
         }
