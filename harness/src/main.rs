@@ -15,6 +15,7 @@ use kata_harness::node::Target;
 use kata_harness::profile::file::Profile;
 use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use kata_harness::provision::kata::KataPlan;
+use kata_harness::provision::reach::Reach;
 use kata_harness::provision::Settings;
 use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, Verdict};
@@ -71,14 +72,26 @@ struct SuiteArgs {
     /// and the local kubeadm cluster, in one report), vm (a throw-away QEMU VM per image),
     /// local (private containerds on this host), cri:///path/to/containerd.sock (an existing
     /// containerd, as it is configured: its handlers are discovered, its config is never
-    /// rewritten, and what the rows create is removed), or ssh://user@host. Default: the
-    /// profile's.
+    /// rewritten, and what the rows create is removed), or ssh://user@host[:port] (the same
+    /// for a containerd on that host, over SSH: --node-socket, --ssh-identity, --known-hosts).
+    /// Default: the profile's.
     #[arg(long)]
     target: Option<String>,
     /// With --target cri://: also run the rows that change the node and undo it (they remove
     /// and re-import its sandbox image); without it they are skipped, naming what they touch.
     #[arg(long)]
     allow_node_changes: bool,
+    /// With --target ssh://: the CRI socket on that host.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    node_socket: PathBuf,
+    /// With --target ssh://: the private key to log in with [default: ~/.ssh/id_ed25519, else
+    /// ~/.ssh/id_rsa].
+    #[arg(long, value_name = "FILE")]
+    ssh_identity: Option<PathBuf>,
+    /// With --target ssh://: the known_hosts file the host's key must be in (never trusted on
+    /// first use) [default: ~/.ssh/known_hosts].
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
     /// Set from a profile without a cluster: `all` then has none.
     #[arg(skip)]
     no_cluster: bool,
@@ -250,12 +263,60 @@ impl SuiteArgs {
         if self.allow_node_changes {
             argv.push("--allow-node-changes".into());
         }
+        if let Target::Ssh { .. } = target {
+            argv.extend(["--node-socket".into(), path_arg(&self.node_socket)]);
+            for (flag, file) in [
+                ("--ssh-identity", &self.ssh_identity),
+                ("--known-hosts", &self.known_hosts),
+            ] {
+                if let Some(file) = file {
+                    argv.extend([flag.into(), path_arg(file)]);
+                }
+            }
+        }
         match self.quarantine.as_deref() {
             Some("none") => argv.extend(["--quarantine".into(), "none".into()]),
             Some(file) => argv.extend(["--quarantine".into(), path_arg(Path::new(file))]),
             None => {}
         }
         argv
+    }
+
+    /// How `--target ssh://user@host:port` is reached: the identity and known_hosts given,
+    /// else the user's own; both must exist.
+    fn ssh_reach(&self, user: &str, host: &str, port: u16) -> Result<Reach, String> {
+        let ssh_dir = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".ssh");
+        let identity = match &self.ssh_identity {
+            Some(file) => file.clone(),
+            None => ["id_ed25519", "id_rsa"]
+                .iter()
+                .map(|name| ssh_dir.join(name))
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    format!(
+                        "--target ssh://{user}@{host}: no --ssh-identity, and no ~/.ssh/id_ed25519 or id_rsa"
+                    )
+                })?,
+        };
+        let known_hosts = self
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| ssh_dir.join("known_hosts"));
+        for (flag, file) in [("--ssh-identity", &identity), ("--known-hosts", &known_hosts)] {
+            if !file.is_file() {
+                return Err(format!("{flag} {}: no such file", file.display()));
+            }
+        }
+        Ok(Reach::Ssh {
+            user: user.to_owned(),
+            host: host.to_owned(),
+            port,
+            identity: path_arg(&identity).into(),
+            known_hosts: path_arg(&known_hosts).into(),
+        })
     }
 
     fn quarantine(&self) -> Result<Quarantine, String> {
@@ -382,20 +443,27 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
     }
     let local_target = matches!(target, Target::Local | Target::All);
     let vm_target = matches!(target, Target::Vm | Target::All);
-    if let Target::Ssh { .. } = &target {
-        return Err(input_error(format!(
-            "--target {target}: the ssh target is not implemented yet"
-        )));
-    }
-    if let Target::Cri(socket) = &target {
+    let existing = match &target {
+        Target::Cri(socket) => Some((Reach::Local, socket.clone())),
+        Target::Ssh { user, host, port } => {
+            let reach = args.ssh_reach(user, host, *port).map_err(input_error)?;
+            Some((reach, args.node_socket.clone()))
+        }
+        _ => None,
+    };
+    if let Some((reach, socket)) = existing {
         if given.containerd.is_some() || given.images.is_some() || given.k8s_flag().is_some() {
             return Err(input_error(format!(
                 "--target {target} runs the node as it is: --containerd, --image and --k8s* do not apply"
             )));
         }
-        variants.push(existing_variant(socket, args.allow_node_changes).map_err(input_error)?);
+        let variant =
+            existing_variant(&target, reach, &socket, args.allow_node_changes).map_err(input_error)?;
+        variants.push(variant);
     } else if args.allow_node_changes {
-        return Err(input_error("--allow-node-changes applies to --target cri://..."));
+        return Err(input_error(
+            "--allow-node-changes applies to --target cri://... and ssh://...",
+        ));
     }
     if local_target {
         for text in &args.containerd_lines() {
@@ -488,7 +556,7 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
         }
     };
     let target = args.target.get_or_insert_with(|| profile.target.clone()).clone();
-    if target.starts_with("cri://") {
+    if target.starts_with("cri://") || target.starts_with("ssh://") {
         // The node's components are whatever it was set up with: the rows' testbed facts say.
         let note =
             format!("none: {target} was set up outside the harness (its versions are the testbed's facts)");
@@ -532,14 +600,17 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
 
 /// The variant of an existing node, with what it offers: discovered through its CRI now.
 fn existing_variant(
+    target: &Target,
+    reach: Reach,
     socket: &Path,
     allow_changes: bool,
 ) -> Result<(Variant, kata_harness::scenario::Capabilities), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("async runtime: {e}"))?;
     let found = runtime
-        .block_on(kata_harness::provision::existing::discover(socket))
-        .map_err(|e| format!("--target cri://{}: {}", socket.display(), report::chain(&e)))?;
+        .block_on(kata_harness::provision::existing::discover_node(&reach, socket))
+        .map_err(|e| format!("--target {target}: {}", report::chain(&e).replace('\n', "; ")))?;
     let node = kata_harness::scenario::plan::ExistingNode {
+        reach,
         socket: socket.to_owned(),
         handlers: found
             .handlers

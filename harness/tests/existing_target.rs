@@ -200,3 +200,85 @@ async fn rows_the_node_cannot_run_are_skipped_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// `--target ssh://`: the same rows against a host that was set up beforehand (a VM `vm up`
+/// provisioned, reached only through SSH with its pinned host key), left as it was found; a
+/// known_hosts without the host's key is refused before anything starts.
+#[test]
+fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
+    let name = format!("s{}", std::process::id());
+    let up = harness().args(["vm", "up", "--name", &name]).output().unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    // Taken down whatever the asserts below say.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = harness().args(["vm", "down", "--name", &self.0]).output();
+        }
+    }
+    let _down = Down(name.clone());
+    let kept = kata_harness::vm::state::KeptVm::load(&name).expect("vm up records the VM");
+    let state = || {
+        let script = "sha256sum /etc/containerd/config.toml; ctr -n k8s.io images ls -q | sort; \
+                      ctr -n default images ls -q | sort; crictl pods -q | sort; \
+                      ctr -n k8s.io containers ls -q | sort; ls /tmp";
+        let out = harness()
+            .args(["vm", "ssh", "--name", &name, "--", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = state();
+
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("cri.yaml");
+    std::fs::write(
+        &suite,
+        "suite: cri\nrows:\n  - scenario: default-handler\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, oci_runtime: runc }\n  - scenario: crun-handler\n    sandbox: { handler: crun, container: true }\n    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }\n  - scenario: unconfigured-handler\n    sandbox: { handler: no-such-handler }\n    expect:\n      error: { code: Unknown, message: 'no runtime for \"no-such-handler\" is configured' }\n",
+    )
+    .unwrap();
+    let target = format!("ssh://{}@127.0.0.1:{}", kept.ssh_user, kept.ssh_port);
+    let results = dir.path().join("results");
+    let out = harness()
+        .args(["run", "--target", &target, "--suites"])
+        .arg(&suite)
+        .arg("--ssh-identity")
+        .arg(&kept.identity)
+        .arg("--known-hosts")
+        .arg(&kept.known_hosts)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 passed, 0 failed, 0 skipped"), "{stdout}");
+    for row in ["default-handler", "crun-handler", "unconfigured-handler"] {
+        assert!(
+            stdout.contains(&format!("cri::{row}::existing-containerd-1.6")),
+            "{stdout}"
+        );
+    }
+    assert_eq!(state(), before, "the host is not as it was found");
+
+    // No blind trust: the same host against a known_hosts that lacks its key.
+    let stranger = dir.path().join("known_hosts");
+    std::fs::write(&stranger, "").unwrap();
+    let out = harness()
+        .args(["list", "--target", &target, "--suites"])
+        .arg(&suite)
+        .arg("--ssh-identity")
+        .arg(&kept.identity)
+        .arg("--known-hosts")
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Host key verification failed"), "{stderr}");
+}

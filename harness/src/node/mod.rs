@@ -37,9 +37,11 @@ pub enum Target {
     All,
     Local,
     Vm,
+    /// An existing containerd on a host reached over SSH (`ssh://user@host[:port]`).
     Ssh {
         user: String,
         host: String,
+        port: u16,
     },
     /// An existing containerd at this CRI socket (`cri:///run/containerd/containerd.sock`).
     Cri(std::path::PathBuf),
@@ -63,13 +65,19 @@ impl FromStr for Target {
                 let rest = text
                     .strip_prefix("ssh://")
                     .ok_or_else(|| NodeError::BadTarget { text: text.into() })?;
+                let bad = || NodeError::BadTarget { text: text.into() };
                 let (user, host) = rest.split_once('@').unwrap_or(("root", rest));
-                if host.is_empty() || user.is_empty() {
-                    return Err(NodeError::BadTarget { text: text.into() });
+                let (host, port) = match host.rsplit_once(':') {
+                    Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
+                    None => (host, 22),
+                };
+                if host.is_empty() || user.is_empty() || host.contains('/') {
+                    return Err(bad());
                 }
                 Ok(Target::Ssh {
                     user: user.into(),
                     host: host.into(),
+                    port,
                 })
             }
         }
@@ -82,7 +90,8 @@ impl fmt::Display for Target {
             Target::All => write!(f, "all"),
             Target::Local => write!(f, "local"),
             Target::Vm => write!(f, "vm"),
-            Target::Ssh { user, host } => write!(f, "ssh://{user}@{host}"),
+            Target::Ssh { user, host, port: 22 } => write!(f, "ssh://{user}@{host}"),
+            Target::Ssh { user, host, port } => write!(f, "ssh://{user}@{host}:{port}"),
             Target::Cri(socket) => write!(f, "cri://{}", socket.display()),
         }
     }
@@ -224,9 +233,18 @@ mod tests {
             "ssh://ci@runner-1".parse::<Target>().unwrap(),
             Target::Ssh {
                 user: "ci".into(),
-                host: "runner-1".into()
+                host: "runner-1".into(),
+                port: 22
             }
         );
+        let with_port: Target = "ssh://root@127.0.0.1:2222".parse().unwrap();
+        assert_eq!(with_port.to_string(), "ssh://root@127.0.0.1:2222");
+        assert!("ssh://root@host:port".parse::<Target>().is_err());
+        assert_eq!(
+            "cri:///run/containerd/containerd.sock".parse::<Target>().unwrap(),
+            Target::Cri("/run/containerd/containerd.sock".into())
+        );
+        assert!("cri://relative.sock".parse::<Target>().is_err());
         assert!("docker".parse::<Target>().is_err());
         assert!("ssh://".parse::<Target>().is_err());
     }

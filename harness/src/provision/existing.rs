@@ -1,6 +1,7 @@
-//! An existing containerd, reached at its CRI socket (`--target cri:///path/to/sock`): its
-//! handlers are discovered from the CRI plugin's own configuration, it is never reconfigured
-//! or restarted, and it is left as found.
+//! An existing containerd, reached at its CRI socket on this host (`--target
+//! cri:///path/to/sock`) or on another host over SSH (`--target ssh://user@host`, see
+//! [`super::reach`]): its handlers are discovered from the CRI plugin's own configuration, it
+//! is never reconfigured or restarted, and it is left as found.
 //!
 //! Invariant: the harness changes only what it can undo exactly, and undoes it at shutdown:
 //! its own sandboxes (label `kata-harness=true`, removed by [`Testbed::shutdown`]), the
@@ -10,18 +11,20 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::reach::{on_node, Connection, Reach};
 use super::{
     cleanup::{self, Leftovers},
     io_err, new_run_dir, Backend, ProvisionError, RunPaths, Settings, Testbed, BUSYBOX_IMAGE,
+    NODE_COMMAND_DEADLINE,
 };
 use crate::cri::CriClient;
 use crate::images;
-use crate::node::{LocalNode, Node};
+use crate::node::Node;
 use crate::profile::{parse_containerd_version, Containerd, Version};
 use crate::render::{ContainerdConfig, RuntimeHandler, RuntimeOptions};
 
@@ -60,7 +63,16 @@ fn discovery_err(socket: &Path, message: String) -> ProvisionError {
     }
 }
 
-/// Asks the CRI at `socket` for its version, readiness and configuration.
+/// Connects to the node, asks its CRI, and disconnects (what `list` and the plan need).
+pub async fn discover_node(reach: &Reach, node_socket: &Path) -> Result<Discovered, ProvisionError> {
+    let scratch = tempfile::tempdir().map_err(io_err(Path::new("/tmp")))?;
+    let mut connection = Connection::open(reach, node_socket, scratch.path()).await?;
+    let found = discover(&connection.socket).await;
+    connection.close();
+    found
+}
+
+/// Asks the CRI at `socket` (on this host) for its version, readiness and configuration.
 pub async fn discover(socket: &Path) -> Result<Discovered, ProvisionError> {
     if !socket.exists() {
         return Err(discovery_err(socket, "no such socket".into()));
@@ -145,7 +157,7 @@ fn handler_from_json(name: &str, runtime: &Value) -> RuntimeHandler {
 
 /// The `ctr` to reach a node of this version with: the cached release line's, else the one on
 /// PATH (its client API reaches older and newer daemons alike).
-fn ctr_dir(version: Version) -> Option<PathBuf> {
+fn local_ctr_dir(version: Version) -> Option<PathBuf> {
     let line = crate::profile::ContainerdChoice::Line(format!("{}.{}", version.major, version.minor));
     if let Ok(found) = line.resolve() {
         return Some(found.bin_dir);
@@ -155,7 +167,9 @@ fn ctr_dir(version: Version) -> Option<PathBuf> {
 }
 
 pub(super) struct ExistingBackend {
-    socket: PathBuf,
+    connection: Connection,
+    /// The harness's dir on the node (pod logs, image archives), when it is not this host.
+    node_run_dir: Option<PathBuf>,
     /// The node's sandboxes when the testbed attached (labelled by the harness or not):
     /// never removed.
     preexisting: HashSet<String>,
@@ -173,8 +187,11 @@ impl ExistingBackend {
         self.preexisting.clone()
     }
 
-    pub(super) fn exited(&self) -> Option<String> {
-        (!self.socket.exists()).then(|| format!("the node's CRI socket {} is gone", self.socket.display()))
+    pub(super) fn exited(&mut self) -> Option<String> {
+        self.connection.lost().or_else(|| {
+            let socket = &self.connection.socket;
+            (!socket.exists()).then(|| format!("the node's CRI socket {} is gone", socket.display()))
+        })
     }
 
     pub(super) fn log_tail(&self) -> String {
@@ -188,16 +205,26 @@ impl ExistingBackend {
             .unwrap_or_else(|| self.config_json.clone())
     }
 
-    pub(super) fn finish(self) -> Leftovers {
+    pub(super) fn finish(mut self) -> Leftovers {
+        let node = self.connection.node.clone();
         let mut left = Vec::new();
         for image in &self.imported {
             let mut argv = self.ctr.clone();
             argv.extend(["-n", "k8s.io", "images", "rm", image.as_str()].map(String::from));
-            if let Err(e) = LocalNode.run(&argv, super::NODE_COMMAND_DEADLINE) {
+            if let Err(e) = node.run(&argv, NODE_COMMAND_DEADLINE) {
                 left.push(format!("image {image} (imported by the harness): {e}"));
             }
         }
-        left.extend(cleanup::clear_cgroup_parent(&self.cgroup_parent));
+        match &self.node_run_dir {
+            None => left.extend(cleanup::clear_cgroup_parent(&self.cgroup_parent)),
+            Some(dir) => left.extend(clear_remote(
+                node.as_ref(),
+                &self.cgroup_parent,
+                dir,
+                self.keep_run_dir,
+            )),
+        }
+        self.connection.close();
         if !self.keep_run_dir && left.is_empty() {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
@@ -205,13 +232,60 @@ impl ExistingBackend {
     }
 }
 
+/// On a remote node: our pods' cgroup parent (empty once its pods are gone) and our dir;
+/// what is still there.
+fn clear_remote(node: &dyn Node, parent: &str, dir: &Path, keep_dir: bool) -> Vec<String> {
+    let mut left = Vec::new();
+    let script = format!(
+        "find /sys/fs/cgroup -depth -type d -name '{parent}' -exec rmdir {{}} + 2>/dev/null; find /sys/fs/cgroup -type d -name '{parent}'"
+    );
+    match node.run_unchecked(&["sh".into(), "-c".into(), script], NODE_COMMAND_DEADLINE) {
+        Ok(out) => left.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|cgroup| format!("cgroup {cgroup} on {}", node.name())),
+        ),
+        Err(e) => left.push(format!("cgroup {parent} on {}: {e}", node.name())),
+    }
+    if !keep_dir {
+        let argv = ["rm", "-rf", &dir.to_string_lossy()].map(String::from);
+        if let Err(e) = node.run(&argv, NODE_COMMAND_DEADLINE) {
+            left.push(format!("{} on {}: {e}", dir.display(), node.name()));
+        }
+    }
+    left
+}
+
 impl Testbed {
     /// A testbed on an existing containerd: nothing of its configuration is written; busybox
     /// (and the node's sandbox image, on an air-gapped node) are imported when missing, and
     /// removed again at shutdown.
-    pub async fn attach_existing(found: &Discovered, settings: &Settings) -> Result<Testbed, ProvisionError> {
+    pub async fn attach_existing(
+        reach: &Reach,
+        node_socket: &Path,
+        settings: &Settings,
+    ) -> Result<Testbed, ProvisionError> {
         crate::teardown::install_interrupt_handler();
         let (id, run_dir) = new_run_dir()?;
+        let connection = Connection::open(reach, node_socket, &run_dir).await?;
+        // Discovered again: the node may have changed since the run was planned.
+        let found = &discover(&connection.socket).await?;
+        let node = connection.node.clone();
+        let remote = connection.is_remote();
+        let node_run_dir = if remote {
+            let dir = PathBuf::from(format!("/tmp/kata-harness-{id}"));
+            let argv = [
+                "mkdir".to_owned(),
+                "-p".to_owned(),
+                dir.join("pod-logs").to_string_lossy().into_owned(),
+                dir.join("images").to_string_lossy().into_owned(),
+            ];
+            node.run(&argv, NODE_COMMAND_DEADLINE)
+                .map_err(ProvisionError::Guest)?;
+            dir
+        } else {
+            run_dir.clone()
+        };
         let runc_root = found
             .handlers
             .iter()
@@ -221,22 +295,24 @@ impl Testbed {
         let paths = RunPaths {
             run_dir: run_dir.clone(),
             config: PathBuf::new(),
-            node_run_dir: run_dir.clone(),
-            socket: found.socket.clone(),
-            node_socket: found.socket.clone(),
-            pod_logs: run_dir.join("pod-logs"),
+            node_run_dir: node_run_dir.clone(),
+            socket: connection.socket.clone(),
+            node_socket: node_socket.to_owned(),
+            pod_logs: node_run_dir.join("pod-logs"),
             runtime_root: runc_root,
-            images: run_dir.join("images"),
+            images: node_run_dir.join("images"),
             staging: run_dir.join("images"),
         };
-        for dir in [&paths.pod_logs, &paths.images] {
+        for dir in [&run_dir.join("pod-logs"), &paths.staging] {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let bin_dir = ctr_dir(found.version).ok_or_else(|| {
-            discovery_err(
-                &found.socket,
-                "no ctr to reach it with (none cached, none on PATH)".into(),
-            )
+        let bin_dir = if remote {
+            on_node(node.as_ref(), "ctr").and_then(|p| p.parent().map(Path::to_path_buf))
+        } else {
+            local_ctr_dir(found.version)
+        };
+        let bin_dir = bin_dir.ok_or_else(|| {
+            discovery_err(node_socket, format!("no ctr on {} to reach it with", node.name()))
         })?;
         let containerd = Containerd {
             bin_dir,
@@ -247,7 +323,7 @@ impl Testbed {
             version: found.version,
             root: PathBuf::new(),
             state: PathBuf::new(),
-            grpc_address: found.socket.clone(),
+            grpc_address: node_socket.to_owned(),
             temp_dir: PathBuf::new(),
             opt_dir: PathBuf::new(),
             sandbox_image: found.sandbox_image.clone().unwrap_or_default(),
@@ -260,16 +336,27 @@ impl Testbed {
             snapshotter: "overlayfs".into(),
             restrict_oom_score_adj: false,
         };
-        let cri = CriClient::connect(&found.socket, super::CRI_CALL_DEADLINE).await?;
+        let cri = CriClient::connect(&connection.socket, super::CRI_CALL_DEADLINE).await?;
         let preexisting = cri.list_pod_sandboxes().await?;
-        let crictl = crate::artifacts::cri_tools::crictl().map(|p| p.to_string_lossy().into_owned());
+        let crictl = if remote {
+            on_node(node.as_ref(), "crictl")
+        } else {
+            crate::artifacts::cri_tools::crictl()
+        }
+        .map(|p| p.to_string_lossy().into_owned());
         let crictl_yaml = run_dir.join("crictl.yaml");
         std::fs::write(&crictl_yaml, crate::render::crictl::config(&paths.node_socket))
             .map_err(io_err(&crictl_yaml))?;
         let cgroup_parent = format!("kata-harness-{id}");
         let mut facts = vec![
             ("containerd".into(), found.version_text.clone()),
-            ("target".into(), format!("cri://{}", found.socket.display())),
+            (
+                "target".into(),
+                match reach {
+                    Reach::Local => format!("cri://{}", node_socket.display()),
+                    Reach::Ssh { .. } => format!("{} (CRI socket {})", node.name(), node_socket.display()),
+                },
+            ),
             (
                 "handlers".into(),
                 found
@@ -287,7 +374,7 @@ impl Testbed {
             config,
             paths,
             cri,
-            node: Arc::new(LocalNode) as Arc<dyn Node>,
+            node,
             cgroup_parent: cgroup_parent.clone(),
             crun: super::crun_binary().to_string_lossy().into_owned(),
             kata: None,
@@ -299,7 +386,8 @@ impl Testbed {
         let mut imported = Vec::new();
         let outcome = testbed.import_missing(found, settings, &mut imported).await;
         let backend = ExistingBackend {
-            socket: found.socket.clone(),
+            connection,
+            node_run_dir: remote.then_some(node_run_dir),
             preexisting: preexisting.into_iter().map(|p| p.id).collect(),
             imported: imported.clone(),
             ctr,

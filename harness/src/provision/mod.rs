@@ -10,6 +10,7 @@ pub mod existing;
 pub mod kata;
 pub mod local;
 pub mod node_net;
+pub mod reach;
 pub mod vm;
 
 use std::path::{Path, PathBuf};

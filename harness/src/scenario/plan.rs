@@ -24,6 +24,9 @@ pub enum Placement {
 /// An existing node as discovered when the run was planned: what its rows may use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExistingNode {
+    /// Where the node is: this host, or over SSH.
+    pub reach: crate::provision::reach::Reach,
+    /// The CRI socket as the node has it.
     pub socket: std::path::PathBuf,
     /// `(handler, runtime type)` as the node's CRI config has them.
     pub handlers: Vec<(String, String)>,

@@ -61,15 +61,9 @@ pub async fn start_testbed(
                 .await
                 .map_err(|e| crate::report::chain(&e))
         }
-        // Discovered again: the node may have changed since the run was planned.
-        Placement::Existing(node) => {
-            let found = crate::provision::existing::discover(&node.socket)
-                .await
-                .map_err(|e| crate::report::chain(&e))?;
-            Testbed::attach_existing(&found, base)
-                .await
-                .map_err(|e| crate::report::chain(&e))
-        }
+        Placement::Existing(node) => Testbed::attach_existing(&node.reach, &node.socket, base)
+            .await
+            .map_err(|e| crate::report::chain(&e)),
         // A cluster is not a containerd testbed: its trials run through crate::kube::session.
         Placement::Cluster(_) => {
             Err("a cluster variant runs through kube::session, not a containerd testbed".into())
