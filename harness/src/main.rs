@@ -81,6 +81,11 @@ struct SuiteArgs {
     /// and re-import its sandbox image); without it they are skipped, naming what they touch.
     #[arg(long)]
     allow_node_changes: bool,
+    /// Run the cluster suites against an existing cluster through this kubeconfig, as it is
+    /// (nothing started or torn down; each row deletes what it created). Its node's CRI
+    /// socket must be on this host: runtimeType is read through it.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
     /// With --target ssh://: the CRI socket on that host.
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     node_socket: PathBuf,
@@ -235,12 +240,20 @@ impl SuiteArgs {
     /// `kata-harness run` with the flags that rerun this run's placements and suites (the
     /// failure bundles' hint narrows it with `--filter <trial> --exact`).
     fn rerun_argv(&self, target: &Target) -> Vec<String> {
-        let mut argv: Vec<String> = ["kata-harness", "run", "--target"].map(String::from).to_vec();
-        argv.push(target.to_string());
-        if matches!(target, Target::Vm | Target::All) {
+        let mut argv: Vec<String> = ["kata-harness", "run"].map(String::from).to_vec();
+        // An existing cluster is the whole run (`--kubeconfig`, below): no target of its own.
+        let placements = if self.kubeconfig.is_some() {
+            None
+        } else {
+            Some(target)
+        };
+        if let Some(target) = placements {
+            argv.extend(["--target".into(), target.to_string()]);
+        }
+        if matches!(placements, Some(Target::Vm | Target::All)) {
             argv.extend(["--image".into(), self.image_recipes().join(",")]);
         }
-        if matches!(target, Target::Local | Target::All) {
+        if matches!(placements, Some(Target::Local | Target::All)) {
             argv.extend(["--containerd".into(), self.containerd_lines().join(",")]);
         }
         // Suites from elsewhere than the checkout's suites/ are named, or the rerun would
@@ -262,6 +275,9 @@ impl SuiteArgs {
         }
         if self.allow_node_changes {
             argv.push("--allow-node-changes".into());
+        }
+        if let Some(kubeconfig) = &self.kubeconfig {
+            argv.extend(["--kubeconfig".into(), path_arg(kubeconfig)]);
         }
         if let Target::Ssh { .. } = target {
             argv.extend(["--node-socket".into(), path_arg(&self.node_socket)]);
@@ -441,8 +457,21 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
         }
         _ => {}
     }
-    let local_target = matches!(target, Target::Local | Target::All);
-    let vm_target = matches!(target, Target::Vm | Target::All);
+    let attached = args.kubeconfig.is_some();
+    if let Some(kubeconfig) = &args.kubeconfig {
+        if given.target.is_some()
+            || given.containerd.is_some()
+            || given.images.is_some()
+            || given.k8s_flag().is_some()
+        {
+            return Err(input_error(
+                "--kubeconfig runs that cluster as it is: --target, --containerd, --image and --k8s* do not apply",
+            ));
+        }
+        variants.push(existing_cluster_variant(kubeconfig).map_err(input_error)?);
+    }
+    let local_target = !attached && matches!(target, Target::Local | Target::All);
+    let vm_target = !attached && matches!(target, Target::Vm | Target::All);
     let existing = match &target {
         Target::Cri(socket) => Some((Reach::Local, socket.clone())),
         Target::Ssh { user, host, port } => {
@@ -482,6 +511,7 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
     // `all` includes the cluster (its best placement here is this host); `list` shows its
     // rows once the bundle exists (`run` builds it).
     let (source, implicit) = match args.k8s_source().map_err(input_error)? {
+        _ if attached => (None, false),
         None if target == Target::All && !args.no_cluster => {
             (Some(kata_harness::kube::source::Source::Default), true)
         }
@@ -555,6 +585,13 @@ fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<
             let _ = key;
         }
     };
+    if let Some(kubeconfig) = &given.kubeconfig {
+        let note = format!(
+            "none: the cluster of {} was set up outside the harness (its versions are the testbed's facts)",
+            kubeconfig.display()
+        );
+        return Ok((args, vec![("profile".into(), note)]));
+    }
     let target = args.target.get_or_insert_with(|| profile.target.clone()).clone();
     if target.starts_with("cri://") || target.starts_with("ssh://") {
         // The node's components are whatever it was set up with: the rows' testbed facts say.
@@ -621,6 +658,40 @@ fn existing_variant(
     };
     let capabilities = node.capabilities();
     Ok((Variant::existing(node, found.version), capabilities))
+}
+
+/// The variant of an existing cluster: its version, and Kata rows where it has a RuntimeClass
+/// named kata.
+fn existing_cluster_variant(
+    kubeconfig: &Path,
+) -> Result<(Variant, kata_harness::scenario::Capabilities), String> {
+    if !kubeconfig.is_file() {
+        return Err(format!("--kubeconfig {}: no such file", kubeconfig.display()));
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("async runtime: {e}"))?;
+    let (version, classes) = runtime
+        .block_on(kata_harness::kube::cluster::attach::probe(kubeconfig))
+        .map_err(|e| {
+            format!(
+                "--kubeconfig {}: {}",
+                kubeconfig.display(),
+                report::chain(&e).replace('\n', "; ")
+            )
+        })?;
+    let capabilities = kata_harness::scenario::Capabilities {
+        kata_absent: (!classes.iter().any(|c| c == "kata")).then(|| {
+            format!(
+                "the cluster has no RuntimeClass kata (its RuntimeClasses: {})",
+                classes.join(", ")
+            )
+        }),
+        kata_conditions: vec![],
+        kata: None,
+    };
+    Ok((
+        Variant::existing_cluster(path_arg(kubeconfig).into(), version),
+        capabilities,
+    ))
 }
 
 fn list(args: SuiteArgs) -> Result<ExitCode> {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::harness;
+use cli::{harness, stdout_of_success};
 
 fn repo() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -164,12 +164,7 @@ async fn rows_the_node_cannot_run_are_skipped_with_the_reason() {
         .arg(repo().join("suites"))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     let line = |name: &str| {
         stdout
             .lines()
@@ -251,12 +246,7 @@ fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
         .arg(&results)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     assert!(stdout.contains("3 passed, 0 failed, 0 skipped"), "{stdout}");
     for row in ["default-handler", "crun-handler", "unconfigured-handler"] {
         assert!(

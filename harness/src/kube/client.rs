@@ -185,6 +185,22 @@ pub async fn create_runtime_class(
     }
 }
 
+/// The names of the cluster's RuntimeClasses.
+pub async fn runtime_class_names(
+    client: &kube::Client,
+    api: RuntimeClassApi,
+) -> Result<Vec<String>, KubeError> {
+    let listed = api
+        .dynamic(client)
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| KubeError::Api {
+            call: format!("list RuntimeClasses ({})", api.api_version()),
+            source,
+        })?;
+    Ok(listed.items.into_iter().filter_map(|c| c.metadata.name).collect())
+}
+
 pub async fn delete_runtime_class(client: &kube::Client, api: RuntimeClassApi, name: &str) {
     let _ = match api {
         RuntimeClassApi::V1 => {

@@ -116,6 +116,8 @@ pub enum KubeError {
     },
     #[error("failed to connect to the CRI")]
     Cri(#[from] crate::cri::CriError),
+    #[error("the cluster of {kubeconfig}: {reason}")]
+    Attach { kubeconfig: PathBuf, reason: String },
 }
 
 impl From<release::ReleaseError> for KubeError {

@@ -82,8 +82,45 @@ pub async fn run_cluster(
             );
         }
     };
+    run_on(&cluster, &label, trials, base, sink, finish).await;
+    let leftovers = cluster.shutdown().await;
+    if !leftovers.is_clean() {
+        finish(sink, TrialResult::cleanup_failure(&label, &leftovers.0));
+    }
+}
+
+/// Runs the trials of an existing cluster (`--kubeconfig`): attached, never started or torn
+/// down; a cluster the harness cannot read runtimes on fails its trials with the reason.
+pub async fn run_attached(
+    kubeconfig: &std::path::Path,
+    label: &str,
+    trials: &[&Trial],
+    base: &Settings,
+    sink: &mut dyn Sink,
+    finish: Finish<'_>,
+) {
+    let cluster = match Cluster::attach(kubeconfig).await {
+        Ok(cluster) => cluster,
+        Err(e) => return fail_all(trials, sink, finish, "cluster not reachable", &chain(&e), &[]),
+    };
+    run_on(&cluster, label, trials, base, sink, finish).await;
+    let leftovers = cluster.shutdown().await;
+    if !leftovers.is_clean() {
+        finish(sink, TrialResult::cleanup_failure(label, &leftovers.0));
+    }
+}
+
+/// The trials of a ready cluster, in order.
+async fn run_on(
+    cluster: &Cluster,
+    label: &str,
+    trials: &[&Trial],
+    base: &Settings,
+    sink: &mut dyn Sink,
+    finish: Finish<'_>,
+) {
     sink.event(&Event::TestbedReady {
-        variant: label.clone(),
+        variant: label.to_owned(),
         description: cluster.describe(),
         facts: {
             let mut facts = cluster.facts();
@@ -97,12 +134,8 @@ pub async fn run_cluster(
         sink.event(&Event::TrialStarted {
             name: trial.name.clone(),
         });
-        let result = run_trial(&cluster, trial).await;
+        let result = run_trial(cluster, trial).await;
         finish(sink, result);
-    }
-    let leftovers = cluster.shutdown().await;
-    if !leftovers.is_clean() {
-        finish(sink, TrialResult::cleanup_failure(&label, &leftovers.0));
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Placement {
     Cluster(crate::kube::bundle::Bundle),
     /// A containerd someone else set up, at its CRI socket (`--target cri://...`).
     Existing(ExistingNode),
+    /// A cluster someone else set up, through its kubeconfig (`--kubeconfig FILE`).
+    ExistingCluster(std::path::PathBuf),
 }
 
 /// An existing node as discovered when the run was planned: what its rows may use.
@@ -107,6 +109,7 @@ impl Placement {
             Placement::Cluster(_) => PlacementKind::Cluster,
             // The suites that run on a containerd node of this host run on it too.
             Placement::Existing(_) => PlacementKind::Local,
+            Placement::ExistingCluster(_) => PlacementKind::Cluster,
         }
     }
 }
@@ -140,6 +143,14 @@ impl Variant {
         Variant {
             label: format!("existing-containerd-{}.{}", version.major, version.minor),
             placement: Placement::Existing(node),
+        }
+    }
+
+    /// `existing-k8s-1.20`: a cluster someone else set up, by its Kubernetes version.
+    pub fn existing_cluster(kubeconfig: std::path::PathBuf, version: crate::profile::Version) -> Self {
+        Variant {
+            label: format!("existing-k8s-{}.{}", version.major, version.minor),
+            placement: Placement::ExistingCluster(kubeconfig),
         }
     }
 

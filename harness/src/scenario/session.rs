@@ -65,7 +65,7 @@ pub async fn start_testbed(
             .await
             .map_err(|e| crate::report::chain(&e)),
         // A cluster is not a containerd testbed: its trials run through crate::kube::session.
-        Placement::Cluster(_) => {
+        Placement::Cluster(_) | Placement::ExistingCluster(_) => {
             Err("a cluster variant runs through kube::session, not a containerd testbed".into())
         }
     }
@@ -113,9 +113,24 @@ pub async fn run(
         sink.event(&Event::TestbedStarting {
             variant: variant.label.clone(),
         });
-        if let Placement::Cluster(bundle) = &variant.placement {
-            crate::kube::session::run_cluster(bundle, &runnable, base, sink, &mut finish).await;
-            continue;
+        match &variant.placement {
+            Placement::Cluster(bundle) => {
+                crate::kube::session::run_cluster(bundle, &runnable, base, sink, &mut finish).await;
+                continue;
+            }
+            Placement::ExistingCluster(kubeconfig) => {
+                crate::kube::session::run_attached(
+                    kubeconfig,
+                    &variant.label,
+                    &runnable,
+                    base,
+                    sink,
+                    &mut finish,
+                )
+                .await;
+                continue;
+            }
+            _ => {}
         }
         let testbed = match start_testbed(variant, base, sink).await {
             Ok(testbed) => testbed,

@@ -10,3 +10,15 @@ pub fn harness() -> Command {
     cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     cmd
 }
+
+/// The stdout of a command that must have succeeded; on failure, both streams in the panic.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn stdout_of_success(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

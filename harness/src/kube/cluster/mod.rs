@@ -35,6 +35,7 @@ use crate::report::ScriptNode;
 use crate::teardown::{self, Registration};
 use crate::wait::{wait_for, Attempt};
 
+pub mod attach;
 mod bring_up;
 mod node_ns;
 
@@ -96,6 +97,8 @@ pub struct Cluster {
     pub kubeadm_skipped: Vec<(String, String)>,
     /// Milestones since the start, for reports and the README.
     pub timings: Vec<(String, Duration)>,
+    /// Someone else's cluster (`--kubeconfig`): nothing of it is the harness's to stop.
+    pub attached: bool,
     parts: Mutex<Option<Parts>>,
 }
 
@@ -268,6 +271,7 @@ impl Cluster {
                 crictl: up.crictl,
                 kubeadm_skipped: up.kubeadm_skipped,
                 timings,
+                attached: false,
                 parts: Mutex::new(Some(parts)),
             }),
             Err(error) => {
@@ -303,6 +307,10 @@ impl Cluster {
 
     /// Why the cluster is unusable, if it is (kubelet or containerd exited).
     pub fn gone(&self) -> Option<String> {
+        if self.attached {
+            return (!self.socket.exists())
+                .then(|| format!("the node's CRI socket {} is gone", self.socket.display()));
+        }
         let guard = self.parts.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
             Some(parts) => daemons_gone(parts),
@@ -327,6 +335,16 @@ impl Cluster {
     }
 
     pub fn describe(&self) -> String {
+        if self.attached {
+            return format!(
+                "existing Kubernetes v{} cluster (kubeconfig {}), node {} on {}, CRI {}",
+                self.bundle.version,
+                self.admin_kubeconfig.display(),
+                self.node_ip,
+                self.containerd_version,
+                self.socket.display()
+            );
+        }
         format!(
             "kubeadm v{} single-node cluster on containerd {} (local, node namespace), API https://{}:6443, run dir {}",
             self.bundle.version,
@@ -381,6 +399,11 @@ impl Cluster {
     /// Removes the pods through the CRI while containerd still answers, then tears the node
     /// down and reports anything still there.
     pub async fn shutdown(self) -> Leftovers {
+        if self.attached {
+            // Each row deleted what it created; the node's pods are not ours to remove.
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+            return Leftovers::default();
+        }
         // kubelet first: it would recreate what we remove.
         {
             let mut guard = self.parts.lock().unwrap_or_else(|p| p.into_inner());
