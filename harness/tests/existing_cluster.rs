@@ -1,0 +1,113 @@
+//! `--kubeconfig`: the cluster suite against a cluster that was set up beforehand (a kubeadm
+//! cluster this test brings up, then treats as someone else's), left as it was found: its
+//! namespaces, pods, DaemonSets and RuntimeClasses.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kata_harness::kube::bundle::Bundle;
+use kata_harness::kube::client::{runtime_class_names, RuntimeClassApi};
+use kata_harness::kube::cluster::{Cluster, ClusterSettings};
+use kata_harness::profile::ContainerdChoice;
+use kata_harness::scenario::Capabilities;
+use kube::api::{Api, ListParams};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{harness, stdout_of_success};
+
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What "as found" means for a cluster: every namespace, pod (with its uid: a pod deleted and
+/// recreated is not the same pod), DaemonSet and RuntimeClass.
+async fn state_of(cluster: &Cluster) -> BTreeSet<String> {
+    let client = &cluster.client;
+    let lp = ListParams::default();
+    let mut state = BTreeSet::new();
+    for ns in Api::<Namespace>::all(client.clone()).list(&lp).await.unwrap() {
+        state.insert(format!("namespace {}", ns.metadata.name.unwrap_or_default()));
+    }
+    for pod in Api::<Pod>::all(client.clone()).list(&lp).await.unwrap() {
+        let m = pod.metadata;
+        state.insert(format!(
+            "pod {}/{} {}",
+            m.namespace.unwrap_or_default(),
+            m.name.unwrap_or_default(),
+            m.uid.unwrap_or_default()
+        ));
+    }
+    for ds in Api::<DaemonSet>::all(client.clone()).list(&lp).await.unwrap() {
+        state.insert(format!("daemonset {}", ds.metadata.name.unwrap_or_default()));
+    }
+    let api = RuntimeClassApi::for_version(cluster.bundle.version);
+    for class in runtime_class_names(client, api).await.unwrap() {
+        state.insert(format!("runtimeclass {class}"));
+    }
+    state
+}
+
+#[test]
+fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
+    let bundle = Bundle::ensure(&repo(), Bundle::user_dir(None).as_deref()).expect("the bundle");
+    let images = kata_harness::kube::images::ensure(&bundle).expect("the control-plane images");
+    let capabilities = Capabilities::probe_local();
+    let settings = ClusterSettings {
+        bundle,
+        keep: false,
+        kata: capabilities.kata.clone(),
+        containerd: ContainerdChoice::Line("1.6".into()),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cluster = runtime
+        .block_on(Cluster::start(&settings, &images))
+        .unwrap_or_else(|f| panic!("the cluster starts: {}", kata_harness::report::chain(&f.error)));
+    let version = cluster.bundle.version;
+    let before = runtime.block_on(state_of(&cluster));
+
+    let results = tempfile::tempdir().unwrap();
+    let out = harness()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cluster.admin_kubeconfig)
+        .arg("--suites")
+        .arg(repo().join("suites/kubernetes.yaml"))
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    let label = format!("existing-k8s-{}.{}", version.major, version.minor);
+    let rows = [
+        "system-pods-on-runc",
+        "crun-runtime-class-web",
+        "missing-runtime-class",
+        "unconfigured-handler",
+    ];
+    for row in rows {
+        assert!(
+            stdout.contains(&format!("kubernetes::{row}::{label}")),
+            "{stdout}"
+        );
+    }
+    // Every row ran (Kata ones where the cluster has Kata), none failed or was skipped.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let summary = &json["summary"];
+    assert_eq!(summary["failed"], 0, "{stdout}");
+    let skipped = if capabilities.kata_absent.is_none() { 0 } else { 2 };
+    assert_eq!(summary["skipped"], skipped, "{stdout}");
+    let suite = kata_harness::scenario::Suite::load(&repo().join("suites/kubernetes.yaml")).unwrap();
+    assert_eq!(summary["passed"], suite.rows.len() - skipped, "{stdout}");
+    assert!(json["run"]["environment"]
+        .to_string()
+        .contains("was set up outside the harness"));
+
+    let after = runtime.block_on(state_of(&cluster));
+    assert_eq!(before, after, "the cluster is not as it was found");
+    let leftovers = runtime.block_on(cluster.shutdown());
+    assert!(leftovers.is_clean(), "{leftovers:?}");
+}
