@@ -9,14 +9,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::{short_id, Cluster};
 use crate::cri::CriClient;
 use crate::kube::bundle::Bundle;
 use crate::kube::{client, io_err, KubeError};
 use crate::profile::Version;
+use crate::wait::{wait_for, Attempt};
+
+/// How long the run's namespace may take to get its ServiceAccount, or to go.
+const NAMESPACE_DEADLINE: Duration = Duration::from_secs(90);
 
 /// kubeadm records the node's CRI endpoint here.
 const CRI_SOCKET_ANNOTATION: &str = "kubeadm.alpha.kubernetes.io/cri-socket";
@@ -34,22 +40,7 @@ impl Cluster {
     /// from this host.
     pub async fn attach(kubeconfig: &Path) -> Result<Cluster, KubeError> {
         let client = client::connect(kubeconfig).await?;
-        let info = client
-            .apiserver_version()
-            .await
-            .map_err(|source| KubeError::Api {
-                call: "GET /version".into(),
-                source,
-            })?;
-        let version: Version = info.git_version.parse().map_err(|_| {
-            refuse(
-                kubeconfig,
-                format!(
-                    "the API server's version {:?} is not MAJOR.MINOR.PATCH",
-                    info.git_version
-                ),
-            )
-        })?;
+        let version = server_version(&client, kubeconfig).await?;
         let nodes: Api<Node> = Api::all(client.clone());
         let nodes = nodes
             .list(&ListParams::default())
@@ -93,11 +84,13 @@ impl Cluster {
                 ),
             ));
         }
-        let cri = CriClient::connect(&socket, std::time::Duration::from_secs(60)).await?;
+        let cri = CriClient::connect(&socket, Duration::from_secs(60)).await?;
         let runtime = cri.version().await?;
         let id = short_id();
         let run_dir = PathBuf::from(format!("/tmp/kata-harness-k8s-attached-{id}"));
         std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+        // Last: nothing after it can fail, so the namespace is always handed to shutdown.
+        let namespace = create_namespace(&client, &format!("kata-harness-{id}")).await?;
         let nowhere = run_dir.join("(not the harness's)");
         Ok(Cluster {
             id,
@@ -122,6 +115,7 @@ impl Cluster {
             kubeadm_skipped: vec![],
             timings: vec![],
             attached: true,
+            namespace,
             parts: Mutex::new(None),
         })
     }
@@ -131,6 +125,14 @@ impl Cluster {
 /// version and the RuntimeClasses it has (a Kata row runs where one named `kata` exists).
 pub async fn probe(kubeconfig: &Path) -> Result<(Version, Vec<String>), KubeError> {
     let client = client::connect(kubeconfig).await?;
+    let version = server_version(&client, kubeconfig).await?;
+    let api = client::RuntimeClassApi::for_version(version);
+    let classes = client::runtime_class_names(&client, api).await?;
+    Ok((version, classes))
+}
+
+/// The API server's own version (`GET /version`).
+async fn server_version(client: &kube::Client, kubeconfig: &Path) -> Result<Version, KubeError> {
     let info = client
         .apiserver_version()
         .await
@@ -138,7 +140,7 @@ pub async fn probe(kubeconfig: &Path) -> Result<(Version, Vec<String>), KubeErro
             call: "GET /version".into(),
             source,
         })?;
-    let version: Version = info.git_version.parse().map_err(|_| {
+    info.git_version.parse().map_err(|_| {
         refuse(
             kubeconfig,
             format!(
@@ -146,8 +148,71 @@ pub async fn probe(kubeconfig: &Path) -> Result<(Version, Vec<String>), KubeErro
                 info.git_version
             ),
         )
+    })
+}
+
+/// Creates the run's namespace and waits for its `default` ServiceAccount (pods are refused
+/// until the controller-manager has made it).
+async fn create_namespace(client: &kube::Client, name: &str) -> Result<String, KubeError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let object: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "kata-harness": "true" } }
+    }))
+    .expect("a Namespace literal deserialises");
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .map_err(|source| KubeError::Api {
+            call: format!("create namespace {name}"),
+            source,
+        })?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    wait_for(
+        "the run's namespace to get its default ServiceAccount",
+        NAMESPACE_DEADLINE,
+        Duration::from_millis(200),
+        || {
+            let accounts = accounts.clone();
+            async move {
+                match accounts.get_opt("default").await {
+                    Ok(Some(_)) => Attempt::Ready(()),
+                    Ok(None) => Attempt::NotYet("no ServiceAccount default yet".into()),
+                    Err(e) => Attempt::NotYet(e.to_string()),
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|source| KubeError::Wait {
+        what: format!("namespace {name}'s ServiceAccount"),
+        context: "the controller-manager makes it".into(),
+        source,
     })?;
-    let api = client::RuntimeClassApi::for_version(version);
-    let classes = client::runtime_class_names(&client, api).await?;
-    Ok((version, classes))
+    Ok(name.to_owned())
+}
+
+/// Deletes the run's namespace and waits until it is gone; what is left, if anything.
+pub(super) async fn delete_namespace(client: &kube::Client, name: &str) -> Option<String> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if let Err(e) = namespaces.delete(name, &DeleteParams::background()).await {
+        return Some(format!("namespace {name}: delete failed: {e}"));
+    }
+    wait_for(
+        "the run's namespace to be gone",
+        NAMESPACE_DEADLINE,
+        Duration::from_millis(500),
+        || {
+            let namespaces = namespaces.clone();
+            async move {
+                match namespaces.get_opt(name).await {
+                    Ok(None) => Attempt::Ready(()),
+                    Ok(Some(_)) => Attempt::NotYet("still terminating".into()),
+                    Err(e) => Attempt::NotYet(e.to_string()),
+                }
+            }
+        },
+    )
+    .await
+    .err()
+    .map(|e| format!("namespace {name}: {e}"))
 }

@@ -99,6 +99,10 @@ pub struct Cluster {
     pub timings: Vec<(String, Duration)>,
     /// Someone else's cluster (`--kubeconfig`): nothing of it is the harness's to stop.
     pub attached: bool,
+    /// Where the rows create their objects: `default` on the harness's own cluster (its
+    /// ServiceAccount exists once the cluster is up), a namespace of the run's own on an
+    /// existing one (created at attach, deleted at shutdown).
+    pub namespace: String,
     parts: Mutex<Option<Parts>>,
 }
 
@@ -272,6 +276,7 @@ impl Cluster {
                 kubeadm_skipped: up.kubeadm_skipped,
                 timings,
                 attached: false,
+                namespace: "default".into(),
                 parts: Mutex::new(Some(parts)),
             }),
             Err(error) => {
@@ -400,9 +405,11 @@ impl Cluster {
     /// down and reports anything still there.
     pub async fn shutdown(self) -> Leftovers {
         if self.attached {
-            // Each row deleted what it created; the node's pods are not ours to remove.
+            // Each row deleted what it created; the node's pods are not ours to remove. The
+            // run's own namespace goes, and must be gone.
+            let left = attach::delete_namespace(&self.client, &self.namespace).await;
             let _ = std::fs::remove_dir_all(&self.run_dir);
-            return Leftovers::default();
+            return Leftovers(left.into_iter().collect());
         }
         // kubelet first: it would recreate what we remove.
         {

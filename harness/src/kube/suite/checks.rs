@@ -115,7 +115,7 @@ pub(super) async fn web_pod(
         |p| matches!(pod_phase(p).as_str(), "Succeeded" | "Failed"),
     )
     .await?;
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let body = pods
         .logs(&client_name, &LogParams::default())
         .await
@@ -166,7 +166,7 @@ pub(super) async fn daemonset(
     );
     evidence.reproduce(format!("{} apply -f {name}.json", cluster.kubectl_prefix()));
     let ds: DaemonSet = serde_json::from_value(ds).expect("DaemonSet literal deserialises");
-    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     touched.daemonsets.push(name.clone());
     api.create(&PostParams::default(), &ds).await.map_err(|e| {
         Failure::new(
@@ -174,7 +174,7 @@ pub(super) async fn daemonset(
             format!("create DaemonSet {name}: {}", api_message(&e)),
         )
     })?;
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let selector = format!("app={name}");
     let pod = wait_for(
         "the DaemonSet's pod to be Ready",
@@ -338,11 +338,12 @@ pub(super) async fn pod_pending(
             let name = name.clone();
             let reason = reason.clone();
             let gone = cluster.gone();
+            let namespace = cluster.namespace.clone();
             async move {
                 if let Some(why) = gone {
                     return Attempt::Fatal(why);
                 }
-                match client::events_for(&client, NAMESPACE, &name).await {
+                match client::events_for(&client, &namespace, &name).await {
                     Ok(events) => match events
                         .iter()
                         .find(|e| e.reason.as_deref() == Some(reason.as_str()))
@@ -362,7 +363,7 @@ pub(super) async fn pod_pending(
     .map_err(|e| Failure::new(format!("no {reason} event"), e.to_string()))?;
     let message = event.message.clone().unwrap_or_default();
     evidence.file("event.txt", &message);
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let pod = pods
         .get(&name)
         .await

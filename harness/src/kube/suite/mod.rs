@@ -27,8 +27,6 @@ use crate::wait::{wait_for, Attempt};
 mod checks;
 use checks::{daemonset, pod_pending, pod_rejected, system_pods, web_pod};
 
-/// Namespace of the suite's pods (its ServiceAccount exists once the cluster is up).
-pub const NAMESPACE: &str = "default";
 const POD_READY_DEADLINE: Duration = Duration::from_secs(120);
 const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
 const EVENT_DEADLINE: Duration = Duration::from_secs(90);
@@ -90,7 +88,7 @@ pub async fn run_row(
         for pod in &touched.pods {
             evidence.file(
                 &format!("describe-pod-{pod}.txt"),
-                &cluster.kubectl(&["describe", "pod", "-n", NAMESPACE, pod]),
+                &cluster.kubectl(&["describe", "pod", "-n", &cluster.namespace, pod]),
             );
         }
     }
@@ -104,16 +102,16 @@ pub async fn run_row(
 pub async fn clean_up(cluster: &Cluster, touched: &Touched) -> Result<(), String> {
     let c = &cluster.client;
     for ds in &touched.daemonsets {
-        let api: Api<DaemonSet> = Api::namespaced(c.clone(), NAMESPACE);
+        let api: Api<DaemonSet> = Api::namespaced(c.clone(), &cluster.namespace);
         let _ = api.delete(ds, &DeleteParams::background()).await;
     }
     for pod in &touched.pods {
-        client::delete_pod_now(c, NAMESPACE, pod).await;
+        client::delete_pod_now(c, &cluster.namespace, pod).await;
     }
     for class in &touched.runtime_classes {
         client::delete_runtime_class(c, cluster.runtime_class_api(), class).await;
     }
-    let pods: Api<Pod> = Api::namespaced(c.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &cluster.namespace);
     let names = touched.pods.clone();
     let labels: Vec<String> = touched.daemonsets.clone();
     wait_for(
@@ -344,7 +342,7 @@ async fn create_pod(
     );
     evidence.reproduce(format!("{} apply -f {name}.json", cluster.kubectl_prefix()));
     let pod: Pod = serde_json::from_value(value).expect("pod literals deserialise");
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     pods.create(&PostParams::default(), &pod).await
 }
 
@@ -356,7 +354,7 @@ async fn wait_pod(
     deadline: Duration,
     accept: impl Fn(&Pod) -> bool,
 ) -> Result<Pod, Failure> {
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let accept = &accept;
     wait_for(what, deadline, Duration::from_millis(300), || {
         let pods = pods.clone();
