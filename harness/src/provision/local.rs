@@ -24,6 +24,7 @@ use crate::profile::{Containerd, ContainerdChoice};
 use crate::render::containerd::RenderError;
 use crate::render::{cni, ContainerdConfig};
 use crate::teardown::{self, Registration};
+use crate::wait::Attempt;
 
 const CAP_SYS_RESOURCE: u32 = 24;
 const UNIFIED_CGROUP: &str = "/sys/fs/cgroup/unified";
@@ -93,8 +94,16 @@ impl LocalBackend {
             old.disarm();
         }
         let netns = daemon_netns(&daemon);
+        let mut daemon = daemon;
+        let up = loopback_up(&netns);
+        // As at the first start: a daemon that exited at once is reported by the wait.
+        let up = if up.is_err() && exits_soon(&mut daemon) {
+            Ok(())
+        } else {
+            up
+        };
         *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Some(daemon);
-        loopback_up(&netns)
+        up
     }
 
     pub(super) fn finish(mut self) -> Leftovers {
@@ -260,12 +269,16 @@ impl Testbed {
         plan.daemon = cleanup::GroupLeader::of(daemon.pid());
         registration.disarm();
         let registration = register_cleanup(&plan);
+        let mut daemon = daemon;
         if let Err(e) = loopback_up(&daemon_netns(&daemon)) {
-            let mut daemon = daemon;
-            daemon.stop(Duration::from_secs(10));
-            let _ = cleanup::run(&plan);
-            registration.disarm();
-            return Err(ProvisionError::Spawn(e));
+            // A containerd that exits at once (a config it refuses) takes its namespace with
+            // it: then that exit is the cause, and the wait below reports it with the log.
+            if !exits_soon(&mut daemon) {
+                daemon.stop(Duration::from_secs(10));
+                let _ = cleanup::run(&plan);
+                registration.disarm();
+                return Err(ProvisionError::Spawn(e));
+            }
         }
         let daemon = Mutex::new(Some(daemon));
 
@@ -412,6 +425,22 @@ impl Testbed {
 
 /// Starts containerd (`containerd --config <config>`) in its private namespaces, its log
 /// appended to `log`; the daemon finds the shims of *its* version first on PATH, then Kata's.
+/// Whether the daemon has exited, or does within a moment (its namespaces go before it can be
+/// reaped).
+fn exits_soon(daemon: &mut Daemon) -> bool {
+    let daemon = Mutex::new(daemon);
+    crate::wait::wait_blocking(
+        "containerd to exit",
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || match daemon.lock().unwrap_or_else(|p| p.into_inner()).exited() {
+            Some(_) => Attempt::Ready(()),
+            None => Attempt::NotYet("running".into()),
+        },
+    )
+    .is_ok()
+}
+
 fn spawn_daemon(
     containerd: &Containerd,
     config: &Path,
