@@ -156,16 +156,20 @@ pub fn host_tools(profile: &Profile, crun: &Path) -> Result<Vec<(String, String)
     let mut tools = vec![(
         "runc",
         &profile.runc,
-        version_line(Command::new("runc").arg("--version")),
+        version_line(Path::new("runc"), &["--version"]),
     )];
     if let Some(c) = &profile.crun {
-        tools.push(("crun", c, version_line(Command::new(crun).arg("--version"))));
+        tools.push(("crun", c, version_line(crun, &["--version"])));
     }
-    let cni = version_line(Command::new("dpkg-query").args([
-        "-W",
-        "-f=containernetworking-plugins ${Version}",
-        "containernetworking-plugins",
-    ]));
+    // The plugins print no version of their own ("version unknown"): their package does.
+    let cni = version_line(
+        Path::new("dpkg-query"),
+        &[
+            "-W",
+            "-f=containernetworking-plugins ${Version}",
+            "containernetworking-plugins",
+        ],
+    );
     tools.push(("cni-plugins", &profile.cni, cni));
     for (name, component, line) in tools {
         not_runnable(profile, name, &component.version, &component.source)?;
@@ -190,12 +194,12 @@ pub fn host_tools(profile: &Profile, crun: &Path) -> Result<Vec<(String, String)
     Ok(found)
 }
 
-fn version_line(command: &mut Command) -> Result<String, String> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    let mut owned = Command::new(command.get_program());
-    owned.args(command.get_args());
-    let out = kata_harness::process::run(owned, Duration::from_secs(20))
-        .map_err(|e| format!("{program}: {}", kata_harness::report::chain(&e)))?;
+/// The first line a program prints for these arguments.
+fn version_line(program: &Path, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new(program);
+    command.args(args);
+    let out = kata_harness::process::run(command, Duration::from_secs(20))
+        .map_err(|e| format!("{}: {}", program.display(), kata_harness::report::chain(&e)))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()
