@@ -14,7 +14,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The seed's `cat /etc/containerd/config.toml`, copied verbatim from ../shared/seed (its two
+/// The seed's `cat /etc/containerd/config.toml`, copied verbatim from ../shared/seed (its three
 /// `##` lines are the note-taker's comments, not containerd's).
 const SEED_CONFIG: &str = include_str!("golden/seed-2020-config.toml");
 
