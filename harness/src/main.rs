@@ -21,6 +21,7 @@ use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, Verdict};
 use kata_harness::scenario::{plan, session, Capabilities, Suite, Variant};
 
+mod existing_cmd;
 mod profile_cmd;
 mod vm_cmd;
 
@@ -384,7 +385,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run(args),
         Command::List(args) => list(args),
-        Command::Render(args) => render(args),
+        Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
         Command::Vm(command) => vm_cmd::run(command, &repo_root()),
     };
@@ -428,7 +429,7 @@ fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
 /// release if it is not cached (`run`, not `list`).
 fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
     let profile = profile_cmd::load(&repo_root(), given.profile.as_deref()).map_err(input_error)?;
-    let (args, environment) = with_profile(given, &profile).map_err(input_error)?;
+    let (args, environment) = profile_cmd::with_profile(given, &profile).map_err(input_error)?;
     let args = &args;
     let suites = if args.suites.is_dir() {
         Suite::load_dir(&args.suites)
@@ -468,7 +469,7 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
                 "--kubeconfig runs that cluster as it is: --target, --containerd, --image and --k8s* do not apply",
             ));
         }
-        variants.push(existing_cluster_variant(kubeconfig).map_err(input_error)?);
+        variants.push(existing_cmd::existing_cluster_variant(kubeconfig).map_err(input_error)?);
     }
     let local_target = !attached && matches!(target, Target::Local | Target::All);
     let vm_target = !attached && matches!(target, Target::Vm | Target::All);
@@ -486,8 +487,8 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
                 "--target {target} runs the node as it is: --containerd, --image and --k8s* do not apply"
             )));
         }
-        let variant =
-            existing_variant(&target, reach, &socket, args.allow_node_changes).map_err(input_error)?;
+        let variant = existing_cmd::existing_variant(&target, reach, &socket, args.allow_node_changes)
+            .map_err(input_error)?;
         variants.push(variant);
     } else if args.allow_node_changes {
         return Err(input_error(
@@ -574,126 +575,6 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
     })
 }
 
-/// The flags a run uses: those given, the rest from the profile; and what the reports say of
-/// each component (the profile's version and source, or the flag that replaced it).
-fn with_profile(given: &SuiteArgs, profile: &Profile) -> Result<(SuiteArgs, Vec<(String, String)>), String> {
-    let mut args = given.clone();
-    let mut environment = profile.components();
-    let mut replaced = |component: &str, flag: String| {
-        for (key, value) in environment.iter_mut().filter(|(k, _)| k == component) {
-            *value = format!("{flag} (replaces the profile's {})", std::mem::take(value));
-            let _ = key;
-        }
-    };
-    if let Some(kubeconfig) = &given.kubeconfig {
-        let note = format!(
-            "none: the cluster of {} was set up outside the harness (its versions are the testbed's facts)",
-            kubeconfig.display()
-        );
-        return Ok((args, vec![("profile".into(), note)]));
-    }
-    let target = args.target.get_or_insert_with(|| profile.target.clone()).clone();
-    if target.starts_with("cri://") || target.starts_with("ssh://") {
-        // The node's components are whatever it was set up with: the rows' testbed facts say.
-        let note =
-            format!("none: {target} was set up outside the harness (its versions are the testbed's facts)");
-        return Ok((args, vec![("profile".into(), note)]));
-    }
-    let local = matches!(target.as_str(), "all" | "local");
-    if let Some(lines) = &given.containerd {
-        replaced("containerd", format!("--containerd {}", lines.join(",")));
-    } else if local {
-        let choices = profile_cmd::containerd_choices(profile)?;
-        args.containerd = Some(choices.iter().map(ToString::to_string).collect());
-    }
-    if local {
-        profile_cmd::standard_handlers_only(profile)?;
-    }
-    match &given.images {
-        Some(images) => replaced("vm-images", format!("--image {}", images.join(","))),
-        None if matches!(target.as_str(), "all" | "vm") => args.images = Some(profile.vm_images.clone()),
-        None => {}
-    }
-    if given.kata_bundle.is_some() || given.kata_release.is_some() {
-        let flag = match (&given.kata_bundle, &given.kata_release) {
-            (Some(path), _) => format!("--kata-bundle {}", path.display()),
-            (None, release) => format!("--kata-release {}", release.clone().unwrap_or_default()),
-        };
-        replaced("kata", flag);
-    } else if local {
-        let kata = profile_cmd::kata_flags(profile)?;
-        (args.kata_bundle, args.kata_release) = (kata.bundle, kata.release);
-    }
-    match given.k8s_flag() {
-        Some(flag) => replaced("kubernetes", flag),
-        None if target == "all" => match profile_cmd::k8s_flags(profile)? {
-            Some(k8s) => (args.k8s_bundle, args.k8s_release) = (k8s.bundle, k8s.release),
-            None => args.no_cluster = true,
-        },
-        None => {}
-    }
-    Ok((args, environment))
-}
-
-/// The variant of an existing node, with what it offers: discovered through its CRI now.
-fn existing_variant(
-    target: &Target,
-    reach: Reach,
-    socket: &Path,
-    allow_changes: bool,
-) -> Result<(Variant, kata_harness::scenario::Capabilities), String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("async runtime: {e}"))?;
-    let found = runtime
-        .block_on(kata_harness::provision::existing::discover_node(&reach, socket))
-        .map_err(|e| format!("--target {target}: {}", report::chain(&e).replace('\n', "; ")))?;
-    let node = kata_harness::scenario::plan::ExistingNode {
-        reach,
-        socket: socket.to_owned(),
-        handlers: found
-            .handlers
-            .iter()
-            .map(|h| (h.name.clone(), h.runtime_type.clone()))
-            .collect(),
-        allow_changes,
-    };
-    let capabilities = node.capabilities();
-    Ok((Variant::existing(node, found.version), capabilities))
-}
-
-/// The variant of an existing cluster: its version, and Kata rows where it has a RuntimeClass
-/// named kata.
-fn existing_cluster_variant(
-    kubeconfig: &Path,
-) -> Result<(Variant, kata_harness::scenario::Capabilities), String> {
-    if !kubeconfig.is_file() {
-        return Err(format!("--kubeconfig {}: no such file", kubeconfig.display()));
-    }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("async runtime: {e}"))?;
-    let (version, classes) = runtime
-        .block_on(kata_harness::kube::cluster::attach::probe(kubeconfig))
-        .map_err(|e| {
-            format!(
-                "--kubeconfig {}: {}",
-                kubeconfig.display(),
-                report::chain(&e).replace('\n', "; ")
-            )
-        })?;
-    let capabilities = kata_harness::scenario::Capabilities {
-        kata_absent: (!classes.iter().any(|c| c == "kata")).then(|| {
-            format!(
-                "the cluster has no RuntimeClass kata (its RuntimeClasses: {})",
-                classes.join(", ")
-            )
-        }),
-        kata_conditions: vec![],
-        kata: None,
-    };
-    Ok((
-        Variant::existing_cluster(path_arg(kubeconfig).into(), version),
-        capabilities,
-    ))
-}
-
 fn list(args: SuiteArgs) -> Result<ExitCode> {
     let planned = match load_plan(&args) {
         Ok(p) => p,
@@ -732,7 +613,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let mut argv = planned.args.rerun_argv(&target);
     if let Some(profile) = &args.suites.profile {
-        argv.splice(2..2, ["--profile".to_owned(), path_or_name(profile)]);
+        argv.splice(2..2, ["--profile".to_owned(), profile_cmd::path_or_name(profile)]);
     }
     let info = RunInfo {
         command: kata_harness::process::shell_line(&argv),
@@ -795,72 +676,6 @@ fn host_kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
-}
-
-/// A `--profile` value as a rerun line names it: a name stays a name, a file becomes absolute.
-fn path_or_name(profile: &str) -> String {
-    if profile.contains('/') || profile.ends_with(".yaml") {
-        path_arg(Path::new(profile))
-    } else {
-        profile.to_owned()
-    }
-}
-
-fn render(args: RenderArgs) -> Result<ExitCode> {
-    let profile = match profile_cmd::load(&repo_root(), args.profile.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return Ok(input_error(e)),
-    };
-    let text = match args.what.as_str() {
-        "containerd-config" => profile_cmd::containerd_config(&profile, args.containerd_version.as_deref()),
-        "kubeadm-config" => profile_cmd::kubeadm_config(&profile),
-        "kata-config" => kata_config(&profile),
-        "pod-spec" => profile_cmd::pod_spec(&profile, &args.handler).map(|t| t + "\n"),
-        "container-spec" => Ok(profile_cmd::container_spec() + "\n"),
-        other => Err(format!("cannot render {other}")),
-    };
-    match text {
-        Ok(text) => {
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Ok(input_error(e)),
-    }
-}
-
-/// Kata's configuration.toml exactly as a local node of this host gets it: installed into a
-/// scratch dir from the profile's Kata (its layout's base configuration with this host's
-/// settings), printed, and removed.
-fn kata_config(profile: &Profile) -> Result<String, String> {
-    let flags = profile_cmd::kata_flags(profile)?;
-    if profile.kata.is_none() {
-        return Err(format!("profile {} has no kata", profile.profile));
-    }
-    let choice = match (flags.bundle, flags.release) {
-        (Some(path), _) => KataChoice::Bundle(path),
-        (None, Some(version)) => KataRelease::new(&version, &repo_root())
-            .and_then(|r| r.open_cached())
-            .map(KataChoice::Resolved)
-            .map_err(|e| format!("Kata {version}: {}", report::chain(&e).replace('\n', "; ")))?,
-        (None, None) => KataChoice::Default,
-    };
-    let capabilities =
-        kata_harness::scenario::Capabilities::probe_local_with(&choice).map_err(|e| report::chain(&e))?;
-    let plan = capabilities.kata.ok_or_else(|| {
-        format!(
-            "Kata cannot run on this host, so there is no configuration to render: {}",
-            capabilities.kata_absent.unwrap_or_default()
-        )
-    })?;
-    let scratch = tempfile::tempdir().map_err(|e| format!("scratch dir: {e}"))?;
-    let install = kata_harness::provision::kata::install_local(&plan, scratch.path())
-        .map_err(|e| format!("installing Kata into {}: {e}", scratch.path().display()))?;
-    let text = std::fs::read_to_string(&install.config_path)
-        .map_err(|e| format!("{}: {e}", install.config_path.display()))?;
-    Ok(format!(
-        "# Installed for printing into {}, removed since: a node's own run dir stands in its place.\n{text}",
-        scratch.path().display()
-    ))
 }
 
 fn doctor() -> Result<ExitCode> {

@@ -5,6 +5,13 @@
 //! report says that component came from the flag.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use kata_harness::artifacts::kata::KataChoice;
+use kata_harness::artifacts::kata_release::KataRelease;
+use kata_harness::report;
+
+use crate::{input_error, path_arg, repo_root, RenderArgs, SuiteArgs};
 use std::process::Command;
 use std::time::Duration;
 
@@ -395,4 +402,134 @@ pub fn container_spec() -> String {
         log_path: "busybox.log".into(),
     };
     serde_json::to_string_pretty(&container.to_crictl_json()).expect("JSON values serialize")
+}
+
+/// The flags a run uses: those given, the rest from the profile; and what the reports say of
+/// each component (the profile's version and source, or the flag that replaced it).
+pub(crate) fn with_profile(
+    given: &SuiteArgs,
+    profile: &Profile,
+) -> Result<(SuiteArgs, Vec<(String, String)>), String> {
+    let mut args = given.clone();
+    let mut environment = profile.components();
+    let mut replaced = |component: &str, flag: String| {
+        for (key, value) in environment.iter_mut().filter(|(k, _)| k == component) {
+            *value = format!("{flag} (replaces the profile's {})", std::mem::take(value));
+            let _ = key;
+        }
+    };
+    if let Some(kubeconfig) = &given.kubeconfig {
+        let note = format!(
+            "none: the cluster of {} was set up outside the harness (its versions are the testbed's facts)",
+            kubeconfig.display()
+        );
+        return Ok((args, vec![("profile".into(), note)]));
+    }
+    let target = args.target.get_or_insert_with(|| profile.target.clone()).clone();
+    if target.starts_with("cri://") || target.starts_with("ssh://") {
+        // The node's components are whatever it was set up with: the rows' testbed facts say.
+        let note =
+            format!("none: {target} was set up outside the harness (its versions are the testbed's facts)");
+        return Ok((args, vec![("profile".into(), note)]));
+    }
+    let local = matches!(target.as_str(), "all" | "local");
+    if let Some(lines) = &given.containerd {
+        replaced("containerd", format!("--containerd {}", lines.join(",")));
+    } else if local {
+        let choices = containerd_choices(profile)?;
+        args.containerd = Some(choices.iter().map(ToString::to_string).collect());
+    }
+    if local {
+        standard_handlers_only(profile)?;
+    }
+    match &given.images {
+        Some(images) => replaced("vm-images", format!("--image {}", images.join(","))),
+        None if matches!(target.as_str(), "all" | "vm") => args.images = Some(profile.vm_images.clone()),
+        None => {}
+    }
+    if given.kata_bundle.is_some() || given.kata_release.is_some() {
+        let flag = match (&given.kata_bundle, &given.kata_release) {
+            (Some(path), _) => format!("--kata-bundle {}", path.display()),
+            (None, release) => format!("--kata-release {}", release.clone().unwrap_or_default()),
+        };
+        replaced("kata", flag);
+    } else if local {
+        let kata = kata_flags(profile)?;
+        (args.kata_bundle, args.kata_release) = (kata.bundle, kata.release);
+    }
+    match given.k8s_flag() {
+        Some(flag) => replaced("kubernetes", flag),
+        None if target == "all" => match k8s_flags(profile)? {
+            Some(k8s) => (args.k8s_bundle, args.k8s_release) = (k8s.bundle, k8s.release),
+            None => args.no_cluster = true,
+        },
+        None => {}
+    }
+    Ok((args, environment))
+}
+
+/// A `--profile` value as a rerun line names it: a name stays a name, a file becomes absolute.
+pub(crate) fn path_or_name(profile: &str) -> String {
+    if profile.contains('/') || profile.ends_with(".yaml") {
+        path_arg(Path::new(profile))
+    } else {
+        profile.to_owned()
+    }
+}
+
+pub(crate) fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let profile = match load(&repo_root(), args.profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return Ok(input_error(e)),
+    };
+    let text = match args.what.as_str() {
+        "containerd-config" => containerd_config(&profile, args.containerd_version.as_deref()),
+        "kubeadm-config" => kubeadm_config(&profile),
+        "kata-config" => kata_config(&profile),
+        "pod-spec" => pod_spec(&profile, &args.handler).map(|t| t + "\n"),
+        "container-spec" => Ok(container_spec() + "\n"),
+        other => Err(format!("cannot render {other}")),
+    };
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(input_error(e)),
+    }
+}
+
+/// Kata's configuration.toml exactly as a local node of this host gets it: installed into a
+/// scratch dir from the profile's Kata (its layout's base configuration with this host's
+/// settings), printed, and removed.
+fn kata_config(profile: &Profile) -> Result<String, String> {
+    let flags = kata_flags(profile)?;
+    if profile.kata.is_none() {
+        return Err(format!("profile {} has no kata", profile.profile));
+    }
+    let choice = match (flags.bundle, flags.release) {
+        (Some(path), _) => KataChoice::Bundle(path),
+        (None, Some(version)) => KataRelease::new(&version, &repo_root())
+            .and_then(|r| r.open_cached())
+            .map(KataChoice::Resolved)
+            .map_err(|e| format!("Kata {version}: {}", report::chain(&e).replace('\n', "; ")))?,
+        (None, None) => KataChoice::Default,
+    };
+    let capabilities =
+        kata_harness::scenario::Capabilities::probe_local_with(&choice).map_err(|e| report::chain(&e))?;
+    let plan = capabilities.kata.ok_or_else(|| {
+        format!(
+            "Kata cannot run on this host, so there is no configuration to render: {}",
+            capabilities.kata_absent.unwrap_or_default()
+        )
+    })?;
+    let scratch = tempfile::tempdir().map_err(|e| format!("scratch dir: {e}"))?;
+    let install = kata_harness::provision::kata::install_local(&plan, scratch.path())
+        .map_err(|e| format!("installing Kata into {}: {e}", scratch.path().display()))?;
+    let text = std::fs::read_to_string(&install.config_path)
+        .map_err(|e| format!("{}: {e}", install.config_path.display()))?;
+    Ok(format!(
+        "# Installed for printing into {}, removed since: a node's own run dir stands in its place.\n{text}",
+        scratch.path().display()
+    ))
 }

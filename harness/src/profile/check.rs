@@ -10,6 +10,11 @@ use super::Version;
 /// A field (dotted path) and what is wrong with it.
 pub type Problem = (String, String);
 
+/// The lock files of the release fetchers (`artifacts::kata_release::LOCK_FILE`,
+/// `kube::release::LOCK_FILE`), named here because both modules build on this one;
+/// `harness/tests/profiles.rs` checks they agree.
+const KATA_LOCK: &str = "kata-release.lock";
+const K8S_LOCK: &str = "k8s-release.lock";
 const RUNC_V2: &str = "io.containerd.runc.v2";
 const RUNTIME_V1_LINUX: &str = "io.containerd.runtime.v1.linux";
 
@@ -42,8 +47,8 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
         }
         if let Source::Release(lock) = source {
             let expected = match field {
-                "kata" => crate::artifacts::kata_release::LOCK_FILE,
-                _ => "k8s-release.lock",
+                "kata" => KATA_LOCK,
+                _ => K8S_LOCK,
             };
             if lock != expected {
                 return fail(
