@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use kata_harness::kube::cluster::attach::RuntimeFrom;
 use kata_harness::node::Target;
 use kata_harness::provision::reach::Reach;
 use kata_harness::report;
@@ -30,6 +31,7 @@ pub(crate) fn existing_variant(
             .map(|h| (h.name.clone(), h.runtime_type.clone()))
             .collect(),
         allow_changes,
+        registry: found.registry.clone(),
     };
     let capabilities = node.capabilities();
     Ok((Variant::existing(node, found.version), capabilities))
@@ -39,6 +41,7 @@ pub(crate) fn existing_variant(
 /// named kata.
 pub(crate) fn existing_cluster_variant(
     kubeconfig: &Path,
+    from: RuntimeFrom,
 ) -> Result<(Variant, kata_harness::scenario::Capabilities), String> {
     if !kubeconfig.is_file() {
         return Err(format!("--kubeconfig {}: no such file", kubeconfig.display()));
@@ -64,7 +67,33 @@ pub(crate) fn existing_cluster_variant(
         kata: None,
     };
     Ok((
-        Variant::existing_cluster(path_arg(kubeconfig).into(), version),
+        Variant::existing_cluster(path_arg(kubeconfig).into(), from, version),
         capabilities,
     ))
+}
+
+/// `--runtime-from`: [`RuntimeFrom`] as the command line spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RuntimeFromArg {
+    Cri,
+    PodStatus,
+}
+
+impl RuntimeFromArg {
+    /// As it is written on the command line (the reproduce command repeats it).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RuntimeFromArg::Cri => "cri",
+            RuntimeFromArg::PodStatus => "pod-status",
+        }
+    }
+}
+
+impl From<RuntimeFromArg> for RuntimeFrom {
+    fn from(arg: RuntimeFromArg) -> Self {
+        match arg {
+            RuntimeFromArg::Cri => RuntimeFrom::Cri,
+            RuntimeFromArg::PodStatus => RuntimeFrom::PodStatus,
+        }
+    }
 }

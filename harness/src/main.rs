@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use kata_harness::artifacts::kata::KataChoice;
 use kata_harness::artifacts::kata_release::KataRelease;
 use kata_harness::kube::bundle::Bundle;
+use existing_cmd::RuntimeFromArg;
+use kata_harness::kube::cluster::attach::RuntimeFrom;
 use kata_harness::kube::release::Release;
 use kata_harness::kube::source::Source;
 use kata_harness::node::Target;
@@ -83,10 +85,17 @@ struct SuiteArgs {
     #[arg(long)]
     allow_node_changes: bool,
     /// Run the cluster suites against an existing cluster through this kubeconfig, as it is
-    /// (nothing started or torn down; each row deletes what it created). Its node's CRI
-    /// socket must be on this host: runtimeType is read through it.
+    /// (nothing started or torn down; the rows work in a namespace of the run's own, deleted
+    /// at the end, on Ctrl-C too). runtimeType is read through the node's CRI where its
+    /// socket is on this host (single-node clusters), else from the pods' status.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: where the pods' runtimes are read: cri (the node's CRI socket must
+    /// be on this host) or pod-status (the API only: each pod's RuntimeClass handler, the
+    /// handlers its node reports, its containers' IDs; every row says runtimeType was not
+    /// read) [default: cri where the socket is here, else pod-status].
+    #[arg(long, value_enum, value_name = "cri|pod-status", requires = "kubeconfig")]
+    runtime_from: Option<RuntimeFromArg>,
     /// With --target ssh://: the CRI socket on that host.
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     node_socket: PathBuf,
@@ -279,6 +288,9 @@ impl SuiteArgs {
         }
         if let Some(kubeconfig) = &self.kubeconfig {
             argv.extend(["--kubeconfig".into(), path_arg(kubeconfig)]);
+            if let Some(from) = self.runtime_from {
+                argv.extend(["--runtime-from".into(), from.name().into()]);
+            }
         }
         if let Target::Ssh { .. } = target {
             argv.extend(["--node-socket".into(), path_arg(&self.node_socket)]);
@@ -469,7 +481,8 @@ fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, Exit
                 "--kubeconfig runs that cluster as it is: --target, --containerd, --image and --k8s* do not apply",
             ));
         }
-        variants.push(existing_cmd::existing_cluster_variant(kubeconfig).map_err(input_error)?);
+        let from = args.runtime_from.map_or(RuntimeFrom::Auto, RuntimeFromArg::into);
+        variants.push(existing_cmd::existing_cluster_variant(kubeconfig, from).map_err(input_error)?);
     }
     let local_target = !attached && matches!(target, Target::Local | Target::All);
     let vm_target = !attached && matches!(target, Target::Vm | Target::All);

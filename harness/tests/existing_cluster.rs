@@ -50,6 +50,63 @@ async fn state_of(cluster: &Cluster) -> BTreeSet<String> {
     state
 }
 
+/// Starts a run against `cluster`, sends SIGINT once a row's pod exists in the run's
+/// namespace, and waits for the run to exit 130.
+fn interrupt_mid_row(runtime: &tokio::runtime::Runtime, cluster: &Cluster) {
+    use kata_harness::wait::{wait_blocking, Attempt};
+    use std::time::Duration;
+    let results = tempfile::tempdir().unwrap();
+    let mut child = harness()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cluster.admin_kubeconfig)
+        .arg("--suites")
+        .arg(repo().join("suites/kubernetes.yaml"))
+        .args(["--filter", "crun-runtime-class-web"])
+        .arg("--results")
+        .arg(results.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pods: Api<Pod> = Api::all(cluster.client.clone());
+    wait_blocking(
+        "a row's pod in the run's namespace",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Attempt::Fatal(format!("the run ended first: {status}"));
+            }
+            let list = runtime.block_on(pods.list(&ListParams::default())).unwrap();
+            match list.items.iter().any(|p| {
+                p.metadata.namespace.as_deref().is_some_and(|n| n.starts_with("kata-harness-"))
+            }) {
+                true => Attempt::Ready(()),
+                false => Attempt::NotYet("no pod yet".into()),
+            }
+        },
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_blocking(
+        "kata-harness to exit after SIGINT",
+        Duration::from_secs(150),
+        Duration::from_millis(100),
+        || match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        },
+    )
+    .unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
 #[test]
 fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
     let bundle = Bundle::ensure(&repo(), Bundle::user_dir(None).as_deref()).expect("the bundle");
@@ -108,6 +165,57 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
 
     let after = runtime.block_on(state_of(&cluster));
     assert_eq!(before, after, "the cluster is not as it was found");
+
+    // The same rows, read from the API only (a node whose CRI is not on this host): the same
+    // verdicts, each row saying how its runtime was read, each handler the one its pods got.
+    let results = tempfile::tempdir().unwrap();
+    let out = harness()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cluster.admin_kubeconfig)
+        .args(["--runtime-from", "pod-status"])
+        .arg("--suites")
+        .arg(repo().join("suites/kubernetes.yaml"))
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["summary"]["failed"], 0, "{stdout}");
+    assert_eq!(json["summary"]["passed"], suite.rows.len() - skipped, "{stdout}");
+    let trials = json["trials"].as_array().unwrap();
+    let observed = |scenario: &str| -> String {
+        let trial = trials
+            .iter()
+            .find(|t| t["scenario"] == scenario)
+            .unwrap_or_else(|| panic!("no row {scenario}: {stdout}"));
+        trial["observed"].as_str().unwrap().to_owned()
+    };
+    for trial in trials.iter().filter(|t| t["verdict"] == "passed") {
+        let conditions = trial["conditions"].to_string();
+        assert!(
+            conditions.contains("not the node's CRI (--runtime-from pod-status)"),
+            "{trial}"
+        );
+    }
+    assert!(observed("system-pods-on-runc").contains("(pod status): handler default, started by containerd"));
+    assert!(observed("crun-runtime-class-web").contains("(pod status): handler crun,"));
+    assert!(observed("host-network-daemonset-on-runc").contains(&format!("node address {} visible", cluster.node_ip)));
+    assert!(observed("unconfigured-handler").contains("0 started containers (pod status)"));
+    if capabilities.kata_absent.is_none() {
+        assert!(observed("kata-nginx").contains("(pod status): handler kata,"));
+        assert!(observed("kata-host-network").contains("not visible"));
+    }
+    let after = runtime.block_on(state_of(&cluster));
+    assert_eq!(before, after, "the cluster is not as it was found after --runtime-from pod-status");
+
+    // Ctrl-C while a row's pod runs: the run's namespace (and the pod in it) goes too.
+    interrupt_mid_row(&runtime, &cluster);
+    let after = runtime.block_on(state_of(&cluster));
+    assert_eq!(before, after, "the cluster is not as it was found after Ctrl-C");
+
     let leftovers = runtime.block_on(cluster.shutdown());
     assert!(leftovers.is_clean(), "{leftovers:?}");
 }

@@ -1,6 +1,7 @@
 //! `--target cri://<socket>`: the suites against a containerd that was set up beforehand (a
 //! private containerd this test starts, then treats as someone else's), which must be left
-//! exactly as it was found: its config file, its images, its pods and containers.
+//! exactly as it was found: its config file, its images, its pods and containers, the
+//! addresses on its network's `lo` and the registry configs under its config_path.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -27,6 +28,17 @@ struct NodeState {
     images: BTreeSet<String>,
     sandboxes: BTreeSet<String>,
     containers: BTreeSet<String>,
+    lo_addresses: String,
+    registry_hosts: BTreeSet<String>,
+}
+
+/// `ip` in the node's network.
+fn ip_in_node(testbed: &Testbed, args: &[&str]) -> std::process::Output {
+    let mut argv = vec!["ip".to_owned()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    testbed
+        .run_in_net(&argv, std::time::Duration::from_secs(10))
+        .expect("ip runs in the node's network")
 }
 
 async fn state_of(testbed: &Testbed) -> NodeState {
@@ -54,6 +66,11 @@ async fn state_of(testbed: &Testbed) -> NodeState {
             .map(|s| s.id)
             .collect(),
         containers,
+        lo_addresses: String::from_utf8_lossy(&ip_in_node(testbed, &["-o", "-4", "addr", "show", "dev", "lo"]).stdout)
+            .into_owned(),
+        registry_hosts: std::fs::read_dir(testbed.config.registry_config_path.as_ref().unwrap())
+            .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -84,7 +101,15 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
     let own_id = node.cri.run_pod_sandbox(&own).await.expect("the node's own pod");
     node.ctr("k8s.io", &["images", "rm", BUSYBOX_IMAGE])
         .expect("busybox removed");
+    // A node without the registry address: the pull rows must add it, and remove it again.
+    let registry_address = format!("{}/32", kata_harness::registry::REGISTRY_IP);
+    assert!(ip_in_node(&node, &["addr", "del", &registry_address, "dev", "lo"]).status.success());
+    // And a registry config of the node's own, which no row may write over or remove.
+    let config_path = node.config.registry_config_path.clone().unwrap();
+    std::fs::create_dir_all(config_path.join("docker.io")).unwrap();
+    std::fs::write(config_path.join("docker.io/hosts.toml"), "server = \"https://registry-1.docker.io\"\n").unwrap();
     let before = state_of(&node).await;
+    assert!(!before.lo_addresses.contains(&registry_address), "{}", before.lo_addresses);
 
     let results = tempfile::tempdir().unwrap();
     let target = format!("cri://{}", node.paths.socket.display());
@@ -144,6 +169,40 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
     let after = state_of(&node).await;
     assert_eq!(before, after, "the node is not as it was found");
     assert!(after.sandboxes.contains(&own_id));
+
+    // With leave to change the node: the registry rows run (registry, address, hosts.toml),
+    // with the same verdicts as on the harness's own nodes, and undo what they did.
+    let results = tempfile::tempdir().unwrap();
+    let out = harness()
+        .args(["run", "--target", &target, "--allow-node-changes", "--suites"])
+        .arg(repo().join("suites/images.yaml"))
+        .args(["--filter", "pull", "--results"])
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let trials = json["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 12, "{stdout}");
+    for trial in trials {
+        let want = match trial["scenario"].as_str().unwrap() {
+            "pull-with-ca-kata" => kata_verdict,
+            // Its hosts.toml would replace the node's own docker.io config.
+            "pull-docker-io-mirror" => "skipped",
+            _ => "passed",
+        };
+        assert_eq!(trial["verdict"], want, "{trial}\n{stdout}\n{stderr}");
+    }
+    let mirror = trials.iter().find(|t| t["scenario"] == "pull-docker-io-mirror").unwrap();
+    assert!(
+        mirror["message"].as_str().unwrap().contains("docker.io, which the node already has"),
+        "{mirror}"
+    );
+    let after = state_of(&node).await;
+    assert_eq!(before, after, "the node is not as it was found after the pull rows");
+
     let leftovers = node.shutdown().await;
     assert!(leftovers.is_clean(), "{leftovers:?}");
 }
@@ -176,8 +235,13 @@ async fn rows_the_node_cannot_run_are_skipped_with_the_reason() {
         line("cri::crun-handler::existing-containerd-2.1"),
         "cri::crun-handler::existing-containerd-2.1"
     );
-    assert!(line("images::pull-with-ca-runc::existing-containerd-2.1")
-        .contains("needs a registry in the node's own network"));
+    let pull = line("images::pull-with-ca-runc::existing-containerd-2.1");
+    assert!(
+        pull.contains("changes the node: adds 10.254.254.254/32 to lo")
+            && pull.contains("hosts.toml and pulls an image")
+            && pull.contains("--allow-node-changes lets it"),
+        "{pull}"
+    );
     assert!(
         line("images::sandbox-image-removed-runc::existing-containerd-2.1")
             .contains("--allow-node-changes lets it")
@@ -216,7 +280,9 @@ fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
     let state = || {
         let script = "sha256sum /etc/containerd/config.toml; ctr -n k8s.io images ls -q | sort; \
                       ctr -n default images ls -q | sort; crictl pods -q | sort; \
-                      ctr -n k8s.io containers ls -q | sort; ls /tmp";
+                      ctr -n k8s.io containers ls -q | sort; ls /tmp; \
+                      ls -A /etc/containerd/certs.d; ip -o -4 addr show dev lo; \
+                      systemctl list-units --all --no-legend 'kata-harness-*'";
         let out = harness()
             .args(["vm", "ssh", "--name", &name, "--", "sh", "-c", script])
             .output()
@@ -227,7 +293,16 @@ fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
     let before = state();
 
     let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("cri.yaml");
+    let suites = dir.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    let suite = suites.join("cri.yaml");
+    // A registry row too: with --allow-node-changes it runs docker-registry on the host (a
+    // transient unit) and writes a hosts.toml there, and removes both.
+    std::fs::write(
+        suites.join("images.yaml"),
+        "suite: images\nrows:\n  - scenario: pull-with-ca-runc\n    pull: { registry: tls, ca: right, handler: runc }\n    expect: { pulled: true, runtime_type: io.containerd.runc.v2 }\n",
+    )
+    .unwrap();
     std::fs::write(
         &suite,
         "suite: cri\nrows:\n  - scenario: default-handler\n    sandbox: { container: true }\n    expect: { runtime_type: io.containerd.runc.v2, oci_runtime: runc }\n  - scenario: crun-handler\n    sandbox: { handler: crun, container: true }\n    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }\n  - scenario: unconfigured-handler\n    sandbox: { handler: no-such-handler }\n    expect:\n      error: { code: Unknown, message: 'no runtime for \"no-such-handler\" is configured' }\n",
@@ -236,8 +311,8 @@ fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
     let target = format!("ssh://{}@127.0.0.1:{}", kept.ssh_user, kept.ssh_port);
     let results = dir.path().join("results");
     let out = harness()
-        .args(["run", "--target", &target, "--suites"])
-        .arg(&suite)
+        .args(["run", "--target", &target, "--allow-node-changes", "--suites"])
+        .arg(&suites)
         .arg("--ssh-identity")
         .arg(&kept.identity)
         .arg("--known-hosts")
@@ -247,7 +322,8 @@ fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
         .output()
         .unwrap();
     let stdout = stdout_of_success(&out);
-    assert!(stdout.contains("3 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.contains("4 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.contains("images::pull-with-ca-runc::existing-containerd-1.6"), "{stdout}");
     for row in ["default-handler", "crun-handler", "unconfigured-handler"] {
         assert!(
             stdout.contains(&format!("cri::{row}::existing-containerd-1.6")),

@@ -201,6 +201,19 @@ pub async fn runtime_class_names(
     Ok(listed.items.into_iter().filter_map(|c| c.metadata.name).collect())
 }
 
+/// The handler RuntimeClass `name` names, as the API server has it.
+pub async fn runtime_class_handler(
+    client: &kube::Client,
+    api: RuntimeClassApi,
+    name: &str,
+) -> Result<String, KubeError> {
+    let class = api.dynamic(client).get(name).await.map_err(|source| KubeError::Api {
+        call: format!("get RuntimeClass {name} ({})", api.api_version()),
+        source,
+    })?;
+    Ok(class.data["handler"].as_str().unwrap_or_default().to_owned())
+}
+
 pub async fn delete_runtime_class(client: &kube::Client, api: RuntimeClassApi, name: &str) {
     let _ = match api {
         RuntimeClassApi::V1 => {

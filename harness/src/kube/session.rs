@@ -93,13 +93,14 @@ pub async fn run_cluster(
 /// down; a cluster the harness cannot read runtimes on fails its trials with the reason.
 pub async fn run_attached(
     kubeconfig: &std::path::Path,
+    from: super::cluster::attach::RuntimeFrom,
     label: &str,
     trials: &[&Trial],
     base: &Settings,
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
-    let cluster = match Cluster::attach(kubeconfig).await {
+    let cluster = match Cluster::attach(kubeconfig, from).await {
         Ok(cluster) => cluster,
         Err(e) => return fail_all(trials, sink, finish, "cluster not reachable", &chain(&e), &[]),
     };
@@ -189,7 +190,9 @@ pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
     if verdict == Verdict::Failed {
         attach_cluster_evidence(cluster, &mut evidence);
     }
-    trial.result(verdict, &observed, &message, start.elapsed(), evidence)
+    let mut result = trial.result(verdict, &observed, &message, start.elapsed(), evidence);
+    result.conditions.extend(cluster.runtime_condition());
+    result
 }
 
 /// What every failed kube row's bundle carries (the row's own pods were described before

@@ -48,6 +48,45 @@ pub struct Discovered {
     pub cni_conf_dir: PathBuf,
     /// The CRI plugin's effective configuration (`crictl info`'s `config`), for evidence.
     pub config_json: String,
+    /// What the pull rows would need of the node (filled in by [`discover_node`]).
+    pub registry: RegistrySupport,
+}
+
+/// What an existing node offers the pull rows, which start a registry in its network and
+/// write a hosts.toml under its registry config_path (with `--allow-node-changes` only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RegistrySupport {
+    pub config_path: Option<PathBuf>,
+    /// The entries already under config_path: a row never writes over one of them.
+    pub hosts: Vec<String>,
+    /// The programs the rows run on the node that it does not have.
+    pub missing: Vec<String>,
+}
+
+/// The programs a pull row runs on the node: the registry, its pusher, its probe, and `ip`
+/// for the registry's address.
+const PULL_PROGRAMS: [&str; 4] = ["docker-registry", "skopeo", "curl", "ip"];
+
+impl RegistrySupport {
+    fn of(node: &dyn Node, config_path: Option<&Path>) -> RegistrySupport {
+        let missing = PULL_PROGRAMS
+            .iter()
+            .filter(|p| on_node(node, p).is_none())
+            .map(|p| p.to_string())
+            .collect();
+        let hosts = config_path
+            .and_then(|dir| {
+                let argv = ["ls", "-1", "-A", &dir.to_string_lossy()].map(String::from);
+                node.run_unchecked(&argv, NODE_COMMAND_DEADLINE).ok()
+            })
+            .map(|out| String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        RegistrySupport {
+            config_path: config_path.map(Path::to_path_buf),
+            hosts,
+            missing,
+        }
+    }
 }
 
 impl Discovered {
@@ -67,9 +106,81 @@ fn discovery_err(socket: &Path, message: String) -> ProvisionError {
 pub async fn discover_node(reach: &Reach, node_socket: &Path) -> Result<Discovered, ProvisionError> {
     let scratch = tempfile::tempdir().map_err(io_err(Path::new("/tmp")))?;
     let mut connection = Connection::open(reach, node_socket, scratch.path()).await?;
-    let found = discover(&connection.socket).await;
+    let found = discover_through(&connection).await;
     connection.close();
     found
+}
+
+/// [`discover`], completed with what the CRI does not say: containerd 2.x keeps the registry
+/// config_path in its images plugin, which its CRI status leaves out, so it is read from
+/// `containerd config dump` of the very daemon (found by the socket's peer credentials on
+/// this host; the node's `containerd` with its default config over SSH).
+async fn discover_through(connection: &Connection) -> Result<Discovered, ProvisionError> {
+    let mut found = discover(&connection.socket).await?;
+    let node = connection.node.as_ref();
+    if found.registry_config_path.is_none() && found.version.major >= 2 {
+        let argv = if connection.is_remote() {
+            vec!["containerd".to_owned(), "config".into(), "dump".into()]
+        } else {
+            config_dump_argv(&connection.socket)?
+        };
+        let dump = node.run(&argv, NODE_COMMAND_DEADLINE).map_err(ProvisionError::Guest)?;
+        found.registry_config_path = images_config_path(&String::from_utf8_lossy(&dump.stdout));
+    }
+    found.registry = RegistrySupport::of(node, found.registry_config_path.as_deref());
+    Ok(found)
+}
+
+/// `containerd [--config FILE] config dump` of the daemon listening on `socket`: its own
+/// binary and config file, from /proc.
+fn config_dump_argv(socket: &Path) -> Result<Vec<String>, ProvisionError> {
+    let pid = listener_pid(socket)?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(io_err(Path::new("/proc")))?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).map_err(io_err(Path::new("/proc")))?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let file = match args.iter().position(|a| a == "--config" || a == "-c") {
+        Some(i) => args.get(i + 1).cloned(),
+        None => args.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned)),
+    };
+    let mut argv = vec![exe.to_string_lossy().into_owned()];
+    if let Some(file) = file {
+        // Relative to the daemon's working directory, not ours.
+        let file = Path::new(&format!("/proc/{pid}/cwd")).join(file);
+        argv.extend(["--config".to_owned(), file.to_string_lossy().into_owned()]);
+    }
+    argv.extend(["config".to_owned(), "dump".to_owned()]);
+    Ok(argv)
+}
+
+/// The images plugin's registry config_path in a containerd 2.x config dump: its first
+/// directory (containerd takes a `:`-separated list; hosts.toml files go in the first).
+fn images_config_path(dump: &str) -> Option<PathBuf> {
+    let config: toml::Table = toml::from_str(dump).ok()?;
+    let path = config
+        .get("plugins")?
+        .get("io.containerd.cri.v1.images")?
+        .get("registry")?
+        .get("config_path")?
+        .as_str()?;
+    path.split(':').find(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+/// The network namespace of the process listening on `socket` (the node's containerd, which
+/// is where it pulls from), as `/proc/<pid>/ns/net`: its peer credentials name it.
+fn listener_netns(socket: &Path) -> Result<PathBuf, ProvisionError> {
+    Ok(PathBuf::from(format!("/proc/{}/ns/net", listener_pid(socket)?)))
+}
+
+/// The pid of the process listening on `socket` on this host (SO_PEERCRED of a connection).
+fn listener_pid(socket: &Path) -> Result<i32, ProvisionError> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(io_err(socket))?;
+    let credentials = getsockopt(&stream, PeerCredentials)
+        .map_err(|e| discovery_err(socket, format!("SO_PEERCRED: {e}")))?;
+    Ok(credentials.pid())
 }
 
 /// Asks the CRI at `socket` (on this host) for its version, readiness and configuration.
@@ -133,6 +244,7 @@ pub async fn discover(socket: &Path) -> Result<Discovered, ProvisionError> {
         cni_bin_dir: PathBuf::from(cni_bin_dir),
         cni_conf_dir: PathBuf::from(cni["confDir"].as_str().unwrap_or("/etc/cni/net.d")),
         config_json,
+        registry: RegistrySupport::default(),
     })
 }
 
@@ -180,9 +292,15 @@ pub(super) struct ExistingBackend {
     cgroup_parent: String,
     keep_run_dir: bool,
     config_json: String,
+    /// containerd's network on this host (`None` over SSH: commands run in the node's own).
+    netns: Option<PathBuf>,
 }
 
 impl ExistingBackend {
+    pub(super) fn netns(&self) -> Option<PathBuf> {
+        self.netns.clone()
+    }
+
     pub(super) fn preexisting(&self) -> HashSet<String> {
         self.preexisting.clone()
     }
@@ -269,7 +387,7 @@ impl Testbed {
         let (id, run_dir) = new_run_dir()?;
         let connection = Connection::open(reach, node_socket, &run_dir).await?;
         // Discovered again: the node may have changed since the run was planned.
-        let found = &discover(&connection.socket).await?;
+        let found = &discover_through(&connection).await?;
         let node = connection.node.clone();
         let remote = connection.is_remote();
         let node_run_dir = if remote {
@@ -337,6 +455,11 @@ impl Testbed {
             restrict_oom_score_adj: false,
         };
         let cri = CriClient::connect(&connection.socket, super::CRI_CALL_DEADLINE).await?;
+        let netns = if remote {
+            None
+        } else {
+            Some(listener_netns(&connection.socket)?)
+        };
         let preexisting = cri.list_pod_sandboxes().await?;
         let crictl = if remote {
             on_node(node.as_ref(), "crictl")
@@ -395,6 +518,7 @@ impl Testbed {
             cgroup_parent,
             keep_run_dir: settings.keep,
             config_json: found.config_json.clone(),
+            netns,
         };
         *testbed.backend.lock().unwrap_or_else(|p| p.into_inner()) = Some(Backend::Existing(backend));
         outcome?;
@@ -441,5 +565,27 @@ impl Testbed {
             imported.push(name);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::images_config_path;
+    use std::path::PathBuf;
+
+    /// As `containerd config dump` (2.1.9) prints it; an empty value means none.
+    #[test]
+    fn the_images_plugin_config_path_is_read_from_a_2x_dump() {
+        let dump = |value: &str| {
+            format!(
+                "version = 3\n[plugins]\n  [plugins.'io.containerd.cri.v1.images']\n    [plugins.'io.containerd.cri.v1.images'.registry]\n      config_path = '{value}'\n  [plugins.'io.containerd.transfer.v1.local']\n    config_path = '/not/this'\n"
+            )
+        };
+        assert_eq!(
+            images_config_path(&dump("/etc/containerd/certs.d:/etc/docker/certs.d")),
+            Some(PathBuf::from("/etc/containerd/certs.d"))
+        );
+        assert_eq!(images_config_path(&dump("")), None);
+        assert_eq!(images_config_path("not toml ["), None);
     }
 }

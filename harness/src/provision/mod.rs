@@ -344,7 +344,8 @@ impl Testbed {
     pub fn net_namespace(&self) -> Option<PathBuf> {
         self.with_backend(|b| match b {
             Backend::Local(l) => l.netns(),
-            Backend::Vm(_) | Backend::Existing(_) => None,
+            Backend::Existing(e) => e.netns(),
+            Backend::Vm(_) => None,
         })
         .flatten()
     }

@@ -109,6 +109,54 @@ impl Testbed {
         self.node.run(&argv, NODE_COMMAND_DEADLINE).map(drop)
     }
 
+    /// Whether `path` exists on the node.
+    pub fn node_path_exists(&self, path: &Path) -> bool {
+        let argv = vec!["test".to_owned(), "-e".into(), path.to_string_lossy().into_owned()];
+        self.node
+            .run_unchecked(&argv, NODE_COMMAND_DEADLINE)
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// Runs `argv` on the node when the returned guard is dropped, or on Ctrl-C: the undo of
+    /// a change made to a node that is not the harness's (errors are logged).
+    pub fn undo_on_node(&self, label: String, argv: Vec<String>) -> NodeUndo {
+        let node = Arc::clone(&self.node);
+        NodeUndo(crate::teardown::register(label.clone(), move || {
+            if let Err(e) = node.run(&argv, NODE_COMMAND_DEADLINE) {
+                tracing::error!(%label, error = %e, "undo on the node failed");
+            }
+        }))
+    }
+
+    /// Makes sure the registry address is on `lo` in the node's network. The harness's own
+    /// nodes have it from provisioning; on an existing node where it is missing it is added,
+    /// and the guard removes it again.
+    pub fn ensure_registry_address(&self) -> Result<Option<NodeUndo>, NodeError> {
+        let existing = self
+            .with_backend(|b| matches!(b, Backend::Existing(_)))
+            .unwrap_or(false);
+        if !existing {
+            return Ok(None);
+        }
+        let ip = |args: &[&str]| {
+            let mut argv = vec!["ip".to_owned()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            self.net_argv(&argv)
+        };
+        let shown = self.node.run(&ip(&["-o", "-4", "addr", "show", "dev", "lo"]), NODE_COMMAND_DEADLINE)?;
+        if String::from_utf8_lossy(&shown.stdout).contains(&format!("inet {REGISTRY_IP}/")) {
+            return Ok(None);
+        }
+        let address = format!("{REGISTRY_IP}/32");
+        // Registered before it is made: an interrupt in between deletes nothing that is there.
+        let undo = self.undo_on_node(
+            format!("address {address} on the node's lo"),
+            ip(&["addr", "del", &address, "dev", "lo"]),
+        );
+        self.node.run(&ip(&["addr", "add", &address, "dev", "lo"]), NODE_COMMAND_DEADLINE)?;
+        Ok(Some(undo))
+    }
+
     /// `rm -rf` on the node (cleanup; errors are the caller's to report or ignore).
     pub fn remove_node_path(&self, path: &Path) -> Result<(), NodeError> {
         let argv = vec!["rm".to_owned(), "-rf".into(), path.to_string_lossy().into_owned()];
@@ -164,6 +212,10 @@ impl Testbed {
         }
     }
 }
+
+/// An undo on the node, run when dropped (see [`Testbed::undo_on_node`]).
+#[must_use = "dropping it undoes the change at once"]
+pub struct NodeUndo(#[allow(dead_code)] crate::teardown::Registration);
 
 /// A long-running program in the node's network.
 pub enum NodeService {

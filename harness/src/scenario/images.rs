@@ -19,7 +19,7 @@ use super::trial::{
 use crate::cri::RuntimeInfo;
 use crate::images;
 use crate::process::{shell_line, shell_quote};
-use crate::provision::node_net::NodeService;
+use crate::provision::node_net::{NodeService, NodeUndo};
 use crate::provision::{Testbed, BUSYBOX_BINARY, SANDBOX_IMAGE};
 use crate::registry::{Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
 use crate::render::cri::{ContainerSpec, PodSpec};
@@ -32,6 +32,41 @@ use crate::wait::{wait_for, Attempt};
 const CTR_PULL_DEADLINE: Duration = Duration::from_secs(90);
 /// How long the `ctr events` subscriber may take to show a probe event.
 const EVENTS_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Removes every reference a pull made of `image`: its tag, and the `<repository>@sha256:`
+/// the CRI records beside it (a node that is not the harness's must keep neither).
+fn remove_pulled(testbed: &Testbed, image: &str) {
+    let repository = image.rsplit_once(':').map_or(image, |(repository, _)| repository);
+    let digest_prefix = format!("{repository}@");
+    let mut refs = vec![image.to_owned()];
+    if let Ok(out) = testbed.ctr(CRI_NAMESPACE, &["images", "ls", "-q"]) {
+        refs.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|r| r.starts_with(&digest_prefix))
+                .map(str::to_owned),
+        );
+    }
+    let mut args = vec!["images", "rm"];
+    args.extend(refs.iter().map(String::as_str));
+    let _ = testbed.ctr(CRI_NAMESPACE, &args);
+}
+
+/// The registry a pull row starts (`10.254.254.254:5443`), and the scheme it speaks.
+pub(crate) fn registry_of(action: &PullAction) -> (String, &'static str) {
+    let (port, scheme) = match action.registry {
+        RegistryKind::Tls => (TLS_PORT, "https"),
+        RegistryKind::Plain => (PLAIN_PORT, "http"),
+        RegistryKind::Down => (DOWN_PORT, "https"),
+    };
+    (format!("{REGISTRY_IP}:{port}"), scheme)
+}
+
+/// The registry host a pull row's image names, and so the dir under config_path its
+/// hosts.toml goes in: the mirrored one (`docker.io`), else the row's own registry.
+pub(crate) fn hosts_namespace(action: &PullAction) -> String {
+    action.mirror.clone().unwrap_or_else(|| registry_of(action).0)
+}
 
 /// A pull row: start the registry, push, write hosts.toml, pull, judge, undo.
 pub(super) async fn run_pull(
@@ -64,7 +99,7 @@ pub(super) async fn run_pull(
         );
         registry.stop();
     }
-    if let Some((staged, on_node)) = hosts_file {
+    if let Some((staged, on_node, removal)) = hosts_file {
         evidence.file(
             "hosts.toml",
             &format!(
@@ -73,9 +108,7 @@ pub(super) async fn run_pull(
                 std::fs::read_to_string(&staged).unwrap_or_default()
             ),
         );
-        if let Some(parent) = on_node.parent() {
-            let _ = testbed.remove_node_path(parent);
-        }
+        drop(removal);
     }
     outcome
 }
@@ -88,7 +121,7 @@ async fn pull_inner(
     name: &str,
     dir: &Path,
     registry_slot: &mut Option<Registry>,
-    hosts_slot: &mut Option<(PathBuf, PathBuf)>,
+    hosts_slot: &mut Option<(PathBuf, PathBuf, NodeUndo)>,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
     let setup = |e: &dyn std::error::Error| format!("setup: {}", crate::report::chain(e));
@@ -100,12 +133,12 @@ async fn pull_inner(
     .map_err(|e| Failure::new("no PKI", setup(&e)))?
     .map_paths(|p| testbed.put_file(p))
     .map_err(|e| Failure::new("no PKI", setup(&e)))?;
-    let (port, scheme) = match action.registry {
-        RegistryKind::Tls => (TLS_PORT, "https"),
-        RegistryKind::Plain => (PLAIN_PORT, "http"),
-        RegistryKind::Down => (DOWN_PORT, "https"),
-    };
-    let addr = format!("{REGISTRY_IP}:{port}");
+    let (addr, scheme) = registry_of(action);
+    // On an existing node, its network may lack the registry's address: added, and removed
+    // again when the row ends (the guard), only where it was missing.
+    let _address = testbed
+        .ensure_registry_address()
+        .map_err(|e| Failure::new("no registry address", setup(&e)))?;
     let repository = format!("kata-harness/{name}:1");
     if action.registry != RegistryKind::Down {
         let tls = (action.registry == RegistryKind::Tls).then_some(&pki);
@@ -131,7 +164,7 @@ async fn pull_inner(
             "the testbed's containerd has no registry config_path",
         )
     })?;
-    let namespace = action.mirror.clone().unwrap_or_else(|| addr.clone());
+    let namespace = hosts_namespace(action);
     let image = format!("{namespace}/{repository}");
     if action.hosts_toml {
         let url = format!("{scheme}://{addr}");
@@ -149,6 +182,16 @@ async fn pull_inner(
             .render()
             .map_err(|e| Failure::new("no hosts.toml", format!("setup: {e}")))?;
         let path = hosts.path_under(&config_path);
+        // Never over a registry's config the node already has (cleanup removes the dir).
+        if let Some(host_dir) = path.parent().filter(|d| testbed.node_path_exists(d)) {
+            return Err(Failure::new(
+                "hosts.toml not written",
+                format!(
+                    "setup: {} already exists on the node: not written over",
+                    host_dir.display()
+                ),
+            ));
+        }
         let staged = dir.join("hosts.toml");
         std::fs::write(&staged, &text).map_err(|e| {
             Failure::new(
@@ -156,11 +199,17 @@ async fn pull_inner(
                 format!("setup: failed to write {}: {e}", staged.display()),
             )
         })?;
+        let host_dir = path.parent().unwrap_or(&path).to_string_lossy().into_owned();
+        // Registered before it is written: removed when the row ends, on Ctrl-C too.
+        let removal = testbed.undo_on_node(
+            format!("{host_dir} on the node"),
+            vec!["rm".into(), "-rf".into(), host_dir],
+        );
+        *hosts_slot = Some((staged.clone(), path.clone(), removal));
         testbed
             .node
             .upload(&staged, &path)
             .map_err(|e| Failure::new("no hosts.toml", setup(&e)))?;
-        *hosts_slot = Some((staged, path));
     }
 
     let start = Instant::now();
@@ -180,7 +229,7 @@ async fn pull_inner(
                     return Err(Failure::new(short_error(&e), format!("PullImage failed: {e}")));
                 }
                 (Ok(reference), Some(expected)) => {
-                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    remove_pulled(testbed, &image);
                     return Err(Failure::new(
                         format!("pulled {reference}"),
                         format!(
@@ -193,7 +242,7 @@ async fn pull_inner(
                     let observed = within(row, elapsed, format!("pulled {image}"))?;
                     // The pulled image must be usable: a container from it runs.
                     let ran = run_container(testbed, row, &action.handler, &image, evidence).await;
-                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    remove_pulled(testbed, &image);
                     format!("{observed}; {}", ran?)
                 }
             }
@@ -232,7 +281,7 @@ async fn pull_inner(
                     ))
                 }
                 (Some(want), true) => {
-                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    remove_pulled(testbed, &image);
                     return Err(Failure::new(
                         format!("pulled {image}"),
                         format!("expected ctr images pull to fail with {want:?}"),
@@ -243,7 +292,7 @@ async fn pull_inner(
                     // containerd's record: the image is in k8s.io, so the CRI sees it too
                     // (once it has followed the image event: polled as for imports).
                     let visible = super::trial::settled_image_status(testbed, &image, true).await;
-                    let _ = testbed.ctr(CRI_NAMESPACE, &["images", "rm", &image]);
+                    remove_pulled(testbed, &image);
                     match visible {
                         Ok(Some(_)) => within(row, elapsed, format!("pulled {image}, visible to the CRI"))?,
                         Ok(None) => {

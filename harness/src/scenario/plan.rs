@@ -19,8 +19,9 @@ pub enum Placement {
     Cluster(crate::kube::bundle::Bundle),
     /// A containerd someone else set up, at its CRI socket (`--target cri://...`).
     Existing(ExistingNode),
-    /// A cluster someone else set up, through its kubeconfig (`--kubeconfig FILE`).
-    ExistingCluster(std::path::PathBuf),
+    /// A cluster someone else set up, through its kubeconfig (`--kubeconfig FILE`), and
+    /// where its pods' runtimes are read (`--runtime-from`).
+    ExistingCluster(std::path::PathBuf, crate::kube::cluster::attach::RuntimeFrom),
 }
 
 /// An existing node as discovered when the run was planned: what its rows may use.
@@ -34,6 +35,8 @@ pub struct ExistingNode {
     pub handlers: Vec<(String, String)>,
     /// `--allow-node-changes`: rows that change the node (and undo it) may run.
     pub allow_changes: bool,
+    /// What the pull rows would need of it.
+    pub registry: crate::provision::existing::RegistrySupport,
 }
 
 impl ExistingNode {
@@ -63,17 +66,48 @@ impl ExistingNode {
         match &row.action {
             Action::CtrRun(a) if a.runtime.starts_with("io.containerd.kata") => return Some(kata_install.into()),
             Action::Sandbox(_) if row.expect.guest_console == Some(true) => return Some(kata_install.into()),
-            Action::Pull(_) => {
-                return Some(
-                    "needs a registry in the node's own network and hosts.toml under its config_path: not on an existing node yet".into(),
-                )
-            }
+            Action::Pull(pull) => return self.pull_skip(pull),
             Action::SandboxImage(a) if !a.preloaded && !self.allow_changes => {
                 return Some(
                     "changes the node: removes its sandbox image (and imports it again); --allow-node-changes lets it".into(),
                 )
             }
             _ => {}
+        }
+        None
+    }
+
+    /// Why a pull row cannot run here: it changes the node (named, for the user to allow),
+    /// or the node lacks what it needs, or it would write over the node's own registry config.
+    fn pull_skip(&self, pull: &super::model::PullAction) -> Option<String> {
+        let registry = &self.registry;
+        let Some(config_path) = &registry.config_path else {
+            return Some("the node's CRI has no registry config_path (where hosts.toml is read)".into());
+        };
+        let (addr, _) = super::images::registry_of(pull);
+        let host = super::images::hosts_namespace(pull);
+        let ip = crate::registry::REGISTRY_IP;
+        if !self.allow_changes {
+            let hosts = if pull.hosts_toml {
+                format!(", writes {}/{host}/hosts.toml", config_path.display())
+            } else {
+                String::new()
+            };
+            return Some(format!(
+                "changes the node: adds {ip}/32 to lo in containerd's network where missing, runs docker-registry at {addr}{hosts} and pulls an image, each undone when the row ends; --allow-node-changes lets it"
+            ));
+        }
+        if !registry.missing.is_empty() {
+            return Some(format!(
+                "needs {} on the node to run and fill a registry",
+                registry.missing.join(", ")
+            ));
+        }
+        if pull.hosts_toml && registry.hosts.contains(&host) {
+            return Some(format!(
+                "would write over {}/{host}, which the node already has",
+                config_path.display()
+            ));
         }
         None
     }
@@ -109,7 +143,7 @@ impl Placement {
             Placement::Cluster(_) => PlacementKind::Cluster,
             // The suites that run on a containerd node of this host run on it too.
             Placement::Existing(_) => PlacementKind::Local,
-            Placement::ExistingCluster(_) => PlacementKind::Cluster,
+            Placement::ExistingCluster(..) => PlacementKind::Cluster,
         }
     }
 }
@@ -147,10 +181,14 @@ impl Variant {
     }
 
     /// `existing-k8s-1.20`: a cluster someone else set up, by its Kubernetes version.
-    pub fn existing_cluster(kubeconfig: std::path::PathBuf, version: crate::profile::Version) -> Self {
+    pub fn existing_cluster(
+        kubeconfig: std::path::PathBuf,
+        from: crate::kube::cluster::attach::RuntimeFrom,
+        version: crate::profile::Version,
+    ) -> Self {
         Variant {
             label: format!("existing-k8s-{}.{}", version.major, version.minor),
-            placement: Placement::ExistingCluster(kubeconfig),
+            placement: Placement::ExistingCluster(kubeconfig, from),
         }
     }
 

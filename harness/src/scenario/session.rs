@@ -65,7 +65,7 @@ pub async fn start_testbed(
             .await
             .map_err(|e| crate::report::chain(&e)),
         // A cluster is not a containerd testbed: its trials run through crate::kube::session.
-        Placement::Cluster(_) | Placement::ExistingCluster(_) => {
+        Placement::Cluster(_) | Placement::ExistingCluster(..) => {
             Err("a cluster variant runs through kube::session, not a containerd testbed".into())
         }
     }
@@ -118,9 +118,10 @@ pub async fn run(
                 crate::kube::session::run_cluster(bundle, &runnable, base, sink, &mut finish).await;
                 continue;
             }
-            Placement::ExistingCluster(kubeconfig) => {
+            Placement::ExistingCluster(kubeconfig, from) => {
                 crate::kube::session::run_attached(
                     kubeconfig,
+                    *from,
                     &variant.label,
                     &runnable,
                     base,

@@ -1,10 +1,12 @@
 //! An existing cluster, reached with its kubeconfig (`--kubeconfig FILE`): nothing is
 //! started, configured or torn down; the rows create their own objects and delete them.
 //!
-//! Invariant: runtime claims are still read back through the node's CRI, so the node's CRI
-//! socket (the `kubeadm.alpha.kubernetes.io/cri-socket` annotation kubeadm writes, else
-//! containerd's default) must be on this host; a cluster whose node is elsewhere is refused
-//! with that reason rather than judged from the pod spec.
+//! Invariant: runtime claims are read back through the node's CRI where its socket (the
+//! `kubeadm.alpha.kubernetes.io/cri-socket` annotation kubeadm writes, else containerd's
+//! default) is on this host and the cluster has one node; otherwise, or when asked, from the
+//! API alone ([`RuntimeReader::PodStatus`]: the pods' container IDs and their RuntimeClass's
+//! handler, checked against the handlers the node reports), and every row says so. The run's
+//! namespace is registered for teardown before it exists, so Ctrl-C removes it too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use super::{short_id, Cluster};
+use super::{short_id, Cluster, RuntimeReader};
 use crate::cri::CriClient;
 use crate::kube::bundle::Bundle;
 use crate::kube::{client, io_err, KubeError};
@@ -28,6 +30,18 @@ const NAMESPACE_DEADLINE: Duration = Duration::from_secs(90);
 const CRI_SOCKET_ANNOTATION: &str = "kubeadm.alpha.kubernetes.io/cri-socket";
 const DEFAULT_CRI_SOCKET: &str = "/run/containerd/containerd.sock";
 
+/// Where the runtime of an existing cluster's pods is read (`--runtime-from`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RuntimeFrom {
+    /// The node's CRI where its socket is on this host, else the pods' status.
+    #[default]
+    Auto,
+    /// The node's CRI, or the cluster is refused.
+    Cri,
+    /// The API server only, even where the node's CRI is reachable.
+    PodStatus,
+}
+
 fn refuse(kubeconfig: &Path, reason: String) -> KubeError {
     KubeError::Attach {
         kubeconfig: kubeconfig.to_owned(),
@@ -36,9 +50,8 @@ fn refuse(kubeconfig: &Path, reason: String) -> KubeError {
 }
 
 impl Cluster {
-    /// The cluster behind `kubeconfig`, as it is: one schedulable node, whose CRI is reachable
-    /// from this host.
-    pub async fn attach(kubeconfig: &Path) -> Result<Cluster, KubeError> {
+    /// The cluster behind `kubeconfig`, as it is, with its runtimes read as `from` says.
+    pub async fn attach(kubeconfig: &Path, from: RuntimeFrom) -> Result<Cluster, KubeError> {
         let client = client::connect(kubeconfig).await?;
         let version = server_version(&client, kubeconfig).await?;
         let nodes: Api<Node> = Api::all(client.clone());
@@ -50,47 +63,67 @@ impl Cluster {
                 source,
             })?
             .items;
-        let [node] = nodes.as_slice() else {
-            return Err(refuse(
-                kubeconfig,
-                format!(
-                    "{} nodes: the harness reads each pod's runtime through its node's CRI, which it can do for a single-node cluster only",
-                    nodes.len()
-                ),
-            ));
+        let Some(first) = nodes.first() else {
+            return Err(refuse(kubeconfig, "the cluster has no nodes".into()));
         };
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let node_ip = node
+        let name = first.metadata.name.clone().unwrap_or_default();
+        let node_ip = first
             .status
             .as_ref()
             .and_then(|s| s.addresses.as_ref())
             .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
             .map(|a| a.address.clone())
             .ok_or_else(|| refuse(kubeconfig, format!("node {name} has no InternalIP")))?;
-        let socket = node
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(CRI_SOCKET_ANNOTATION))
-            .map(|s| s.trim_start_matches("unix://").to_owned())
-            .unwrap_or_else(|| DEFAULT_CRI_SOCKET.into());
-        let socket = PathBuf::from(socket);
-        if !socket.exists() {
-            return Err(refuse(
-                kubeconfig,
-                format!(
-                    "node {name}'s CRI socket {} is not on this host: runtimeType is read through the node's CRI, never inferred from the pod spec",
-                    socket.display()
-                ),
-            ));
-        }
-        let cri = CriClient::connect(&socket, Duration::from_secs(60)).await?;
-        let runtime = cri.version().await?;
+        let socket = PathBuf::from(
+            first
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CRI_SOCKET_ANNOTATION))
+                .map(|s| s.trim_start_matches("unix://").to_owned())
+                .unwrap_or_else(|| DEFAULT_CRI_SOCKET.into()),
+        );
+        // Why the node's CRI cannot be the witness, if it cannot.
+        let unreachable = if nodes.len() > 1 {
+            Some(format!(
+                "{} nodes: the node's CRI is read for a single-node cluster only",
+                nodes.len()
+            ))
+        } else if !socket.exists() {
+            Some(format!(
+                "node {name}'s CRI socket {} is not on this host",
+                socket.display()
+            ))
+        } else {
+            None
+        };
+        let (runtime, containerd_version) = match (from, unreachable) {
+            (RuntimeFrom::Cri, Some(why)) => {
+                return Err(refuse(
+                    kubeconfig,
+                    format!("{why}, and --runtime-from cri reads runtimeType through it"),
+                ))
+            }
+            (RuntimeFrom::PodStatus, _) => (
+                RuntimeReader::PodStatus("--runtime-from pod-status".into()),
+                node_runtime_version(first),
+            ),
+            (RuntimeFrom::Auto, Some(why)) => (RuntimeReader::PodStatus(why), node_runtime_version(first)),
+            (RuntimeFrom::Auto | RuntimeFrom::Cri, None) => {
+                let cri = CriClient::connect(&socket, Duration::from_secs(60)).await?;
+                let version = cri.version().await?;
+                let text = format!("{} {}", version.runtime_name, version.runtime_version);
+                (RuntimeReader::Cri(cri), text)
+            }
+        };
         let id = short_id();
         let run_dir = PathBuf::from(format!("/tmp/kata-harness-k8s-attached-{id}"));
         std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+        let namespace = format!("kata-harness-{id}");
+        // Registered before it exists: an interrupt from here on deletes it.
+        let interrupt = interrupt_guard(kubeconfig, &namespace, &run_dir);
         // Last: nothing after it can fail, so the namespace is always handed to shutdown.
-        let namespace = create_namespace(&client, &format!("kata-harness-{id}")).await?;
+        create_namespace(&client, &namespace).await?;
         let nowhere = run_dir.join("(not the harness's)");
         Ok(Cluster {
             id,
@@ -106,9 +139,9 @@ impl Cluster {
             run_dir,
             node_ip,
             socket,
-            cri,
+            runtime,
             client,
-            containerd_version: format!("{} {}", runtime.runtime_name, runtime.runtime_version),
+            containerd_version,
             ctr: PathBuf::from("ctr"),
             crun: "crun".into(),
             crictl: crate::artifacts::cri_tools::crictl(),
@@ -116,9 +149,42 @@ impl Cluster {
             timings: vec![],
             attached: true,
             namespace,
+            interrupt: Mutex::new(Some(interrupt)),
             parts: Mutex::new(None),
         })
     }
+}
+
+/// The runtime the node reports to the API server (`containerd://1.6.20`), as `containerd
+/// 1.6.20`.
+fn node_runtime_version(node: &Node) -> String {
+    node.status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.container_runtime_version.replacen("://", " ", 1))
+        .unwrap_or_else(|| "(the node reports no container runtime)".into())
+}
+
+/// Deletes the run's namespace when an interrupt arrives: from a thread of its own, with a
+/// client of its own (the run's client lives on the runtime the interrupt is stopping).
+fn interrupt_guard(kubeconfig: &Path, namespace: &str, run_dir: &Path) -> crate::teardown::Registration {
+    let kubeconfig = kubeconfig.to_owned();
+    let name = namespace.to_owned();
+    let run_dir = run_dir.to_owned();
+    crate::teardown::register(format!("namespace {namespace} of the existing cluster"), move || {
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let client = client::connect(&kubeconfig).await.ok()?;
+                delete_namespace(&client, &name).await
+            })
+        })
+        .join();
+        if let Ok(Some(left)) = deleted {
+            eprintln!("{left}");
+        }
+        let _ = std::fs::remove_dir_all(&run_dir);
+    })
 }
 
 /// What the plan needs of an existing cluster, asked without attaching: the API server's
@@ -194,8 +260,11 @@ async fn create_namespace(client: &kube::Client, name: &str) -> Result<String, K
 /// Deletes the run's namespace and waits until it is gone; what is left, if anything.
 pub(super) async fn delete_namespace(client: &kube::Client, name: &str) -> Option<String> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    if let Err(e) = namespaces.delete(name, &DeleteParams::background()).await {
-        return Some(format!("namespace {name}: delete failed: {e}"));
+    match namespaces.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        // Never created (an interrupt during attach), or already gone.
+        Err(kube::Error::Api(status)) if status.code == 404 => return None,
+        Err(e) => return Some(format!("namespace {name}: delete failed: {e}")),
     }
     wait_for(
         "the run's namespace to be gone",

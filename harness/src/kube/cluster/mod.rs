@@ -80,7 +80,8 @@ pub struct Cluster {
     pub node_ip: String,
     /// containerd's CRI socket (a plain path in the run dir, usable from the host).
     pub socket: PathBuf,
-    pub cri: CriClient,
+    /// Where the pods' runtimes are read.
+    pub runtime: RuntimeReader,
     pub client: kube::Client,
     /// The admin kubeconfig fetched from the node (server https://<node ip>:6443).
     pub admin_kubeconfig: PathBuf,
@@ -103,7 +104,40 @@ pub struct Cluster {
     /// ServiceAccount exists once the cluster is up), a namespace of the run's own on an
     /// existing one (created at attach, deleted at shutdown).
     pub namespace: String,
+    /// An existing cluster's namespace, deleted by an interrupt (disarmed at shutdown).
+    interrupt: Mutex<Option<Registration>>,
     parts: Mutex<Option<Parts>>,
+}
+
+/// Where a cluster's pods' runtimes are read: the node's CRI (the only witness of
+/// `runtimeType`), or, on an existing cluster whose node's CRI is not on this host, the API
+/// server alone.
+pub enum RuntimeReader {
+    /// ContainerStatus / PodSandboxStatus verbose info through the node's CRI socket.
+    Cri(CriClient),
+    /// The pods' container IDs and their RuntimeClass's handler, as the API reports them,
+    /// checked against the handlers the node reports; why the CRI is not read.
+    PodStatus(String),
+}
+
+impl Cluster {
+    /// The node's CRI, when the runtimes are read through it.
+    pub fn cri(&self) -> Option<&CriClient> {
+        match &self.runtime {
+            RuntimeReader::Cri(cri) => Some(cri),
+            RuntimeReader::PodStatus(_) => None,
+        }
+    }
+
+    /// What every row of a cluster read without its CRI must say, if this is one.
+    pub fn runtime_condition(&self) -> Option<String> {
+        match &self.runtime {
+            RuntimeReader::Cri(_) => None,
+            RuntimeReader::PodStatus(why) => Some(format!(
+                "runtime read from the pods' status and RuntimeClass handler, not the node's CRI ({why}): runtimeType and BinaryName not checked"
+            )),
+        }
+    }
 }
 
 /// A cluster that did not come up: the error, and the log tails taken before teardown.
@@ -267,7 +301,7 @@ impl Cluster {
                 run_dir,
                 node_ip,
                 socket,
-                cri: up.cri,
+                runtime: RuntimeReader::Cri(up.cri),
                 client: up.client,
                 containerd_version: up.containerd_version,
                 ctr: up.ctr,
@@ -277,6 +311,7 @@ impl Cluster {
                 timings,
                 attached: false,
                 namespace: "default".into(),
+                interrupt: Mutex::new(None),
                 parts: Mutex::new(Some(parts)),
             }),
             Err(error) => {
@@ -380,9 +415,21 @@ impl Cluster {
 
     /// Runs the bundle's kubectl (failure bundles only: describe and events are for humans).
     pub fn kubectl(&self, args: &[&str]) -> String {
+        match self.kubectl_output(args) {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// kubectl as the admin, whatever its exit status; why it could not run.
+    pub fn kubectl_output(&self, args: &[&str]) -> Result<std::process::Output, String> {
         let kubectl = self.bundle.bin("kubectl");
         if !kubectl.is_file() {
-            return "(no kubectl in the bundle)".into();
+            return Err(format!("(no kubectl in the bundle: {})", kubectl.display()));
         }
         let mut command = Command::new(kubectl);
         command
@@ -391,14 +438,7 @@ impl Cluster {
             .arg("--cache-dir")
             .arg(self.run_dir.join("kubectl-cache"))
             .args(args);
-        match process::run_unchecked(&mut command, SHORT_COMMAND) {
-            Ok(out) => format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => format!("kubectl failed: {e}"),
-        }
+        process::run_unchecked(&mut command, SHORT_COMMAND).map_err(|e| format!("kubectl failed: {e}"))
     }
 
     /// Removes the pods through the CRI while containerd still answers, then tears the node
@@ -408,6 +448,9 @@ impl Cluster {
             // Each row deleted what it created; the node's pods are not ours to remove. The
             // run's own namespace goes, and must be gone.
             let left = attach::delete_namespace(&self.client, &self.namespace).await;
+            if let Some(interrupt) = self.interrupt.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                interrupt.disarm();
+            }
             let _ = std::fs::remove_dir_all(&self.run_dir);
             return Leftovers(left.into_iter().collect());
         }
@@ -418,8 +461,10 @@ impl Cluster {
                 kubelet.stop(Duration::from_secs(10));
             }
         }
-        if let Err(e) = self.cri.remove_all_sandboxes().await {
-            tracing::warn!(error = %e, "failed to remove the pods through the CRI; killing instead");
+        if let Some(cri) = self.cri() {
+            if let Err(e) = cri.remove_all_sandboxes().await {
+                tracing::warn!(error = %e, "failed to remove the pods through the CRI; killing instead");
+            }
         }
         self.finish()
     }

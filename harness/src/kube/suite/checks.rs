@@ -36,15 +36,13 @@ pub(super) async fn system_pods(
             "every kube-system pod must be Running and Ready",
         ));
     }
-    let mut seen = Vec::new();
-    let mut host_network = 0;
-    for pod in &list.items {
-        if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
-            host_network += 1;
-        }
-        seen.extend(observe_pod(cluster, pod, evidence).await?);
-    }
-    let observed = judge(row, None, &seen)?;
+    let host_network = list
+        .items
+        .iter()
+        .filter(|pod| pod.spec.as_ref().and_then(|s| s.host_network) == Some(true))
+        .count();
+    let pods: Vec<&Pod> = list.items.iter().collect();
+    let observed = runtime_of(cluster, row, None, &pods, evidence).await?;
     Ok(format!(
         "{} pods Ready ({host_network} host-network); {observed}",
         list.items.len()
@@ -80,8 +78,7 @@ pub(super) async fn web_pod(
         .as_ref()
         .and_then(|s| s.pod_ip.clone())
         .ok_or_else(|| Failure::new("no pod IP", "the Ready web pod has no IP"))?;
-    let seen = observe_pod(cluster, &pod, evidence).await?;
-    let observed = judge(row, handler_of(action).as_deref(), &seen)?;
+    let observed = runtime_of(cluster, row, handler_of(action).as_deref(), &[&pod], evidence).await?;
 
     // HTTP from another pod (default runtime, pod network). Debian's static busybox `wget`
     // segfaults, so the request is written by hand through busybox `nc`.
@@ -204,8 +201,7 @@ pub(super) async fn daemonset(
     if let Some(pod_name) = &pod.metadata.name {
         touched.pods.push(pod_name.clone());
     }
-    let seen = observe_pod(cluster, &pod, evidence).await?;
-    let observed = judge(row, handler_of(action).as_deref(), &seen)?;
+    let observed = runtime_of(cluster, row, handler_of(action).as_deref(), &[&pod], evidence).await?;
     let network = if action.host_network { "host-network " } else { "" };
     let observed = format!("{network}DaemonSet pod Ready; {observed}");
     match action.sees_node_address {
@@ -214,7 +210,8 @@ pub(super) async fn daemonset(
     }
 }
 
-/// `ip -o -4 addr` in the pod's first container (CRI ExecSync): does it show the node's IP?
+/// `ip -o -4 addr` in the pod's first container (CRI ExecSync, or `kubectl exec` where the
+/// node's CRI is not read): does it show the node's IP?
 pub(super) async fn judge_node_address(
     cluster: &Cluster,
     pod: &Pod,
@@ -222,31 +219,49 @@ pub(super) async fn judge_node_address(
     observed: String,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let Some((_, Some(id))) = container_ids(pod).into_iter().next() else {
+    let Some((container, Some(id))) = container_ids(pod).into_iter().next() else {
         return Err(Failure::new(observed, "no container to look into"));
     };
-    evidence.reproduce("crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr".into());
-    let exec = cluster
-        .cri
-        .exec_sync(&id, &["ip", "-o", "-4", "addr"], 60)
-        .await
-        .map_err(|e| Failure::new(observed.clone(), format!("ExecSync ip addr failed: {e}")))?;
-    let addresses = String::from_utf8_lossy(&exec.stdout).into_owned();
+    let argv = ["ip", "-o", "-4", "addr"];
+    let (node_ip, exit_code, addresses, stderr) = match cluster.cri() {
+        Some(cri) => {
+            evidence.reproduce("crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr".into());
+            let exec = cri
+                .exec_sync(&id, &argv, 60)
+                .await
+                .map_err(|e| Failure::new(observed.clone(), format!("ExecSync ip addr failed: {e}")))?;
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (cluster.node_ip.clone(), exec.exit_code, text(&exec.stdout), text(&exec.stderr))
+        }
+        None => {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let mut args = vec!["exec", "-n", &cluster.namespace, &name, "-c", &container, "--"];
+            args.extend(argv);
+            evidence.reproduce(format!("{} {}", cluster.kubectl_prefix(), args.join(" ")));
+            let out = cluster
+                .kubectl_output(&args)
+                .map_err(|e| Failure::new(observed.clone(), e))?;
+            // The pod's own node, as the API reports it (a cluster read without its CRI may
+            // have several).
+            let host_ip = pod.status.as_ref().and_then(|s| s.host_ip.clone());
+            (
+                host_ip.unwrap_or_else(|| cluster.node_ip.clone()),
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
     evidence.file("container-ip-addr.txt", &addresses);
-    let sees = addresses.contains(&format!("inet {}/", cluster.node_ip));
+    let sees = addresses.contains(&format!("inet {node_ip}/"));
     let observed = format!(
-        "{observed}, node address {} {} inside",
-        cluster.node_ip,
+        "{observed}, node address {node_ip} {} inside",
         if sees { "visible" } else { "not visible" }
     );
-    if exec.exit_code != 0 {
+    if exit_code != 0 {
         return Err(Failure::new(
             observed,
-            format!(
-                "ip addr in the container exited {}: {}",
-                exec.exit_code,
-                String::from_utf8_lossy(&exec.stderr)
-            ),
+            format!("ip addr in the container exited {exit_code}: {stderr}"),
         ));
     }
     if sees == want {
@@ -369,17 +384,25 @@ pub(super) async fn pod_pending(
         .await
         .map_err(|e| Failure::new("API error", format!("get pod {name}: {}", api_message(&e))))?;
     let phase = pod_phase(&pod);
-    // CRI: ListPodSandbox must not show a ready sandbox for the pod.
-    let ready = cluster
-        .cri
-        .list_pod_sandboxes()
-        .await
-        .map_err(|e| Failure::new("ListPodSandbox failed", e.to_string()))?
-        .into_iter()
-        .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name == name))
-        .filter(|s| s.state == k8s_cri::v1::PodSandboxState::SandboxReady as i32)
-        .count();
-    let observed = format!("{phase}; event {reason}: {message}; {ready} ready sandboxes (CRI)");
+    // CRI: ListPodSandbox must not show a ready sandbox for the pod (where the CRI is read;
+    // else the pod status's own: no container started).
+    let (ready, witness) = match cluster.cri() {
+        Some(cri) => (
+            cri.list_pod_sandboxes()
+                .await
+                .map_err(|e| Failure::new("ListPodSandbox failed", e.to_string()))?
+                .into_iter()
+                .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name == name))
+                .filter(|s| s.state == k8s_cri::v1::PodSandboxState::SandboxReady as i32)
+                .count(),
+            "ready sandboxes (CRI)",
+        ),
+        None => (
+            container_ids(&pod).iter().filter(|(_, id)| id.is_some()).count(),
+            "started containers (pod status)",
+        ),
+    };
+    let observed = format!("{phase}; event {reason}: {message}; {ready} {witness}");
     if phase != "Pending" || ready != 0 {
         return Err(Failure::new(
             observed,

@@ -2,8 +2,10 @@
 //!
 //! Invariant: every runtime claim is read back through the CRI (`ContainerStatus` and
 //! `PodSandboxStatus` verbose `info.runtimeType`, with the container IDs the API server
-//! reports), never inferred from the pod spec; every object a row creates is deleted before
-//! the row ends, and the row waits until its pods are gone.
+//! reports), never inferred from the pod spec; on an existing cluster whose node's CRI is not
+//! on this host, from the API alone (each pod's RuntimeClass handler, the handlers its node
+//! reports, its started containers), and its rows carry that condition; every object a row
+//! creates is deleted before the row ends, and the row waits until its pods are gone.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use serde_json::json;
 use super::client::{self, api_message, container_ids, pod_phase, pod_ready};
 use super::cluster::Cluster;
 use super::images::WORKLOAD_IMAGE;
-use crate::cri::RuntimeInfo;
+use crate::cri::{CriClient, RuntimeInfo};
 use crate::process::shell_quote;
 use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
 use crate::report::Evidence;
@@ -25,6 +27,7 @@ use crate::scenario::model::Row;
 use crate::wait::{wait_for, Attempt};
 
 mod checks;
+mod status;
 use checks::{daemonset, pod_pending, pod_rejected, system_pods, web_pod};
 
 const POD_READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -155,8 +158,31 @@ struct Seen {
     info: RuntimeInfo,
 }
 
+/// Reads and judges the runtime of `pods`: through the node's CRI, or from the API where
+/// the cluster is read without it. `handler` is the RuntimeClass handler they must have.
+async fn runtime_of(
+    cluster: &Cluster,
+    row: &Row,
+    handler: Option<&str>,
+    pods: &[&Pod],
+    evidence: &mut Evidence,
+) -> Result<String, Failure> {
+    let Some(cri) = cluster.cri() else {
+        let mut observed = Vec::new();
+        for pod in pods {
+            observed.push(status::judge_pod(cluster, pod, handler, evidence).await?);
+        }
+        return Ok(status::summary(&observed));
+    };
+    let mut seen = Vec::new();
+    for pod in pods {
+        seen.extend(observe_pod(cri, pod, evidence).await?);
+    }
+    judge(row, handler, &seen)
+}
+
 /// Reads the runtime of every container of `pod`, and of its sandbox, through the CRI.
-async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> Result<Vec<Seen>, Failure> {
+async fn observe_pod(cri: &CriClient, pod: &Pod, evidence: &mut Evidence) -> Result<Vec<Seen>, Failure> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     // reproduce.sh finds the pod by name, as kubectl apply (re)created it: never the IDs of
@@ -184,7 +210,7 @@ async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> R
             ));
         };
         // CRI: ContainerStatus verbose info.runtimeType (crictl inspect <containerID>)
-        let status = cluster.cri.container_status(&id).await.map_err(|e| {
+        let status = cri.container_status(&id).await.map_err(|e| {
             Failure::new(
                 "ContainerStatus failed",
                 format!("ContainerStatus {id} ({name}/{container}): {e}"),
@@ -210,7 +236,7 @@ async fn observe_pod(cluster: &Cluster, pod: &Pod, evidence: &mut Evidence) -> R
     }
     for sandbox in sandboxes {
         // CRI: PodSandboxStatus verbose info.runtimeType (crictl inspectp)
-        let status = cluster.cri.pod_sandbox_status(&sandbox).await.map_err(|e| {
+        let status = cri.pod_sandbox_status(&sandbox).await.map_err(|e| {
             Failure::new(
                 "PodSandboxStatus failed",
                 format!("PodSandboxStatus {sandbox} ({name}): {e}"),
