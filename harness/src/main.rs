@@ -664,11 +664,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     report::write_results(&args.results, &info, &mut results)
         .with_context(|| format!("failed to write results to {}", args.results.display()))?;
     let summary = Summary::of(&results);
-    eprintln!(
-        "results: {}/junit.xml, {}/results.json",
-        args.results.display(),
-        args.results.display()
-    );
+    let dir = args.results.display();
+    eprintln!("results: {dir}/junit.xml, {dir}/results.json, {dir}/results.html");
     for result in &results {
         if let Some(bundle) = &result.bundle {
             let kind = match result.verdict {

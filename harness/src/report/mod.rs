@@ -5,6 +5,7 @@
 //! written files, never on terminal text.
 
 pub mod bundle;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod quarantine;
@@ -181,7 +182,7 @@ impl Summary {
     }
 }
 
-/// Writes `junit.xml`, `results.json` and the failure bundles into `dir`.
+/// Writes `junit.xml`, `results.json`, `results.html` and the failure bundles into `dir`.
 pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let has_bundle = |r: &TrialResult| matches!(r.verdict, Verdict::Failed | Verdict::Quarantined);
@@ -190,6 +191,7 @@ pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) ->
     }
     junit::write(&dir.join("junit.xml"), info, results)?;
     json::write(&dir.join("results.json"), info, results)?;
+    html::write(&dir.join("results.html"), info, results)?;
     Ok(())
 }
 
