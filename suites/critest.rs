@@ -84,6 +84,7 @@ fn run_critest(line: &str) -> Result<(), Failed> {
         &[variant],
         &settings,
         &quarantine()?,
+        0,
         &mut recorder,
     ));
     let mut info = RunInfo {

@@ -59,6 +59,7 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         &[variant],
         &settings,
         &quarantine()?,
+        0,
         &mut recorder,
     ));
     let mut info = RunInfo {

@@ -173,6 +173,11 @@ struct RunArgs {
     /// when its rows fail and print how to reach it.
     #[arg(long)]
     keep: bool,
+    /// Run a failed row again up to N times; one that then passes is reported flaky (never
+    /// as a clean pass: with its failed attempts in every report, and the first one's bundle)
+    /// and does not fail the run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
 }
 
 #[derive(clap::Args)]
@@ -656,6 +661,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             &planned.variants,
             &settings,
             &planned.quarantine,
+            args.retries,
             &mut tee,
         ))
     };

@@ -45,6 +45,7 @@ pub async fn run_cluster(
     bundle: &Bundle,
     trials: &[&Trial],
     base: &Settings,
+    retries: u32,
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
@@ -82,7 +83,7 @@ pub async fn run_cluster(
             );
         }
     };
-    run_on(&cluster, &label, trials, base, sink, finish).await;
+    run_on(&cluster, &label, trials, base, retries, sink, finish).await;
     let leftovers = cluster.shutdown().await;
     if !leftovers.is_clean() {
         finish(sink, TrialResult::cleanup_failure(&label, &leftovers.0));
@@ -97,6 +98,7 @@ pub async fn run_attached(
     label: &str,
     trials: &[&Trial],
     base: &Settings,
+    retries: u32,
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
@@ -104,19 +106,20 @@ pub async fn run_attached(
         Ok(cluster) => cluster,
         Err(e) => return fail_all(trials, sink, finish, "cluster not reachable", &chain(&e), &[]),
     };
-    run_on(&cluster, label, trials, base, sink, finish).await;
+    run_on(&cluster, label, trials, base, retries, sink, finish).await;
     let leftovers = cluster.shutdown().await;
     if !leftovers.is_clean() {
         finish(sink, TrialResult::cleanup_failure(label, &leftovers.0));
     }
 }
 
-/// The trials of a ready cluster, in order.
+/// The trials of a ready cluster, in order (a failed one again, up to `retries` times).
 async fn run_on(
     cluster: &Cluster,
     label: &str,
     trials: &[&Trial],
     base: &Settings,
+    retries: u32,
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
@@ -135,7 +138,7 @@ async fn run_on(
         sink.event(&Event::TrialStarted {
             name: trial.name.clone(),
         });
-        let result = run_trial(cluster, trial).await;
+        let result = crate::report::flaky::with_retries(retries, || run_trial(cluster, trial)).await;
         finish(sink, result);
     }
 }

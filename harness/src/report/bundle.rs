@@ -116,6 +116,7 @@ mod tests {
             seconds: 0.0,
             conditions: vec![],
             bundle: None,
+            attempts: vec![],
             evidence: Evidence {
                 files: vec![],
                 reproduce: vec!["POD=$(crictl runp pod.json)".into()],

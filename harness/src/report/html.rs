@@ -44,6 +44,7 @@ fn verdict_name(verdict: Verdict) -> &'static str {
         Verdict::Failed => "failed",
         Verdict::Skipped => "skipped",
         Verdict::Quarantined => "quarantined",
+        Verdict::Flaky => "flaky",
     }
 }
 
@@ -69,8 +70,8 @@ pub fn render(info: &RunInfo, results: &[TrialResult]) -> String {
     page.push_str(HEAD);
     let _ = write!(
         page,
-        "<h1>kata-harness results</h1>\n<p class=\"summary\">{} passed, {} failed, {} skipped, {} quarantined</p>\n",
-        summary.passed, summary.failed, summary.skipped, summary.quarantined
+        "<h1>kata-harness results</h1>\n<p class=\"summary\">{} passed, {} failed, {} skipped, {} flaky, {} quarantined</p>\n",
+        summary.passed, summary.failed, summary.skipped, summary.flaky, summary.quarantined
     );
     let _ = writeln!(page, "<p><code>{}</code></p>", escape(&info.command));
     matrix(&mut page, results);
@@ -182,6 +183,16 @@ fn trial(page: &mut String, result: &TrialResult) {
         }
         page.push_str("</ul></dd>\n");
     }
+    for (n, attempt) in result.attempts.iter().enumerate() {
+        let _ = writeln!(
+            page,
+            "<dt>attempt {} failed ({:.1} s)</dt><dd>observed {}<pre>{}</pre></dd>",
+            n + 1,
+            attempt.seconds,
+            escape(&attempt.observed),
+            escape(&attempt.message)
+        );
+    }
     page.push_str("</dl>\n");
     if !result.evidence.reproduce.is_empty() {
         let _ = writeln!(
@@ -242,11 +253,13 @@ td.none { color: #999; text-align: center; }
 .v-failed { background: #f8d7d7; }
 .v-skipped { background: #eeeeee; }
 .v-quarantined { background: #fbeec8; }
+.v-flaky { background: #f3e3f7; }
 section.trial { border-left: 6px solid #ccc; padding: 0.25em 1em; margin: 1em 0; }
 section.trial.v-passed { border-color: #3a3; background: none; }
 section.trial.v-failed { border-color: #c33; background: none; }
 section.trial.v-skipped { border-color: #999; background: none; }
 section.trial.v-quarantined { border-color: #c90; background: none; }
+section.trial.v-flaky { border-color: #a3c; background: none; }
 dt { font-weight: bold; }
 dd { margin: 0 0 0.5em 1em; }
 .condition { color: #a60; cursor: help; }
@@ -296,6 +309,7 @@ mod tests {
             seconds: 1.25,
             conditions: vec![],
             bundle: None,
+            attempts: vec![],
             evidence: Evidence::default(),
         }
     }
@@ -316,6 +330,6 @@ mod tests {
         assert!(page.contains("id=\"t-cri__a__containerd-2.1\""));
         assert!(!page.contains("<script>alert"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(page.contains("1 passed, 1 failed, 1 skipped, 0 quarantined"));
+        assert!(page.contains("1 passed, 1 failed, 1 skipped, 0 flaky, 0 quarantined"));
     }
 }

@@ -5,6 +5,7 @@
 //! written files, never on terminal text.
 
 pub mod bundle;
+pub mod flaky;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -24,6 +25,10 @@ pub enum Verdict {
     /// Failed, and listed as a known failure in the quarantine list (see [`quarantine`]):
     /// reported with its failure and bundle, but it does not fail the run.
     Quarantined,
+    /// Failed, then passed when run again (`run --retries N`, see [`flaky`]): never a clean
+    /// pass; reported with its failed attempts and the first one's bundle, and it does not
+    /// fail the run.
+    Flaky,
 }
 
 /// Files and commands a trial collected, kept for its failure bundle.
@@ -81,6 +86,9 @@ pub struct TrialResult {
     pub conditions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle: Option<PathBuf>,
+    /// The attempts that failed before this one (with `--retries`), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<flaky::FailedAttempt>,
     #[serde(skip)]
     pub evidence: Evidence,
 }
@@ -100,6 +108,7 @@ impl TrialResult {
             seconds: 0.0,
             conditions: vec![],
             bundle: None,
+            attempts: vec![],
             evidence: Evidence::default(),
         }
     }
@@ -161,6 +170,7 @@ pub struct Summary {
     pub failed: usize,
     pub skipped: usize,
     pub quarantined: usize,
+    pub flaky: usize,
 }
 
 impl Summary {
@@ -178,6 +188,7 @@ impl Summary {
             Verdict::Failed => self.failed += 1,
             Verdict::Skipped => self.skipped += 1,
             Verdict::Quarantined => self.quarantined += 1,
+            Verdict::Flaky => self.flaky += 1,
         }
     }
 }
@@ -186,8 +197,13 @@ impl Summary {
 pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let has_bundle = |r: &TrialResult| matches!(r.verdict, Verdict::Failed | Verdict::Quarantined);
-    for result in results.iter_mut().filter(|r| has_bundle(r)) {
-        result.bundle = Some(bundle::write(dir, info, result)?);
+    for result in results.iter_mut() {
+        if has_bundle(result) {
+            result.bundle = Some(bundle::write(dir, info, result)?);
+        } else if let Some(first) = flaky::first_failure(result) {
+            // A flaky row's bundle is its first failure's: what there is to investigate.
+            result.bundle = Some(bundle::write(dir, info, &first)?);
+        }
     }
     junit::write(&dir.join("junit.xml"), info, results)?;
     json::write(&dir.join("results.json"), info, results)?;

@@ -156,7 +156,7 @@ impl Quarantine {
                 self.file.as_deref().unwrap_or(Path::new(QUARANTINE_FILE)).display(),
                 entry.rows
             )),
-            Verdict::Skipped | Verdict::Quarantined => None,
+            Verdict::Skipped | Verdict::Quarantined | Verdict::Flaky => None,
         }
     }
 }
@@ -212,6 +212,7 @@ mod tests {
             seconds: 1.0,
             conditions: vec![],
             bundle: None,
+            attempts: vec![],
             evidence: Evidence::default(),
         }
     }

@@ -41,6 +41,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Failed => "FAIL",
         Verdict::Skipped => "SKIP",
         Verdict::Quarantined => "QUARANTINED",
+        Verdict::Flaky => "FLAKY",
     }
 }
 
@@ -131,9 +132,12 @@ pub fn table(results: &[TrialResult]) -> String {
     out
 }
 
-/// `3 passed, 0 failed, 2 skipped` (`, 4 quarantined` when there are any).
+/// `3 passed, 0 failed, 2 skipped` (`, 1 flaky`, `, 4 quarantined` when there are any).
 pub fn summary_line(s: &Summary) -> String {
     let mut line = format!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
+    if s.flaky > 0 {
+        line.push_str(&format!(", {} flaky", s.flaky));
+    }
     if s.quarantined > 0 {
         line.push_str(&format!(", {} quarantined", s.quarantined));
     }
@@ -165,7 +169,7 @@ impl Sink for Terminal {
                 );
                 match result.verdict {
                     Verdict::Skipped => line.push_str(&format!(": {}", result.message)),
-                    Verdict::Quarantined => {
+                    Verdict::Quarantined | Verdict::Flaky => {
                         line.push_str(&format!(": {}", clip(&result.message, 200)));
                     }
                     Verdict::Failed => {
@@ -209,6 +213,7 @@ mod tests {
             seconds: 0.0,
             conditions: vec![],
             bundle: None,
+            attempts: vec![],
             evidence: Evidence::default(),
         }
     }

@@ -423,6 +423,7 @@ impl Trial {
             seconds: took.as_secs_f64(),
             conditions: self.conditions.clone(),
             bundle: None,
+            attempts: vec![],
             evidence,
         }
     }

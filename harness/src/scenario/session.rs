@@ -21,6 +21,7 @@ use super::trial::skipped;
 use crate::profile::ContainerdChoice;
 use crate::provision::local::{LocalSetup, PRE_UPGRADE_LOG};
 use crate::provision::{ProvisionError, Settings, Testbed, BUSYBOX_BINARY};
+use crate::report::flaky::with_retries;
 use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
 use crate::vm::accel;
@@ -72,12 +73,14 @@ pub async fn start_testbed(
 }
 
 /// Runs `trials` (already planned and filtered), one testbed per variant in turn; every
-/// result goes through `quarantine` before the sinks see it.
+/// result goes through `quarantine` before the sinks see it; a failed row is run again up to
+/// `retries` times (flaky if it then passes, see [`crate::report::flaky`]).
 pub async fn run(
     trials: &[Trial],
     variants: &[Variant],
     base: &Settings,
     quarantine: &Quarantine,
+    retries: u32,
     sink: &mut dyn Sink,
 ) -> Vec<TrialResult> {
     sink.event(&Event::RunStarted { trials: trials.len() });
@@ -115,7 +118,7 @@ pub async fn run(
         });
         match &variant.placement {
             Placement::Cluster(bundle) => {
-                crate::kube::session::run_cluster(bundle, &runnable, base, sink, &mut finish).await;
+                crate::kube::session::run_cluster(bundle, &runnable, base, retries, sink, &mut finish).await;
                 continue;
             }
             Placement::ExistingCluster(kubeconfig, from) => {
@@ -125,6 +128,7 @@ pub async fn run(
                     &variant.label,
                     &runnable,
                     base,
+                    retries,
                     sink,
                     &mut finish,
                 )
@@ -171,11 +175,15 @@ pub async fn run(
                 }
                 continue;
             }
-            let mut result = run_trial(&testbed, trial).await;
-            if result.verdict == Verdict::Failed {
-                variant_failed = true;
-                attach_testbed_evidence(&testbed, &mut result.evidence);
-            }
+            let result = with_retries(retries, || async {
+                let mut result = run_trial(&testbed, trial).await;
+                if result.verdict == Verdict::Failed {
+                    attach_testbed_evidence(&testbed, &mut result.evidence);
+                }
+                result
+            })
+            .await;
+            variant_failed |= !result.attempts.is_empty() || result.verdict == Verdict::Failed;
             finish(sink, result);
         }
         let label = variant.label.clone();
