@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kata_harness::kube::cluster::attach::RuntimeFrom;
+use kata_harness::kube::cluster::attach::{ExistingCluster, RuntimeFrom};
 use kata_harness::node::Target;
 use kata_harness::provision::reach::Reach;
 use kata_harness::report;
@@ -67,7 +67,13 @@ pub(crate) fn existing_cluster_variant(
         kata: None,
     };
     Ok((
-        Variant::existing_cluster(path_arg(kubeconfig).into(), from, version),
+        Variant::existing_cluster(
+            ExistingCluster {
+                kubeconfig: path_arg(kubeconfig).into(),
+                from,
+            },
+            version,
+        ),
         capabilities,
     ))
 }

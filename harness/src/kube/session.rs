@@ -93,8 +93,7 @@ pub async fn run_cluster(
 /// Runs the trials of an existing cluster (`--kubeconfig`): attached, never started or torn
 /// down; a cluster the harness cannot read runtimes on fails its trials with the reason.
 pub async fn run_attached(
-    kubeconfig: &std::path::Path,
-    from: super::cluster::attach::RuntimeFrom,
+    existing: &super::cluster::attach::ExistingCluster,
     label: &str,
     trials: &[&Trial],
     base: &Settings,
@@ -102,7 +101,7 @@ pub async fn run_attached(
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
-    let cluster = match Cluster::attach(kubeconfig, from).await {
+    let cluster = match Cluster::attach(&existing.kubeconfig, existing.from).await {
         Ok(cluster) => cluster,
         Err(e) => return fail_all(trials, sink, finish, "cluster not reachable", &chain(&e), &[]),
     };

@@ -21,7 +21,7 @@ pub enum Placement {
     Existing(ExistingNode),
     /// A cluster someone else set up, through its kubeconfig (`--kubeconfig FILE`), and
     /// where its pods' runtimes are read (`--runtime-from`).
-    ExistingCluster(std::path::PathBuf, crate::kube::cluster::attach::RuntimeFrom),
+    ExistingCluster(crate::kube::cluster::attach::ExistingCluster),
 }
 
 /// An existing node as discovered when the run was planned: what its rows may use.
@@ -143,7 +143,7 @@ impl Placement {
             Placement::Cluster(_) => PlacementKind::Cluster,
             // The suites that run on a containerd node of this host run on it too.
             Placement::Existing(_) => PlacementKind::Local,
-            Placement::ExistingCluster(..) => PlacementKind::Cluster,
+            Placement::ExistingCluster(_) => PlacementKind::Cluster,
         }
     }
 }
@@ -182,13 +182,12 @@ impl Variant {
 
     /// `existing-k8s-1.20`: a cluster someone else set up, by its Kubernetes version.
     pub fn existing_cluster(
-        kubeconfig: std::path::PathBuf,
-        from: crate::kube::cluster::attach::RuntimeFrom,
+        cluster: crate::kube::cluster::attach::ExistingCluster,
         version: crate::profile::Version,
     ) -> Self {
         Variant {
             label: format!("existing-k8s-{}.{}", version.major, version.minor),
-            placement: Placement::ExistingCluster(kubeconfig, from),
+            placement: Placement::ExistingCluster(cluster),
         }
     }
 

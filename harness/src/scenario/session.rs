@@ -66,7 +66,7 @@ pub async fn start_testbed(
             .await
             .map_err(|e| crate::report::chain(&e)),
         // A cluster is not a containerd testbed: its trials run through crate::kube::session.
-        Placement::Cluster(_) | Placement::ExistingCluster(..) => {
+        Placement::Cluster(_) | Placement::ExistingCluster(_) => {
             Err("a cluster variant runs through kube::session, not a containerd testbed".into())
         }
     }
@@ -121,10 +121,9 @@ pub async fn run(
                 crate::kube::session::run_cluster(bundle, &runnable, base, retries, sink, &mut finish).await;
                 continue;
             }
-            Placement::ExistingCluster(kubeconfig, from) => {
+            Placement::ExistingCluster(cluster) => {
                 crate::kube::session::run_attached(
-                    kubeconfig,
-                    *from,
+                    cluster,
                     &variant.label,
                     &runnable,
                     base,

@@ -42,6 +42,13 @@ pub enum RuntimeFrom {
     PodStatus,
 }
 
+/// An existing cluster as the run names it: its kubeconfig, and where its runtimes are read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExistingCluster {
+    pub kubeconfig: PathBuf,
+    pub from: RuntimeFrom,
+}
+
 fn refuse(kubeconfig: &Path, reason: String) -> KubeError {
     KubeError::Attach {
         kubeconfig: kubeconfig.to_owned(),
