@@ -75,6 +75,10 @@ impl LocalBackend {
             .map(|d| PathBuf::from(format!("/proc/{}/ns/net", d.pid())))
     }
 
+    pub(super) fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     pub(super) fn log_tail(&self, lines: usize) -> String {
         process::tail_of_file(&self.log, lines)
     }

@@ -360,6 +360,18 @@ impl Testbed {
         .unwrap_or_default()
     }
 
+    /// The log files on this host that a row's troubles would show in: containerd's log
+    /// (shims' stderr and the Kata guest console, as the shim logs it) on the local target,
+    /// the VM's serial console (its kernel); none on an existing node (its logs are its own).
+    pub fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        self.with_backend(|b| match b {
+            Backend::Local(l) => vec![("containerd's log", l.log_path())],
+            Backend::Vm(v) => vec![("the VM's serial console", v.console_path())],
+            Backend::Existing(_) => vec![],
+        })
+        .unwrap_or_default()
+    }
+
     /// `containerd --config <ours> config dump` on the node: the effective config.
     pub fn config_dump(&self) -> Result<String, NodeError> {
         // An existing node's config file is not known: its CRI's effective config is.

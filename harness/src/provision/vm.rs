@@ -71,6 +71,10 @@ impl VmBackend {
         }
     }
 
+    pub(super) fn console_path(&self) -> PathBuf {
+        self.vm.console.clone()
+    }
+
     pub(super) fn log_tail(&mut self, node: &dyn Node, lines: usize) -> String {
         if self.vm.exited().is_some() {
             return format!(

@@ -10,6 +10,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod quarantine;
+pub mod scan;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};

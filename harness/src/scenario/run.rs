@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::model::{Action, Row};
 use super::plan::Trial;
 use crate::provision::Testbed;
+use crate::report::scan::{report_since, LogMark};
 use crate::report::{Evidence, TrialResult, Verdict};
 use crate::wait::{wait_for, Attempt};
 
@@ -25,6 +26,11 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
         return skipped(trial, reason);
     }
     let start = Instant::now();
+    let marks: Vec<LogMark> = testbed
+        .log_files()
+        .iter()
+        .map(|(source, path)| LogMark::at_end(source, path))
+        .collect();
     let mut evidence = Evidence {
         node: Some(script_node(testbed)),
         ..Evidence::default()
@@ -54,6 +60,18 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
             ),
         )),
         (Err(failure), None) => Err(failure),
+    };
+    // A panic, oops, lockup or OOM kill while the row ran fails it, quoted, whatever it saw.
+    let outcome = match (outcome, report_since(&marks)) {
+        (outcome, None) => outcome,
+        (Ok(observed), Some(found)) => Err(Failure::new(
+            format!("{observed}; but the logs show trouble"),
+            found,
+        )),
+        (Err(failure), Some(found)) => Err(Failure::new(
+            failure.observed,
+            format!("{}\n{found}", failure.message),
+        )),
     };
     let (verdict, observed, message) = match outcome {
         Ok(observed) => (Verdict::Passed, observed, String::new()),
