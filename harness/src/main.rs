@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use existing_cmd::RuntimeFromArg;
 use kata_harness::artifacts::kata::KataChoice;
 use kata_harness::artifacts::kata_release::KataRelease;
 use kata_harness::kube::bundle::Bundle;
-use existing_cmd::RuntimeFromArg;
 use kata_harness::kube::cluster::attach::RuntimeFrom;
 use kata_harness::kube::release::Release;
 use kata_harness::kube::source::Source;

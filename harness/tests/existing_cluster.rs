@@ -80,7 +80,10 @@ fn interrupt_mid_row(runtime: &tokio::runtime::Runtime, cluster: &Cluster) {
             }
             let list = runtime.block_on(pods.list(&ListParams::default())).unwrap();
             match list.items.iter().any(|p| {
-                p.metadata.namespace.as_deref().is_some_and(|n| n.starts_with("kata-harness-"))
+                p.metadata
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("kata-harness-"))
             }) {
                 true => Attempt::Ready(()),
                 false => Attempt::NotYet("no pod yet".into()),
@@ -202,14 +205,18 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
     }
     assert!(observed("system-pods-on-runc").contains("(pod status): handler default, started by containerd"));
     assert!(observed("crun-runtime-class-web").contains("(pod status): handler crun,"));
-    assert!(observed("host-network-daemonset-on-runc").contains(&format!("node address {} visible", cluster.node_ip)));
+    assert!(observed("host-network-daemonset-on-runc")
+        .contains(&format!("node address {} visible", cluster.node_ip)));
     assert!(observed("unconfigured-handler").contains("0 started containers (pod status)"));
     if capabilities.kata_absent.is_none() {
         assert!(observed("kata-nginx").contains("(pod status): handler kata,"));
         assert!(observed("kata-host-network").contains("not visible"));
     }
     let after = runtime.block_on(state_of(&cluster));
-    assert_eq!(before, after, "the cluster is not as it was found after --runtime-from pod-status");
+    assert_eq!(
+        before, after,
+        "the cluster is not as it was found after --runtime-from pod-status"
+    );
 
     // Ctrl-C while a row's pod runs: the run's namespace (and the pod in it) goes too.
     interrupt_mid_row(&runtime, &cluster);

@@ -66,10 +66,16 @@ async fn state_of(testbed: &Testbed) -> NodeState {
             .map(|s| s.id)
             .collect(),
         containers,
-        lo_addresses: String::from_utf8_lossy(&ip_in_node(testbed, &["-o", "-4", "addr", "show", "dev", "lo"]).stdout)
-            .into_owned(),
+        lo_addresses: String::from_utf8_lossy(
+            &ip_in_node(testbed, &["-o", "-4", "addr", "show", "dev", "lo"]).stdout,
+        )
+        .into_owned(),
         registry_hosts: std::fs::read_dir(testbed.config.registry_config_path.as_ref().unwrap())
-            .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -103,13 +109,25 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
         .expect("busybox removed");
     // A node without the registry address: the pull rows must add it, and remove it again.
     let registry_address = format!("{}/32", kata_harness::registry::REGISTRY_IP);
-    assert!(ip_in_node(&node, &["addr", "del", &registry_address, "dev", "lo"]).status.success());
+    assert!(
+        ip_in_node(&node, &["addr", "del", &registry_address, "dev", "lo"])
+            .status
+            .success()
+    );
     // And a registry config of the node's own, which no row may write over or remove.
     let config_path = node.config.registry_config_path.clone().unwrap();
     std::fs::create_dir_all(config_path.join("docker.io")).unwrap();
-    std::fs::write(config_path.join("docker.io/hosts.toml"), "server = \"https://registry-1.docker.io\"\n").unwrap();
+    std::fs::write(
+        config_path.join("docker.io/hosts.toml"),
+        "server = \"https://registry-1.docker.io\"\n",
+    )
+    .unwrap();
     let before = state_of(&node).await;
-    assert!(!before.lo_addresses.contains(&registry_address), "{}", before.lo_addresses);
+    assert!(
+        !before.lo_addresses.contains(&registry_address),
+        "{}",
+        before.lo_addresses
+    );
 
     let results = tempfile::tempdir().unwrap();
     let target = format!("cri://{}", node.paths.socket.display());
@@ -195,13 +213,22 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
         };
         assert_eq!(trial["verdict"], want, "{trial}\n{stdout}\n{stderr}");
     }
-    let mirror = trials.iter().find(|t| t["scenario"] == "pull-docker-io-mirror").unwrap();
+    let mirror = trials
+        .iter()
+        .find(|t| t["scenario"] == "pull-docker-io-mirror")
+        .unwrap();
     assert!(
-        mirror["message"].as_str().unwrap().contains("docker.io, which the node already has"),
+        mirror["message"]
+            .as_str()
+            .unwrap()
+            .contains("docker.io, which the node already has"),
         "{mirror}"
     );
     let after = state_of(&node).await;
-    assert_eq!(before, after, "the node is not as it was found after the pull rows");
+    assert_eq!(
+        before, after,
+        "the node is not as it was found after the pull rows"
+    );
 
     let leftovers = node.shutdown().await;
     assert!(leftovers.is_clean(), "{leftovers:?}");
@@ -323,7 +350,10 @@ fn rows_run_on_an_existing_host_over_ssh_and_leave_it_as_found() {
         .unwrap();
     let stdout = stdout_of_success(&out);
     assert!(stdout.contains("4 passed, 0 failed, 0 skipped"), "{stdout}");
-    assert!(stdout.contains("images::pull-with-ca-runc::existing-containerd-1.6"), "{stdout}");
+    assert!(
+        stdout.contains("images::pull-with-ca-runc::existing-containerd-1.6"),
+        "{stdout}"
+    );
     for row in ["default-handler", "crun-handler", "unconfigured-handler"] {
         assert!(
             stdout.contains(&format!("cri::{row}::existing-containerd-1.6")),

@@ -80,7 +80,11 @@ fn the_html_report_loads_in_chromium_with_a_cell_per_trial() {
     let dom = String::from_utf8_lossy(&loaded.stdout);
     let console = String::from_utf8_lossy(&loaded.stderr);
     assert!(loaded.status.success(), "{console}");
-    assert_eq!(attribute(&dom, "data-checked").as_deref(), Some("yes"), "the script ran:\n{console}");
+    assert_eq!(
+        attribute(&dom, "data-checked").as_deref(),
+        Some("yes"),
+        "the script ran:\n{console}"
+    );
     assert_eq!(attribute(&dom, "data-errors").as_deref(), Some("0"), "{console}");
     assert!(!console.contains("Uncaught"), "{console}");
     assert_eq!(attribute(&dom, "data-cells"), Some(trials.to_string()));
@@ -114,5 +118,9 @@ fn the_html_report_loads_in_chromium_with_a_cell_per_trial() {
     );
     assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
     let png = std::fs::read(&screenshot).expect("the screenshot is kept");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
 }

@@ -207,10 +207,14 @@ pub async fn runtime_class_handler(
     api: RuntimeClassApi,
     name: &str,
 ) -> Result<String, KubeError> {
-    let class = api.dynamic(client).get(name).await.map_err(|source| KubeError::Api {
-        call: format!("get RuntimeClass {name} ({})", api.api_version()),
-        source,
-    })?;
+    let class = api
+        .dynamic(client)
+        .get(name)
+        .await
+        .map_err(|source| KubeError::Api {
+            call: format!("get RuntimeClass {name} ({})", api.api_version()),
+            source,
+        })?;
     Ok(class.data["handler"].as_str().unwrap_or_default().to_owned())
 }
 

@@ -79,7 +79,12 @@ impl RegistrySupport {
                 let argv = ["ls", "-1", "-A", &dir.to_string_lossy()].map(String::from);
                 node.run_unchecked(&argv, NODE_COMMAND_DEADLINE).ok()
             })
-            .map(|out| String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         RegistrySupport {
             config_path: config_path.map(Path::to_path_buf),
@@ -124,7 +129,9 @@ async fn discover_through(connection: &Connection) -> Result<Discovered, Provisi
         } else {
             config_dump_argv(&connection.socket)?
         };
-        let dump = node.run(&argv, NODE_COMMAND_DEADLINE).map_err(ProvisionError::Guest)?;
+        let dump = node
+            .run(&argv, NODE_COMMAND_DEADLINE)
+            .map_err(ProvisionError::Guest)?;
         found.registry_config_path = images_config_path(&String::from_utf8_lossy(&dump.stdout));
     }
     found.registry = RegistrySupport::of(node, found.registry_config_path.as_deref());
@@ -143,7 +150,9 @@ fn config_dump_argv(socket: &Path) -> Result<Vec<String>, ProvisionError> {
         .collect();
     let file = match args.iter().position(|a| a == "--config" || a == "-c") {
         Some(i) => args.get(i + 1).cloned(),
-        None => args.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned)),
+        None => args
+            .iter()
+            .find_map(|a| a.strip_prefix("--config=").map(str::to_owned)),
     };
     let mut argv = vec![exe.to_string_lossy().into_owned()];
     if let Some(file) = file {

@@ -111,7 +111,11 @@ impl Testbed {
 
     /// Whether `path` exists on the node.
     pub fn node_path_exists(&self, path: &Path) -> bool {
-        let argv = vec!["test".to_owned(), "-e".into(), path.to_string_lossy().into_owned()];
+        let argv = vec![
+            "test".to_owned(),
+            "-e".into(),
+            path.to_string_lossy().into_owned(),
+        ];
         self.node
             .run_unchecked(&argv, NODE_COMMAND_DEADLINE)
             .is_ok_and(|out| out.status.success())
@@ -143,7 +147,10 @@ impl Testbed {
             argv.extend(args.iter().map(|a| a.to_string()));
             self.net_argv(&argv)
         };
-        let shown = self.node.run(&ip(&["-o", "-4", "addr", "show", "dev", "lo"]), NODE_COMMAND_DEADLINE)?;
+        let shown = self.node.run(
+            &ip(&["-o", "-4", "addr", "show", "dev", "lo"]),
+            NODE_COMMAND_DEADLINE,
+        )?;
         if String::from_utf8_lossy(&shown.stdout).contains(&format!("inet {REGISTRY_IP}/")) {
             return Ok(None);
         }
@@ -153,7 +160,10 @@ impl Testbed {
             format!("address {address} on the node's lo"),
             ip(&["addr", "del", &address, "dev", "lo"]),
         );
-        self.node.run(&ip(&["addr", "add", &address, "dev", "lo"]), NODE_COMMAND_DEADLINE)?;
+        self.node.run(
+            &ip(&["addr", "add", &address, "dev", "lo"]),
+            NODE_COMMAND_DEADLINE,
+        )?;
         Ok(Some(undo))
     }
 

@@ -81,7 +81,11 @@ mod tests {
             verdict,
             expected: "io.containerd.runc.v2".into(),
             observed: format!("attempt {n}"),
-            message: if verdict == Verdict::Failed { format!("broke on attempt {n}") } else { String::new() },
+            message: if verdict == Verdict::Failed {
+                format!("broke on attempt {n}")
+            } else {
+                String::new()
+            },
             seconds: 1.0,
             conditions: vec![],
             bundle: None,
@@ -111,9 +115,16 @@ mod tests {
         assert_eq!(result.observed, "attempt 1");
         assert_eq!(result.attempts.len(), 1);
         assert_eq!(result.attempts[0].message, "broke on attempt 0");
-        assert!(result.message.contains("failed 1 of 2 attempts"), "{}", result.message);
+        assert!(
+            result.message.contains("failed 1 of 2 attempts"),
+            "{}",
+            result.message
+        );
         let first = first_failure(&result).unwrap();
-        assert_eq!((first.verdict, first.observed.as_str()), (Verdict::Failed, "attempt 0"));
+        assert_eq!(
+            (first.verdict, first.observed.as_str()),
+            (Verdict::Failed, "attempt 0")
+        );
     }
 
     #[test]

@@ -91,7 +91,11 @@ fn header(page: &mut String, info: &RunInfo) {
     page.push_str("<h2>Environment</h2>\n<table class=\"facts\">\n");
     let target = ("target".to_owned(), info.target.clone());
     let repeated = info.environment.iter().any(|(key, _)| key == "target");
-    for (key, value) in (!repeated).then_some(&target).into_iter().chain(&info.environment) {
+    for (key, value) in (!repeated)
+        .then_some(&target)
+        .into_iter()
+        .chain(&info.environment)
+    {
         let _ = writeln!(
             page,
             "<tr><th>{}</th><td>{}</td></tr>",
@@ -169,7 +173,11 @@ fn trial(page: &mut String, result: &TrialResult) {
         result.seconds
     );
     if !result.message.is_empty() {
-        let label = if result.verdict == Verdict::Skipped { "why skipped" } else { "message" };
+        let label = if result.verdict == Verdict::Skipped {
+            "why skipped"
+        } else {
+            "message"
+        };
         let _ = writeln!(
             page,
             "<dt>{label}</dt><dd><pre>{}</pre></dd>",

@@ -161,10 +161,15 @@ time=\"2026-12-03T10:00:00Z\" level=info msg=\"the row expects a fatal error: la
         std::fs::OpenOptions::new()
             .append(true)
             .open(&log)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"[ 2.0] Out of memory: Killed process 7 (sh)\n"))
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, b"[ 2.0] Out of memory: Killed process 7 (sh)\n")
+            })
             .unwrap();
         let message = report_since(&[mark]).unwrap();
-        assert!(message.contains("[OOM kill] [ 2.0] Out of memory: Killed process 7 (sh)"), "{message}");
+        assert!(
+            message.contains("[OOM kill] [ 2.0] Out of memory: Killed process 7 (sh)"),
+            "{message}"
+        );
         assert!(!message.contains("earlier row"), "{message}");
     }
 }

@@ -21,7 +21,7 @@ use crate::images;
 use crate::process::{shell_line, shell_quote};
 use crate::provision::node_net::{NodeService, NodeUndo};
 use crate::provision::{Testbed, BUSYBOX_BINARY, SANDBOX_IMAGE};
-use crate::registry::{Pki, Registry, DOWN_PORT, PLAIN_PORT, REGISTRY_IP, TLS_PORT};
+use crate::registry::{Pki, Registry, REGISTRY_IP};
 use crate::render::cri::{ContainerSpec, PodSpec};
 use crate::render::hosts::HostsToml;
 use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
@@ -50,22 +50,6 @@ fn remove_pulled(testbed: &Testbed, image: &str) {
     let mut args = vec!["images", "rm"];
     args.extend(refs.iter().map(String::as_str));
     let _ = testbed.ctr(CRI_NAMESPACE, &args);
-}
-
-/// The registry a pull row starts (`10.254.254.254:5443`), and the scheme it speaks.
-pub(crate) fn registry_of(action: &PullAction) -> (String, &'static str) {
-    let (port, scheme) = match action.registry {
-        RegistryKind::Tls => (TLS_PORT, "https"),
-        RegistryKind::Plain => (PLAIN_PORT, "http"),
-        RegistryKind::Down => (DOWN_PORT, "https"),
-    };
-    (format!("{REGISTRY_IP}:{port}"), scheme)
-}
-
-/// The registry host a pull row's image names, and so the dir under config_path its
-/// hosts.toml goes in: the mirrored one (`docker.io`), else the row's own registry.
-pub(crate) fn hosts_namespace(action: &PullAction) -> String {
-    action.mirror.clone().unwrap_or_else(|| registry_of(action).0)
 }
 
 /// A pull row: start the registry, push, write hosts.toml, pull, judge, undo.
@@ -133,7 +117,7 @@ async fn pull_inner(
     .map_err(|e| Failure::new("no PKI", setup(&e)))?
     .map_paths(|p| testbed.put_file(p))
     .map_err(|e| Failure::new("no PKI", setup(&e)))?;
-    let (addr, scheme) = registry_of(action);
+    let (addr, scheme) = crate::registry::of_row(action);
     // On an existing node, its network may lack the registry's address: added, and removed
     // again when the row ends (the guard), only where it was missing.
     let _address = testbed
@@ -164,7 +148,7 @@ async fn pull_inner(
             "the testbed's containerd has no registry config_path",
         )
     })?;
-    let namespace = hosts_namespace(action);
+    let namespace = crate::registry::hosts_namespace(action);
     let image = format!("{namespace}/{repository}");
     if action.hosts_toml {
         let url = format!("{scheme}://{addr}");

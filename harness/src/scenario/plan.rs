@@ -84,8 +84,8 @@ impl ExistingNode {
         let Some(config_path) = &registry.config_path else {
             return Some("the node's CRI has no registry config_path (where hosts.toml is read)".into());
         };
-        let (addr, _) = super::images::registry_of(pull);
-        let host = super::images::hosts_namespace(pull);
+        let (addr, _) = crate::registry::of_row(pull);
+        let host = crate::registry::hosts_namespace(pull);
         let ip = crate::registry::REGISTRY_IP;
         if !self.allow_changes {
             let hosts = if pull.hosts_toml {

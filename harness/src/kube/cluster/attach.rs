@@ -178,20 +178,26 @@ fn interrupt_guard(kubeconfig: &Path, namespace: &str, run_dir: &Path) -> crate:
     let kubeconfig = kubeconfig.to_owned();
     let name = namespace.to_owned();
     let run_dir = run_dir.to_owned();
-    crate::teardown::register(format!("namespace {namespace} of the existing cluster"), move || {
-        let deleted = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async {
-                let client = client::connect(&kubeconfig).await.ok()?;
-                delete_namespace(&client, &name).await
+    crate::teardown::register(
+        format!("namespace {namespace} of the existing cluster"),
+        move || {
+            let deleted = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let client = client::connect(&kubeconfig).await.ok()?;
+                    delete_namespace(&client, &name).await
+                })
             })
-        })
-        .join();
-        if let Ok(Some(left)) = deleted {
-            eprintln!("{left}");
-        }
-        let _ = std::fs::remove_dir_all(&run_dir);
-    })
+            .join();
+            if let Ok(Some(left)) = deleted {
+                eprintln!("{left}");
+            }
+            let _ = std::fs::remove_dir_all(&run_dir);
+        },
+    )
 }
 
 /// What the plan needs of an existing cluster, asked without attaching: the API server's

@@ -225,13 +225,19 @@ pub(super) async fn judge_node_address(
     let argv = ["ip", "-o", "-4", "addr"];
     let (node_ip, exit_code, addresses, stderr) = match cluster.cri() {
         Some(cri) => {
-            evidence.reproduce("crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr".into());
+            evidence
+                .reproduce("crictl exec -s \"$(crictl ps --pod \"$POD\" --latest -q)\" ip -o -4 addr".into());
             let exec = cri
                 .exec_sync(&id, &argv, 60)
                 .await
                 .map_err(|e| Failure::new(observed.clone(), format!("ExecSync ip addr failed: {e}")))?;
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            (cluster.node_ip.clone(), exec.exit_code, text(&exec.stdout), text(&exec.stderr))
+            (
+                cluster.node_ip.clone(),
+                exec.exit_code,
+                text(&exec.stdout),
+                text(&exec.stderr),
+            )
         }
         None => {
             let name = pod.metadata.name.clone().unwrap_or_default();

@@ -81,7 +81,11 @@ pub(super) async fn judge_pod(
         ));
     }
     if let Some(handler) = &handler {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
         let reported = node_handlers(cluster, &node).await?;
         if !reported.is_empty() && !reported.contains(handler) {
             return Err(Failure::new(
@@ -122,7 +126,10 @@ pub(super) fn summary(seen: &[PodSeen]) -> String {
         .collect();
     handlers.sort();
     handlers.dedup();
-    let mut runtimes: Vec<&str> = seen.iter().flat_map(|s| s.runtimes.iter().map(String::as_str)).collect();
+    let mut runtimes: Vec<&str> = seen
+        .iter()
+        .flat_map(|s| s.runtimes.iter().map(String::as_str))
+        .collect();
     runtimes.sort();
     runtimes.dedup();
     format!(
