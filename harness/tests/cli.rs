@@ -372,22 +372,7 @@ fn interrupt_when(args: &[&str], ready: impl Fn(&Path) -> Option<Vec<(i32, Strin
         },
     )
     .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = wait_blocking(
-        "kata-harness to exit after SIGINT",
-        Duration::from_secs(60),
-        Duration::from_millis(50),
-        || match child.try_wait() {
-            Ok(Some(status)) => Attempt::Ready(status),
-            Ok(None) => Attempt::NotYet("running".into()),
-            Err(e) => Attempt::Fatal(e.to_string()),
-        },
-    )
-    .unwrap();
+    let status = cli::interrupt_and_wait(&mut child, Duration::from_secs(60));
     let said = drain.join().unwrap().join("\n");
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(said.contains("interrupted: cleaning up"), "{said}");

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{harness, stdout_of_success};
+use cli::{harness, interrupt_and_wait, stdout_of_success};
 
 fn repo() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -48,6 +48,26 @@ async fn state_of(cluster: &Cluster) -> BTreeSet<String> {
         state.insert(format!("runtimeclass {class}"));
     }
     state
+}
+
+/// `run --kubeconfig <cluster's> <extra> --suites suites/kubernetes.yaml`, which must succeed:
+/// its stdout and results.json.
+fn run_against(cluster: &Cluster, extra: &[&str]) -> (String, serde_json::Value) {
+    let results = tempfile::tempdir().unwrap();
+    let out = harness()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cluster.admin_kubeconfig)
+        .args(extra)
+        .arg("--suites")
+        .arg(repo().join("suites/kubernetes.yaml"))
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    let json = serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    (stdout, json)
 }
 
 /// Starts a run against `cluster`, sends SIGINT once a row's pod exists in the run's
@@ -91,22 +111,7 @@ fn interrupt_mid_row(runtime: &tokio::runtime::Runtime, cluster: &Cluster) {
         },
     )
     .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = wait_blocking(
-        "kata-harness to exit after SIGINT",
-        Duration::from_secs(150),
-        Duration::from_millis(100),
-        || match child.try_wait() {
-            Ok(Some(status)) => Attempt::Ready(status),
-            Ok(None) => Attempt::NotYet("running".into()),
-            Err(e) => Attempt::Fatal(e.to_string()),
-        },
-    )
-    .unwrap();
+    let status = interrupt_and_wait(&mut child, Duration::from_secs(150));
     assert_eq!(status.code(), Some(130));
 }
 
@@ -128,18 +133,7 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
     let version = cluster.bundle.version;
     let before = runtime.block_on(state_of(&cluster));
 
-    let results = tempfile::tempdir().unwrap();
-    let out = harness()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&cluster.admin_kubeconfig)
-        .arg("--suites")
-        .arg(repo().join("suites/kubernetes.yaml"))
-        .arg("--results")
-        .arg(results.path())
-        .output()
-        .unwrap();
-    let stdout = stdout_of_success(&out);
+    let (stdout, json) = run_against(&cluster, &[]);
     let label = format!("existing-k8s-{}.{}", version.major, version.minor);
     let rows = [
         "system-pods-on-runc",
@@ -154,8 +148,6 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
         );
     }
     // Every row ran (Kata ones where the cluster has Kata), none failed or was skipped.
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
     let summary = &json["summary"];
     assert_eq!(summary["failed"], 0, "{stdout}");
     let skipped = if capabilities.kata_absent.is_none() { 0 } else { 2 };
@@ -171,21 +163,7 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
 
     // The same rows, read from the API only (a node whose CRI is not on this host): the same
     // verdicts, each row saying how its runtime was read, each handler the one its pods got.
-    let results = tempfile::tempdir().unwrap();
-    let out = harness()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&cluster.admin_kubeconfig)
-        .args(["--runtime-from", "pod-status"])
-        .arg("--suites")
-        .arg(repo().join("suites/kubernetes.yaml"))
-        .arg("--results")
-        .arg(results.path())
-        .output()
-        .unwrap();
-    let stdout = stdout_of_success(&out);
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let (stdout, json) = run_against(&cluster, &["--runtime-from", "pod-status"]);
     assert_eq!(json["summary"]["failed"], 0, "{stdout}");
     assert_eq!(json["summary"]["passed"], suite.rows.len() - skipped, "{stdout}");
     let trials = json["trials"].as_array().unwrap();

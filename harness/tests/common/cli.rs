@@ -22,3 +22,28 @@ pub fn stdout_of_success(out: &std::process::Output) -> String {
     );
     stdout
 }
+
+/// Sends SIGINT to `child` and waits (up to `deadline`) for it to exit.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn interrupt_and_wait(
+    child: &mut std::process::Child,
+    deadline: std::time::Duration,
+) -> std::process::ExitStatus {
+    use kata_harness::wait::{wait_blocking, Attempt};
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    wait_blocking(
+        "kata-harness to exit after SIGINT",
+        deadline,
+        std::time::Duration::from_millis(50),
+        || match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        },
+    )
+    .unwrap()
+}
