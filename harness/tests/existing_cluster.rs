@@ -86,9 +86,10 @@ fn interrupt_mid_row(runtime: &tokio::runtime::Runtime, cluster: &Cluster) {
         .arg("--results")
         .arg(results.path())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(results.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
+    let said = || std::fs::read_to_string(results.path().join("stderr")).unwrap_or_default();
     let pods: Api<Pod> = Api::all(cluster.client.clone());
     wait_blocking(
         "a row's pod in the run's namespace",
@@ -96,7 +97,7 @@ fn interrupt_mid_row(runtime: &tokio::runtime::Runtime, cluster: &Cluster) {
         Duration::from_millis(200),
         || {
             if let Ok(Some(status)) = child.try_wait() {
-                return Attempt::Fatal(format!("the run ended first: {status}"));
+                return Attempt::Fatal(format!("the run ended first: {status}\n{}", said()));
             }
             let list = runtime.block_on(pods.list(&ListParams::default())).unwrap();
             match list.items.iter().any(|p| {
@@ -112,7 +113,7 @@ fn interrupt_mid_row(runtime: &tokio::runtime::Runtime, cluster: &Cluster) {
     )
     .unwrap();
     let status = interrupt_and_wait(&mut child, Duration::from_secs(150));
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(130), "{}", said());
 }
 
 #[test]

@@ -59,6 +59,8 @@ fn refuse(kubeconfig: &Path, reason: String) -> KubeError {
 impl Cluster {
     /// The cluster behind `kubeconfig`, as it is, with its runtimes read as `from` says.
     pub async fn attach(kubeconfig: &Path, from: RuntimeFrom) -> Result<Cluster, KubeError> {
+        // Ctrl-C must reach the namespace's undo, not end the process outright.
+        crate::teardown::install_interrupt_handler();
         let client = client::connect(kubeconfig).await?;
         let version = server_version(&client, kubeconfig).await?;
         let nodes: Api<Node> = Api::all(client.clone());
@@ -130,7 +132,7 @@ impl Cluster {
         // Registered before it exists: an interrupt from here on deletes it.
         let interrupt = interrupt_guard(kubeconfig, &namespace, &run_dir);
         // Last: nothing after it can fail, so the namespace is always handed to shutdown.
-        create_namespace(&client, &namespace).await?;
+        create_namespace(&client, &namespace, version).await?;
         let nowhere = run_dir.join("(not the harness's)");
         Ok(Cluster {
             id,
@@ -231,8 +233,10 @@ async fn server_version(client: &kube::Client, kubeconfig: &Path) -> Result<Vers
 }
 
 /// Creates the run's namespace and waits for its `default` ServiceAccount (pods are refused
-/// until the controller-manager has made it).
-async fn create_namespace(client: &kube::Client, name: &str) -> Result<String, KubeError> {
+/// until the controller-manager has made it) and, before 1.24, for the account's token
+/// secret too (until then the API server refuses pods with "No API token found").
+async fn create_namespace(client: &kube::Client, name: &str, version: Version) -> Result<String, KubeError> {
+    let needs_token = version < Version::new(1, 24, 0);
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let object: Namespace = serde_json::from_value(serde_json::json!({
         "metadata": { "name": name, "labels": { "kata-harness": "true" } }
@@ -254,6 +258,11 @@ async fn create_namespace(client: &kube::Client, name: &str) -> Result<String, K
             let accounts = accounts.clone();
             async move {
                 match accounts.get_opt("default").await {
+                    Ok(Some(account))
+                        if needs_token && account.secrets.as_ref().is_none_or(Vec::is_empty) =>
+                    {
+                        Attempt::NotYet("the ServiceAccount has no token secret yet".into())
+                    }
                     Ok(Some(_)) => Attempt::Ready(()),
                     Ok(None) => Attempt::NotYet("no ServiceAccount default yet".into()),
                     Err(e) => Attempt::NotYet(e.to_string()),
