@@ -14,6 +14,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static ACTIONS: Mutex<Vec<(u64, String, Action)>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The cleanup action running now (what a second Ctrl-C is told about).
+static CURRENT: Mutex<String> = Mutex::new(String::new());
 
 /// How long the main thread waits for the interrupt handler's cleanup before exiting anyway.
 const INTERRUPT_CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -85,6 +87,7 @@ pub fn run_all() {
             return;
         };
         tracing::info!(%label, "cleaning up");
+        *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = label;
         action();
     }
 }
@@ -92,7 +95,9 @@ pub fn run_all() {
 /// Installs (once) a SIGINT/SIGTERM handler that runs all cleanup actions and exits 130.
 ///
 /// The handler lives on its own thread with its own runtime so it works for the CLI and for
-/// the libtest-mimic runner alike, whatever the trial threads are doing.
+/// the libtest-mimic runner alike, whatever the trial threads are doing. A second signal
+/// does not cut the cleanup short (every action has its own deadline, and an abandoned one
+/// would leave daemons or mounts behind): it is answered with what is being cleaned up.
 pub fn install_interrupt_handler() {
     HANDLER.call_once(|| {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -113,6 +118,30 @@ pub fn install_interrupt_handler() {
                         _ = term.recv() => eprintln!("\nterminated: cleaning up (daemons, shims, mounts)..."),
                     }
                     INTERRUPTED.store(true, Ordering::SeqCst);
+                    // Later signals, while the cleanup below runs on this thread.
+                    drop((int, term));
+                    std::thread::spawn(|| {
+                        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                        let Ok(runtime) = runtime else { return };
+                        runtime.block_on(async {
+                            let (Ok(mut int), Ok(mut term)) =
+                                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                            else {
+                                return;
+                            };
+                            loop {
+                                tokio::select! {
+                                    _ = int.recv() => {}
+                                    _ = term.recv() => {}
+                                }
+                                let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                                let left = lock().len();
+                                eprintln!(
+                                    "still cleaning up ({current}; {left} more after it): stopping now would leave them behind"
+                                );
+                            }
+                        });
+                    });
                 });
                 run_all();
                 std::process::exit(130);

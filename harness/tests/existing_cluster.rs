@@ -50,6 +50,28 @@ async fn state_of(cluster: &Cluster) -> BTreeSet<String> {
     state
 }
 
+/// Points the node's kubeadm CRI-socket annotation at `socket`; returns what it was.
+async fn point_cri_socket(cluster: &Cluster, socket: &str) -> String {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let node = nodes.get("kh-node").await.unwrap();
+    let key = "kubeadm.alpha.kubernetes.io/cri-socket";
+    let was = node
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(key)
+        .cloned()
+        .unwrap();
+    let patch = serde_json::json!({ "metadata": { "annotations": { key: socket } } });
+    nodes
+        .patch("kh-node", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    was
+}
+
 /// `run --kubeconfig <cluster's> <extra> --suites suites/kubernetes.yaml`, which must succeed:
 /// its stdout and results.json.
 fn run_against(cluster: &Cluster, extra: &[&str]) -> (String, serde_json::Value) {
@@ -162,9 +184,29 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
     let after = runtime.block_on(state_of(&cluster));
     assert_eq!(before, after, "the cluster is not as it was found");
 
-    // The same rows, read from the API only (a node whose CRI is not on this host): the same
-    // verdicts, each row saying how its runtime was read, each handler the one its pods got.
-    let (stdout, json) = run_against(&cluster, &["--runtime-from", "pod-status"]);
+    // The same rows with the node's CRI socket elsewhere (its kubeadm annotation pointed at a
+    // path not on this host, put back afterwards): read from the API only, the same verdicts,
+    // each row saying how its runtime was read, each handler the one its pods got.
+    let elsewhere = "unix:///elsewhere/containerd/containerd.sock";
+    let original = runtime.block_on(point_cri_socket(&cluster, elsewhere));
+    let refused = harness()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cluster.admin_kubeconfig)
+        .args(["--runtime-from", "cri", "--suites"])
+        .arg(repo().join("suites/kubernetes.yaml"))
+        .arg("--results")
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let (stdout, json) = run_against(&cluster, &[]);
+    runtime.block_on(point_cri_socket(&cluster, &original));
+    assert_eq!(refused.status.code(), Some(1));
+    let refused = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused.contains("is not on this host, and --runtime-from cri reads runtimeType through it"),
+        "{refused}"
+    );
     assert_eq!(json["summary"]["failed"], 0, "{stdout}");
     assert_eq!(json["summary"]["passed"], suite.rows.len() - skipped, "{stdout}");
     let trials = json["trials"].as_array().unwrap();
@@ -178,7 +220,7 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
     for trial in trials.iter().filter(|t| t["verdict"] == "passed") {
         let conditions = trial["conditions"].to_string();
         assert!(
-            conditions.contains("not the node's CRI (--runtime-from pod-status)"),
+            conditions.contains("not the node's CRI (node kh-node's CRI socket /elsewhere/containerd/containerd.sock is not on this host)"),
             "{trial}"
         );
     }

@@ -348,7 +348,9 @@ impl Cluster {
     /// Why the cluster is unusable, if it is (kubelet or containerd exited).
     pub fn gone(&self) -> Option<String> {
         if self.attached {
-            return (!self.socket.exists())
+            // Read without its CRI, the node's socket need not be here (an unreachable API
+            // server shows in the rows' own calls).
+            return (self.cri().is_some() && !self.socket.exists())
                 .then(|| format!("the node's CRI socket {} is gone", self.socket.display()));
         }
         let guard = self.parts.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,0 +1,286 @@
+//! Faults with real processes, through the CLI: what breaks mid-row fails that row with the
+//! true cause, later rows fail fast with the same cause, the exit code is 1, and nothing is
+//! left behind (processes, mounts, the run dir), checked after each test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use kata_harness::provision::cleanup::{is_zombie, mounts_under, processes_matching, tagged_processes};
+use kata_harness::wait::{wait_blocking, Attempt};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::harness;
+
+/// A Kata row (10-20 s under TCG: long enough to break something during it), then two rows
+/// that come after the break.
+const SUITE: &str = r#"suite: cri
+rows:
+  - scenario: kata-handler
+    requires: [kata]
+    sandbox: { handler: kata, container: true }
+    expect: { runtime_type: io.containerd.kata.v2 }
+  - scenario: default-handler
+    sandbox: { container: true }
+    expect: { runtime_type: io.containerd.runc.v2, oci_runtime: runc }
+  - scenario: crun-handler
+    sandbox: { handler: crun, container: true }
+    expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }
+"#;
+
+/// Nothing of the run is left: no process that names or carries its run dir, no mount
+/// under it, and the dir itself is gone.
+fn assert_nothing_left(run_dir: &Path) {
+    let needle = run_dir.to_string_lossy().into_owned();
+    let alive = |list: Vec<(i32, String)>| -> Vec<(i32, String)> {
+        list.into_iter().filter(|(pid, _)| !is_zombie(*pid)).collect()
+    };
+    assert_eq!(alive(processes_matching(&needle)), vec![], "left running");
+    assert_eq!(alive(tagged_processes(&needle)), vec![], "left running (tagged)");
+    assert_eq!(mounts_under(run_dir), Vec::<PathBuf>::new(), "left mounted");
+    assert!(!run_dir.exists(), "run dir {} is still there", run_dir.display());
+}
+
+/// SIGKILL the run's containerd while the Kata row's QEMU runs.
+#[test]
+fn containerd_killed_mid_row_fails_that_row_and_the_rest_with_its_exit() {
+    let capabilities = kata_harness::scenario::Capabilities::probe_local();
+    assert!(
+        capabilities.kata_absent.is_none(),
+        "no Kata to test ({:?}): scripts/setup builds it",
+        capabilities.kata_absent
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("cri.yaml");
+    std::fs::write(&suite, SUITE).unwrap();
+    let results = dir.path().join("results");
+    let mut child = harness()
+        .args(["run", "--target", "local", "--containerd", "1.6", "--suites"])
+        .arg(&suite)
+        .arg("--results")
+        .arg(&results)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let run_dir = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
+        .expect("the run announced its testbed");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let needle = run_dir.to_string_lossy().into_owned();
+    let containerd = wait_blocking(
+        "the Kata row's QEMU",
+        Duration::from_secs(180),
+        Duration::from_millis(50),
+        || {
+            let qemu = tagged_processes(&needle)
+                .into_iter()
+                .any(|(_, c)| c.contains("qemu-system"));
+            let daemon = processes_matching(&needle)
+                .into_iter()
+                .find(|(_, c)| c.starts_with("containerd ") || c.contains("/containerd --config"));
+            match (qemu, daemon) {
+                (true, Some((pid, _))) => Attempt::Ready(pid),
+                _ => Attempt::NotYet("no QEMU yet".into()),
+            }
+        },
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(containerd),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = wait_blocking(
+        "the run to end",
+        Duration::from_secs(240),
+        Duration::from_millis(100),
+        || match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        },
+    )
+    .unwrap();
+    let said = drain.join().unwrap().join("\n");
+    assert_eq!(status.code(), Some(1), "{said}");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap();
+    let trials = json["trials"].as_array().unwrap();
+    let rows: Vec<&serde_json::Value> = trials.iter().filter(|t| t["suite"] == "cri").collect();
+    assert_eq!(rows.len(), 3, "{said}");
+    for row in &rows {
+        assert_eq!(row["verdict"], "failed", "{row}");
+        let message = row["message"].as_str().unwrap();
+        assert!(message.contains("containerd exited"), "{row}");
+        assert!(
+            message.contains("signal: 9") || message.contains("SIGKILL"),
+            "{row}"
+        );
+    }
+    // The true cause is in the broken row's bundle too.
+    let bundle = results.join("bundles/cri__kata-handler__containerd-1.6/error.txt");
+    let error = std::fs::read_to_string(&bundle).unwrap();
+    assert!(error.contains("containerd exited"), "{error}");
+    assert_nothing_left(&run_dir);
+}
+
+/// The run dir named in a command line (`/tmp/kata-harness-<id>`).
+fn run_dir_in(command: &str) -> Option<PathBuf> {
+    let at = command.find("/tmp/kata-harness-")?;
+    let rest = &command[at..];
+    let end = rest["/tmp/".len()..]
+        .find(|c: char| c == '/' || c == ' ' || c == ',')
+        .map_or(rest.len(), |i| i + "/tmp/".len());
+    Some(PathBuf::from(&rest[..end]))
+}
+
+/// Waits for the run to exit after a signal; its exit status and what it said.
+fn exit_of(
+    child: &mut std::process::Child,
+    drain: std::thread::JoinHandle<Vec<String>>,
+) -> (std::process::ExitStatus, String) {
+    let status = wait_blocking(
+        "the run to exit after the signal",
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        || match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        },
+    )
+    .unwrap();
+    (status, drain.join().unwrap().join("\n"))
+}
+
+/// SIGTERM while the VM is still booting (provisioning): exit 130, no QEMU, ssh, overlay or
+/// run dir left.
+#[test]
+fn sigterm_during_a_vm_boot_leaves_nothing_behind() {
+    let mut child = harness()
+        .args([
+            "run",
+            "--target",
+            "vm",
+            "--image",
+            "bookworm",
+            "--filter",
+            "cri::default-handler",
+        ])
+        .arg("--results")
+        .arg(tempfile::tempdir().unwrap().path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let me = child.id() as i32;
+    let run_dir = wait_blocking(
+        "the run's QEMU to start",
+        Duration::from_secs(600),
+        Duration::from_millis(50),
+        || {
+            let qemu = processes_matching("/tmp/kata-harness-")
+                .into_iter()
+                .filter(|(pid, c)| c.contains("qemu-system") && descends_from(*pid, me))
+                .find_map(|(_, c)| run_dir_in(&c));
+            qemu.map_or_else(|| Attempt::NotYet("no QEMU yet".into()), Attempt::Ready)
+        },
+    )
+    .unwrap();
+    // Booting: the harness has not reached the guest's sshd yet.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(me), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (status, said) = exit_of(&mut child, drain);
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("terminated: cleaning up"), "{said}");
+    assert!(
+        !said.contains("ready: vm-bookworm"),
+        "the VM was ready before the signal: {said}"
+    );
+    assert_nothing_left(&run_dir);
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants.
+fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut pid = pid;
+    for _ in 0..32 {
+        if pid == ancestor {
+            return true;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(after) = stat.rsplit_once(") ").map(|(_, rest)| rest.to_owned()) else {
+            return false;
+        };
+        match after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            Some(parent) if parent > 1 => pid = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// A second Ctrl-C while the first one's cleanup runs: answered with what is being cleaned
+/// up, and the cleanup still finishes (exit 130, nothing left).
+#[test]
+fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
+    let mut child = harness()
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--containerd",
+            "1.6",
+            "--filter",
+            "cri::",
+        ])
+        .arg("--results")
+        .arg(tempfile::tempdir().unwrap().path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let run_dir = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
+        .expect("the run announced its testbed");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let needle = run_dir.to_string_lossy().into_owned();
+    wait_blocking(
+        "a row's shim",
+        Duration::from_secs(120),
+        Duration::from_millis(20),
+        || match tagged_processes(&needle)
+            .iter()
+            .any(|(_, c)| c.contains("containerd-shim"))
+        {
+            true => Attempt::Ready(()),
+            false => Attempt::NotYet("no shim yet".into()),
+        },
+    )
+    .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // Again and again while the cleanup runs.
+    for _ in 0..12_000 {
+        std::thread::sleep(Duration::from_millis(5));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    }
+    let (status, said) = exit_of(&mut child, drain);
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted: cleaning up"), "{said}");
+    assert!(said.contains("still cleaning up ("), "{said}");
+    assert_nothing_left(&run_dir);
+}
