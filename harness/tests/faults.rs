@@ -284,3 +284,82 @@ fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
     assert!(said.contains("still cleaning up ("), "{said}");
     assert_nothing_left(&run_dir);
 }
+
+/// kubelet SIGKILLed after the first cluster row: every later row fails fast with "kubelet
+/// exited" and its log's tail, the run exits 1, and the cluster's teardown leaves nothing.
+#[test]
+fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
+    let results = tempfile::tempdir().unwrap();
+    let mut child = harness()
+        .args(["run", "--target", "local", "--k8s", "--filter", "kubernetes::", "--results"])
+        .arg(results.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    // The cluster's run dir, then the first row's verdict.
+    let mut run_dir = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(900);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines_rx.recv_timeout(left).expect("the first cluster row within 15 minutes");
+        if let Some((_, dir)) = line.split_once("run dir ") {
+            run_dir = Some(PathBuf::from(dir.trim()));
+        }
+        if line.starts_with("PASS kubernetes::system-pods-on-runc") {
+            break;
+        }
+        assert!(!line.starts_with("FAIL "), "{line}");
+    }
+    let run_dir = run_dir.expect("the cluster announced its run dir");
+    let needle = run_dir.to_string_lossy().into_owned();
+    let kubelet = tagged_processes(&needle)
+        .into_iter()
+        .chain(processes_matching(&needle))
+        .find(|(_, c)| c.split_whitespace().next().is_some_and(|p| p.ends_with("kubelet")))
+        .map(|(pid, _)| pid)
+        .expect("the cluster's kubelet");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(kubelet), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let status = wait_blocking(
+        "the run to end",
+        Duration::from_secs(600),
+        Duration::from_millis(200),
+        || match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        },
+    )
+    .unwrap();
+    let said = reader.join().unwrap().join("\n");
+    assert_eq!(status.code(), Some(1), "{said}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let rows: Vec<&serde_json::Value> = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["suite"] == "kubernetes")
+        .collect();
+    assert!(rows.len() >= 5, "{said}");
+    for row in &rows {
+        if row["scenario"] == "system-pods-on-runc" {
+            assert_eq!(row["verdict"], "passed", "{row}");
+            continue;
+        }
+        assert_eq!(row["verdict"], "failed", "{row}");
+        assert!(row["message"].as_str().unwrap().contains("kubelet exited"), "{row}");
+    }
+    assert_nothing_left(&run_dir);
+}
