@@ -230,6 +230,36 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
         "the node is not as it was found after the pull rows"
     );
 
+    // Ctrl-C while a registry row runs (busybox imported, the address added, the registry up,
+    // hosts.toml written): all of it goes.
+    let mut child = harness()
+        .args(["run", "--target", &target, "--allow-node-changes", "--suites"])
+        .arg(repo().join("suites/images.yaml"))
+        .args(["--filter", "pull-with-ca-runc", "--results"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    kata_harness::wait::wait_blocking(
+        "the row's registry",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(20),
+        || {
+            let up = !kata_harness::provision::cleanup::processes_matching("registry-pull-with-ca-runc")
+                .is_empty();
+            match up {
+                true => kata_harness::wait::Attempt::Ready(()),
+                false => kata_harness::wait::Attempt::NotYet("no registry yet".into()),
+            }
+        },
+    )
+    .unwrap();
+    let status = cli::interrupt_and_wait(&mut child, std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130));
+    let after = state_of(&node).await;
+    assert_eq!(before, after, "the node is not as it was found after Ctrl-C");
+
     let leftovers = node.shutdown().await;
     assert!(leftovers.is_clean(), "{leftovers:?}");
 }

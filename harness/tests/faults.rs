@@ -291,7 +291,15 @@ fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
 fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
     let results = tempfile::tempdir().unwrap();
     let mut child = harness()
-        .args(["run", "--target", "local", "--k8s", "--filter", "kubernetes::", "--results"])
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--k8s",
+            "--filter",
+            "kubernetes::",
+            "--results",
+        ])
         .arg(results.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -312,7 +320,9 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
     let deadline = std::time::Instant::now() + Duration::from_secs(900);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = lines_rx.recv_timeout(left).expect("the first cluster row within 15 minutes");
+        let line = lines_rx
+            .recv_timeout(left)
+            .expect("the first cluster row within 15 minutes");
         if let Some((_, dir)) = line.split_once("run dir ") {
             run_dir = Some(PathBuf::from(dir.trim()));
         }
@@ -326,11 +336,18 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
     let kubelet = tagged_processes(&needle)
         .into_iter()
         .chain(processes_matching(&needle))
-        .find(|(_, c)| c.split_whitespace().next().is_some_and(|p| p.ends_with("kubelet")))
+        .find(|(_, c)| {
+            c.split_whitespace()
+                .next()
+                .is_some_and(|p| p.ends_with("kubelet"))
+        })
         .map(|(pid, _)| pid)
         .expect("the cluster's kubelet");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(kubelet), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kubelet),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let status = wait_blocking(
         "the run to end",
         Duration::from_secs(600),
@@ -359,7 +376,102 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
             continue;
         }
         assert_eq!(row["verdict"], "failed", "{row}");
-        assert!(row["message"].as_str().unwrap().contains("kubelet exited"), "{row}");
+        assert!(
+            row["message"].as_str().unwrap().contains("kubelet exited"),
+            "{row}"
+        );
     }
+    assert_nothing_left(&run_dir);
+}
+
+/// An OOM kill in the VM while its rows run (a memory hog in a 16 MiB cgroup of the guest,
+/// started over the VM's own SSH forward again and again): the row during which the guest's
+/// kernel reports it fails, quoting the console's line, and the run exits 1 with nothing left.
+#[test]
+fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
+    let results = tempfile::tempdir().unwrap();
+    let mut child = harness()
+        .args([
+            "run",
+            "--target",
+            "vm",
+            "--image",
+            "bookworm",
+            "--filter",
+            "cri::",
+            "--results",
+        ])
+        .arg(results.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let run_dir = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
+        .expect("the run announced its VM");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let qemu = processes_matching(&run_dir.to_string_lossy())
+        .into_iter()
+        .find(|(_, c)| c.contains("qemu-system"))
+        .map(|(_, c)| c)
+        .expect("the run's QEMU");
+    let port = qemu
+        .split("hostfwd=tcp:127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .expect("the SSH forward")
+        .to_owned();
+    let image = qemu
+        .split_whitespace()
+        .find(|w| w.ends_with("/vmlinux"))
+        .and_then(|k| Path::new(k).parent())
+        .expect("the image dir")
+        .to_owned();
+    let hog = "d=/sys/fs/cgroup/kh-oom; mkdir -p $d && echo 16M > $d/memory.max && \
+               sh -c 'echo $$ > /sys/fs/cgroup/kh-oom/cgroup.procs; exec tail /dev/zero'; rmdir $d";
+    while child.try_wait().unwrap().is_none() {
+        let _ = std::process::Command::new("ssh")
+            .args(["-F", "/dev/null", "-i"])
+            .arg(image.join("id_ed25519"))
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                image.join("known_hosts").display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "ConnectTimeout=3", "-p", &port, "root@127.0.0.1", hog])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let said = drain.join().unwrap().join("\n");
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{said}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let oomed: Vec<&serde_json::Value> = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["verdict"] == "failed")
+        .filter(|t| {
+            let message = t["message"].as_str().unwrap_or_default();
+            message.contains("the VM's serial console")
+                && message.contains("[OOM kill]")
+                && message.contains("(tail)")
+        })
+        .collect();
+    assert!(
+        !oomed.is_empty(),
+        "no row failed with the OOM kill quoted:\n{said}"
+    );
     assert_nothing_left(&run_dir);
 }

@@ -303,6 +303,8 @@ pub(super) struct ExistingBackend {
     config_json: String,
     /// containerd's network on this host (`None` over SSH: commands run in the node's own).
     netns: Option<PathBuf>,
+    /// What an interrupt undoes instead of [`ExistingBackend::finish`] (disarmed by it).
+    interrupt: Option<crate::teardown::Registration>,
 }
 
 impl ExistingBackend {
@@ -333,6 +335,9 @@ impl ExistingBackend {
     }
 
     pub(super) fn finish(mut self) -> Leftovers {
+        if let Some(interrupt) = self.interrupt.take() {
+            interrupt.disarm();
+        }
         let node = self.connection.node.clone();
         let mut left = Vec::new();
         for image in &self.imported {
@@ -357,6 +362,63 @@ impl ExistingBackend {
         }
         Leftovers(left)
     }
+}
+
+/// What the harness put on an existing node, for an interrupt to take away.
+struct Undo {
+    node: std::sync::Arc<dyn Node>,
+    socket: PathBuf,
+    keep: HashSet<String>,
+    imported: Vec<String>,
+    ctr: Vec<String>,
+    run_dir: PathBuf,
+    node_run_dir: Option<PathBuf>,
+    cgroup_parent: String,
+}
+
+/// On Ctrl-C: the harness's own sandboxes (never the node's), the images it imported, its
+/// pods' cgroup parent and its run dirs; from a thread of its own with a CRI client of its own
+/// (the run's lives on the runtime the interrupt is stopping).
+fn on_interrupt(undo: Undo) -> crate::teardown::Registration {
+    crate::teardown::register("the harness's objects on the existing node", move || {
+        let Undo {
+            node,
+            socket,
+            keep,
+            imported,
+            ctr,
+            run_dir,
+            node_run_dir,
+            cgroup_parent,
+        } = undo;
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let cri = CriClient::connect(&socket, CONNECT_DEADLINE).await.ok()?;
+                cri.remove_all_sandboxes_but(&keep).await.ok()
+            })
+        })
+        .join();
+        if !matches!(removed, Ok(Some(_))) {
+            eprintln!("the harness's sandboxes on the existing node could not be removed");
+        }
+        for image in &imported {
+            let mut argv = ctr.clone();
+            argv.extend(["-n", "k8s.io", "images", "rm", image.as_str()].map(String::from));
+            let _ = node.run(&argv, NODE_COMMAND_DEADLINE);
+        }
+        let left = match &node_run_dir {
+            None => cleanup::clear_cgroup_parent(&cgroup_parent),
+            Some(dir) => clear_remote(node.as_ref(), &cgroup_parent, dir, false),
+        };
+        for thing in left {
+            eprintln!("left on the existing node: {thing}");
+        }
+        let _ = std::fs::remove_dir_all(&run_dir);
+    })
 }
 
 /// On a remote node: our pods' cgroup parent (empty once its pods are gone) and our dir;
@@ -517,10 +579,21 @@ impl Testbed {
         // Whatever was imported is recorded before an error can end this, so it is removed.
         let mut imported = Vec::new();
         let outcome = testbed.import_missing(found, settings, &mut imported).await;
+        let preexisting: HashSet<String> = preexisting.into_iter().map(|p| p.id).collect();
+        let interrupt = on_interrupt(Undo {
+            node: testbed.node.clone(),
+            socket: connection.socket.clone(),
+            keep: preexisting.clone(),
+            imported: imported.clone(),
+            ctr: ctr.clone(),
+            run_dir: run_dir.clone(),
+            node_run_dir: remote.then(|| node_run_dir.clone()),
+            cgroup_parent: cgroup_parent.clone(),
+        });
         let backend = ExistingBackend {
             connection,
             node_run_dir: remote.then_some(node_run_dir),
-            preexisting: preexisting.into_iter().map(|p| p.id).collect(),
+            preexisting,
             imported: imported.clone(),
             ctr,
             run_dir,
@@ -528,6 +601,7 @@ impl Testbed {
             keep_run_dir: settings.keep,
             config_json: found.config_json.clone(),
             netns,
+            interrupt: Some(interrupt),
         };
         *testbed.backend.lock().unwrap_or_else(|p| p.into_inner()) = Some(Backend::Existing(backend));
         outcome?;
