@@ -43,35 +43,92 @@ fn assert_nothing_left(run_dir: &Path) {
     assert!(!run_dir.exists(), "run dir {} is still there", run_dir.display());
 }
 
-/// SIGKILL the run's containerd while the Kata row's QEMU runs.
-#[test]
-fn containerd_killed_mid_row_fails_that_row_and_the_rest_with_its_exit() {
+/// A run of the harness whose stderr is read: its run dir (from the line that announces the
+/// testbed), and everything it said, collected until it exits.
+struct Run {
+    child: std::process::Child,
+    run_dir: PathBuf,
+    said: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Run {
+    /// Starts `kata-harness run <args> --results <results>` and waits for its testbed's run dir.
+    fn start(args: &[&str], results: &Path) -> Run {
+        let mut child = harness()
+            .arg("run")
+            .args(args)
+            .arg("--results")
+            .arg(results)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let run_dir = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
+            .expect("the run announced its testbed");
+        let said = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Run { child, run_dir, said }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        kill(self.child.id() as i32, signal);
+    }
+
+    /// Waits for the run to exit; its status and what it said.
+    fn end(mut self, deadline: Duration) -> (std::process::ExitStatus, String) {
+        let status = wait_for_exit(&mut self.child, deadline);
+        (status, self.said.join().unwrap().join("\n"))
+    }
+}
+
+fn kill(pid: i32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+}
+
+fn wait_for_exit(child: &mut std::process::Child, deadline: Duration) -> std::process::ExitStatus {
+    wait_blocking(
+        "the run to exit",
+        deadline,
+        Duration::from_millis(50),
+        || match child.try_wait() {
+            Ok(Some(status)) => Attempt::Ready(status),
+            Ok(None) => Attempt::NotYet("running".into()),
+            Err(e) => Attempt::Fatal(e.to_string()),
+        },
+    )
+    .unwrap()
+}
+
+fn results_json(results: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap()
+}
+
+fn assert_kata_here() {
     let capabilities = kata_harness::scenario::Capabilities::probe_local();
     assert!(
         capabilities.kata_absent.is_none(),
         "no Kata to test ({:?}): scripts/setup builds it",
         capabilities.kata_absent
     );
+}
+
+/// SIGKILL the run's containerd while the Kata row's QEMU runs.
+#[test]
+fn containerd_killed_mid_row_fails_that_row_and_the_rest_with_its_exit() {
+    assert_kata_here();
     let dir = tempfile::tempdir().unwrap();
     let suite = dir.path().join("cri.yaml");
     std::fs::write(&suite, SUITE).unwrap();
     let results = dir.path().join("results");
-    let mut child = harness()
-        .args(["run", "--target", "local", "--containerd", "1.6", "--suites"])
-        .arg(&suite)
-        .arg("--results")
-        .arg(&results)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let run_dir = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
-        .expect("the run announced its testbed");
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let suite_arg = suite.to_string_lossy().into_owned();
+    let run = Run::start(
+        &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
+        &results,
+    );
+    let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     let containerd = wait_blocking(
         "the Kata row's QEMU",
@@ -91,27 +148,11 @@ fn containerd_killed_mid_row_fails_that_row_and_the_rest_with_its_exit() {
         },
     )
     .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(containerd),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let status = wait_blocking(
-        "the run to end",
-        Duration::from_secs(240),
-        Duration::from_millis(100),
-        || match child.try_wait() {
-            Ok(Some(status)) => Attempt::Ready(status),
-            Ok(None) => Attempt::NotYet("running".into()),
-            Err(e) => Attempt::Fatal(e.to_string()),
-        },
-    )
-    .unwrap();
-    let said = drain.join().unwrap().join("\n");
+    kill(containerd, nix::sys::signal::Signal::SIGKILL);
+    let (status, said) = run.end(Duration::from_secs(240));
     assert_eq!(status.code(), Some(1), "{said}");
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap();
+    let json = results_json(&results);
     let trials = json["trials"].as_array().unwrap();
     let rows: Vec<&serde_json::Value> = trials.iter().filter(|t| t["suite"] == "cri").collect();
     assert_eq!(rows.len(), 3, "{said}");
@@ -139,25 +180,6 @@ fn run_dir_in(command: &str) -> Option<PathBuf> {
         .find(|c: char| c == '/' || c == ' ' || c == ',')
         .map_or(rest.len(), |i| i + "/tmp/".len());
     Some(PathBuf::from(&rest[..end]))
-}
-
-/// Waits for the run to exit after a signal; its exit status and what it said.
-fn exit_of(
-    child: &mut std::process::Child,
-    drain: std::thread::JoinHandle<Vec<String>>,
-) -> (std::process::ExitStatus, String) {
-    let status = wait_blocking(
-        "the run to exit after the signal",
-        Duration::from_secs(120),
-        Duration::from_millis(50),
-        || match child.try_wait() {
-            Ok(Some(status)) => Attempt::Ready(status),
-            Ok(None) => Attempt::NotYet("running".into()),
-            Err(e) => Attempt::Fatal(e.to_string()),
-        },
-    )
-    .unwrap();
-    (status, drain.join().unwrap().join("\n"))
 }
 
 /// SIGTERM while the VM is still booting (provisioning): exit 130, no QEMU, ssh, overlay or
@@ -197,8 +219,9 @@ fn sigterm_during_a_vm_boot_leaves_nothing_behind() {
     )
     .unwrap();
     // Booting: the harness has not reached the guest's sshd yet.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(me), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let (status, said) = exit_of(&mut child, drain);
+    kill(me, nix::sys::signal::Signal::SIGTERM);
+    let status = wait_for_exit(&mut child, Duration::from_secs(120));
+    let said = drain.join().unwrap().join("\n");
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(said.contains("terminated: cleaning up"), "{said}");
     assert!(
@@ -231,29 +254,12 @@ fn descends_from(pid: i32, ancestor: i32) -> bool {
 /// up, and the cleanup still finishes (exit 130, nothing left).
 #[test]
 fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
-    let mut child = harness()
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--containerd",
-            "1.6",
-            "--filter",
-            "cri::",
-        ])
-        .arg("--results")
-        .arg(tempfile::tempdir().unwrap().path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let run_dir = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
-        .expect("the run announced its testbed");
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let results = tempfile::tempdir().unwrap();
+    let mut run = Run::start(
+        &["--target", "local", "--containerd", "1.6", "--filter", "cri::"],
+        results.path(),
+    );
+    let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     wait_blocking(
         "a row's shim",
@@ -268,17 +274,19 @@ fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
         },
     )
     .unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    run.signal(nix::sys::signal::Signal::SIGINT);
     // Again and again while the cleanup runs.
     for _ in 0..12_000 {
         std::thread::sleep(Duration::from_millis(5));
-        if child.try_wait().unwrap().is_some() {
+        if run.child.try_wait().unwrap().is_some() {
             break;
         }
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(run.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
     }
-    let (status, said) = exit_of(&mut child, drain);
+    let (status, said) = run.end(Duration::from_secs(120));
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(said.contains("interrupted: cleaning up"), "{said}");
     assert!(said.contains("still cleaning up ("), "{said}");
@@ -343,22 +351,8 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
         })
         .map(|(pid, _)| pid)
         .expect("the cluster's kubelet");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(kubelet),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let status = wait_blocking(
-        "the run to end",
-        Duration::from_secs(600),
-        Duration::from_millis(200),
-        || match child.try_wait() {
-            Ok(Some(status)) => Attempt::Ready(status),
-            Ok(None) => Attempt::NotYet("running".into()),
-            Err(e) => Attempt::Fatal(e.to_string()),
-        },
-    )
-    .unwrap();
+    kill(kubelet, nix::sys::signal::Signal::SIGKILL);
+    let status = wait_for_exit(&mut child, Duration::from_secs(600));
     let said = reader.join().unwrap().join("\n");
     assert_eq!(status.code(), Some(1), "{said}");
     let json: serde_json::Value =
@@ -390,29 +384,11 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
 #[test]
 fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
     let results = tempfile::tempdir().unwrap();
-    let mut child = harness()
-        .args([
-            "run",
-            "--target",
-            "vm",
-            "--image",
-            "bookworm",
-            "--filter",
-            "cri::",
-            "--results",
-        ])
-        .arg(results.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let run_dir = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
-        .expect("the run announced its VM");
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let mut run = Run::start(
+        &["--target", "vm", "--image", "bookworm", "--filter", "cri::"],
+        results.path(),
+    );
+    let run_dir = run.run_dir.clone();
     let qemu = processes_matching(&run_dir.to_string_lossy())
         .into_iter()
         .find(|(_, c)| c.contains("qemu-system"))
@@ -432,7 +408,7 @@ fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
         .to_owned();
     let hog = "d=/sys/fs/cgroup/kh-oom; mkdir -p $d && echo 16M > $d/memory.max && \
                sh -c 'echo $$ > /sys/fs/cgroup/kh-oom/cgroup.procs; exec tail /dev/zero'; rmdir $d";
-    while child.try_wait().unwrap().is_none() {
+    while run.child.try_wait().unwrap().is_none() {
         let _ = std::process::Command::new("ssh")
             .args(["-F", "/dev/null", "-i"])
             .arg(image.join("id_ed25519"))
@@ -453,10 +429,9 @@ fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
             .status();
         std::thread::sleep(Duration::from_millis(500));
     }
-    let said = drain.join().unwrap().join("\n");
-    assert_eq!(child.wait().unwrap().code(), Some(1), "{said}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let (status, said) = run.end(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{said}");
+    let json = results_json(results.path());
     let oomed: Vec<&serde_json::Value> = json["trials"]
         .as_array()
         .unwrap()
