@@ -177,7 +177,7 @@ fn run_dir_in(command: &str) -> Option<PathBuf> {
     let at = command.find("/tmp/kata-harness-")?;
     let rest = &command[at..];
     let end = rest["/tmp/".len()..]
-        .find(|c: char| c == '/' || c == ' ' || c == ',')
+        .find(['/', ' ', ','])
         .map_or(rest.len(), |i| i + "/tmp/".len());
     Some(PathBuf::from(&rest[..end]))
 }
