@@ -1,18 +1,22 @@
 //! Faults with real processes, through the CLI: what breaks mid-row fails that row with the
-//! true cause, later rows fail fast with the same cause, the exit code is 1, and nothing is
-//! left behind (processes, mounts, the run dir), checked after each test.
+//! true cause, later rows fail fast with the same cause or still run, the exit code is 1, and
+//! nothing is left behind (processes, mounts, cgroups, netns, temp dirs: `common/leaks.rs`),
+//! checked after each test.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use kata_harness::provision::cleanup::{is_zombie, mounts_under, processes_matching, tagged_processes};
+use kata_harness::provision::cleanup::{processes_matching, tagged_processes};
 use kata_harness::wait::{wait_blocking, Attempt};
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/leaks.rs"]
+mod leaks;
 use cli::harness;
+use leaks::assert_nothing_left;
 
 /// A Kata row (10-20 s under TCG: long enough to break something during it), then two rows
 /// that come after the break.
@@ -29,19 +33,6 @@ rows:
     sandbox: { handler: crun, container: true }
     expect: { runtime_type: io.containerd.runc.v2, binary_name: crun }
 "#;
-
-/// Nothing of the run is left: no process that names or carries its run dir, no mount
-/// under it, and the dir itself is gone.
-fn assert_nothing_left(run_dir: &Path) {
-    let needle = run_dir.to_string_lossy().into_owned();
-    let alive = |list: Vec<(i32, String)>| -> Vec<(i32, String)> {
-        list.into_iter().filter(|(pid, _)| !is_zombie(*pid)).collect()
-    };
-    assert_eq!(alive(processes_matching(&needle)), vec![], "left running");
-    assert_eq!(alive(tagged_processes(&needle)), vec![], "left running (tagged)");
-    assert_eq!(mounts_under(run_dir), Vec::<PathBuf>::new(), "left mounted");
-    assert!(!run_dir.exists(), "run dir {} is still there", run_dir.display());
-}
 
 /// A run of the harness whose stderr is read: its run dir (from the line that announces the
 /// testbed), and everything it said, collected until it exits.
@@ -449,4 +440,135 @@ fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
         "no row failed with the OOM kill quoted:\n{said}"
     );
     assert_nothing_left(&run_dir);
+}
+
+/// A sandbox row, then one that comes after the break and must still pass (also the runc
+/// control row a suite with Kata rows needs).
+fn two_rows(handler: &str, runtime_type: &str) -> String {
+    format!(
+        r#"suite: cri
+rows:
+  - scenario: broken-row
+    requires: [{requires}]
+    sandbox: {{ handler: {handler}, container: true }}
+    expect: {{ runtime_type: {runtime_type} }}
+  - scenario: default-handler
+    sandbox: {{ container: true }}
+    expect: {{ runtime_type: io.containerd.runc.v2, oci_runtime: runc }}
+"#,
+        requires = if handler == "kata" { "kata" } else { "" },
+    )
+}
+
+/// Runs `suite` on a local containerd 1.6 and, once the first row asks for its container
+/// (containerd logs "CreateContainer within sandbox": the row holds its sandbox by then),
+/// SIGKILLs the sandbox's process whose command line `victim` picks. The harness is frozen
+/// (SIGSTOP) around the kill so the row cannot finish in between: the fault lands mid-row
+/// every time, not just when the race is won. Returns the exit status, what it said, the
+/// results dir and what was killed.
+fn kill_mid_row(suite: &str, victim: fn(&str) -> bool) -> (std::process::ExitStatus, String, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let suite_file = dir.path().join("cri.yaml");
+    std::fs::write(&suite_file, suite).unwrap();
+    let results = dir.path().join("results");
+    let suite_arg = suite_file.to_string_lossy().into_owned();
+    let run = Run::start(
+        &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
+        &results,
+    );
+    let run_dir = run.run_dir.clone();
+    let needle = run_dir.to_string_lossy().into_owned();
+    let log = run_dir.join("containerd.log");
+    let (pid, command) = wait_blocking(
+        "the first row's CreateContainer",
+        Duration::from_secs(240),
+        Duration::from_millis(5),
+        || {
+            let asked = std::fs::read_to_string(&log)
+                .is_ok_and(|text| text.contains("CreateContainer within sandbox"));
+            let target = tagged_processes(&needle)
+                .into_iter()
+                .chain(processes_matching(&needle))
+                .find(|(_, c)| victim(c));
+            match (asked, target) {
+                (true, Some(found)) => Attempt::Ready(found),
+                _ => Attempt::NotYet("not yet".into()),
+            }
+        },
+    )
+    .unwrap();
+    run.signal(nix::sys::signal::Signal::SIGSTOP);
+    kill(pid, nix::sys::signal::Signal::SIGKILL);
+    run.signal(nix::sys::signal::Signal::SIGCONT);
+    let (status, said) = run.end(Duration::from_secs(300));
+    assert_nothing_left(&run_dir);
+    (status, said, dir, format!("{pid}: {command}"))
+}
+
+/// The broken row failed with the killed process named as its cause (in the results and
+/// its bundle), and the row after it passed.
+fn assert_row_failed_for(results: &Path, killed: &str, said: &str) {
+    let json = results_json(results);
+    let rows: Vec<&serde_json::Value> = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["suite"] == "cri")
+        .collect();
+    assert_eq!(rows.len(), 2, "{said}");
+    let pid = killed.split(':').next().unwrap();
+    let broken = rows.iter().find(|r| r["scenario"] == "broken-row").unwrap();
+    assert_eq!(broken["verdict"], "failed", "{broken}");
+    let message = broken["message"].as_str().unwrap();
+    eprintln!("killed {killed}; the row ({} s): {message}", broken["seconds"]);
+    assert!(message.contains("exited mid-row"), "{broken}");
+    assert!(message.contains(&format!("pid {pid} (")), "killed {killed}: {broken}");
+    let error = std::fs::read_to_string(
+        results.join("bundles/cri__broken-row__containerd-1.6/error.txt"),
+    )
+    .unwrap();
+    assert!(error.contains(&format!("pid {pid} (")), "{error}");
+    let after = rows.iter().find(|r| r["scenario"] == "default-handler").unwrap();
+    assert_eq!(after["verdict"], "passed", "{after}");
+}
+
+fn is_shim(kind: &'static str) -> impl Fn(&str) -> bool {
+    move |command| {
+        command
+            .split_whitespace()
+            .next()
+            .is_some_and(|program| program.ends_with(kind))
+    }
+}
+
+#[test]
+fn runc_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
+    let (status, said, dir, killed) = kill_mid_row(
+        &two_rows("runc", "io.containerd.runc.v2"),
+        |c| is_shim("containerd-shim-runc-v2")(c),
+    );
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
+}
+
+#[test]
+fn kata_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
+    assert_kata_here();
+    let (status, said, dir, killed) = kill_mid_row(
+        &two_rows("kata", "io.containerd.kata.v2"),
+        |c| is_shim("containerd-shim-kata-v2")(c),
+    );
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
+}
+
+#[test]
+fn kata_qemu_killed_mid_row_fails_that_row_and_the_next_runs() {
+    assert_kata_here();
+    let (status, said, dir, killed) = kill_mid_row(
+        &two_rows("kata", "io.containerd.kata.v2"),
+        |c| c.contains("qemu-system"),
+    );
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }

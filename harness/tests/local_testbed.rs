@@ -7,6 +7,9 @@ use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::{Settings, Testbed, BUSYBOX_IMAGE};
 use kata_harness::render::cri::{ContainerSpec, PodSpec};
 
+#[path = "common/leaks.rs"]
+mod leaks;
+
 /// A private containerd 1.6 testbed (no VM, so no checkout paths are needed).
 fn containerd_1_6() -> Settings {
     Settings {
@@ -63,7 +66,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
     let run_dir = testbed.paths.run_dir.clone();
     let leftovers = testbed.shutdown().await;
     assert!(leftovers.is_clean(), "{leftovers:?}");
-    assert!(!run_dir.exists());
+    leaks::assert_nothing_left(&run_dir);
 }
 
 /// The v1alpha2 fallback speaks the same facade: containerd 1.6 still serves both packages.

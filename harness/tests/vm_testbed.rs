@@ -5,11 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kata_harness::provision::cleanup::processes_matching;
 use kata_harness::provision::{Settings, BUSYBOX_BINARY};
 use kata_harness::report::{Recorder, Verdict};
 use kata_harness::scenario::{plan, run::run_trial, session, Capabilities, Suite, Variant};
 use kata_harness::vm::accel;
+
+#[path = "common/leaks.rs"]
+mod leaks;
 
 fn repo() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -80,8 +82,7 @@ async fn dead_qemu_fails_the_row_at_once_and_leaves_nothing() {
 
     let leftovers = testbed.shutdown().await;
     assert!(leftovers.is_clean(), "{leftovers:?}");
-    assert!(processes_matching(&run_dir.to_string_lossy()).is_empty());
-    assert!(!run_dir.exists());
+    leaks::assert_nothing_left(&run_dir);
 }
 
 #[test]

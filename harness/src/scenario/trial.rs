@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::model::{grpc_code, ExpectError};
 use super::plan::Trial;
 use crate::cri::{CriError, RuntimeInfo};
+use crate::node::Proc;
 use crate::process::shell_quote;
 use crate::provision::Testbed;
 use crate::report::{Evidence, ScriptNode, TrialResult, Verdict};
@@ -146,6 +147,75 @@ pub(super) fn vmm_child_of_shim(testbed: &Testbed, sandbox_id: &str) -> Result<O
         .find(|p| shims.contains(&p.ppid) && vmms.iter().any(|v| p.comm.starts_with(v)))
         .map(|p| p.comm))
 }
+
+/// The processes that hold a sandbox (its shim; a Kata sandbox's VMM too), taken once it
+/// runs, so the row can tell whether one of them died under it: a killed shim or QEMU shows
+/// in the CRI only as "ttrpc: closed", a NOTREADY sandbox, or not at all.
+pub(super) struct Holders(Vec<Proc>);
+
+impl Holders {
+    pub(super) fn of(testbed: &Testbed, sandbox_id: &str) -> Holders {
+        let long_lived = ["containerd-shim", "qemu", "cloud-hyperviso", "firecracker"];
+        let held = testbed.node.processes(sandbox_id).unwrap_or_default();
+        Holders(
+            held.into_iter()
+                .filter(|p| long_lived.iter().any(|name| p.comm.starts_with(name)))
+                .collect(),
+        )
+    }
+
+    /// The holders that are gone now, named; `None` when all still run (or the node cannot
+    /// be asked).
+    fn gone(&self, testbed: &Testbed, sandbox_id: &str) -> Option<String> {
+        let now = testbed.node.processes(sandbox_id).ok()?;
+        let gone: Vec<String> = self
+            .0
+            .iter()
+            .filter(|held| !now.iter().any(|p| p.pid == held.pid))
+            .map(|p| format!("pid {} ({})", p.pid, p.comm))
+            .collect();
+        (!gone.is_empty()).then(|| gone.join(", "))
+    }
+
+    /// Runs `row` (the row's CRI calls on this sandbox), abandoning it as soon as a holder
+    /// dies: a CRI call on a sandbox whose VMM is gone can wait a minute for the shim's own
+    /// deadline. The outcome then carries the true cause first, also when a holder died
+    /// after the row's calls returned (containerd may clean up after a dead shim before the
+    /// row looks).
+    pub(super) async fn watch(
+        &self,
+        testbed: &Testbed,
+        sandbox_id: &str,
+        row: impl std::future::Future<Output = Result<String, Failure>>,
+    ) -> Result<String, Failure> {
+        let died = async {
+            loop {
+                tokio::time::sleep(HOLDER_POLL).await;
+                if self.gone(testbed, sandbox_id).is_some() {
+                    return;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = row => outcome,
+            () = died => Err(Failure::new("(abandoned)", "its CRI call still waiting, abandoned")),
+        };
+        let Some(gone) = self.gone(testbed, sandbox_id) else {
+            return outcome;
+        };
+        let (observed, saw) = match outcome {
+            Ok(observed) => (observed, "nothing wrong".to_owned()),
+            Err(failure) => (failure.observed, failure.message),
+        };
+        Err(Failure::new(
+            format!("{observed}; {gone} gone"),
+            format!("the sandbox's {gone} exited mid-row, before the row removed it; the row saw: {saw}"),
+        ))
+    }
+}
+
+/// How often a row looks at its sandbox's holders (on a VM, each look is a `ps` over SSH).
+const HOLDER_POLL: Duration = Duration::from_secs(1);
 
 /// Stops and removes a sandbox, then waits for its shim to exit: a shim left running fails the trial.
 pub(super) async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
