@@ -572,3 +572,105 @@ fn kata_qemu_killed_mid_row_fails_that_row_and_the_next_runs() {
     assert_eq!(status.code(), Some(1), "{said}");
     assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
+
+/// Two pull rows, each with a registry of its own: the first loses its registry mid-pull.
+const PULLS: &str = r#"suite: images
+rows:
+  - scenario: pull-broken
+    pull: { registry: tls, ca: right, handler: runc }
+    expect: { pulled: true, runtime_type: io.containerd.runc.v2 }
+  - scenario: pull-plain-http
+    pull: { registry: plain, handler: runc }
+    expect: { pulled: true, runtime_type: io.containerd.runc.v2 }
+"#;
+
+/// The registry SIGKILLed while containerd pulls from it. To land mid-pull every time, the
+/// registry is frozen (SIGSTOP) once the row's push is done (its manifest PUT is logged and
+/// skopeo has exited), so the pull that follows hangs on it; it is killed once containerd logs
+/// the PullImage.
+#[test]
+fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("images.yaml");
+    std::fs::write(&suite, PULLS).unwrap();
+    let results = dir.path().join("results");
+    let suite_arg = suite.to_string_lossy().into_owned();
+    let run = Run::start(
+        &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
+        &results,
+    );
+    let run_dir = run.run_dir.clone();
+    let needle = run_dir.to_string_lossy().into_owned();
+    let registry_log = || -> Option<String> {
+        let entry = std::fs::read_dir(&run_dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("registry-pull-broken"))?;
+        std::fs::read_to_string(entry.path().join("registry.log")).ok()
+    };
+    let registry = wait_blocking(
+        "the row's push to its registry",
+        Duration::from_secs(240),
+        Duration::from_millis(2),
+        || {
+            let row = processes_matching(&needle)
+                .into_iter()
+                .filter(|(_, c)| c.contains("registry-pull-broken"))
+                .collect::<Vec<_>>();
+            // Logged before the response leaves: skopeo must also be gone, or it would hang.
+            let pushed = registry_log()
+                .is_some_and(|log| log.lines().any(|l| l.contains("\"PUT /v2/") && l.contains("/manifests/")))
+                && !row.iter().any(|(_, c)| c.contains("skopeo"));
+            let registry = row.into_iter().find(|(_, c)| c.starts_with("docker-registry serve"));
+            match (pushed, registry) {
+                (true, Some((pid, _))) => Attempt::Ready(pid),
+                _ => Attempt::NotYet("not pushed yet".into()),
+            }
+        },
+    )
+    .unwrap();
+    kill(registry, nix::sys::signal::Signal::SIGSTOP);
+    let log = run_dir.join("containerd.log");
+    let pulling = wait_blocking(
+        "containerd's PullImage",
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || match std::fs::read_to_string(&log).is_ok_and(|t| t.contains("msg=\"PullImage ")) {
+            true => Attempt::Ready(()),
+            false => Attempt::NotYet("no pull yet".into()),
+        },
+    );
+    if let Err(e) = pulling {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(registry),
+            nix::sys::signal::Signal::SIGCONT,
+        );
+        let (_, said) = run.end(Duration::from_secs(300));
+        panic!("{e}:\n{said}");
+    }
+    kill(registry, nix::sys::signal::Signal::SIGKILL);
+    let (status, said) = run.end(Duration::from_secs(300));
+    assert_eq!(status.code(), Some(1), "{said}");
+
+    let json = results_json(&results);
+    let rows: Vec<&serde_json::Value> = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["suite"] == "images")
+        .collect();
+    assert_eq!(rows.len(), 2, "{said}");
+    let broken = rows.iter().find(|r| r["scenario"] == "pull-broken").unwrap();
+    eprintln!("the row ({} s): {}", broken["seconds"], broken["message"]);
+    assert_eq!(broken["verdict"], "failed", "{broken}");
+    let message = broken["message"].as_str().unwrap();
+    assert!(message.contains("docker-registry exited"), "{broken}");
+    assert!(message.contains("signal: 9") || message.contains("SIGKILL"), "{broken}");
+    let bundle = results.join("bundles/images__pull-broken__containerd-1.6");
+    let error = std::fs::read_to_string(bundle.join("error.txt")).unwrap();
+    assert!(error.contains("docker-registry exited"), "{error}");
+    assert!(bundle.join("registry.log").is_file());
+    let after = rows.iter().find(|r| r["scenario"] == "pull-plain-http").unwrap();
+    assert_eq!(after["verdict"], "passed", "{after}");
+    assert_nothing_left(&run_dir);
+}

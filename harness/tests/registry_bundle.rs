@@ -36,9 +36,15 @@ fn wrong_ca_bundle_has_registry_log_hosts_toml_and_error() {
             .unwrap_or_else(|e| panic!("{}: {e}", bundle.join(f).display()))
     };
     let error = read("error.txt");
+    assert!(error.contains("trial:    broken::wrong-ca::containerd-1.6"), "{error}");
     assert!(
         error.contains("x509: certificate signed by unknown authority"),
         "{error}"
+    );
+    let cri_error = read("cri-error.txt");
+    assert!(
+        cri_error.contains("x509: certificate signed by unknown authority"),
+        "{cri_error}"
     );
     let hosts = read("hosts.toml");
     assert!(

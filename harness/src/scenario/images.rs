@@ -63,7 +63,7 @@ pub(super) async fn run_pull(
     let dir = testbed.paths.run_dir.join(format!("registry-{name}"));
     let mut hosts_file = None;
     let mut registry = None;
-    let outcome = pull_inner(
+    let mut outcome = pull_inner(
         testbed,
         row,
         action,
@@ -75,7 +75,15 @@ pub(super) async fn run_pull(
     )
     .await;
     // Evidence for the bundle whatever happened: the registry's log and config, hosts.toml.
-    if let Some(registry) = registry {
+    if let Some(mut registry) = registry {
+        // A registry that died under the pull is the cause; the CRI says only "connection
+        // reset" or "EOF".
+        if let (Err(failure), Some(status)) = (&mut outcome, registry.exited()) {
+            failure.message = format!(
+                "docker-registry exited ({status}) during the row; the row saw: {}",
+                failure.message
+            );
+        }
         evidence.file("registry.log", &registry.log_tail(200));
         evidence.file(
             "registry-config.yml",
@@ -209,7 +217,7 @@ async fn pull_inner(
                     within(row, elapsed, observed)?
                 }
                 (Err(e), None) => {
-                    evidence.file("error.txt", &e.to_string());
+                    evidence.file("cri-error.txt", &e.to_string());
                     return Err(Failure::new(short_error(&e), format!("PullImage failed: {e}")));
                 }
                 (Ok(reference), Some(expected)) => {
@@ -377,7 +385,7 @@ async fn container_in(
     let cid = match (created, &row.expect.error) {
         (Err(e), Some(expected)) => return judge_status(&e, expected, evidence),
         (Err(e), None) => {
-            evidence.file("error.txt", &e.to_string());
+            evidence.file("cri-error.txt", &e.to_string());
             return Err(Failure::new(
                 short_error(&e),
                 format!("CreateContainer failed: {e}"),
@@ -528,7 +536,7 @@ pub(super) async fn run_sandbox_image(
     let (topics, text) = events.finish(testbed);
     evidence.file("events.log", &text);
     let id = result.map_err(|e| {
-        evidence.file("error.txt", &e.to_string());
+        evidence.file("cri-error.txt", &e.to_string());
         Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}"))
     })?;
     let status = testbed.cri.pod_sandbox_status(&id).await;

@@ -77,13 +77,14 @@ pub(super) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(&Sha256::digest(seed.as_bytes())[..3]))
 }
 
-/// A CRI error must carry the expected code and message; the exact error goes to evidence.
+/// A CRI error must carry the expected code and message; the exact error goes to evidence
+/// (`cri-error.txt`: the bundle's `error.txt` is the trial's summary).
 pub(super) fn judge_status(
     error: &CriError,
     expected: &ExpectError,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    evidence.file("error.txt", &error.to_string());
+    evidence.file("cri-error.txt", &error.to_string());
     let Some(status) = error.status() else {
         return Err(Failure::new(
             short_error(error),
