@@ -16,6 +16,10 @@ static HANDLER: Once = Once::new();
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The cleanup action running now (what a second Ctrl-C is told about).
 static CURRENT: Mutex<String> = Mutex::new(String::new());
+/// Actions their owners are running (a registration dropped in normal teardown): no longer in
+/// [`ACTIONS`], so the interrupt handler waits for them before it exits, or a signal during
+/// teardown would end the process halfway through one.
+static OWNED_RUNNING: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
 
 /// How long the main thread waits for the interrupt handler's cleanup before exiting anyway.
 const INTERRUPT_CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -64,9 +68,37 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(action) = take(self.id) {
-            action();
+        let mut actions = lock();
+        let Some(index) = actions.iter().position(|(i, _, _)| *i == self.id) else {
+            return;
+        };
+        let (id, label, action) = actions.remove(index);
+        // Marked running before the list is released: the handler sees it in one or the other.
+        running().push((id, label));
+        drop(actions);
+        action();
+        running().retain(|(i, _)| *i != id);
+    }
+}
+
+fn running() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
+    OWNED_RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits (bounded) until no owner is running a cleanup action.
+fn wait_for_owners() {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    while started.elapsed() < INTERRUPT_CLEANUP_DEADLINE {
+        let labels: Vec<String> = running().iter().map(|(_, l)| l.clone()).collect();
+        if labels.is_empty() {
+            return;
         }
+        if !said {
+            eprintln!("waiting for the cleanup under way to finish ({})", labels.join(", "));
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -134,7 +166,10 @@ pub fn install_interrupt_handler() {
                                     _ = int.recv() => {}
                                     _ = term.recv() => {}
                                 }
-                                let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                                let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                                if current.is_empty() {
+                                    current = running().iter().map(|(_, l)| l.clone()).collect::<Vec<_>>().join(", ");
+                                }
                                 let left = lock().len();
                                 eprintln!(
                                     "still cleaning up ({current}; {left} more after it): stopping now would leave them behind"
@@ -144,6 +179,7 @@ pub fn install_interrupt_handler() {
                     });
                 });
                 run_all();
+                wait_for_owners();
                 std::process::exit(130);
             })
             .expect("failed to spawn the interrupt thread");
@@ -171,5 +207,24 @@ mod tests {
         })
         .disarm();
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_handler_waits_for_an_action_its_owner_is_running() {
+        let done = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let d = done.clone();
+        let registration = register("slow", move || {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            d.store(true, Ordering::SeqCst);
+        });
+        let owner = std::thread::spawn(move || drop(registration));
+        started_rx.recv().unwrap();
+        // What the handler does after run_all: the owner's action is not in ACTIONS.
+        assert!(lock().iter().all(|(_, label, _)| label != "slow"));
+        wait_for_owners();
+        assert!(done.load(Ordering::SeqCst), "returned while the owner's action ran");
+        owner.join().unwrap();
     }
 }

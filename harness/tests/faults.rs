@@ -35,11 +35,12 @@ rows:
 "#;
 
 /// A run of the harness whose stderr is read: its run dir (from the line that announces the
-/// testbed), and everything it said, collected until it exits.
+/// testbed), and everything it said, collected until it exits and passed on as it comes.
 struct Run {
     child: std::process::Child,
     run_dir: PathBuf,
     said: std::thread::JoinHandle<Vec<String>>,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Run {
@@ -54,14 +55,39 @@ impl Run {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let run_dir = lines
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let run_dir = stderr
             .by_ref()
             .map_while(Result::ok)
             .find_map(|line| line.split_once("run dir ").map(|(_, d)| PathBuf::from(d.trim())))
             .expect("the run announced its testbed");
-        let said = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-        Run { child, run_dir, said }
+        let (tx, lines) = std::sync::mpsc::channel();
+        let said = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for line in stderr.map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push(line);
+            }
+            all
+        });
+        Run { child, run_dir, said, lines }
+    }
+
+    /// Waits for the first line (said from now on) that starts with `prefix`; a `FAIL ` line
+    /// before it fails the test.
+    fn wait_for_line(&self, prefix: &str, deadline: Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no line {prefix:?} within {deadline:?}: {e}"));
+            if line.starts_with(prefix) {
+                return line;
+            }
+            assert!(!line.starts_with("FAIL "), "{line}");
+        }
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -173,10 +199,10 @@ fn run_dir_in(command: &str) -> Option<PathBuf> {
     Some(PathBuf::from(&rest[..end]))
 }
 
-/// SIGTERM while the VM is still booting (provisioning): exit 130, no QEMU, ssh, overlay or
-/// run dir left.
+/// SIGTERM while the VM is still booting (provisioning), then Ctrl-C again and again while
+/// that cleanup runs: answered, not obeyed; exit 130, no QEMU, ssh, overlay or run dir left.
 #[test]
-fn sigterm_during_a_vm_boot_leaves_nothing_behind() {
+fn sigterm_then_ctrl_c_during_a_vm_boot_leaves_nothing_behind() {
     let mut child = harness()
         .args([
             "run",
@@ -211,8 +237,11 @@ fn sigterm_during_a_vm_boot_leaves_nothing_behind() {
     .unwrap();
     // Booting: the harness has not reached the guest's sshd yet.
     kill(me, nix::sys::signal::Signal::SIGTERM);
+    keep_interrupting(&mut child);
     let status = wait_for_exit(&mut child, Duration::from_secs(120));
     let said = drain.join().unwrap().join("\n");
+    // 130, not death by SIGINT: the later signals did not end the cleanup (it can be over
+    // before one is answered, so "still cleaning up" is not required here).
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(said.contains("terminated: cleaning up"), "{said}");
     assert!(
@@ -266,21 +295,44 @@ fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
     )
     .unwrap();
     run.signal(nix::sys::signal::Signal::SIGINT);
-    // Again and again while the cleanup runs.
-    for _ in 0..12_000 {
-        std::thread::sleep(Duration::from_millis(5));
-        if run.child.try_wait().unwrap().is_some() {
-            break;
-        }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(run.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-    }
+    keep_interrupting(&mut run.child);
     let (status, said) = run.end(Duration::from_secs(120));
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(said.contains("interrupted: cleaning up"), "{said}");
     assert!(said.contains("still cleaning up ("), "{said}");
+    assert_nothing_left(&run_dir);
+}
+
+/// Ctrl-C every 5 ms until `child` exits (at most a minute).
+fn keep_interrupting(child: &mut std::process::Child) {
+    for _ in 0..12_000 {
+        std::thread::sleep(Duration::from_millis(5));
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+}
+
+/// SIGTERM once the rows are done, while the testbed is torn down: the cleanup under way
+/// (the owner's, or the handler's if it had not begun) finishes before the exit (130), and
+/// nothing is left.
+#[test]
+fn sigterm_during_teardown_lets_the_cleanup_finish() {
+    let results = tempfile::tempdir().unwrap();
+    let run = Run::start(
+        &["--target", "local", "--containerd", "1.6", "--filter", "cri::crun-handler"],
+        results.path(),
+    );
+    run.wait_for_line("PASS cri::crun-handler", Duration::from_secs(240));
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let run_dir = run.run_dir.clone();
+    let (status, said) = run.end(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("terminated: cleaning up"), "{said}");
     assert_nothing_left(&run_dir);
 }
 
@@ -289,48 +341,13 @@ fn a_second_ctrl_c_during_cleanup_is_answered_and_the_cleanup_finishes() {
 #[test]
 fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
     let results = tempfile::tempdir().unwrap();
-    let mut child = harness()
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--k8s",
-            "--filter",
-            "kubernetes::",
-            "--results",
-        ])
-        .arg(results.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line.clone());
-            all.push(line);
-        }
-        all
-    });
-    // The cluster's run dir, then the first row's verdict.
-    let mut run_dir = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(900);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = lines_rx
-            .recv_timeout(left)
-            .expect("the first cluster row within 15 minutes");
-        if let Some((_, dir)) = line.split_once("run dir ") {
-            run_dir = Some(PathBuf::from(dir.trim()));
-        }
-        if line.starts_with("PASS kubernetes::system-pods-on-runc") {
-            break;
-        }
-        assert!(!line.starts_with("FAIL "), "{line}");
-    }
-    let run_dir = run_dir.expect("the cluster announced its run dir");
+    let run = Run::start(
+        &["--target", "local", "--k8s", "--filter", "kubernetes::"],
+        results.path(),
+    );
+    // The first row's verdict (a cold bundle build can come first).
+    run.wait_for_line("PASS kubernetes::system-pods-on-runc", Duration::from_secs(900));
+    let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     let kubelet = tagged_processes(&needle)
         .into_iter()
@@ -343,11 +360,9 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
         .map(|(pid, _)| pid)
         .expect("the cluster's kubelet");
     kill(kubelet, nix::sys::signal::Signal::SIGKILL);
-    let status = wait_for_exit(&mut child, Duration::from_secs(600));
-    let said = reader.join().unwrap().join("\n");
+    let (status, said) = run.end(Duration::from_secs(600));
     assert_eq!(status.code(), Some(1), "{said}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
+    let json = results_json(results.path());
     let rows: Vec<&serde_json::Value> = json["trials"]
         .as_array()
         .unwrap()
