@@ -73,17 +73,17 @@ impl Run {
         Run { child, run_dir, said, lines }
     }
 
-    /// Waits for the first line (said from now on) that starts with `prefix`; a `FAIL ` line
+    /// Waits for the first line (said from now on) that contains `text`; a `FAIL ` line
     /// before it fails the test.
-    fn wait_for_line(&self, prefix: &str, deadline: Duration) -> String {
+    fn wait_for_line(&self, text: &str, deadline: Duration) -> String {
         let until = std::time::Instant::now() + deadline;
         loop {
             let left = until.saturating_duration_since(std::time::Instant::now());
             let line = self
                 .lines
                 .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no line {prefix:?} within {deadline:?}: {e}"));
-            if line.starts_with(prefix) {
+                .unwrap_or_else(|e| panic!("no line {text:?} within {deadline:?}: {e}"));
+            if line.contains(text) {
                 return line;
             }
             assert!(!line.starts_with("FAIL "), "{line}");
@@ -395,44 +395,11 @@ fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
         results.path(),
     );
     let run_dir = run.run_dir.clone();
-    let qemu = processes_matching(&run_dir.to_string_lossy())
-        .into_iter()
-        .find(|(_, c)| c.contains("qemu-system"))
-        .map(|(_, c)| c)
-        .expect("the run's QEMU");
-    let port = qemu
-        .split("hostfwd=tcp:127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('-').next())
-        .expect("the SSH forward")
-        .to_owned();
-    let image = qemu
-        .split_whitespace()
-        .find(|w| w.ends_with("/vmlinux"))
-        .and_then(|k| Path::new(k).parent())
-        .expect("the image dir")
-        .to_owned();
+    let guest = Guest::of(&run_dir);
     let hog = "d=/sys/fs/cgroup/kh-oom; mkdir -p $d && echo 16M > $d/memory.max && \
                sh -c 'echo $$ > /sys/fs/cgroup/kh-oom/cgroup.procs; exec tail /dev/zero'; rmdir $d";
     while run.child.try_wait().unwrap().is_none() {
-        let _ = std::process::Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(image.join("id_ed25519"))
-            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                image.join("known_hosts").display()
-            ))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-            ])
-            .args(["-o", "ConnectTimeout=3", "-p", &port, "root@127.0.0.1", hog])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = guest.run(hog);
         std::thread::sleep(Duration::from_millis(500));
     }
     let (status, said) = run.end(Duration::from_secs(60));
@@ -687,5 +654,87 @@ fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
     assert!(bundle.join("registry.log").is_file());
     let after = rows.iter().find(|r| r["scenario"] == "pull-plain-http").unwrap();
     assert_eq!(after["verdict"], "passed", "{after}");
+    assert_nothing_left(&run_dir);
+}
+
+/// The run's VM over its own SSH forward (port, key and known_hosts from its QEMU's command
+/// line and image dir), as the harness reaches it.
+struct Guest {
+    port: String,
+    image: PathBuf,
+}
+
+impl Guest {
+    fn of(run_dir: &Path) -> Guest {
+        let qemu = processes_matching(&run_dir.to_string_lossy())
+            .into_iter()
+            .find(|(_, c)| c.contains("qemu-system"))
+            .map(|(_, c)| c)
+            .expect("the run's QEMU");
+        let port = qemu
+            .split("hostfwd=tcp:127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('-').next())
+            .expect("the SSH forward")
+            .to_owned();
+        let image = qemu
+            .split_whitespace()
+            .find(|w| w.ends_with("/vmlinux"))
+            .and_then(|k| Path::new(k).parent())
+            .expect("the image dir")
+            .to_owned();
+        Guest { port, image }
+    }
+
+    /// Runs `script` as root in the guest; its output whatever the status.
+    fn run(&self, script: &str) -> std::process::Output {
+        std::process::Command::new("ssh")
+            .args(["-F", "/dev/null", "-i"])
+            .arg(self.image.join("id_ed25519"))
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
+            .arg(format!("UserKnownHostsFile={}", self.image.join("known_hosts").display()))
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null"])
+            .args(["-o", "ConnectTimeout=3", "-p", &self.port, "root@127.0.0.1", script])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+/// The VM's disk filled once it is ready (fallocate of every free block, root's reserve
+/// too): the pull rows, which push to a registry in the guest and unpack there, fail with
+/// "the node's disk is full" as their cause, and nothing is left on this host.
+#[test]
+fn a_full_vm_disk_fails_the_rows_that_write_with_that_cause() {
+    let results = tempfile::tempdir().unwrap();
+    let run = Run::start(
+        &["--target", "vm", "--image", "bookworm", "--filter", "images::pull-"],
+        results.path(),
+    );
+    // The line that names the run dir is the VM's "ready:" line.
+    let run_dir = run.run_dir.clone();
+    // One big file short of the free blocks (its extents need some), then small ones.
+    let fill = "f=$(stat -f -c %f /); s=$(stat -f -c %S /); \
+                fallocate -l $(( (f - 4096) * s )) /var/kh-fill; \
+                i=0; while fallocate -l $((16 * s)) /var/kh-fill-$i 2>/dev/null; do i=$((i+1)); done; \
+                while fallocate -l $s /var/kh-fill-$i 2>/dev/null; do i=$((i+1)); done; df -Pk /";
+    let filled = Guest::of(&run_dir).run(fill);
+    let df = String::from_utf8_lossy(&filled.stdout).into_owned();
+    eprintln!("filled: {df}{}", String::from_utf8_lossy(&filled.stderr));
+    let (status, said) = run.end(Duration::from_secs(900));
+    assert_eq!(status.code(), Some(1), "{said}");
+    let json = results_json(results.path());
+    let failed: Vec<&serde_json::Value> = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["verdict"] == "failed")
+        .collect();
+    assert!(!failed.is_empty(), "no row failed on the full disk:\n{said}");
+    for row in &failed {
+        let message = row["message"].as_str().unwrap_or_default();
+        eprintln!("{}: {message}", row["name"]);
+        assert!(message.contains("the node's disk is full: / ("), "{row}");
+    }
     assert_nothing_left(&run_dir);
 }

@@ -360,6 +360,21 @@ impl Testbed {
         .unwrap_or_default()
     }
 
+    /// The node's filesystems that hold its state (the run dir, pod logs, containerd's
+    /// default root, `/`) and are full: each as "`<mount>` (`<free>` KiB free)". A full disk
+    /// shows in the CRI only as some call's "no space left on device", or as a daemon exit.
+    pub fn full_filesystems(&self) -> Vec<String> {
+        let mut argv: Vec<String> = ["df", "-Pk"].map(String::from).to_vec();
+        for path in [&self.paths.node_run_dir, &self.paths.pod_logs] {
+            argv.push(path.to_string_lossy().into_owned());
+        }
+        argv.extend(["/var/lib/containerd".to_owned(), "/".to_owned()]);
+        let Ok(out) = self.node.run_unchecked(&argv, NODE_COMMAND_DEADLINE) else {
+            return Vec::new();
+        };
+        full_in_df(&String::from_utf8_lossy(&out.stdout))
+    }
+
     /// The log files on this host that a row's troubles would show in: containerd's log
     /// (shims' stderr and the Kata guest console, as the shim logs it) on the local target,
     /// the VM's serial console (its kernel); none on an existing node (its logs are its own).
@@ -464,6 +479,26 @@ impl Drop for Testbed {
     }
 }
 
+/// Less free space than this on a node's filesystem is a full disk (what an overlay
+/// snapshot, a container log or containerd's metadata write then fails on).
+const FULL_BELOW_KIB: u64 = 8 * 1024;
+
+/// The filesystems of `df -Pk` output with less than [`FULL_BELOW_KIB`] free, once each.
+fn full_in_df(df: &str) -> Vec<String> {
+    let mut full: Vec<String> = df
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (free, mount) = (fields.get(3)?.parse::<u64>().ok()?, fields.get(5)?);
+            (free < FULL_BELOW_KIB).then(|| format!("{mount} ({free} KiB free)"))
+        })
+        .collect();
+    full.sort();
+    full.dedup();
+    full
+}
+
 /// The CRI status conditions a ready node reports true.
 const READY_CONDITIONS: [&str; 2] = ["RuntimeReady", "NetworkReady"];
 
@@ -531,5 +566,24 @@ fn daemon_gone(daemon: &Mutex<Option<Daemon>>, what: &str) -> Option<String> {
             .exited()
             .map(|status| format!("{what} exited ({status}): {}", d.log_tail(10))),
         None => Some(format!("{what} was stopped")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filesystem_with_under_8_mib_free_is_full_once() {
+        let df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n\
+                  /dev/vda1 2031440 2031440 0 100% /\n\
+                  /dev/vda1 2031440 2031440 0 100% /\n\
+                  tmpfs 1016000 12 1015988 1% /run\n\
+                  /dev/vdb 100000 93000 7000 94% /var/lib/containerd\n";
+        assert_eq!(
+            full_in_df(df),
+            vec!["/ (0 KiB free)".to_owned(), "/var/lib/containerd (7000 KiB free)".to_owned()]
+        );
+        assert!(full_in_df("Filesystem 1024-blocks Used Available Capacity Mounted on\n").is_empty());
     }
 }

@@ -61,6 +61,17 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
         )),
         (Err(failure), None) => Err(failure),
     };
+    // A full disk explains a failure (and a daemon's exit) that says only "no space left".
+    let outcome = match outcome {
+        Err(failure) => match testbed.full_filesystems() {
+            full if full.is_empty() => Err(failure),
+            full => Err(Failure::new(
+                failure.observed,
+                format!("the node's disk is full: {}; the row saw: {}", full.join(", "), failure.message),
+            )),
+        },
+        ok => ok,
+    };
     // A panic, oops, lockup or OOM kill while the row ran fails it, quoted, whatever it saw.
     let outcome = match (outcome, report_since(&marks)) {
         (outcome, None) => outcome,
