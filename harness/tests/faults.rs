@@ -738,3 +738,42 @@ fn a_full_vm_disk_fails_the_rows_that_write_with_that_cause() {
     }
     assert_nothing_left(&run_dir);
 }
+
+/// The SSH forward of the VM's CRI socket SIGKILLed once the VM is ready: the rows from then
+/// on fail at once naming the forward's exit (not containerd's), and the VM is torn down.
+#[test]
+fn a_dropped_ssh_forward_to_the_vm_fails_the_rows_with_its_exit() {
+    let results = tempfile::tempdir().unwrap();
+    let run = Run::start(
+        &["--target", "vm", "--image", "bookworm", "--filter", "cri::"],
+        results.path(),
+    );
+    // The line that names the run dir is the VM's "ready:" line.
+    let run_dir = run.run_dir.clone();
+    let forward = processes_matching(&run_dir.to_string_lossy())
+        .into_iter()
+        .find(|(_, c)| c.starts_with("ssh ") && c.contains(" -N ") && c.contains(" -L "))
+        .map(|(pid, _)| pid)
+        .expect("the CRI socket's SSH forward");
+    kill(forward, nix::sys::signal::Signal::SIGKILL);
+    let (status, said) = run.end(Duration::from_secs(600));
+    assert_eq!(status.code(), Some(1), "{said}");
+    let json = results_json(results.path());
+    let ran: Vec<&serde_json::Value> = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["suite"] == "cri" && t["verdict"] != "skipped")
+        .collect();
+    let first_failed = ran
+        .iter()
+        .position(|t| t["verdict"] == "failed")
+        .unwrap_or_else(|| panic!("no row failed:\n{said}"));
+    for row in &ran[first_failed..] {
+        assert_eq!(row["verdict"], "failed", "{row}");
+        let message = row["message"].as_str().unwrap();
+        assert!(message.contains("the SSH forward of the CRI socket exited"), "{row}");
+        assert!(message.contains("signal: 9"), "{row}");
+    }
+    assert_nothing_left(&run_dir);
+}

@@ -52,12 +52,10 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
     };
     let outcome = match (outcome, gone) {
         (Ok(observed), None) => Ok(observed),
-        (Ok(_), Some(status)) | (Err(_), Some(status)) => Err(Failure::new(
-            "containerd is gone",
-            format!(
-                "containerd exited ({status}); its log ends with:\n{}",
-                testbed.log_tail(30)
-            ),
+        // `gone` names what went: containerd, QEMU, the SSH forward, an existing node's socket.
+        (Ok(_), Some(gone)) | (Err(_), Some(gone)) => Err(Failure::new(
+            "the testbed is gone",
+            format!("{gone}; containerd's log ends with:\n{}", testbed.log_tail(30)),
         )),
         (Err(failure), None) => Err(failure),
     };
