@@ -82,7 +82,9 @@ impl Drop for Registration {
 }
 
 fn running() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
-    OWNED_RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    OWNED_RUNNING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Waits (bounded) until no owner is running a cleanup action.
@@ -95,7 +97,10 @@ fn wait_for_owners() {
             return;
         }
         if !said {
-            eprintln!("waiting for the cleanup under way to finish ({})", labels.join(", "));
+            eprintln!(
+                "waiting for the cleanup under way to finish ({})",
+                labels.join(", ")
+            );
             said = true;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -224,7 +229,10 @@ mod tests {
         // What the handler does after run_all: the owner's action is not in ACTIONS.
         assert!(lock().iter().all(|(_, label, _)| label != "slow"));
         wait_for_owners();
-        assert!(done.load(Ordering::SeqCst), "returned while the owner's action ran");
+        assert!(
+            done.load(Ordering::SeqCst),
+            "returned while the owner's action ran"
+        );
         owner.join().unwrap();
     }
 }

@@ -70,7 +70,12 @@ impl Run {
             }
             all
         });
-        Run { child, run_dir, said, lines }
+        Run {
+            child,
+            run_dir,
+            said,
+            lines,
+        }
     }
 
     /// Waits for the first line (said from now on) that contains `text`; a `FAIL ` line
@@ -324,7 +329,14 @@ fn keep_interrupting(child: &mut std::process::Child) {
 fn sigterm_during_teardown_lets_the_cleanup_finish() {
     let results = tempfile::tempdir().unwrap();
     let run = Run::start(
-        &["--target", "local", "--containerd", "1.6", "--filter", "cri::crun-handler"],
+        &[
+            "--target",
+            "local",
+            "--containerd",
+            "1.6",
+            "--filter",
+            "cri::crun-handler",
+        ],
         results.path(),
     );
     run.wait_for_line("PASS cri::crun-handler", Duration::from_secs(240));
@@ -448,7 +460,10 @@ rows:
 /// (SIGSTOP) around the kill so the row cannot finish in between: the fault lands mid-row
 /// every time, not just when the race is won. Returns the exit status, what it said, the
 /// results dir and what was killed.
-fn kill_mid_row(suite: &str, victim: fn(&str) -> bool) -> (std::process::ExitStatus, String, tempfile::TempDir, String) {
+fn kill_mid_row(
+    suite: &str,
+    victim: fn(&str) -> bool,
+) -> (std::process::ExitStatus, String, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let suite_file = dir.path().join("cri.yaml");
     std::fs::write(&suite_file, suite).unwrap();
@@ -504,11 +519,12 @@ fn assert_row_failed_for(results: &Path, killed: &str, said: &str) {
     let message = broken["message"].as_str().unwrap();
     eprintln!("killed {killed}; the row ({} s): {message}", broken["seconds"]);
     assert!(message.contains("exited mid-row"), "{broken}");
-    assert!(message.contains(&format!("pid {pid} (")), "killed {killed}: {broken}");
-    let error = std::fs::read_to_string(
-        results.join("bundles/cri__broken-row__containerd-1.6/error.txt"),
-    )
-    .unwrap();
+    assert!(
+        message.contains(&format!("pid {pid} (")),
+        "killed {killed}: {broken}"
+    );
+    let error =
+        std::fs::read_to_string(results.join("bundles/cri__broken-row__containerd-1.6/error.txt")).unwrap();
     assert!(error.contains(&format!("pid {pid} (")), "{error}");
     let after = rows.iter().find(|r| r["scenario"] == "default-handler").unwrap();
     assert_eq!(after["verdict"], "passed", "{after}");
@@ -525,10 +541,9 @@ fn is_shim(kind: &'static str) -> impl Fn(&str) -> bool {
 
 #[test]
 fn runc_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
-    let (status, said, dir, killed) = kill_mid_row(
-        &two_rows("runc", "io.containerd.runc.v2"),
-        |c| is_shim("containerd-shim-runc-v2")(c),
-    );
+    let (status, said, dir, killed) = kill_mid_row(&two_rows("runc", "io.containerd.runc.v2"), |c| {
+        is_shim("containerd-shim-runc-v2")(c)
+    });
     assert_eq!(status.code(), Some(1), "{said}");
     assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
@@ -536,10 +551,9 @@ fn runc_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
 #[test]
 fn kata_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
     assert_kata_here();
-    let (status, said, dir, killed) = kill_mid_row(
-        &two_rows("kata", "io.containerd.kata.v2"),
-        |c| is_shim("containerd-shim-kata-v2")(c),
-    );
+    let (status, said, dir, killed) = kill_mid_row(&two_rows("kata", "io.containerd.kata.v2"), |c| {
+        is_shim("containerd-shim-kata-v2")(c)
+    });
     assert_eq!(status.code(), Some(1), "{said}");
     assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
@@ -547,10 +561,9 @@ fn kata_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
 #[test]
 fn kata_qemu_killed_mid_row_fails_that_row_and_the_next_runs() {
     assert_kata_here();
-    let (status, said, dir, killed) = kill_mid_row(
-        &two_rows("kata", "io.containerd.kata.v2"),
-        |c| c.contains("qemu-system"),
-    );
+    let (status, said, dir, killed) = kill_mid_row(&two_rows("kata", "io.containerd.kata.v2"), |c| {
+        c.contains("qemu-system")
+    });
     assert_eq!(status.code(), Some(1), "{said}");
     assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
@@ -584,10 +597,11 @@ fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
     let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     let registry_log = || -> Option<String> {
-        let entry = std::fs::read_dir(&run_dir)
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("registry-pull-broken"))?;
+        let entry = std::fs::read_dir(&run_dir).ok()?.flatten().find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("registry-pull-broken")
+        })?;
         std::fs::read_to_string(entry.path().join("registry.log")).ok()
     };
     let registry = wait_blocking(
@@ -600,10 +614,13 @@ fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
                 .filter(|(_, c)| c.contains("registry-pull-broken"))
                 .collect::<Vec<_>>();
             // Logged before the response leaves: skopeo must also be gone, or it would hang.
-            let pushed = registry_log()
-                .is_some_and(|log| log.lines().any(|l| l.contains("\"PUT /v2/") && l.contains("/manifests/")))
-                && !row.iter().any(|(_, c)| c.contains("skopeo"));
-            let registry = row.into_iter().find(|(_, c)| c.starts_with("docker-registry serve"));
+            let pushed = registry_log().is_some_and(|log| {
+                log.lines()
+                    .any(|l| l.contains("\"PUT /v2/") && l.contains("/manifests/"))
+            }) && !row.iter().any(|(_, c)| c.contains("skopeo"));
+            let registry = row
+                .into_iter()
+                .find(|(_, c)| c.starts_with("docker-registry serve"));
             match (pushed, registry) {
                 (true, Some((pid, _))) => Attempt::Ready(pid),
                 _ => Attempt::NotYet("not pushed yet".into()),
@@ -647,7 +664,10 @@ fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
     assert_eq!(broken["verdict"], "failed", "{broken}");
     let message = broken["message"].as_str().unwrap();
     assert!(message.contains("docker-registry exited"), "{broken}");
-    assert!(message.contains("signal: 9") || message.contains("SIGKILL"), "{broken}");
+    assert!(
+        message.contains("signal: 9") || message.contains("SIGKILL"),
+        "{broken}"
+    );
     let bundle = results.join("bundles/images__pull-broken__containerd-1.6");
     let error = std::fs::read_to_string(bundle.join("error.txt")).unwrap();
     assert!(error.contains("docker-registry exited"), "{error}");
@@ -692,9 +712,24 @@ impl Guest {
             .args(["-F", "/dev/null", "-i"])
             .arg(self.image.join("id_ed25519"))
             .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
-            .arg(format!("UserKnownHostsFile={}", self.image.join("known_hosts").display()))
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null"])
-            .args(["-o", "ConnectTimeout=3", "-p", &self.port, "root@127.0.0.1", script])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.image.join("known_hosts").display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "ConnectTimeout=3",
+                "-p",
+                &self.port,
+                "root@127.0.0.1",
+                script,
+            ])
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -708,7 +743,14 @@ impl Guest {
 fn a_full_vm_disk_fails_the_rows_that_write_with_that_cause() {
     let results = tempfile::tempdir().unwrap();
     let run = Run::start(
-        &["--target", "vm", "--image", "bookworm", "--filter", "images::pull-"],
+        &[
+            "--target",
+            "vm",
+            "--image",
+            "bookworm",
+            "--filter",
+            "images::pull-",
+        ],
         results.path(),
     );
     // The line that names the run dir is the VM's "ready:" line.
@@ -772,7 +814,10 @@ fn a_dropped_ssh_forward_to_the_vm_fails_the_rows_with_its_exit() {
     for row in &ran[first_failed..] {
         assert_eq!(row["verdict"], "failed", "{row}");
         let message = row["message"].as_str().unwrap();
-        assert!(message.contains("the SSH forward of the CRI socket exited"), "{row}");
+        assert!(
+            message.contains("the SSH forward of the CRI socket exited"),
+            "{row}"
+        );
         assert!(message.contains("signal: 9"), "{row}");
     }
     assert_nothing_left(&run_dir);

@@ -36,7 +36,10 @@ fn wrong_ca_bundle_has_registry_log_hosts_toml_and_error() {
             .unwrap_or_else(|e| panic!("{}: {e}", bundle.join(f).display()))
     };
     let error = read("error.txt");
-    assert!(error.contains("trial:    broken::wrong-ca::containerd-1.6"), "{error}");
+    assert!(
+        error.contains("trial:    broken::wrong-ca::containerd-1.6"),
+        "{error}"
+    );
     assert!(
         error.contains("x509: certificate signed by unknown authority"),
         "{error}"

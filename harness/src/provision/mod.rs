@@ -582,7 +582,10 @@ mod tests {
                   /dev/vdb 100000 93000 7000 94% /var/lib/containerd\n";
         assert_eq!(
             full_in_df(df),
-            vec!["/ (0 KiB free)".to_owned(), "/var/lib/containerd (7000 KiB free)".to_owned()]
+            vec![
+                "/ (0 KiB free)".to_owned(),
+                "/var/lib/containerd (7000 KiB free)".to_owned()
+            ]
         );
         assert!(full_in_df("Filesystem 1024-blocks Used Available Capacity Mounted on\n").is_empty());
     }

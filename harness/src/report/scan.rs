@@ -1,7 +1,8 @@
 //! What no row may leave in a kernel console or a daemon's log, whatever its verdict: a
 //! kernel panic, oops, soft lockup, hung task or OOM kill (the VM's serial console, the Kata
-//! guest's console as the shim logs it), and a Go or Rust panic (a shim's stderr, the Kata
-//! agent) in containerd's log. A row during which one appears fails with the lines quoted.
+//! guest's console as the shim logs it), and a Go panic, fatal error or fatal signal, or a Rust
+//! panic (a shim's stderr, the Kata agent) in containerd's log. A row during which one
+//! appears fails with the lines quoted.
 //!
 //! Invariant: only the text written while the row ran is scanned (see [`LogMark`]), so one
 //! row's crash is never charged to the next; the patterns are the kernel's and the runtimes'
@@ -11,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// The fixed wording of each kind of trouble, as the kernel and the runtimes print it.
-const PATTERNS: [(&str, &str); 12] = [
+const PATTERNS: [(&str, &str); 15] = [
     ("kernel panic", "Kernel panic - not syncing"),
     ("kernel oops", "Oops: "),
     ("kernel BUG", "BUG: unable to handle"),
@@ -23,6 +24,10 @@ const PATTERNS: [(&str, &str); 12] = [
     ("OOM kill", "oom-kill:"),
     ("Go panic", "panic: "),
     ("Go runtime fatal error", "fatal error: "),
+    // A Go program's crash outside a panic (in cgo, or an abort): the runtime's dump header.
+    ("Go fatal signal", "SIGSEGV: segmentation violation"),
+    ("Go fatal signal", "SIGBUS: bus error"),
+    ("Go fatal signal", "SIGABRT: abort"),
     ("Rust panic", "panicked at"),
 ];
 
@@ -46,7 +51,7 @@ pub fn troubles(text: &str) -> Vec<Trouble> {
                 before.is_empty() || before.ends_with("msg=\"") || before.ends_with(']')
             };
             let counts = match kind {
-                "Go panic" | "Go runtime fatal error" => starts_line,
+                "Go panic" | "Go runtime fatal error" | "Go fatal signal" => starts_line,
                 "hung task" => line.contains("INFO: task "),
                 _ => true,
             };
@@ -134,6 +139,8 @@ time=\"2026-12-03T10:00:00Z\" level=info msg=\"panic: send on closed channel\" r
 time=\"2026-12-03T10:00:00Z\" level=error msg=\"vmconsole: thread 'main' panicked at src/main.rs:10:5\"
 time=\"2026-12-03T10:00:00Z\" level=error msg=\"RunPodSandbox failed: no runtime for \\\"panic: x\\\" is configured\"
 time=\"2026-12-03T10:00:00Z\" level=info msg=\"the row expects a fatal error: later\"
+SIGABRT: abort
+time=\"2026-12-03T10:00:00Z\" level=warning msg=\"cleanup: signal SIGABRT: abort was sent\"
 ";
         let kinds: Vec<&str> = troubles(text).iter().map(|t| t.kind).collect();
         assert_eq!(
@@ -146,7 +153,8 @@ time=\"2026-12-03T10:00:00Z\" level=info msg=\"the row expects a fatal error: la
                 "kernel oops",
                 "Go panic",
                 "Go panic",
-                "Rust panic"
+                "Rust panic",
+                "Go fatal signal"
             ]
         );
     }

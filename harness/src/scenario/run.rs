@@ -65,7 +65,11 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
             full if full.is_empty() => Err(failure),
             full => Err(Failure::new(
                 failure.observed,
-                format!("the node's disk is full: {}; the row saw: {}", full.join(", "), failure.message),
+                format!(
+                    "the node's disk is full: {}; the row saw: {}",
+                    full.join(", "),
+                    failure.message
+                ),
             )),
         },
         ok => ok,

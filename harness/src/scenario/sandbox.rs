@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::model::{ExpectError, GuestKernel, Row, SandboxAction};
 use super::trial::{
-    file_name, judge_status, Holders, pretty, record_info, remove_sandbox, runp_line, short_error, start_and_inspect,
-    unique, vmm_child_of_shim, Failure, CREATE_AND_START, CRI_NAMESPACE,
+    file_name, judge_status, pretty, record_info, remove_sandbox, runp_line, short_error, start_and_inspect,
+    unique, vmm_child_of_shim, Failure, Holders, CREATE_AND_START, CRI_NAMESPACE,
 };
 use crate::cri::{CriError, RuntimeInfo};
 use crate::provision::{Testbed, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
@@ -57,7 +57,11 @@ pub(super) async fn run_sandbox(
     let id = result.map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
     let holders = Holders::of(testbed, &id);
     let observed = holders
-        .watch(testbed, &id, observe_sandbox(testbed, row, action, &pod, &id, evidence))
+        .watch(
+            testbed,
+            &id,
+            observe_sandbox(testbed, row, action, &pod, &id, evidence),
+        )
         .await;
     let cleanup = remove_sandbox(testbed, &id).await;
     let observed = observed?;

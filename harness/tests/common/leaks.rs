@@ -13,7 +13,12 @@ use kata_harness::provision::cleanup::{is_zombie, mounts_under, processes_matchi
 /// the run dir too), cgroups, network namespaces and links, temp dirs, the run dir itself.
 pub fn assert_nothing_left(run_dir: &Path) {
     let left = leftovers(run_dir);
-    assert!(left.is_empty(), "left behind by {}:\n{}", run_dir.display(), left.join("\n"));
+    assert!(
+        left.is_empty(),
+        "left behind by {}:\n{}",
+        run_dir.display(),
+        left.join("\n")
+    );
 }
 
 /// What is left of the run whose dir is `run_dir`, one line per leftover.
@@ -37,18 +42,29 @@ pub fn leftovers(run_dir: &Path) -> Vec<String> {
             .map(|(pid, command)| format!("process {pid}: {command}")),
     );
 
-    left.extend(mounts_under(run_dir).into_iter().map(|m| format!("mount {}", m.display())));
+    left.extend(
+        mounts_under(run_dir)
+            .into_iter()
+            .map(|m| format!("mount {}", m.display())),
+    );
     // An overlay mounted elsewhere with its layers in the run dir shows only in its options.
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     left.extend(
         mountinfo
             .lines()
-            .filter(|line| line.contains(&format!("{needle}/")) && !line.split(' ').nth(4).is_some_and(|m| m.starts_with(&needle)))
+            .filter(|line| {
+                line.contains(&format!("{needle}/"))
+                    && !line.split(' ').nth(4).is_some_and(|m| m.starts_with(&needle))
+            })
             .map(|line| format!("mount with its source in the run dir: {line}")),
     );
 
     let cgroup = format!("kata-harness-{id}");
-    left.extend(cgroup_dirs_named(&cgroup).into_iter().map(|d| format!("cgroup {}", d.display())));
+    left.extend(
+        cgroup_dirs_named(&cgroup)
+            .into_iter()
+            .map(|d| format!("cgroup {}", d.display())),
+    );
 
     left.extend(
         names_in(Path::new("/run/netns"))
