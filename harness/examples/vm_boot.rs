@@ -10,6 +10,7 @@ async fn main() {
         memory_mb: 2048,
         cpus: 2,
         run_dir: run.path().to_owned(),
+        restore: None,
     };
     let start = std::time::Instant::now();
     let mut vm = kata_harness::vm::qemu::Vm::start(spec).unwrap();

@@ -188,3 +188,83 @@ fn vm_up_gives_a_node_the_printed_crictl_lines_work_on() {
         kept.qemu_pid
     );
 }
+
+fn fact<'a>(testbed: &'a kata_harness::provision::Testbed, key: &str) -> &'a str {
+    testbed
+        .facts
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no fact {key}: {:?}", testbed.facts))
+}
+
+fn guest(testbed: &kata_harness::provision::Testbed, script: &str) -> String {
+    let out = testbed
+        .node
+        .run_unchecked(
+            &["sh".to_owned(), "-c".to_owned(), script.to_owned()],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The saved state of a provisioned VM: a VM starts from it (said in its facts) with a disk
+/// of its own (what one VM wrote, the next does not see), this host's clock, and the state's
+/// file untouched; a broken saved state is a cold boot that says why, and is saved anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vms_start_from_the_saved_state_with_their_own_disk_and_clock() {
+    let variant = Variant::vm("bookworm");
+    let settings = Settings::plain(repo());
+    let mut recorder = Recorder::default();
+    // The first start of this image saves a state if there is none yet.
+    let first = session::start_testbed(&variant, &settings, &mut recorder)
+        .await
+        .expect("the VM testbed starts");
+    let start = fact(&first, "start").to_owned();
+    assert!(start.starts_with("restored from saved state "), "{start}");
+    let key = start["restored from saved state ".len()..]
+        .split([' ', ';'])
+        .next()
+        .unwrap()
+        .to_owned();
+    let image = kata_harness::vm::image::Image::ensure(&repo(), "bookworm").unwrap();
+    let state = image.dir.join(format!("saved-{key}/state.qcow2"));
+    let identity = kata_harness::vm::snapshot::file_identity(&state);
+    assert_eq!(guest(&first, "echo mine > /var/lib/kh-written && cat /var/lib/kh-written"), "mine");
+    let run_dir = first.paths.run_dir.clone();
+    assert!(first.shutdown().await.is_clean());
+    leaks::assert_nothing_left(&run_dir);
+
+    let second = session::start_testbed(&variant, &settings, &mut recorder)
+        .await
+        .expect("the VM testbed starts again");
+    assert_eq!(
+        fact(&second, "start").split(';').next().unwrap(),
+        format!("restored from saved state {key}")
+    );
+    assert_eq!(guest(&second, "cat /var/lib/kh-written 2>/dev/null || echo none"), "none");
+    let guest_now: i64 = guest(&second, "date +%s").parse().unwrap();
+    let host_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((guest_now - host_now).abs() <= 5, "guest {guest_now}, host {host_now}");
+    let run_dir = second.paths.run_dir.clone();
+    assert!(second.shutdown().await.is_clean());
+    leaks::assert_nothing_left(&run_dir);
+    assert_eq!(kata_harness::vm::snapshot::file_identity(&state), identity, "the saved state was written");
+
+    // A broken state (here: emptied) is found, fails to restore, and is replaced.
+    std::fs::write(&state, b"").unwrap();
+    let third = session::start_testbed(&variant, &settings, &mut recorder)
+        .await
+        .expect("a cold boot after a broken saved state");
+    let start = fact(&third, "start");
+    assert!(start.contains(&format!("saved state {key} did not restore")), "{start}");
+    assert!(start.contains("just saved"), "{start}");
+    assert!(state.metadata().unwrap().len() > 0, "saved anew");
+    let run_dir = third.paths.run_dir.clone();
+    assert!(third.shutdown().await.is_clean());
+    leaks::assert_nothing_left(&run_dir);
+}

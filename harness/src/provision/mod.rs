@@ -84,6 +84,8 @@ pub enum ProvisionError {
     Existing { socket: PathBuf, message: String },
     #[error("failed to upgrade the testbed in place: {reason}")]
     Upgrade { reason: String },
+    #[error("the VM's saved state {dir}: {message}")]
+    SavedState { dir: PathBuf, message: String },
 }
 
 /// What a testbed is started with.

@@ -19,7 +19,8 @@ use crate::render::{cni, ContainerdConfig};
 use crate::teardown::{self, Registration};
 use crate::vm::accel::Verdict;
 use crate::vm::image::Image;
-use crate::vm::qemu::{boot_deadline, Vm, VmSpec};
+use crate::vm::qemu::{boot_deadline, machine_shape, Vm, VmSpec};
+use crate::vm::snapshot;
 use crate::wait::{wait_blocking, Attempt};
 
 const GUEST_SOCKET: &str = "/run/containerd/containerd.sock";
@@ -40,6 +41,8 @@ pub(super) struct VmBackend {
     run_dir: PathBuf,
     keep: bool,
     registration: Option<Registration>,
+    /// What provisioning learned, kept with a saved state of this VM.
+    guest_facts: GuestFacts,
 }
 
 impl VmBackend {
@@ -220,13 +223,134 @@ fn check_guest_crictl(node: &dyn Node) -> Result<String, ProvisionError> {
         .join(", "))
 }
 
+/// What provisioning learned about a guest, kept with its saved state: a VM restored from
+/// it needs to ask nothing.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct GuestFacts {
+    containerd_version_text: String,
+    crun: String,
+    crun_version: String,
+    crictl: Option<String>,
+    crictl_fact: String,
+}
+
+/// `KATA_HARNESS_VM_SNAPSHOTS=off`: every VM boots cold (and no state is saved).
+pub const SNAPSHOTS_ENV: &str = "KATA_HARNESS_VM_SNAPSHOTS";
+
+fn snapshots_enabled() -> bool {
+    std::env::var(SNAPSHOTS_ENV).map_or(true, |v| v != "off" && v != "0")
+}
+
+/// Everything a provisioned guest depends on besides the image and QEMU: this module's code
+/// and the code that renders what it writes, and the host files it copies in. A change to
+/// any of them is a different saved state.
+fn provisioning_fingerprint(settings: &Settings) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for source in [
+        include_str!("vm.rs"),
+        include_str!("mod.rs"),
+        include_str!("../render/containerd.rs"),
+        include_str!("../render/cni.rs"),
+        include_str!("../render/crictl.rs"),
+        include_str!("../images.rs"),
+    ] {
+        hash.update(source.as_bytes());
+    }
+    let mut files = vec![PathBuf::from(super::BUSYBOX_BINARY)];
+    files.extend(settings.pause_binary.clone());
+    files.extend(crate::artifacts::cri_tools::crictl());
+    for file in files {
+        hash.update(snapshot::file_identity(&file).as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
 impl Testbed {
-    /// Boots a VM from `image` (overlay, console, QMP, SSH), configures its containerd with
-    /// our handlers and CNI, forwards its CRI socket here, and loads the standard images.
+    /// A VM testbed of `image`: restored from the saved state of a provisioned VM of the
+    /// same image, QEMU, command line and provisioning when there is one (a second or two
+    /// to the CRI instead of a boot); otherwise booted and provisioned, its state saved, and
+    /// started from that (which proves it restores). How it started is one of its facts.
     pub async fn start_vm(
         settings: &Settings,
         image: Image,
         accel: &Verdict,
+    ) -> Result<Testbed, ProvisionError> {
+        if !snapshots_enabled() {
+            let why = format!("cold boot ({SNAPSHOTS_ENV}=off)");
+            return Self::boot_vm(settings, image, accel, None, why).await;
+        }
+        let shape = machine_shape(&vm_spec(image.clone(), accel, PathBuf::from("/RUN"), None));
+        let key = snapshot::Key::new(&image, &shape, &provisioning_fingerprint(settings));
+        let mut why = format!(
+            "no saved state {} yet (image, QEMU, command line and provisioning)",
+            key.0
+        );
+        if let Some(saved) = snapshot::find(&image, &key) {
+            let how = format!("restored from saved state {}", key.0);
+            match Self::boot_vm(settings, image.clone(), accel, Some(&saved), how).await {
+                Ok(testbed) => return Ok(testbed),
+                Err(e) => {
+                    tracing::warn!(error = %crate::report::chain(&e), "the saved state did not restore; booting");
+                    saved.discard();
+                    why = format!(
+                        "saved state {} did not restore ({})",
+                        key.0,
+                        crate::report::chain(&e)
+                    );
+                }
+            }
+        }
+        let cold = Self::boot_vm(settings, image.clone(), accel, None, format!("cold boot: {why}")).await?;
+        let saved = match cold.save_vm_state(&image, &key) {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not save the VM's state; booting again");
+                let how = format!("cold boot: {why}; saving its state failed: {e}");
+                return Self::boot_vm(settings, image, accel, None, how).await;
+            }
+        };
+        let how = format!("restored from saved state {} (just saved: {why})", key.0);
+        match Self::boot_vm(settings, image.clone(), accel, Some(&saved), how).await {
+            Ok(testbed) => Ok(testbed),
+            Err(e) => {
+                saved.discard();
+                let how = format!(
+                    "cold boot: a state just saved did not restore ({})",
+                    crate::report::chain(&e)
+                );
+                Self::boot_vm(settings, image, accel, None, how).await
+            }
+        }
+    }
+
+    /// Saves this (freshly provisioned, row-free) VM's state under `key` and ends it.
+    fn save_vm_state(self, image: &Image, key: &snapshot::Key) -> Result<snapshot::Saved, String> {
+        // Nothing in flight on the guest's disk when its state is taken.
+        let _ = self.node.run(&["sync".to_owned()], NODE_COMMAND_DEADLINE);
+        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Backend::Vm(backend)) = guard.as_mut() else {
+            return Err("not a VM testbed".into());
+        };
+        let meta = serde_json::to_string_pretty(&backend.guest_facts).map_err(|e| e.to_string())?;
+        if let Some(mut forward) = backend.forward.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            forward.stop(Duration::from_secs(5));
+        }
+        let overlay = backend.vm.save_and_quit()?;
+        let saved = snapshot::publish(image, key, &overlay, &meta).map_err(|e| e.to_string());
+        drop(guard);
+        saved
+    }
+
+    /// Boots (or, with `restore`, restores) a VM from `image` (overlay, console, QMP, SSH),
+    /// configures its containerd with our handlers and CNI unless restored, forwards its CRI
+    /// socket here, and loads the standard images. `how` says how it started (a fact).
+    async fn boot_vm(
+        settings: &Settings,
+        image: Image,
+        accel: &Verdict,
+        restore: Option<&snapshot::Saved>,
+        how: String,
     ) -> Result<Testbed, ProvisionError> {
         teardown::install_interrupt_handler();
         let (id, run_dir) = new_run_dir()?;
@@ -243,29 +367,51 @@ impl Testbed {
         };
         let recipe = image.manifest.recipe.clone();
         let description = image.describe();
-        let spec = VmSpec {
+        let spec = vm_spec(
             image,
-            accel: accel.accel,
-            memory_mb: 2048,
-            cpus: 2,
-            run_dir: run_dir.join("vm"),
-        };
+            accel,
+            run_dir.join("vm"),
+            restore.map(snapshot::Saved::state),
+        );
+        let started = std::time::Instant::now();
         let mut vm = Vm::start(spec)?;
         vm.wait_for_ssh(boot_deadline(accel.accel)).await?;
         let node = SshNode {
             name: format!("vm:{recipe}"),
             ssh: vm.ssh.clone(),
         };
-
-        let version_text = guest(&node, &["containerd", "--version"])?.trim().to_owned();
+        let known = match restore {
+            Some(saved) => {
+                let facts = saved
+                    .meta()
+                    .map_err(|e| e.to_string())
+                    .and_then(|meta| serde_json::from_str::<GuestFacts>(&meta).map_err(|e| e.to_string()))
+                    .map_err(|message| ProvisionError::SavedState {
+                        dir: saved.dir.clone(),
+                        message,
+                    })?;
+                reset_clock_and_entropy(&node)?;
+                Some(facts)
+            }
+            None => None,
+        };
+        let version_text = match &known {
+            Some(facts) => facts.containerd_version_text.clone(),
+            None => guest(&node, &["containerd", "--version"])?.trim().to_owned(),
+        };
         let version = parse_containerd_version(&version_text)?;
         let containerd = Containerd {
             bin_dir: "/usr/bin".into(),
             version,
             version_text,
         };
-        let (crun, crun_version) = guest_crun(&node, version)?;
-        let (crictl, crictl_fact) = guest_crictl(&node, &run_dir)?;
+        let ((crun, crun_version), (crictl, crictl_fact)) = match &known {
+            Some(facts) => (
+                (facts.crun.clone(), facts.crun_version.clone()),
+                (facts.crictl.clone(), facts.crictl_fact.clone()),
+            ),
+            None => (guest_crun(&node, version)?, guest_crictl(&node, &run_dir)?),
+        };
         let staging = run_dir.join("images");
         std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         let paths = RunPaths {
@@ -296,42 +442,9 @@ impl Testbed {
             snapshotter: "overlayfs".into(),
             restrict_oom_score_adj: false,
         };
-        let ipam = format!("{GUEST_STATE}/ipam");
-        for dir in [
-            &paths.pod_logs,
-            &paths.runtime_root,
-            &paths.images,
-            Path::new(&ipam),
-            Path::new("/etc/cni/net.d"),
-            Path::new(GUEST_CERTS_D),
-        ] {
-            guest(&node, &["mkdir", "-p", &dir.to_string_lossy()])?;
+        if known.is_none() {
+            configure_guest(&node, &run_dir, &paths, &config)?;
         }
-        // Scenario registries listen on the same non-loopback address as on the local target
-        // (so TLS is really verified); the guest's network is already air-gapped.
-        let registry_address = format!("{}/32", super::node_net::REGISTRY_IP);
-        guest(&node, &["ip", "addr", "replace", &registry_address, "dev", "lo"])?;
-        // The air gap, guest side too (QEMU's restrict=on already drops what leaves the
-        // guest, silently: a DNS lookup then waits out its 10 s timeout). Rejecting new
-        // outbound traffic makes every attempt fail at once, as on an air-gapped host; SSH
-        // (inbound, established) is untouched.
-        for rule in [
-            "OUTPUT -o eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-            "OUTPUT -o eth0 -j REJECT",
-        ] {
-            let mut argv = vec!["iptables", "-A"];
-            argv.extend(rule.split(' '));
-            guest(&node, &argv)?;
-        }
-        put(&node, &run_dir, GUEST_CONFIG, &config.render()?)?;
-        let conflist = cni::bridge_conflist("kata-harness", "khbr0", "10.88.0.0/16", Path::new(&ipam));
-        put(
-            &node,
-            &run_dir,
-            "/etc/cni/net.d/10-kata-harness.conflist",
-            &conflist,
-        )?;
-        guest(&node, &["systemctl", "restart", "containerd"])?;
 
         let forward = Daemon::spawn(
             "ssh-forward",
@@ -358,9 +471,16 @@ impl Testbed {
                 return Err(ProvisionError::NotReady { source, log_tail });
             }
         };
-        let crictl_fact = match &crictl {
-            Some(_) => format!("{crictl_fact}: {}", check_guest_crictl(&node)?),
-            None => crictl_fact,
+        let crictl_fact = match (&crictl, &known) {
+            (Some(_), None) => format!("{crictl_fact}: {}", check_guest_crictl(&node)?),
+            _ => crictl_fact,
+        };
+        let guest_facts = GuestFacts {
+            containerd_version_text: containerd.version_text.clone(),
+            crun: crun.clone(),
+            crun_version: crun_version.clone(),
+            crictl: crictl.clone(),
+            crictl_fact: crictl_fact.clone(),
         };
         let facts = vec![
             ("target".into(), format!("vm ({recipe})")),
@@ -368,6 +488,13 @@ impl Testbed {
             (
                 "accelerator".into(),
                 format!("{} ({})", accel.accel.qemu_arg(), accel.reason),
+            ),
+            (
+                "start".into(),
+                format!(
+                    "{how}; CRI ready {:.1} s after QEMU started",
+                    started.elapsed().as_secs_f64()
+                ),
             ),
             ("containerd".into(), containerd.version_text.clone()),
             ("crun".into(), crun_version),
@@ -379,6 +506,7 @@ impl Testbed {
             run_dir: run_dir.clone(),
             keep: settings.keep,
             registration: Some(registration),
+            guest_facts,
         };
         let testbed = Testbed {
             id,
@@ -394,9 +522,92 @@ impl Testbed {
             crictl,
             backend: Mutex::new(Some(Backend::Vm(backend))),
         };
-        testbed.import_standard_images(settings)?;
+        // A restored guest has them already (they were imported before its state was saved).
+        if known.is_none() {
+            testbed.import_standard_images(settings)?;
+        }
         Ok(testbed)
     }
+}
+
+fn vm_spec(image: Image, accel: &Verdict, run_dir: PathBuf, restore: Option<PathBuf>) -> VmSpec {
+    VmSpec {
+        image,
+        accel: accel.accel,
+        memory_mb: 2048,
+        cpus: 2,
+        run_dir,
+        restore,
+    }
+}
+
+/// A restored guest's clock is the saved one's (minutes or days behind: TLS certificates a
+/// row makes now would not be valid yet), and its entropy pool is the saved one's too
+/// (vmgenid makes the kernel reseed; this host's randomness is mixed in as well).
+fn reset_clock_and_entropy(node: &dyn Node) -> Result<(), ProvisionError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut seed = [0u8; 64];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut seed))
+        .map_err(io_err(Path::new("/dev/urandom")))?;
+    // Octal escapes: the guest's sh (dash) printf knows no \x.
+    let octal: String = seed.iter().map(|b| format!("\\{b:03o}")).collect();
+    let script = format!(
+        "date -u -s @{}.{:09} >/dev/null && printf '{octal}' > /dev/urandom",
+        now.as_secs(),
+        now.subsec_nanos(),
+    );
+    guest(node, &["sh", "-c", &script]).map(drop)
+}
+
+/// The guest's side of provisioning: dirs, the registry address, the air gap, containerd's
+/// config and CNI, and a restart of containerd on them.
+fn configure_guest(
+    node: &dyn Node,
+    run_dir: &Path,
+    paths: &RunPaths,
+    config: &ContainerdConfig,
+) -> Result<(), ProvisionError> {
+    let ipam = format!("{GUEST_STATE}/ipam");
+    for dir in [
+        &paths.pod_logs,
+        &paths.runtime_root,
+        &paths.images,
+        Path::new(&ipam),
+        Path::new("/etc/cni/net.d"),
+        Path::new(GUEST_CERTS_D),
+    ] {
+        guest(node, &["mkdir", "-p", &dir.to_string_lossy()])?;
+    }
+    // Scenario registries listen on the same non-loopback address as on the local target
+    // (so TLS is really verified); the guest's network is already air-gapped.
+    let registry_address = format!("{}/32", super::node_net::REGISTRY_IP);
+    guest(node, &["ip", "addr", "replace", &registry_address, "dev", "lo"])?;
+    // The air gap, guest side too (QEMU's restrict=on already drops what leaves the
+    // guest, silently: a DNS lookup then waits out its 10 s timeout). Rejecting new
+    // outbound traffic makes every attempt fail at once, as on an air-gapped host; SSH
+    // (inbound, established) is untouched.
+    for rule in [
+        "OUTPUT -o eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        "OUTPUT -o eth0 -j REJECT",
+    ] {
+        let mut argv = vec!["iptables", "-A"];
+        argv.extend(rule.split(' '));
+        guest(node, &argv)?;
+    }
+    put(node, run_dir, GUEST_CONFIG, &config.render()?)?;
+    let conflist = cni::bridge_conflist("kata-harness", "khbr0", "10.88.0.0/16", Path::new(&ipam));
+    put(
+        node,
+        run_dir,
+        "/etc/cni/net.d/10-kata-harness.conflist",
+        &conflist,
+    )?;
+    guest(node, &["systemctl", "restart", "containerd"])?;
+    Ok(())
 }
 
 fn short(run_dir: &Path) -> String {

@@ -5,5 +5,6 @@ pub mod image;
 pub mod kvm;
 pub mod qemu;
 pub mod qmp;
+pub mod snapshot;
 pub mod ssh;
 pub mod state;

@@ -57,7 +57,14 @@ pub struct VmSpec {
     pub cpus: u32,
     /// Per-run directory for the overlay, console log, QMP socket and known_hosts.
     pub run_dir: PathBuf,
+    /// Start from this saved state (a qcow2 on the image's disk holding the internal
+    /// snapshot [`SNAPSHOT_TAG`]) instead of booting: it is copied to the run's overlay, so
+    /// the saved file is never written.
+    pub restore: Option<PathBuf>,
 }
+
+/// The internal snapshot a saved state holds (`savevm` / `-loadvm`).
+pub const SNAPSHOT_TAG: &str = "provisioned";
 
 pub struct Vm {
     pub spec: VmSpec,
@@ -74,6 +81,74 @@ fn free_local_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// QEMU's arguments for `spec` (all but `-loadvm`). A saved state is only valid for the
+/// command line it was saved under (paths and the forwarded port aside), so
+/// [`machine_shape`] hashes exactly these.
+fn qemu_args(spec: &VmSpec, overlay: &Path, console: &Path, qmp_socket: &Path, port: u16) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
+    push(&["-accel", spec.accel.qemu_arg()]);
+    push(&["-cpu", if spec.accel == Accel::Kvm { "host" } else { "max" }]);
+    push(&["-m", &spec.memory_mb.to_string(), "-smp", &spec.cpus.to_string()]);
+    // The shape the image builder measured fastest under TCG (vm-images/README.md).
+    push(&[
+        "-machine",
+        "pc",
+        "-nographic",
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+    ]);
+    push(&[
+        "-kernel",
+        &spec.image.kernel().to_string_lossy(),
+        "-initrd",
+        &spec.image.initrd().to_string_lossy(),
+    ]);
+    push(&["-append", &spec.image.manifest.cmdline]);
+    push(&[
+        "-drive",
+        &format!("file={},if=virtio,format=qcow2,cache=unsafe", overlay.display()),
+    ]);
+    // restrict=on: the guest reaches nothing beyond QEMU (an air-gapped node), while the
+    // explicit SSH forward on 127.0.0.1 still works.
+    push(&[
+        "-netdev",
+        &format!(
+            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:{}",
+            spec.image.manifest.guest.ssh_port
+        ),
+    ]);
+    push(&[
+        "-device",
+        "virtio-net-pci,netdev=n0,romfile=",
+        "-device",
+        "virtio-rng-pci",
+    ]);
+    // A new VM generation ID at every start: a guest restored from a saved state reseeds
+    // its RNG, so two trials from one state never share random numbers.
+    push(&["-device", "vmgenid,guid=auto", "-monitor", "none"]);
+    push(&["-serial", &format!("file:{}", console.display())]);
+    push(&[
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", qmp_socket.display()),
+    ]);
+    args
+}
+
+/// The command line a VM of `spec` runs with, its per-run paths and port replaced by
+/// placeholders: what a saved state must have been saved under to be restored.
+pub fn machine_shape(spec: &VmSpec) -> Vec<String> {
+    let run = Path::new("/RUN");
+    qemu_args(
+        spec,
+        &run.join("overlay.qcow2"),
+        &run.join("console.log"),
+        &run.join("qmp.sock"),
+        0,
+    )
+}
+
 impl Vm {
     /// Creates the overlay and starts QEMU (does not wait for the guest).
     pub fn start(spec: VmSpec) -> Result<Vm, VmError> {
@@ -83,21 +158,35 @@ impl Vm {
         };
         std::fs::create_dir_all(&spec.run_dir).map_err(io(&spec.run_dir))?;
         let overlay = spec.run_dir.join("overlay.qcow2");
-        let mut create = Command::new("qemu-img");
-        create.args([
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            &spec.image.manifest.files.disk_format,
-            "-b",
-        ]);
-        create.arg(spec.image.disk()).arg(&overlay);
-        process::run(create, Duration::from_secs(30)).map_err(|source| VmError::Overlay {
-            image: spec.image.disk(),
-            source,
-        })?;
+        match &spec.restore {
+            // -loadvm finds internal snapshots only in the top image (not through a backing
+            // chain), so the saved state is copied (a reflink where the filesystem can).
+            Some(saved) => {
+                let mut copy = Command::new("cp");
+                copy.arg("--reflink=auto").arg(saved).arg(&overlay);
+                process::run(copy, Duration::from_secs(60)).map_err(|source| VmError::Overlay {
+                    image: saved.clone(),
+                    source,
+                })?;
+            }
+            None => {
+                let mut create = Command::new("qemu-img");
+                create.args([
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    &spec.image.manifest.files.disk_format,
+                    "-b",
+                ]);
+                create.arg(spec.image.disk()).arg(&overlay);
+                process::run(create, Duration::from_secs(30)).map_err(|source| VmError::Overlay {
+                    image: spec.image.disk(),
+                    source,
+                })?;
+            }
+        }
 
         let port = free_local_port().map_err(io(&spec.run_dir))?;
         let known_hosts = spec.run_dir.join("known_hosts");
@@ -110,46 +199,10 @@ impl Vm {
         let console = spec.run_dir.join("console.log");
         let qmp_socket = spec.run_dir.join("qmp.sock");
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-accel", spec.accel.qemu_arg()]);
-        cmd.args(["-cpu", if spec.accel == Accel::Kvm { "host" } else { "max" }]);
-        cmd.args(["-m", &spec.memory_mb.to_string(), "-smp", &spec.cpus.to_string()]);
-        // The shape the image builder measured fastest under TCG (vm-images/README.md).
-        cmd.args([
-            "-machine",
-            "pc",
-            "-nographic",
-            "-nodefaults",
-            "-no-user-config",
-            "-no-reboot",
-        ]);
-        cmd.arg("-kernel")
-            .arg(spec.image.kernel())
-            .arg("-initrd")
-            .arg(spec.image.initrd());
-        cmd.args(["-append", &spec.image.manifest.cmdline]);
-        cmd.arg("-drive").arg(format!(
-            "file={},if=virtio,format=qcow2,cache=unsafe",
-            overlay.display()
-        ));
-        // restrict=on: the guest reaches nothing beyond QEMU (an air-gapped node), while the
-        // explicit SSH forward on 127.0.0.1 still works.
-        cmd.args([
-            "-netdev",
-            &format!(
-                "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:{}",
-                spec.image.manifest.guest.ssh_port
-            ),
-        ]);
-        cmd.args([
-            "-device",
-            "virtio-net-pci,netdev=n0,romfile=",
-            "-device",
-            "virtio-rng-pci",
-        ]);
-        cmd.args(["-device", "vmgenid,guid=auto", "-monitor", "none"]);
-        cmd.arg("-serial").arg(format!("file:{}", console.display()));
-        cmd.arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", qmp_socket.display()));
+        cmd.args(qemu_args(&spec, &overlay, &console, &qmp_socket, port));
+        if spec.restore.is_some() {
+            cmd.args(["-loadvm", SNAPSHOT_TAG]);
+        }
         let qemu = Daemon::spawn("qemu", cmd, &spec.run_dir.join("qemu.log")).map_err(VmError::Spawn)?;
         let ssh = SshTarget {
             user: spec.image.manifest.guest.ssh_user.clone(),
@@ -264,6 +317,28 @@ impl Vm {
                 master.stop(Duration::from_secs(2));
             }
         }
+    }
+
+    /// Saves the running guest's whole state (RAM, devices, disk) as the internal snapshot
+    /// [`SNAPSHOT_TAG`] of its overlay, then quits QEMU: the overlay is then a saved state a
+    /// later VM of the same shape starts from ([`VmSpec::restore`]).
+    pub fn save_and_quit(&mut self) -> Result<PathBuf, String> {
+        if let Some(mut master) = self.ssh_master.take() {
+            master.stop(Duration::from_secs(2));
+        }
+        let mut qmp = Qmp::connect(&self.qmp_socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let said = qmp
+            .human(&format!("savevm {SNAPSHOT_TAG}"))
+            .map_err(|e| e.to_string())?;
+        // HMP prints nothing when savevm succeeds.
+        if !said.trim().is_empty() {
+            return Err(format!("savevm: {}", said.trim()));
+        }
+        let _ = qmp.quit();
+        if let Some(mut qemu) = self.qemu.take() {
+            qemu.stop(Duration::from_secs(20));
+        }
+        Ok(self.overlay.clone())
     }
 
     /// Leaves the VM running past our exit (`vm up`, `run --keep`): returns QEMU's pid.
