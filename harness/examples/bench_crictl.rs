@@ -34,7 +34,9 @@ fn round(v: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::args().nth(1).map_or(10, |n| n.parse().expect("RUNS: a number"));
+    let runs: usize = std::env::args()
+        .nth(1)
+        .map_or(10, |n| n.parse().expect("RUNS: a number"));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let settings = Settings::plain(repo.clone());
     let testbed = Testbed::start_local(&settings).await.expect("a local testbed");
@@ -54,19 +56,23 @@ async fn main() {
         namespace: "kata-harness".into(),
         uid: "bench-uid".into(),
         handler: String::new(),
-        log_directory: testbed.paths.pod_logs.join("bench").to_string_lossy().into_owned(),
+        log_directory: testbed
+            .paths
+            .pod_logs
+            .join("bench")
+            .to_string_lossy()
+            .into_owned(),
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: Default::default(),
     };
-    let container = ContainerSpec {
-        name: "busybox".into(),
-        image: BUSYBOX_IMAGE.into(),
-        command: vec!["sleep".into(), "3600".into()],
-        log_path: "busybox.log".into(),
-    };
+    let container = ContainerSpec::sleeping_busybox(BUSYBOX_IMAGE);
     std::fs::write(dir.path().join("pod.json"), pod.to_crictl_json().to_string()).unwrap();
-    std::fs::write(dir.path().join("container.json"), container.to_crictl_json().to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("container.json"),
+        container.to_crictl_json().to_string(),
+    )
+    .unwrap();
     let crictl = kata_harness::artifacts::cri_tools::crictl().expect("crictl (scripts/setup builds it)");
     let socket = testbed.paths.socket.display().to_string();
     // runc's root per containerd namespace under the handler's Root (as the row reads it).
@@ -98,7 +104,13 @@ $c rmp "$POD" >/dev/null
         let start = Instant::now();
         let result = run_trial(&testbed, trial).await;
         harness.push(start.elapsed().as_secs_f64());
-        assert_eq!(result.verdict, Verdict::Passed, "{}: {}", result.observed, result.message);
+        assert_eq!(
+            result.verdict,
+            Verdict::Passed,
+            "{}: {}",
+            result.observed,
+            result.message
+        );
 
         let start = Instant::now();
         let out = kata_harness::process::run(

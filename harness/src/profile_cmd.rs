@@ -395,12 +395,7 @@ pub fn pod_spec(profile: &Profile, handler: &str) -> Result<String, String> {
 }
 
 pub fn container_spec() -> String {
-    let container = ContainerSpec {
-        name: "busybox".into(),
-        image: kata_harness::provision::BUSYBOX_IMAGE.into(),
-        command: vec!["sleep".into(), "3600".into()],
-        log_path: "busybox.log".into(),
-    };
+    let container = ContainerSpec::sleeping_busybox(kata_harness::provision::BUSYBOX_IMAGE);
     serde_json::to_string_pretty(&container.to_crictl_json()).expect("JSON values serialize")
 }
 

@@ -113,12 +113,7 @@ fn write_examples(testbed: &Testbed) -> Result<Examples> {
         host_network: false,
         annotations: Default::default(),
     };
-    let container = ContainerSpec {
-        name: "busybox".into(),
-        image: BUSYBOX_IMAGE.into(),
-        command: vec!["sleep".into(), "3600".into()],
-        log_path: "busybox.log".into(),
-    };
+    let container = ContainerSpec::sleeping_busybox(BUSYBOX_IMAGE);
     testbed.make_node_dir(&logs)?;
     testbed.make_node_dir(&testbed.paths.node_run_dir)?;
     let put = |name: &str, value: serde_json::Value| -> Result<PathBuf> {

@@ -78,6 +78,20 @@ impl Run {
         }
     }
 
+    /// Starts a run of the suite `text` (written as `file` in a temp dir) on a local
+    /// containerd 1.6, its results in `<temp dir>/results`.
+    fn local_with(file: &str, text: &str) -> (tempfile::TempDir, Run) {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = dir.path().join(file);
+        std::fs::write(&suite, text).unwrap();
+        let suite_arg = suite.to_string_lossy().into_owned();
+        let run = Run::start(
+            &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
+            &dir.path().join("results"),
+        );
+        (dir, run)
+    }
+
     /// Waits for the first line (said from now on) that contains `text`; a `FAIL ` line
     /// before it fails the test.
     fn wait_for_line(&self, text: &str, deadline: Duration) -> String {
@@ -124,6 +138,19 @@ fn wait_for_exit(child: &mut std::process::Child, deadline: Duration) -> std::pr
     .unwrap()
 }
 
+/// The trials of a `results.json` that `keep` keeps.
+fn trials_where(
+    json: &serde_json::Value,
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<&serde_json::Value> {
+    json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| keep(t))
+        .collect()
+}
+
 fn results_json(results: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap()
 }
@@ -141,15 +168,8 @@ fn assert_kata_here() {
 #[test]
 fn containerd_killed_mid_row_fails_that_row_and_the_rest_with_its_exit() {
     assert_kata_here();
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("cri.yaml");
-    std::fs::write(&suite, SUITE).unwrap();
+    let (dir, run) = Run::local_with("cri.yaml", SUITE);
     let results = dir.path().join("results");
-    let suite_arg = suite.to_string_lossy().into_owned();
-    let run = Run::start(
-        &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
-        &results,
-    );
     let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     let containerd = wait_blocking(
@@ -175,8 +195,7 @@ fn containerd_killed_mid_row_fails_that_row_and_the_rest_with_its_exit() {
     assert_eq!(status.code(), Some(1), "{said}");
 
     let json = results_json(&results);
-    let trials = json["trials"].as_array().unwrap();
-    let rows: Vec<&serde_json::Value> = trials.iter().filter(|t| t["suite"] == "cri").collect();
+    let rows = trials_where(&json, |t| t["suite"] == "cri");
     assert_eq!(rows.len(), 3, "{said}");
     for row in &rows {
         assert_eq!(row["verdict"], "failed", "{row}");
@@ -375,12 +394,7 @@ fn kubelet_killed_mid_suite_fails_the_later_rows_with_its_exit() {
     let (status, said) = run.end(Duration::from_secs(600));
     assert_eq!(status.code(), Some(1), "{said}");
     let json = results_json(results.path());
-    let rows: Vec<&serde_json::Value> = json["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["suite"] == "kubernetes")
-        .collect();
+    let rows = trials_where(&json, |t| t["suite"] == "kubernetes");
     assert!(rows.len() >= 5, "{said}");
     for row in &rows {
         if row["scenario"] == "system-pods-on-runc" {
@@ -417,18 +431,13 @@ fn an_oom_kill_in_the_vm_fails_the_row_it_happened_in() {
     let (status, said) = run.end(Duration::from_secs(60));
     assert_eq!(status.code(), Some(1), "{said}");
     let json = results_json(results.path());
-    let oomed: Vec<&serde_json::Value> = json["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["verdict"] == "failed")
-        .filter(|t| {
-            let message = t["message"].as_str().unwrap_or_default();
-            message.contains("the VM's serial console")
-                && message.contains("[OOM kill]")
-                && message.contains("(tail)")
-        })
-        .collect();
+    let oomed = trials_where(&json, |t| {
+        let message = t["message"].as_str().unwrap_or_default();
+        t["verdict"] == "failed"
+            && message.contains("the VM's serial console")
+            && message.contains("[OOM kill]")
+            && message.contains("(tail)")
+    });
     assert!(
         !oomed.is_empty(),
         "no row failed with the OOM kill quoted:\n{said}"
@@ -464,15 +473,7 @@ fn kill_mid_row(
     suite: &str,
     victim: fn(&str) -> bool,
 ) -> (std::process::ExitStatus, String, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let suite_file = dir.path().join("cri.yaml");
-    std::fs::write(&suite_file, suite).unwrap();
-    let results = dir.path().join("results");
-    let suite_arg = suite_file.to_string_lossy().into_owned();
-    let run = Run::start(
-        &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
-        &results,
-    );
+    let (dir, run) = Run::local_with("cri.yaml", suite);
     let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     let log = run_dir.join("containerd.log");
@@ -506,12 +507,7 @@ fn kill_mid_row(
 /// its bundle), and the row after it passed.
 fn assert_row_failed_for(results: &Path, killed: &str, said: &str) {
     let json = results_json(results);
-    let rows: Vec<&serde_json::Value> = json["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["suite"] == "cri")
-        .collect();
+    let rows = trials_where(&json, |t| t["suite"] == "cri");
     assert_eq!(rows.len(), 2, "{said}");
     let pid = killed.split(':').next().unwrap();
     let broken = rows.iter().find(|r| r["scenario"] == "broken-row").unwrap();
@@ -530,42 +526,41 @@ fn assert_row_failed_for(results: &Path, killed: &str, said: &str) {
     assert_eq!(after["verdict"], "passed", "{after}");
 }
 
-fn is_shim(kind: &'static str) -> impl Fn(&str) -> bool {
-    move |command| {
-        command
-            .split_whitespace()
-            .next()
-            .is_some_and(|program| program.ends_with(kind))
-    }
+/// Whether a command line runs `program` (a path ending in it).
+fn runs(command: &str, program: &str) -> bool {
+    command
+        .split_whitespace()
+        .next()
+        .is_some_and(|p| p.ends_with(program))
+}
+
+/// The process `victim` picks, SIGKILLed mid-row in a sandbox of `handler`: that row fails
+/// naming it, the next passes, exit 1.
+fn killed_mid_row_fails_that_row(handler: &str, runtime_type: &str, victim: fn(&str) -> bool) {
+    let (status, said, dir, killed) = kill_mid_row(&two_rows(handler, runtime_type), victim);
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
 
 #[test]
 fn runc_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
-    let (status, said, dir, killed) = kill_mid_row(&two_rows("runc", "io.containerd.runc.v2"), |c| {
-        is_shim("containerd-shim-runc-v2")(c)
+    killed_mid_row_fails_that_row("runc", "io.containerd.runc.v2", |c| {
+        runs(c, "containerd-shim-runc-v2")
     });
-    assert_eq!(status.code(), Some(1), "{said}");
-    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
 
 #[test]
 fn kata_shim_killed_mid_row_fails_that_row_and_the_next_runs() {
     assert_kata_here();
-    let (status, said, dir, killed) = kill_mid_row(&two_rows("kata", "io.containerd.kata.v2"), |c| {
-        is_shim("containerd-shim-kata-v2")(c)
+    killed_mid_row_fails_that_row("kata", "io.containerd.kata.v2", |c| {
+        runs(c, "containerd-shim-kata-v2")
     });
-    assert_eq!(status.code(), Some(1), "{said}");
-    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
 }
 
 #[test]
 fn kata_qemu_killed_mid_row_fails_that_row_and_the_next_runs() {
     assert_kata_here();
-    let (status, said, dir, killed) = kill_mid_row(&two_rows("kata", "io.containerd.kata.v2"), |c| {
-        c.contains("qemu-system")
-    });
-    assert_eq!(status.code(), Some(1), "{said}");
-    assert_row_failed_for(&dir.path().join("results"), &killed, &said);
+    killed_mid_row_fails_that_row("kata", "io.containerd.kata.v2", |c| c.contains("qemu-system"));
 }
 
 /// Two pull rows, each with a registry of its own: the first loses its registry mid-pull.
@@ -585,15 +580,8 @@ rows:
 /// the PullImage.
 #[test]
 fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("images.yaml");
-    std::fs::write(&suite, PULLS).unwrap();
+    let (dir, run) = Run::local_with("images.yaml", PULLS);
     let results = dir.path().join("results");
-    let suite_arg = suite.to_string_lossy().into_owned();
-    let run = Run::start(
-        &["--target", "local", "--containerd", "1.6", "--suites", &suite_arg],
-        &results,
-    );
     let run_dir = run.run_dir.clone();
     let needle = run_dir.to_string_lossy().into_owned();
     let registry_log = || -> Option<String> {
@@ -652,12 +640,7 @@ fn registry_killed_mid_pull_fails_that_row_and_the_next_runs() {
     assert_eq!(status.code(), Some(1), "{said}");
 
     let json = results_json(&results);
-    let rows: Vec<&serde_json::Value> = json["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["suite"] == "images")
-        .collect();
+    let rows = trials_where(&json, |t| t["suite"] == "images");
     assert_eq!(rows.len(), 2, "{said}");
     let broken = rows.iter().find(|r| r["scenario"] == "pull-broken").unwrap();
     eprintln!("the row ({} s): {}", broken["seconds"], broken["message"]);
@@ -766,12 +749,7 @@ fn a_full_vm_disk_fails_the_rows_that_write_with_that_cause() {
     let (status, said) = run.end(Duration::from_secs(900));
     assert_eq!(status.code(), Some(1), "{said}");
     let json = results_json(results.path());
-    let failed: Vec<&serde_json::Value> = json["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["verdict"] == "failed")
-        .collect();
+    let failed = trials_where(&json, |t| t["verdict"] == "failed");
     assert!(!failed.is_empty(), "no row failed on the full disk:\n{said}");
     for row in &failed {
         let message = row["message"].as_str().unwrap_or_default();
@@ -801,12 +779,7 @@ fn a_dropped_ssh_forward_to_the_vm_fails_the_rows_with_its_exit() {
     let (status, said) = run.end(Duration::from_secs(600));
     assert_eq!(status.code(), Some(1), "{said}");
     let json = results_json(results.path());
-    let ran: Vec<&serde_json::Value> = json["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["suite"] == "cri" && t["verdict"] != "skipped")
-        .collect();
+    let ran = trials_where(&json, |t| t["suite"] == "cri" && t["verdict"] != "skipped");
     let first_failed = ran
         .iter()
         .position(|t| t["verdict"] == "failed")

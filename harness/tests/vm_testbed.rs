@@ -231,7 +231,13 @@ async fn vms_start_from_the_saved_state_with_their_own_disk_and_clock() {
     let image = kata_harness::vm::image::Image::ensure(&repo(), "bookworm").unwrap();
     let state = image.dir.join(format!("saved-{key}/state.qcow2"));
     let identity = kata_harness::vm::snapshot::file_identity(&state);
-    assert_eq!(guest(&first, "echo mine > /var/lib/kh-written && cat /var/lib/kh-written"), "mine");
+    assert_eq!(
+        guest(
+            &first,
+            "echo mine > /var/lib/kh-written && cat /var/lib/kh-written"
+        ),
+        "mine"
+    );
     let run_dir = first.paths.run_dir.clone();
     assert!(first.shutdown().await.is_clean());
     leaks::assert_nothing_left(&run_dir);
@@ -243,17 +249,27 @@ async fn vms_start_from_the_saved_state_with_their_own_disk_and_clock() {
         fact(&second, "start").split(';').next().unwrap(),
         format!("restored from saved state {key}")
     );
-    assert_eq!(guest(&second, "cat /var/lib/kh-written 2>/dev/null || echo none"), "none");
+    assert_eq!(
+        guest(&second, "cat /var/lib/kh-written 2>/dev/null || echo none"),
+        "none"
+    );
     let guest_now: i64 = guest(&second, "date +%s").parse().unwrap();
     let host_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert!((guest_now - host_now).abs() <= 5, "guest {guest_now}, host {host_now}");
+    assert!(
+        (guest_now - host_now).abs() <= 5,
+        "guest {guest_now}, host {host_now}"
+    );
     let run_dir = second.paths.run_dir.clone();
     assert!(second.shutdown().await.is_clean());
     leaks::assert_nothing_left(&run_dir);
-    assert_eq!(kata_harness::vm::snapshot::file_identity(&state), identity, "the saved state was written");
+    assert_eq!(
+        kata_harness::vm::snapshot::file_identity(&state),
+        identity,
+        "the saved state was written"
+    );
 
     // A broken state (here: emptied) is found, fails to restore, and is replaced.
     std::fs::write(&state, b"").unwrap();
@@ -261,7 +277,10 @@ async fn vms_start_from_the_saved_state_with_their_own_disk_and_clock() {
         .await
         .expect("a cold boot after a broken saved state");
     let start = fact(&third, "start");
-    assert!(start.contains(&format!("saved state {key} did not restore")), "{start}");
+    assert!(
+        start.contains(&format!("saved state {key} did not restore")),
+        "{start}"
+    );
     assert!(start.contains("just saved"), "{start}");
     assert!(state.metadata().unwrap().len() > 0, "saved anew");
     let run_dir = third.paths.run_dir.clone();

@@ -99,7 +99,7 @@ impl Connection {
         .map_err(ProvisionError::Spawn)?;
         connection.ssh.push(master);
         // Without the master every command makes its own connection: slower, the same.
-        if wait_for_path(&control, &mut connection.ssh[0], "the SSH master connection")
+        if wait_for_socket(&control, &mut connection.ssh[0], "the SSH master connection")
             .await
             .is_ok()
         {
@@ -113,7 +113,7 @@ impl Connection {
         .map_err(ProvisionError::Spawn)?;
         connection.ssh.push(forward);
         let socket = connection.socket.clone();
-        if let Err(e) = wait_for_path(&socket, &mut connection.ssh[1], "the forwarded CRI socket").await {
+        if let Err(e) = wait_for_socket(&socket, &mut connection.ssh[1], "the forwarded CRI socket").await {
             let said = connection.ssh[1].log_tail(5);
             return Err(fail(format!("{e}; ssh said: {said}")));
         }
@@ -155,12 +155,14 @@ impl Drop for Connection {
     }
 }
 
-/// Waits for `path` to appear while `daemon` runs.
-async fn wait_for_path(path: &Path, daemon: &mut Daemon, what: &str) -> Result<(), String> {
+/// Waits for the unix socket `path` to accept connections while `daemon` runs.
+async fn wait_for_socket(path: &Path, daemon: &mut Daemon, what: &str) -> Result<(), String> {
     let daemon = Mutex::new(daemon);
     wait_for(what, SSH_DEADLINE, Duration::from_millis(50), || {
         let exited = daemon.lock().unwrap_or_else(|p| p.into_inner()).exited();
-        let there = path.exists();
+        // A unix socket's file appears at bind(), a moment before listen(): until something
+        // answers, a connect is refused, so "there" means accepting.
+        let there = std::os::unix::net::UnixStream::connect(path).is_ok();
         async move {
             match (exited, there) {
                 (Some(status), _) => Attempt::Fatal(format!("ssh exited ({status})")),

@@ -33,6 +33,18 @@ pub struct ContainerSpec {
     pub log_path: String,
 }
 
+impl ContainerSpec {
+    /// The container rows run: `busybox`, sleeping an hour, logging to `busybox.log`.
+    pub fn sleeping_busybox(image: &str) -> ContainerSpec {
+        ContainerSpec {
+            name: "busybox".into(),
+            image: image.into(),
+            command: vec!["sleep".into(), "3600".into()],
+            log_path: "busybox.log".into(),
+        }
+    }
+}
+
 impl PodSpec {
     pub fn to_cri(&self) -> cri::PodSandboxConfig {
         cri::PodSandboxConfig {

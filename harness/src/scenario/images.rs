@@ -372,12 +372,7 @@ async fn container_in(
     image: &str,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let container = ContainerSpec {
-        name: "busybox".into(),
-        image: image.into(),
-        command: vec!["sleep".into(), "3600".into()],
-        log_path: "busybox.log".into(),
-    };
+    let container = ContainerSpec::sleeping_busybox(image);
     evidence.file("container.json", &pretty(&container.to_crictl_json()));
     evidence.reproduce(CREATE_AND_START.into());
     // CRI: CreateContainer (crictl create)

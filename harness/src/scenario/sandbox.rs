@@ -137,12 +137,7 @@ async fn observe_sandbox(
 
     let mut container_id = None;
     if action.container {
-        let container = ContainerSpec {
-            name: "busybox".into(),
-            image: BUSYBOX_IMAGE.into(),
-            command: vec!["sleep".into(), "3600".into()],
-            log_path: "busybox.log".into(),
-        };
+        let container = ContainerSpec::sleeping_busybox(BUSYBOX_IMAGE);
         evidence.file("container.json", &pretty(&container.to_crictl_json()));
         evidence.reproduce(CREATE_AND_START.into());
         // CRI: CreateContainer + StartContainer (crictl create / start)
