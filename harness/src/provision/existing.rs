@@ -456,6 +456,22 @@ impl Testbed {
     ) -> Result<Testbed, ProvisionError> {
         crate::teardown::install_interrupt_handler();
         let (id, run_dir) = new_run_dir()?;
+        let attached = Self::attach_in(reach, node_socket, settings, id, run_dir.clone()).await;
+        // A node that could not be attached leaves no run dir here (its SSH processes went
+        // with the connection).
+        if attached.is_err() && !settings.keep {
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+        attached
+    }
+
+    async fn attach_in(
+        reach: &Reach,
+        node_socket: &Path,
+        settings: &Settings,
+        id: String,
+        run_dir: PathBuf,
+    ) -> Result<Testbed, ProvisionError> {
         let connection = Connection::open(reach, node_socket, &run_dir).await?;
         // Discovered again: the node may have changed since the run was planned.
         let found = &discover_through(&connection).await?;
