@@ -89,21 +89,28 @@ fn running() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
 
 /// Waits (bounded) until no owner is running a cleanup action.
 fn wait_for_owners() {
-    let started = std::time::Instant::now();
     let mut said = false;
-    while started.elapsed() < INTERRUPT_CLEANUP_DEADLINE {
-        let labels: Vec<String> = running().iter().map(|(_, l)| l.clone()).collect();
-        if labels.is_empty() {
-            return;
-        }
-        if !said {
-            eprintln!(
-                "waiting for the cleanup under way to finish ({})",
-                labels.join(", ")
-            );
-            said = true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let waited = crate::wait::wait_blocking(
+        "the cleanup under way",
+        INTERRUPT_CLEANUP_DEADLINE,
+        std::time::Duration::from_millis(50),
+        || {
+            let labels: Vec<String> = running().iter().map(|(_, l)| l.clone()).collect();
+            if labels.is_empty() {
+                return crate::wait::Attempt::Ready(());
+            }
+            if !said {
+                eprintln!(
+                    "waiting for the cleanup under way to finish ({})",
+                    labels.join(", ")
+                );
+                said = true;
+            }
+            crate::wait::Attempt::NotYet(labels.join(", "))
+        },
+    );
+    if let Err(e) = waited {
+        eprintln!("{e}");
     }
 }
 
