@@ -174,7 +174,7 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
             return out;
         }
         Err(e) => {
-            out.push(check("Kata", Err(crate::report::chain(&e)), Status::Missing));
+            out.push(check("Kata", Err(crate::errors::chain(&e)), Status::Missing));
             return out;
         }
     };

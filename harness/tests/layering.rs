@@ -21,7 +21,21 @@ fn module_of(path: &Path) -> Option<String> {
         parts.pop();
     }
     match parts.as_slice() {
-        [only] if ["lib", "main", "vm_cmd", "profile_cmd", "existing_cmd"].contains(&only.as_str()) => None,
+        [only]
+            if [
+                "lib",
+                "main",
+                "vm_cmd",
+                "profile_cmd",
+                "existing_cmd",
+                "suite_args",
+                "plan_cmd",
+                "run_cmd",
+            ]
+            .contains(&only.as_str()) =>
+        {
+            None
+        }
         _ => Some(parts.join("::")),
     }
 }

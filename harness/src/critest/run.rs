@@ -120,7 +120,7 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
         Err(e) => {
             return fail(
                 "mirror did not start",
-                format!("setup: {}", crate::report::chain(&e)),
+                format!("setup: {}", crate::errors::chain(&e)),
                 Evidence::default(),
             )
         }
@@ -144,7 +144,7 @@ pub async fn run(testbed: &Testbed, trial: &Trial) -> Vec<TrialResult> {
         Ok(Err(e)) => {
             return fail(
                 "no report",
-                format!("{}; critest's log ends:\n{log_tail}", crate::report::chain(&e)),
+                format!("{}; critest's log ends:\n{log_tail}", crate::errors::chain(&e)),
                 common,
             )
         }
@@ -215,7 +215,7 @@ async fn supervise(
     command.args(&argv[1..]).current_dir(out);
     let mut daemon = match Daemon::spawn("critest", command, &out.join("critest.log")) {
         Ok(daemon) => daemon,
-        Err(e) => return Err(format!("failed to start critest: {}", crate::report::chain(&e))),
+        Err(e) => return Err(format!("failed to start critest: {}", crate::errors::chain(&e))),
     };
     let waited = wait_for("critest to finish", SUITE_TIMEOUT + REPORT_GRACE, POLL, || {
         let attempt = if let Some(status) = daemon.exited() {

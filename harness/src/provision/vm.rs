@@ -291,12 +291,12 @@ impl Testbed {
             match Self::boot_vm(settings, image.clone(), accel, Some(&saved), how).await {
                 Ok(testbed) => return Ok(testbed),
                 Err(e) => {
-                    tracing::warn!(error = %crate::report::chain(&e), "the saved state did not restore; booting");
+                    tracing::warn!(error = %crate::errors::chain(&e), "the saved state did not restore; booting");
                     saved.discard();
                     why = format!(
                         "saved state {} did not restore ({})",
                         key.0,
-                        crate::report::chain(&e)
+                        crate::errors::chain(&e)
                     );
                 }
             }
@@ -317,7 +317,7 @@ impl Testbed {
                 saved.discard();
                 let how = format!(
                     "cold boot: a state just saved did not restore ({})",
-                    crate::report::chain(&e)
+                    crate::errors::chain(&e)
                 );
                 Self::boot_vm(settings, image, accel, None, how).await
             }

@@ -38,7 +38,7 @@ pub(super) async fn run_image_import(
     let out = testbed
         .node
         .run_unchecked(&import, crate::provision::NODE_COMMAND_DEADLINE)
-        .map_err(|e| Failure::new("ctr did not finish", crate::report::chain(&e)))?;
+        .map_err(|e| Failure::new("ctr did not finish", crate::errors::chain(&e)))?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     evidence.file(
         "ctr-import.txt",

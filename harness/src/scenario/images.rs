@@ -116,7 +116,7 @@ async fn pull_inner(
     hosts_slot: &mut Option<(PathBuf, PathBuf, NodeUndo)>,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let setup = |e: &dyn std::error::Error| format!("setup: {}", crate::report::chain(e));
+    let setup = |e: &dyn std::error::Error| format!("setup: {}", crate::errors::chain(e));
     // Generated here, used on the node (the CA key never leaves this process).
     let pki = Pki::generate(
         &dir.join("pki"),
@@ -251,7 +251,7 @@ async fn pull_inner(
             evidence.reproduce(shell_line(&testbed.net_argv(&argv)));
             let out = testbed
                 .run_in_net(&argv, CTR_PULL_DEADLINE)
-                .map_err(|e| Failure::new("ctr did not finish", crate::report::chain(&e)))?;
+                .map_err(|e| Failure::new("ctr did not finish", crate::errors::chain(&e)))?;
             let elapsed = start.elapsed();
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             evidence.file(

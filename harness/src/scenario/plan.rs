@@ -224,7 +224,7 @@ impl Capabilities {
     /// Probes this host for the default Kata (see [`KataChoice::Default`]).
     pub fn probe_local() -> Self {
         Self::probe_local_with(&KataChoice::Default).unwrap_or_else(|e| Capabilities {
-            kata_absent: Some(crate::report::chain(&e)),
+            kata_absent: Some(crate::errors::chain(&e)),
             kata_conditions: vec![],
             kata: None,
         })

@@ -43,10 +43,10 @@ pub async fn start_testbed(
             };
             Testbed::start_local(&settings)
                 .await
-                .map_err(|e| crate::report::chain(&e))
+                .map_err(|e| crate::errors::chain(&e))
         }
         Placement::Vm(recipe) => {
-            let image = Image::ensure(&base.repo, recipe).map_err(|e| crate::report::chain(&e))?;
+            let image = Image::ensure(&base.repo, recipe).map_err(|e| crate::errors::chain(&e))?;
             let accel = accel::cached_probe(
                 &image.kernel(),
                 Path::new(BUSYBOX_BINARY),
@@ -60,11 +60,11 @@ pub async fn start_testbed(
             }
             Testbed::start_vm(base, image, &accel)
                 .await
-                .map_err(|e| crate::report::chain(&e))
+                .map_err(|e| crate::errors::chain(&e))
         }
         Placement::Existing(node) => Testbed::attach_existing(&node.reach, &node.socket, base)
             .await
-            .map_err(|e| crate::report::chain(&e)),
+            .map_err(|e| crate::errors::chain(&e)),
         // A cluster is not a containerd testbed: its trials run through crate::kube::session.
         Placement::Cluster(_) | Placement::ExistingCluster(_) => {
             Err("a cluster variant runs through kube::session, not a containerd testbed".into())
@@ -282,7 +282,7 @@ pub async fn run_on_own_node(trial: &Trial, base: &Settings, sink: &mut dyn Sink
     }
     let testbed = match started {
         Ok(testbed) => testbed,
-        Err(e) => return failed("testbed did not start", &crate::report::chain(&e)),
+        Err(e) => return failed("testbed did not start", &crate::errors::chain(&e)),
     };
     sink.event(&Event::TestbedReady {
         variant: trial.name.clone(),
@@ -330,7 +330,7 @@ fn local_setup(node: &NodeSetup) -> LocalSetup {
 /// A start that must fail: containerd itself exited (not a timeout, not our own setup
 /// failing) and its log says `expected`; the observation is that log line.
 fn refused_start(error: &ProvisionError, expected: &str) -> Result<String, String> {
-    let chain = crate::report::chain(error);
+    let chain = crate::errors::chain(error);
     let ProvisionError::NotReady { source, log_tail } = error else {
         return Err(format!(
             "the node's setup failed before containerd could refuse: {chain}"

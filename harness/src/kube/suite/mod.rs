@@ -405,7 +405,7 @@ async fn ensure_class(cluster: &Cluster, action: &KubeAction, touched: &mut Touc
     if let (Some(class), Some(handler)) = (&action.runtime_class, &action.handler) {
         client::create_runtime_class(&cluster.client, cluster.runtime_class_api(), class, handler)
             .await
-            .map_err(|e| Failure::new("API error", crate::report::chain(&e)))?;
+            .map_err(|e| Failure::new("API error", crate::errors::chain(&e)))?;
         touched.runtime_classes.push(class.clone());
     }
     Ok(())

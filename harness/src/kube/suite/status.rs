@@ -61,7 +61,7 @@ pub(super) async fn judge_pod(
         Some(class) => Some(
             client::runtime_class_handler(&cluster.client, cluster.runtime_class_api(), class)
                 .await
-                .map_err(|e| Failure::new("API error", crate::report::chain(&e)))?,
+                .map_err(|e| Failure::new("API error", crate::errors::chain(&e)))?,
         ),
         None => None,
     };

@@ -1,0 +1,186 @@
+//! From the flags and the profile to the trials a run has: the suites loaded, the targets'
+//! variants resolved, every flag that does not apply refused with its name.
+
+use std::process::ExitCode;
+
+use kata_harness::kube::cluster::attach::RuntimeFrom;
+use kata_harness::node::Target;
+use kata_harness::profile::file::Profile;
+use kata_harness::profile::ContainerdChoice;
+use kata_harness::provision::kata::KataPlan;
+use kata_harness::provision::reach::Reach;
+use kata_harness::report::{self, quarantine::Quarantine};
+use kata_harness::scenario::{plan, Capabilities, Suite, Variant};
+
+use crate::existing_cmd::{self, RuntimeFromArg};
+use crate::suite_args::SuiteArgs;
+use crate::{input_error, profile_cmd, repo_root};
+
+pub(crate) struct Planned {
+    /// The flags as the run uses them: the given ones, the rest from the profile.
+    pub(crate) args: SuiteArgs,
+    pub(crate) profile: Profile,
+    /// What the reports say about the run's components.
+    pub(crate) environment: Vec<(String, String)>,
+    pub(crate) target: Target,
+    pub(crate) trials: Vec<plan::Trial>,
+    pub(crate) variants: Vec<Variant>,
+    /// How local nodes install Kata (from the host's capabilities).
+    pub(crate) kata: Option<KataPlan>,
+    pub(crate) quarantine: Quarantine,
+}
+
+pub(crate) fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
+    load_plan_with(args, false)
+}
+
+/// `build_bundle`: build the default Kubernetes bundle if it is missing and download the Kata
+/// release if it is not cached (`run`, not `list`).
+pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
+    let profile = profile_cmd::load(&repo_root(), given.profile.as_deref()).map_err(input_error)?;
+    let (args, environment) = profile_cmd::with_profile(given, &profile).map_err(input_error)?;
+    let args = &args;
+    let suites = if args.suites.is_dir() {
+        Suite::load_dir(&args.suites)
+    } else {
+        Suite::load(&args.suites).map(|s| vec![s])
+    };
+    let suites = suites.map_err(input_error)?;
+    let quarantine = args.quarantine().map_err(input_error)?;
+    let target: Target = args
+        .target
+        .as_deref()
+        .unwrap_or("all")
+        .parse()
+        .map_err(input_error)?;
+    let mut variants = Vec::new();
+    let kata = args.kata_choice(build_bundle).map_err(input_error)?;
+    let local = Capabilities::probe_local_with(&kata)
+        .map_err(|e| input_error(format!("--kata-bundle: {}", report::chain(&e))))?;
+    // A flag for the other target would be silently ignored: refuse it instead.
+    match (&target, &args.containerd, &args.images) {
+        (Target::Local, _, Some(_)) => return Err(input_error("--image applies to --target vm")),
+        (Target::Vm, Some(_), _) => {
+            return Err(input_error(
+                "--containerd applies to --target local (VM images bring their own containerd: use --image)",
+            ))
+        }
+        _ => {}
+    }
+    let attached = args.kubeconfig.is_some();
+    if let Some(kubeconfig) = &args.kubeconfig {
+        if given.target.is_some()
+            || given.containerd.is_some()
+            || given.images.is_some()
+            || given.k8s_flag().is_some()
+        {
+            return Err(input_error(
+                "--kubeconfig runs that cluster as it is: --target, --containerd, --image and --k8s* do not apply",
+            ));
+        }
+        let from = args.runtime_from.map_or(RuntimeFrom::Auto, RuntimeFromArg::into);
+        variants.push(existing_cmd::existing_cluster_variant(kubeconfig, from).map_err(input_error)?);
+    }
+    let local_target = !attached && matches!(target, Target::Local | Target::All);
+    let vm_target = !attached && matches!(target, Target::Vm | Target::All);
+    let existing = match &target {
+        Target::Cri(socket) => Some((Reach::Local, socket.clone())),
+        Target::Ssh { user, host, port } => {
+            let reach = args.ssh_reach(user, host, *port).map_err(input_error)?;
+            Some((reach, args.node_socket.clone()))
+        }
+        _ => None,
+    };
+    if let Some((reach, socket)) = existing {
+        if given.containerd.is_some() || given.images.is_some() || given.k8s_flag().is_some() {
+            return Err(input_error(format!(
+                "--target {target} runs the node as it is: --containerd, --image and --k8s* do not apply"
+            )));
+        }
+        let variant = existing_cmd::existing_variant(&target, reach, &socket, args.allow_node_changes)
+            .map_err(input_error)?;
+        variants.push(variant);
+    } else if args.allow_node_changes {
+        return Err(input_error(
+            "--allow-node-changes applies to --target cri://... and ssh://...",
+        ));
+    }
+    if local_target {
+        for text in &args.containerd_lines() {
+            let choice: ContainerdChoice = text
+                .parse()
+                .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+            let found = choice
+                .resolve()
+                .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
+            if given.containerd.is_none() {
+                profile_cmd::check_containerd(&profile, &choice, found.version).map_err(input_error)?;
+            }
+            variants.push((Variant::containerd(choice), local.clone()));
+        }
+    }
+    // `all` includes the cluster (its best placement here is this host); `list` shows its
+    // rows once the bundle exists (`run` builds it).
+    let (source, implicit) = match args.k8s_source().map_err(input_error)? {
+        _ if attached => (None, false),
+        None if target == Target::All && !args.no_cluster => {
+            (Some(kata_harness::kube::source::Source::Default), true)
+        }
+        other => (other, false),
+    };
+    if let Some(source) = source {
+        let bundle = if build_bundle {
+            source.ensure(&repo_root())
+        } else {
+            source.open()
+        };
+        let flag = args.k8s_flag().unwrap_or_else(|| "--k8s".into());
+        match bundle {
+            Ok(bundle) => {
+                if let (Some(k8s), None) = (&profile.kubernetes, given.k8s_flag()) {
+                    let wanted: kata_harness::profile::Version = k8s.version.parse().map_err(input_error)?;
+                    if wanted != bundle.version {
+                        return Err(input_error(format!(
+                            "profile {}: Kubernetes {wanted} wanted, the bundle {} is {}",
+                            profile.profile,
+                            bundle.dir.display(),
+                            bundle.version
+                        )));
+                    }
+                }
+                variants.push((Variant::cluster(bundle), local.clone()))
+            }
+            Err(e) if implicit && !build_bundle => eprintln!(
+                "note: the kubernetes suite is not listed: {} (`run` builds the bundle)",
+                report::chain(&e)
+            ),
+            Err(e) => return Err(input_error(format!("{flag}: {}", report::chain(&e)))),
+        }
+    }
+    if vm_target {
+        let repo = repo_root();
+        for recipe in &args.image_recipes() {
+            if !repo.join("vm-images").join(recipe).join("recipe.conf").is_file() {
+                return Err(input_error(format!(
+                    "--image {recipe}: no recipe vm-images/{recipe}/recipe.conf"
+                )));
+            }
+            variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
+        }
+    }
+    let trials = plan::plan(&suites, &variants);
+    let trials = plan::filter(trials, args.filter.as_deref(), args.exact);
+    if trials.is_empty() {
+        return Err(input_error("no trials match (check --filter and the suites)"));
+    }
+    Ok(Planned {
+        args: args.clone(),
+        profile,
+        environment,
+        target,
+        trials,
+        variants: variants.into_iter().map(|(v, _)| v).collect(),
+        kata: local.kata,
+        quarantine,
+    })
+}

@@ -1,0 +1,115 @@
+//! `kata-harness list` and `kata-harness run`: the planned trials listed, or run with the
+//! reports written and the failure bundles named.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use kata_harness::profile::ContainerdChoice;
+use kata_harness::provision::Settings;
+use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, Verdict};
+use kata_harness::scenario::session;
+
+use crate::plan_cmd::{load_plan, load_plan_with};
+use crate::suite_args::SuiteArgs;
+use crate::{input_error, profile_cmd, repo_root, RunArgs};
+
+pub(crate) fn list(args: SuiteArgs) -> Result<ExitCode> {
+    let planned = match load_plan(&args) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    for trial in &planned.trials {
+        match &trial.skip {
+            Some(reason) => println!("{}  (skipped: {reason})", trial.name),
+            None => println!("{}", trial.name),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
+    let planned = match load_plan_with(&args.suites, true) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let target = planned.target.clone();
+    let mut environment = vec![
+        ("target".into(), target.to_string()),
+        ("host-kernel".into(), host_kernel()),
+    ];
+    environment.extend(planned.environment.clone());
+    let local_nodes = planned.variants.iter().any(|v| {
+        use kata_harness::scenario::plan::Placement;
+        matches!(v.placement, Placement::Local(_) | Placement::Cluster(_))
+    });
+    if local_nodes {
+        let crun = kata_harness::provision::crun_binary();
+        match profile_cmd::host_tools(&planned.profile, &crun) {
+            Ok(found) => environment.extend(found),
+            Err(message) => return Ok(input_error(message)),
+        }
+    }
+    let mut argv = planned.args.rerun_argv(&target);
+    if let Some(profile) = &args.suites.profile {
+        argv.splice(2..2, ["--profile".to_owned(), profile_cmd::path_or_name(profile)]);
+    }
+    let info = RunInfo {
+        command: kata_harness::process::shell_line(&argv),
+        target: target.to_string(),
+        environment,
+    };
+    let cluster_containerd = planned
+        .profile
+        .kubernetes
+        .as_ref()
+        .map(|k8s| k8s.containerd.clone())
+        .unwrap_or_else(|| "1.6".into());
+    let settings = Settings {
+        containerd: ContainerdChoice::Line(cluster_containerd),
+        keep: args.keep,
+        pause_binary: None,
+        repo: repo_root(),
+        kata: planned.kata.clone(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    let mut terminal = Terminal::new();
+    let mut recorder = Recorder::default();
+    let mut results = {
+        let mut tee = Tee(vec![&mut terminal, &mut recorder]);
+        runtime.block_on(session::run(
+            &planned.trials,
+            &planned.variants,
+            &settings,
+            &planned.quarantine,
+            args.retries,
+            &mut tee,
+        ))
+    };
+    let mut info = info;
+    info.environment.extend(recorder.testbed_facts());
+    report::write_results(&args.results, &info, &mut results)
+        .with_context(|| format!("failed to write results to {}", args.results.display()))?;
+    let summary = Summary::of(&results);
+    let dir = args.results.display();
+    eprintln!("results: {dir}/junit.xml, {dir}/results.json, {dir}/results.html");
+    for result in &results {
+        if let Some(bundle) = &result.bundle {
+            let kind = match result.verdict {
+                Verdict::Quarantined => "quarantined failure bundle",
+                _ => "failure bundle",
+            };
+            eprintln!("{kind}: {}", bundle.display());
+        }
+    }
+    Ok(if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn host_kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
