@@ -10,3 +10,9 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// [`chain`] on a single line, for messages that are one line (a tar or curl stderr tail in a
+/// cause may hold several).
+pub fn chain_line(error: &dyn std::error::Error) -> String {
+    chain(error).replace('\n', "; ")
+}

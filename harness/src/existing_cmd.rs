@@ -6,7 +6,6 @@ use std::path::Path;
 use kata_harness::kube::cluster::attach::{ExistingCluster, RuntimeFrom};
 use kata_harness::node::Target;
 use kata_harness::provision::reach::Reach;
-use kata_harness::report;
 use kata_harness::scenario::Variant;
 
 use crate::path_arg;
@@ -21,7 +20,7 @@ pub(crate) fn existing_variant(
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("async runtime: {e}"))?;
     let found = runtime
         .block_on(kata_harness::provision::existing::discover_node(&reach, socket))
-        .map_err(|e| format!("--target {target}: {}", report::chain(&e).replace('\n', "; ")))?;
+        .map_err(|e| format!("--target {target}: {}", kata_harness::errors::chain_line(&e)))?;
     let node = kata_harness::scenario::plan::ExistingNode {
         reach,
         socket: socket.to_owned(),
@@ -53,7 +52,7 @@ pub(crate) fn existing_cluster_variant(
             format!(
                 "--kubeconfig {}: {}",
                 kubeconfig.display(),
-                report::chain(&e).replace('\n', "; ")
+                kata_harness::errors::chain_line(&e)
             )
         })?;
     let capabilities = kata_harness::scenario::Capabilities {

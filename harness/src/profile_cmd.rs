@@ -507,7 +507,7 @@ fn kata_config(profile: &Profile) -> Result<String, String> {
         (None, Some(version)) => KataRelease::new(&version, &repo_root())
             .and_then(|r| r.open_cached())
             .map(KataChoice::Resolved)
-            .map_err(|e| format!("Kata {version}: {}", report::chain(&e).replace('\n', "; ")))?,
+            .map_err(|e| format!("Kata {version}: {}", kata_harness::errors::chain_line(&e)))?,
         (None, None) => KataChoice::Default,
     };
     let capabilities =

@@ -315,22 +315,6 @@ impl Registry {
     }
 }
 
-/// The registry a pull row starts (`10.254.254.254:5443`), and the scheme it speaks.
-pub fn of_row(action: &crate::scenario::model::PullAction) -> (String, &'static str) {
-    let (port, scheme) = match action.registry {
-        crate::scenario::model::RegistryKind::Tls => (TLS_PORT, "https"),
-        crate::scenario::model::RegistryKind::Plain => (PLAIN_PORT, "http"),
-        crate::scenario::model::RegistryKind::Down => (DOWN_PORT, "https"),
-    };
-    (format!("{REGISTRY_IP}:{port}"), scheme)
-}
-
-/// The registry host a pull row's image names, and so the dir under config_path its
-/// hosts.toml goes in: the mirrored one (`docker.io`), else the row's own registry.
-pub fn hosts_namespace(action: &crate::scenario::model::PullAction) -> String {
-    action.mirror.clone().unwrap_or_else(|| of_row(action).0)
-}
-
 /// docker-registry's config: `version: 0.1` is required ("unsupported version" without it).
 pub fn config_yaml(addr: &str, storage: &Path, pki: Option<&Pki>) -> String {
     let mut text = format!(

@@ -166,11 +166,10 @@ impl SuiteArgs {
                     release.open_cached()
                 }
             });
-            // One line: a tar or curl stderr tail may hold several.
             return layout.map(KataChoice::Resolved).map_err(|e| {
                 format!(
                     "--kata-release {version}: {}",
-                    report::chain(&e).replace('\n', "; ")
+                    kata_harness::errors::chain_line(&e)
                 )
             });
         }

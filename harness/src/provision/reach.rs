@@ -84,7 +84,7 @@ impl Connection {
         };
         probe
             .run(&["true".to_owned()], SSH_DEADLINE)
-            .map_err(|e| fail(crate::errors::chain(&e).replace('\n', "; ")))?;
+            .map_err(|e| fail(crate::errors::chain_line(&e)))?;
         let mut connection = Connection {
             socket: run_dir.join("cri.sock"),
             node: Arc::new(probe),

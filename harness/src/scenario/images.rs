@@ -125,7 +125,7 @@ async fn pull_inner(
     .map_err(|e| Failure::new("no PKI", setup(&e)))?
     .map_paths(|p| testbed.put_file(p))
     .map_err(|e| Failure::new("no PKI", setup(&e)))?;
-    let (addr, scheme) = crate::registry::of_row(action);
+    let (addr, scheme) = super::plan::registry_of_row(action);
     // On an existing node, its network may lack the registry's address: added, and removed
     // again when the row ends (the guard), only where it was missing.
     let _address = testbed
@@ -156,7 +156,7 @@ async fn pull_inner(
             "the testbed's containerd has no registry config_path",
         )
     })?;
-    let namespace = crate::registry::hosts_namespace(action);
+    let namespace = super::plan::hosts_namespace(action);
     let image = format!("{namespace}/{repository}");
     if action.hosts_toml {
         let url = format!("{scheme}://{addr}");

@@ -84,8 +84,8 @@ impl ExistingNode {
         let Some(config_path) = &registry.config_path else {
             return Some("the node's CRI has no registry config_path (where hosts.toml is read)".into());
         };
-        let (addr, _) = crate::registry::of_row(pull);
-        let host = crate::registry::hosts_namespace(pull);
+        let (addr, _) = registry_of_row(pull);
+        let host = hosts_namespace(pull);
         let ip = crate::registry::REGISTRY_IP;
         if !self.allow_changes {
             let hosts = if pull.hosts_toml {
@@ -426,6 +426,23 @@ impl Trial {
             evidence,
         }
     }
+}
+
+/// The registry a pull row starts (`10.254.254.254:5443`), and the scheme it speaks. Here, not
+/// in crate::registry, which serves any image and knows nothing of rows (and critest uses it).
+pub fn registry_of_row(action: &super::model::PullAction) -> (String, &'static str) {
+    let (port, scheme) = match action.registry {
+        super::model::RegistryKind::Tls => (crate::registry::TLS_PORT, "https"),
+        super::model::RegistryKind::Plain => (crate::registry::PLAIN_PORT, "http"),
+        super::model::RegistryKind::Down => (crate::registry::DOWN_PORT, "https"),
+    };
+    (format!("{}:{port}", crate::registry::REGISTRY_IP), scheme)
+}
+
+/// The registry host a pull row's image names, and so the dir under config_path its
+/// hosts.toml goes in: the mirrored one (`docker.io`), else the row's own registry.
+pub fn hosts_namespace(action: &super::model::PullAction) -> String {
+    action.mirror.clone().unwrap_or_else(|| registry_of_row(action).0)
 }
 
 #[cfg(test)]
