@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use kata_harness::artifacts::{cri_tools, provenance};
 use kata_harness::kube::cluster::attach::RuntimeFrom;
 use kata_harness::node::Target;
 use kata_harness::profile::file::Profile;
@@ -38,7 +39,7 @@ pub(crate) fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
 /// release if it is not cached (`run`, not `list`).
 pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Planned, ExitCode> {
     let profile = profile_cmd::load(&repo_root(), given.profile.as_deref()).map_err(input_error)?;
-    let (args, environment) = profile_cmd::with_profile(given, &profile).map_err(input_error)?;
+    let (args, mut environment) = profile_cmd::with_profile(given, &profile).map_err(input_error)?;
     let args = &args;
     let suites = if args.suites.is_dir() {
         Suite::load_dir(&args.suites)
@@ -106,6 +107,7 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
         ));
     }
     if local_target {
+        environment.extend(kata_and_crictl_origins(&local));
         for text in &args.containerd_lines() {
             let choice: ContainerdChoice = text
                 .parse()
@@ -114,8 +116,10 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                 .resolve()
                 .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
             if given.containerd.is_none() {
-                profile_cmd::check_containerd(&profile, &choice, found.version).map_err(input_error)?;
+                profile_cmd::check_containerd(&profile, &choice, found.version.clone()).map_err(input_error)?;
             }
+            let from = provenance::of_dir(&choice.dir()).unwrap_or_else(|| found.version_text.clone());
+            environment.push((format!("artifact-containerd-{text}"), from));
             variants.push((Variant::containerd(choice), local.clone()));
         }
     }
@@ -148,6 +152,8 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                         )));
                     }
                 }
+                let from = provenance::of_dir(&bundle.dir).unwrap_or_else(|| bundle.dir.display().to_string());
+                environment.push(("artifact-kubernetes".into(), from));
                 variants.push((Variant::cluster(bundle), local.clone()))
             }
             Err(e) if implicit && !build_bundle => eprintln!(
@@ -183,4 +189,26 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
         kata: local.kata,
         quarantine,
     })
+}
+
+/// Where the local nodes' Kata and crictl came from (`artifact-*` lines of the report), as the
+/// manifests beside them say: a source build, a bundle or an upstream release.
+fn kata_and_crictl_origins(local: &Capabilities) -> Vec<(String, String)> {
+    let kata = match &local.kata {
+        Some(plan) => {
+            let layout = &plan.layout;
+            provenance::of_dir(&layout.root).unwrap_or_else(|| layout.describe())
+        }
+        None => format!("none ({})", local.kata_absent.as_deref().unwrap_or("no Kata")),
+    };
+    let crictl = match cri_tools::crictl() {
+        // <dir>/bin/crictl: the manifest is in <dir>.
+        Some(path) => path
+            .parent()
+            .and_then(|bin| bin.parent())
+            .and_then(provenance::of_dir)
+            .unwrap_or_else(|| format!("{} (no manifest)", path.display())),
+        None => cri_tools::MISSING.to_owned(),
+    };
+    vec![("artifact-kata".into(), kata), ("artifact-crictl".into(), crictl)]
 }

@@ -186,7 +186,8 @@ fn binary_contains(path: &Path, needle: &[u8]) -> bool {
 /// Which Kata a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KataChoice {
-    /// `$KATA_HARNESS_KATA_BUNDLE`, else the source build in the cache, else none.
+    /// `$KATA_HARNESS_KATA_BUNDLE`, else what scripts/setup installed in the cache (the
+    /// source build or an upstream release), else none.
     Default,
     /// `--kata-bundle DIR|TARBALL`.
     Bundle(PathBuf),
@@ -199,6 +200,23 @@ pub fn source_build_dir() -> PathBuf {
     cache_dir().join("kata/source")
 }
 
+/// The Kata scripts/setup chose (a source build, or an upstream release it fetched): a link
+/// to that layout.
+pub fn current_dir() -> PathBuf {
+    cache_dir().join("kata/current")
+}
+
+/// What a cached layout was installed from, by its manifest: the upstream release it was
+/// unpacked from (`source: upstream release`), else a source build.
+pub fn installed_source(dir: &Path) -> KataSource {
+    let manifest = std::fs::read_to_string(dir.join("SOURCE")).unwrap_or_default();
+    let value = |key: &str| manifest.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
+    match (value("source:"), value("kata-version:")) {
+        (Some("upstream release"), Some(version)) => KataSource::Release(version.to_owned()),
+        _ => KataSource::SourceBuild,
+    }
+}
+
 impl KataChoice {
     /// The layout, or `None` when the default finds no Kata (then the Kata rows are skipped
     /// with that reason). An explicit bundle that is missing or incomplete is an error.
@@ -208,14 +226,13 @@ impl KataChoice {
             KataChoice::Bundle(path) => open_bundle(path).map(Some),
             KataChoice::Default => match std::env::var_os("KATA_HARNESS_KATA_BUNDLE") {
                 Some(path) if !path.is_empty() => open_bundle(Path::new(&path)).map(Some),
-                _ => {
-                    let dir = source_build_dir();
-                    if dir.exists() {
-                        KataLayout::open(&dir, KataSource::SourceBuild).map(Some)
-                    } else {
-                        Ok(None)
+                _ => match [current_dir(), source_build_dir()].into_iter().find(|d| d.exists()) {
+                    Some(dir) => {
+                        let source = installed_source(&dir);
+                        KataLayout::open(&dir, source).map(Some)
                     }
-                }
+                    None => Ok(None),
+                },
             },
         }
     }
@@ -298,6 +315,16 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_layout_says_whether_it_is_an_upstream_release() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(installed_source(dir.path()), KataSource::SourceBuild);
+        std::fs::write(dir.path().join("SOURCE"), "kata-version: 3.30.0\nsource: upstream release\n").unwrap();
+        assert_eq!(installed_source(dir.path()), KataSource::Release("3.30.0".into()));
+        std::fs::write(dir.path().join("SOURCE"), "kata-version: 3.30.0\nlayout-key: ab\n").unwrap();
+        assert_eq!(installed_source(dir.path()), KataSource::SourceBuild);
+    }
 
     fn fake_layout(dir: &Path, with_kernel: bool) {
         let k = dir.join("opt/kata");
