@@ -57,8 +57,8 @@ curl_reason() {
 }
 
 # fetch_file URL OUT: downloads URL into OUT (a part file the caller owns) under the
-# deadlines above; on failure prints one line naming the URL and what went wrong to stderr
-# and returns 1 (OUT deleted).
+# deadlines above; on failure logs one line naming the URL and what went wrong and returns 1
+# (OUT deleted).
 fetch_file() {
     local url=$1 out=$2 http code err
     err=$(mktemp)
@@ -68,7 +68,7 @@ fetch_file() {
         --max-time "$DOWNLOAD_SECONDS" --output "$out" --write-out '%{http_code}' "$url" 2>"$err") || code=$?
     if ((code)); then
         rm -f "$out"
-        printf '%s: %s\n' "$url" "$(curl_reason "$code" "$http" "$(tail -n1 "$err" | sed 's/^curl: ([0-9]*) //')")" >&2
+        log "error: $url: $(curl_reason "$code" "$http" "$(tail -n1 "$err" | sed 's/^curl: ([0-9]*) //')")"
         rm -f "$err"
         return 1
     fi
@@ -77,7 +77,7 @@ fetch_file() {
 
 # published_sha256 URL: the digest a published checksum file at URL names (`<hex>` or
 # `<hex>  <name>`, as cri-tools' .sha256, dl.k8s.io's .sha256 and containerd's .sha256sum
-# hold); one line to stderr and 1 when it cannot be had.
+# hold); one line logged and 1 when it cannot be had.
 published_sha256() {
     local url=$1 tmp digest
     tmp=$(mktemp)
@@ -85,14 +85,14 @@ published_sha256() {
     digest=$(head -c 4096 "$tmp" | awk 'NR == 1 { print tolower($1) }')
     rm -f "$tmp"
     if [[ ! $digest =~ ^[0-9a-f]{64}$ ]]; then
-        printf '%s: not a sha256 checksum file (its first word is %q)\n' "$url" "$digest" >&2
+        log "error: $url: not a sha256 checksum file (its first word is '${digest:0:80}')"
         return 1
     fi
     printf '%s\n' "$digest"
 }
 
 # fetch_verified URL SHA256 DEST: downloads URL and renames it to DEST only if its sha256 is
-# SHA256; otherwise one line to stderr (what arrived vs what was expected), nothing left, 1.
+# SHA256; otherwise one line logged (what arrived vs what was expected), nothing left, 1.
 fetch_verified() {
     local url=$1 want=$2 dest=$3 part got
     part="$dest.part.$$"
@@ -101,7 +101,7 @@ fetch_verified() {
     got=$(sha256sum "$part" | cut -c1-64)
     if [[ $got != "$want" ]]; then
         rm -f "$part"
-        printf '%s: sha256 %s, expected %s: refused and deleted (tampered or truncated)\n' "$url" "$got" "$want" >&2
+        log "error: $url: sha256 $got, but its published checksum is $want: refused and deleted (tampered or truncated)"
         return 1
     fi
     mv -f "$part" "$dest"
