@@ -116,7 +116,7 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                 .resolve()
                 .map_err(|e| input_error(format!("--containerd {text}: {e}")))?;
             if given.containerd.is_none() {
-                profile_cmd::check_containerd(&profile, &choice, found.version.clone()).map_err(input_error)?;
+                profile_cmd::check_containerd(&profile, &choice, found.version).map_err(input_error)?;
             }
             let from = provenance::of_dir(&choice.dir()).unwrap_or_else(|| found.version_text.clone());
             environment.push((format!("artifact-containerd-{text}"), from));
@@ -152,7 +152,8 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                         )));
                     }
                 }
-                let from = provenance::of_dir(&bundle.dir).unwrap_or_else(|| bundle.dir.display().to_string());
+                let from =
+                    provenance::of_dir(&bundle.dir).unwrap_or_else(|| bundle.dir.display().to_string());
                 environment.push(("artifact-kubernetes".into(), from));
                 variants.push((Variant::cluster(bundle), local.clone()))
             }

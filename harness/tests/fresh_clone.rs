@@ -82,8 +82,17 @@ fn fresh_clone(dir: &Path) -> PathBuf {
          | tar -cf - -T - | tar -xf - -C '{}'",
         clone.display()
     );
-    let out = Command::new("sh").arg("-c").arg(copy).current_dir(repo()).output().unwrap();
-    assert!(out.status.success(), "copying the checkout: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(copy)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "copying the checkout: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(clone.join("scripts/setup").is_file());
     assert!(!dir.join("shared").exists());
     clone
@@ -118,7 +127,9 @@ fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if entry.file_type().unwrap().is_dir() {
@@ -134,7 +145,10 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// A tar.gz of files `(name, content)`, executable, at the top level (as cri-tools packs
 /// crictl) or under a prefix (`bin/`, as containerd packs its binaries).
 fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
     for (name, content) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
@@ -157,7 +171,10 @@ fn serve_stand_in_cri_tools(server: &Server) -> Vec<u8> {
     for (name, body) in [("crictl", &crictl), ("critest", &critest)] {
         let file = format!("{name}-v{CRI_TOOLS}-linux-amd64.tar.gz");
         server.set_path(&cri_tools_path(&file), Reply::Body(body.clone()));
-        server.set_path(&cri_tools_path(&format!("{file}.sha256")), Reply::Body(sha256_hex(body).into_bytes()));
+        server.set_path(
+            &cri_tools_path(&format!("{file}.sha256")),
+            Reply::Body(sha256_hex(body).into_bytes()),
+        );
     }
     crictl
 }
@@ -169,7 +186,10 @@ fn assert_refused(out: &Output, cache: &Path, url: &str, what: &str) -> Result<(
     if out.status.success() {
         return Err(format!("setup passed although {url} should be refused:\n{text}").into());
     }
-    let lines: Vec<&str> = text.lines().filter(|l| l.contains(url) && l.contains(what)).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(url) && l.contains(what))
+        .collect();
     if lines.len() != 1 {
         return Err(format!("wanted one line naming {url} and {what:?}, got {lines:?}:\n{text}").into());
     }
@@ -222,7 +242,10 @@ fn refuses_a_kubelet_whose_sha256_is_wrong() -> Result<(), Failed> {
             _ => sha256_hex(&body),
         };
         server.set_path(&k8s_path(binary), Reply::Body(body));
-        server.set_path(&k8s_path(&format!("{binary}.sha256")), Reply::Body(digest.into_bytes()));
+        server.set_path(
+            &k8s_path(&format!("{binary}.sha256")),
+            Reply::Body(digest.into_bytes()),
+        );
     }
     let cache = dir.path().join("cache");
     let out = setup(&clone, &cache, &server.url(""), &skip_all_but("k8s"));
@@ -236,10 +259,18 @@ fn refuses_a_containerd_release_that_is_not_there() -> Result<(), Failed> {
     // Its checksum is published, the tarball is not (404).
     let file = format!("containerd-{}-linux-amd64.tar.gz", CONTAINERD[0]);
     let digest = format!("{}  {file}\n", sha256_hex(b"never served"));
-    server.set_path(&containerd_path(CONTAINERD[0], &format!("{file}.sha256sum")), Reply::Body(digest.into_bytes()));
+    server.set_path(
+        &containerd_path(CONTAINERD[0], &format!("{file}.sha256sum")),
+        Reply::Body(digest.into_bytes()),
+    );
     let cache = dir.path().join("cache");
     let out = setup(&clone, &cache, &server.url(""), &skip_all_but("containerd"));
-    assert_refused(&out, &cache, &server.url(&containerd_path(CONTAINERD[0], &file)), "HTTP 404")
+    assert_refused(
+        &out,
+        &cache,
+        &server.url(&containerd_path(CONTAINERD[0], &file)),
+        "HTTP 404",
+    )
 }
 
 fn refuses_a_truncated_kata_release() -> Result<(), Failed> {
@@ -267,8 +298,17 @@ fn says_what_is_missing() -> Result<(), Failed> {
     if out.status.success() {
         return Err(format!("setup passed with nothing to fetch from:\n{text}").into());
     }
-    let missing: Vec<&str> = text.lines().filter(|l| l.starts_with("setup: missing: ")).collect();
-    let names = ["containerd 1.7.24", "crun ", "crictl + critest", "Kata 3.30.0", "Kubernetes v1.20.2"];
+    let missing: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("setup: missing: "))
+        .collect();
+    let names = [
+        "containerd 1.7.24",
+        "crun ",
+        "crictl + critest",
+        "Kata 3.30.0",
+        "Kubernetes v1.20.2",
+    ];
     for name in names {
         let lines: Vec<_> = missing.iter().filter(|l| l.contains(name)).collect();
         if lines.len() != 1 || !lines[0].contains("KATA_HARNESS_SKIP=") {
@@ -301,14 +341,20 @@ impl MachineBuilds {
             if path.exists() {
                 Ok(path)
             } else {
-                Err(format!("no {what} at {} to serve as its upstream release (scripts/setup builds it)", path.display()))
+                Err(format!(
+                    "no {what} at {} to serve as its upstream release (scripts/setup builds it)",
+                    path.display()
+                ))
             }
         };
         let builds = MachineBuilds {
             cri_tools: need("cri-tools/current/bin", "crictl + critest")?,
             kata: need("kata/source/opt/kata", "Kata source build")?,
             k8s: need(&format!("k8s/{K8S}/bin"), "Kubernetes bundle")?,
-            containerd: vec![need("containerd/1.7/usr/bin", "containerd 1.7")?, need("containerd/2.1/usr/bin", "containerd 2.1")?],
+            containerd: vec![
+                need("containerd/1.7/usr/bin", "containerd 1.7")?,
+                need("containerd/2.1/usr/bin", "containerd 2.1")?,
+            ],
         };
         Ok(builds)
     }
@@ -325,7 +371,10 @@ impl MachineBuilds {
             let body = tar_gz(&[(tool, std::fs::read(self.cri_tools.join(tool)).unwrap())]);
             put(&cri_tools_path(&file), &body);
             // cri-tools publishes the digest alone.
-            put(&cri_tools_path(&format!("{file}.sha256")), sha256_hex(&body).as_bytes());
+            put(
+                &cri_tools_path(&format!("{file}.sha256")),
+                sha256_hex(&body).as_bytes(),
+            );
         }
         let kata = root.join("kata.tar.zst");
         // kata-static: a tar of ./opt/kata, zstd-compressed.
@@ -338,26 +387,38 @@ impl MachineBuilds {
             .status()
             .unwrap();
         assert!(status.success(), "packing the Kata layout");
-        let target = root.join(kata_path(&format!("kata-static-{KATA}-amd64.tar.zst")).trim_start_matches('/'));
+        let target =
+            root.join(kata_path(&format!("kata-static-{KATA}-amd64.tar.zst")).trim_start_matches('/'));
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::rename(&kata, target).unwrap();
         for binary in K8S_BINARIES {
             let body = std::fs::read(self.k8s.join(binary)).unwrap();
             put(&k8s_path(binary), &body);
-            put(&k8s_path(&format!("{binary}.sha256")), sha256_hex(&body).as_bytes());
+            put(
+                &k8s_path(&format!("{binary}.sha256")),
+                sha256_hex(&body).as_bytes(),
+            );
         }
         for (version, bin) in CONTAINERD.iter().zip(&self.containerd) {
             let file = format!("containerd-{version}-linux-amd64.tar.gz");
             let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(bin)
                 .unwrap()
                 .flatten()
-                .map(|e| (format!("bin/{}", e.file_name().to_string_lossy()), std::fs::read(e.path()).unwrap()))
+                .map(|e| {
+                    (
+                        format!("bin/{}", e.file_name().to_string_lossy()),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
                 .collect();
             let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
             let body = tar_gz(&refs);
             put(&containerd_path(version, &file), &body);
             // containerd publishes `<digest>  <file>`.
-            put(&containerd_path(version, &format!("{file}.sha256sum")), format!("{}  {file}\n", sha256_hex(&body)).as_bytes());
+            put(
+                &containerd_path(version, &format!("{file}.sha256sum")),
+                format!("{}  {file}\n", sha256_hex(&body)).as_bytes(),
+            );
         }
     }
 }
@@ -414,15 +475,30 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
         }
     }
     let run = run
-        .args(["run", "--target", "local", "--filter", "kata", "--containerd", "1.7", "--results"])
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--filter",
+            "kata",
+            "--containerd",
+            "1.7",
+            "--results",
+        ])
         .arg(&results)
         .env("KATA_HARNESS_CACHE", &cache)
         .current_dir(&clone)
         .output()?;
     if !run.status.success() {
-        return Err(format!("kata-harness run failed ({:?}):\n{}", run.status.code(), stderr(&run)).into());
+        return Err(format!(
+            "kata-harness run failed ({:?}):\n{}",
+            run.status.code(),
+            stderr(&run)
+        )
+        .into());
     }
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(results.join("results.json"))?)?;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("results.json"))?)?;
     let text = report.to_string();
     for key in ["artifact-kata", "artifact-crictl", "artifact-containerd-1.7"] {
         let line = environment_value(&report, key).unwrap_or_default();
@@ -438,7 +514,10 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
 
 /// `environment` of results.json, as a list of `[key, value]` pairs or a map.
 fn environment_value(report: &serde_json::Value, key: &str) -> Option<String> {
-    let env = report.get("run")?.get("environment").or_else(|| report.get("environment"))?;
+    let env = report
+        .get("run")?
+        .get("environment")
+        .or_else(|| report.get("environment"))?;
     match env {
         serde_json::Value::Object(map) => map.get(key)?.as_str().map(str::to_owned),
         serde_json::Value::Array(pairs) => pairs.iter().find_map(|p| {
@@ -456,14 +535,25 @@ fn main() -> ExitCode {
     let mut trials = vec![
         Trial::test("refuses_a_tampered_crictl", refuses_a_tampered_crictl),
         Trial::test("refuses_a_stalled_critest", refuses_a_stalled_critest),
-        Trial::test("refuses_a_kubelet_whose_sha256_is_wrong", refuses_a_kubelet_whose_sha256_is_wrong),
-        Trial::test("refuses_a_containerd_release_that_is_not_there", refuses_a_containerd_release_that_is_not_there),
-        Trial::test("refuses_a_truncated_kata_release", refuses_a_truncated_kata_release),
+        Trial::test(
+            "refuses_a_kubelet_whose_sha256_is_wrong",
+            refuses_a_kubelet_whose_sha256_is_wrong,
+        ),
+        Trial::test(
+            "refuses_a_containerd_release_that_is_not_there",
+            refuses_a_containerd_release_that_is_not_there,
+        ),
+        Trial::test(
+            "refuses_a_truncated_kata_release",
+            refuses_a_truncated_kata_release,
+        ),
         Trial::test("says_what_is_missing", says_what_is_missing),
     ];
     let mirrored = "installs_from_mirrored_upstream_and_runs_kata_rows";
     trials.push(match MachineBuilds::find() {
-        Ok(builds) => Trial::test(mirrored, move || installs_from_mirrored_upstream_and_runs_kata_rows(builds)),
+        Ok(builds) => Trial::test(mirrored, move || {
+            installs_from_mirrored_upstream_and_runs_kata_rows(builds)
+        }),
         Err(reason) => {
             eprintln!("skipped fresh_clone::{mirrored}: {reason}");
             Trial::test(mirrored, || Ok(())).with_ignored_flag(true)

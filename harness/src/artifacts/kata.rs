@@ -226,7 +226,10 @@ impl KataChoice {
             KataChoice::Bundle(path) => open_bundle(path).map(Some),
             KataChoice::Default => match std::env::var_os("KATA_HARNESS_KATA_BUNDLE") {
                 Some(path) if !path.is_empty() => open_bundle(Path::new(&path)).map(Some),
-                _ => match [current_dir(), source_build_dir()].into_iter().find(|d| d.exists()) {
+                _ => match [current_dir(), source_build_dir()]
+                    .into_iter()
+                    .find(|d| d.exists())
+                {
                     Some(dir) => {
                         let source = installed_source(&dir);
                         KataLayout::open(&dir, source).map(Some)
@@ -320,9 +323,17 @@ mod tests {
     fn a_cached_layout_says_whether_it_is_an_upstream_release() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(installed_source(dir.path()), KataSource::SourceBuild);
-        std::fs::write(dir.path().join("SOURCE"), "kata-version: 3.30.0\nsource: upstream release\n").unwrap();
+        std::fs::write(
+            dir.path().join("SOURCE"),
+            "kata-version: 3.30.0\nsource: upstream release\n",
+        )
+        .unwrap();
         assert_eq!(installed_source(dir.path()), KataSource::Release("3.30.0".into()));
-        std::fs::write(dir.path().join("SOURCE"), "kata-version: 3.30.0\nlayout-key: ab\n").unwrap();
+        std::fs::write(
+            dir.path().join("SOURCE"),
+            "kata-version: 3.30.0\nlayout-key: ab\n",
+        )
+        .unwrap();
         assert_eq!(installed_source(dir.path()), KataSource::SourceBuild);
     }
 

@@ -14,7 +14,13 @@ pub fn of_dir(dir: &Path) -> Option<String> {
     }
     let json = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
     let manifest: serde_json::Value = serde_json::from_str(&json).ok()?;
-    let field = |name: &str| manifest.get(name).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    let field = |name: &str| {
+        manifest
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
     Some(format!(
         "built from Debian {}'s {} {} (scripts/build-k8s-bundle)",
         field("source_suite"),
@@ -43,7 +49,10 @@ fn of_source(text: &str) -> String {
     if let Some(suite) = value("suite") {
         return format!("Debian package {} ({suite})", value("version").unwrap_or("?"));
     }
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("empty manifest");
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("empty manifest");
     if first.contains("upstream release") {
         // cri-tools and Kubernetes releases say it in their first line, with the URL.
         return first.to_owned();
@@ -79,19 +88,27 @@ mod tests {
             "SOURCE",
             "package: containerd\nsuite: trixie\nversion: 1.7.24~ds1-6\nupstream-version: 1.7.24\n",
         );
-        assert_eq!(of_dir(dir.path()).unwrap(), "Debian package 1.7.24~ds1-6 (trixie)");
+        assert_eq!(
+            of_dir(dir.path()).unwrap(),
+            "Debian package 1.7.24~ds1-6 (trixie)"
+        );
     }
 
     #[test]
     fn a_source_build_is_never_called_a_release() {
-        let dir = dir_with("SOURCE", "cri-tools: 1.36.0 (/src/cri-tools-1.36.0.tar.gz, key ab)\n");
+        let dir = dir_with(
+            "SOURCE",
+            "cri-tools: 1.36.0 (/src/cri-tools-1.36.0.tar.gz, key ab)\n",
+        );
         let line = of_dir(dir.path()).unwrap();
         assert!(line.starts_with("source build: cri-tools: 1.36.0"), "{line}");
         let dir = dir_with(
             "SOURCE",
             "cri-tools: 1.36.0 (upstream release, http://m/kubernetes-sigs/cri-tools/releases/download/v1.36.0/)\n",
         );
-        assert!(of_dir(dir.path()).unwrap().starts_with("cri-tools: 1.36.0 (upstream release"));
+        assert!(of_dir(dir.path())
+            .unwrap()
+            .starts_with("cri-tools: 1.36.0 (upstream release"));
     }
 
     #[test]
