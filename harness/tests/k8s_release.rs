@@ -49,12 +49,13 @@ fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 
-/// A release fetched from `base_url` into `cache` (as `$KATA_HARNESS_CACHE/k8s/release`).
-fn release(base_url: &str, cache: &Path, lock: &Path) -> Release {
+/// A release fetched from `k8s_url` (dl.k8s.io's layout) into `cache` (as
+/// `$KATA_HARNESS_CACHE/k8s/release`).
+fn release(k8s_url: &str, cache: &Path, lock: &Path) -> Release {
     Release {
         version: VERSION.into(),
         arch: arch().into(),
-        base_url: base_url.into(),
+        k8s_url: k8s_url.into(),
         lock: lock.to_owned(),
         cache: cache.join("k8s/release"),
     }
@@ -109,7 +110,7 @@ fn first_download_records_every_digest_and_the_second_downloads_nothing() {
     let server = fx.server;
     let lock_path = work.path().join("k8s-release.lock");
     let cache = work.path().join("cache");
-    let release = release(&server.url("/release"), &cache, &lock_path);
+    let release = release(&server.url(""), &cache, &lock_path);
 
     let bundle = release.fetch().unwrap();
     assert_eq!(bundle.version, Version::new(1, 20, 2));
@@ -179,7 +180,7 @@ fn a_tampered_file_is_refused_with_both_digests_and_nothing_valid_is_left() {
     let server = fx.server;
     let lock_path = work.path().join("k8s-release.lock");
     // Record the digests, then tamper with kube-apiserver upstream.
-    release(&server.url("/release"), &work.path().join("first"), &lock_path)
+    release(&server.url(""), &work.path().join("first"), &lock_path)
         .fetch()
         .unwrap();
     let recorded = std::fs::read_to_string(&lock_path).unwrap();
@@ -194,11 +195,11 @@ fn a_tampered_file_is_refused_with_both_digests_and_nothing_valid_is_left() {
 
     // A fresh cache, the lock present: the download is refused and deleted.
     let cache = work.path().join("second");
-    let release = release(&server.url("/release"), &cache, &lock_path);
+    let release = release(&server.url(""), &cache, &lock_path);
     let error = release.fetch().unwrap_err();
     let url = format!(
-        "{}/{VERSION}/bin/linux/{}/kube-apiserver",
-        server.url("/release"),
+        "{}/release/{VERSION}/bin/linux/{}/kube-apiserver",
+        server.url(""),
         arch()
     );
     let KubeError::Release(inner) = &error else {
@@ -264,7 +265,7 @@ fn an_unreachable_server_fails_within_seconds_naming_the_url() {
     };
     let work = tempfile::tempdir().unwrap();
     let lock_path = work.path().join("k8s-release.lock");
-    let base = format!("http://127.0.0.1:{closed}/release");
+    let base = format!("http://127.0.0.1:{closed}");
     let release = release(&base, &work.path().join("cache"), &lock_path);
     let started = Instant::now();
     let error = release.fetch().unwrap_err();
@@ -276,7 +277,7 @@ fn an_unreachable_server_fails_within_seconds_naming_the_url() {
     let message = chain(&error);
     assert!(
         message.contains(&format!(
-            "failed to download kubeadm from {base}/{VERSION}/bin/linux/{}/kubeadm: unreachable",
+            "failed to download kubeadm from {base}/release/{VERSION}/bin/linux/{}/kubeadm: unreachable",
             arch()
         )),
         "{message}"
@@ -294,7 +295,7 @@ fn a_release_the_server_does_not_have_is_an_http_error() {
     let work = &fx.work;
     let server = fx.server;
     let mut release = release(
-        &server.url("/release"),
+        &server.url(""),
         &work.path().join("cache"),
         &work.path().join("lock"),
     );
@@ -302,8 +303,8 @@ fn a_release_the_server_does_not_have_is_an_http_error() {
     let message = chain(&release.fetch().unwrap_err());
     assert!(
         message.contains(&format!(
-            "failed to download kubeadm from {}/v1.99.0/bin/linux/{}/kubeadm: the server answered with an HTTP error",
-            server.url("/release"),
+            "failed to download kubeadm from {}/release/v1.99.0/bin/linux/{}/kubeadm: the server answered with an HTTP error",
+            server.url(""),
             arch()
         )),
         "{message}"
@@ -319,11 +320,11 @@ fn a_cached_release_is_recorded_into_a_new_lock_without_downloading() {
     let work = &fx.work;
     let server = fx.server;
     let cache = work.path().join("cache");
-    let first = release(&server.url("/release"), &cache, &work.path().join("first.lock"));
+    let first = release(&server.url(""), &cache, &work.path().join("first.lock"));
     first.fetch().unwrap();
     drop(server);
     // Another checkout (its own lock) sharing the cache: digests checked and recorded offline.
-    let second = release(&first.base_url, &cache, &work.path().join("second.lock"));
+    let second = release(&first.k8s_url, &cache, &work.path().join("second.lock"));
     second.fetch().unwrap();
     assert_eq!(
         std::fs::read_to_string(work.path().join("second.lock")).unwrap(),
@@ -333,7 +334,7 @@ fn a_cached_release_is_recorded_into_a_new_lock_without_downloading() {
 
 /// `kata-harness <subcommand>` as a user runs it, isolated: a temp cache and lock, the
 /// cluster suite only, and a stand-in containerd so that `--target local` plans without one.
-fn cli(work: &Path, base_url: &str, subcommand: &str, extra: &[&str]) -> std::process::Output {
+fn cli(work: &Path, k8s_url: &str, subcommand: &str, extra: &[&str]) -> std::process::Output {
     let containerd = work.join("containerd");
     std::fs::create_dir_all(&containerd).unwrap();
     let script = containerd.join("containerd");
@@ -347,7 +348,7 @@ fn cli(work: &Path, base_url: &str, subcommand: &str, extra: &[&str]) -> std::pr
     Command::new(env!("CARGO_BIN_EXE_kata-harness"))
         .current_dir(&repo)
         .env("KATA_HARNESS_CACHE", work.join("cache"))
-        .env("KATA_HARNESS_K8S_RELEASE_URL", base_url)
+        .env("KATA_HARNESS_K8S_URL", k8s_url)
         .env("KATA_HARNESS_K8S_RELEASE_LOCK", work.join("k8s-release.lock"))
         .env_remove("KATA_HARNESS_K8S_BUNDLE")
         .args([subcommand, "--target", "local", "--containerd"])
@@ -366,7 +367,7 @@ fn cli_unreachable_release_is_an_input_error_within_seconds() {
         listener.local_addr().unwrap().port()
     };
     let work = tempfile::tempdir().unwrap();
-    let base = format!("http://127.0.0.1:{closed}/release");
+    let base = format!("http://127.0.0.1:{closed}");
     let started = Instant::now();
     let results = work.path().join("results");
     let results = results.to_str().unwrap();
@@ -382,7 +383,7 @@ fn cli_unreachable_release_is_an_input_error_within_seconds() {
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with(&format!("error: --k8s-release {VERSION}: failed to fetch the upstream Kubernetes release: failed to download kubeadm from {base}/")),
+        last.starts_with(&format!("error: --k8s-release {VERSION}: failed to fetch the upstream Kubernetes release: failed to download kubeadm from {base}/release/")),
         "{stderr}"
     );
     assert!(last.contains("unreachable"), "{stderr}");
@@ -395,12 +396,7 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
     let server = fx.server;
 
     // `list` never downloads: before the first `run`, it says how to get the release.
-    let out = cli(
-        work.path(),
-        &server.url("/release"),
-        "list",
-        &["--k8s-release", VERSION],
-    );
+    let out = cli(work.path(), &server.url(""), "list", &["--k8s-release", VERSION]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is not in the cache yet"), "{stderr}");
@@ -414,18 +410,13 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
 
     // Fetched into the same cache and lock the CLI uses: the cluster variant is k8s-1.20.
     release(
-        &server.url("/release"),
+        &server.url(""),
         &work.path().join("cache"),
         &work.path().join("k8s-release.lock"),
     )
     .fetch()
     .unwrap();
-    let out = cli(
-        work.path(),
-        &server.url("/release"),
-        "list",
-        &["--k8s-release", "1.20.2"],
-    );
+    let out = cli(work.path(), &server.url(""), "list", &["--k8s-release", "1.20.2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -436,7 +427,7 @@ fn cli_lists_a_cached_release_and_names_one_that_is_not() {
     // --k8s-release and --k8s-bundle name two different bundles.
     let out = cli(
         work.path(),
-        &server.url("/release"),
+        &server.url(""),
         "list",
         &["--k8s-release", VERSION, "--k8s-bundle", "/tmp"],
     );

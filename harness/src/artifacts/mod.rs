@@ -8,6 +8,7 @@
 //! * [`deb`]: Debian packages unpacked into the cache as file sources, never installed.
 //! * [`fetch`]: curl downloads into the cache under deadlines, and the cache's flock.
 //! * [`lock`]: the release lock files (`<version> <arch> <name> <sha256>`).
+//! * [`upstream`]: the base URL of each upstream host (GitHub, dl.k8s.io), one variable each.
 
 pub mod cri_tools;
 pub mod deb;
@@ -15,3 +16,4 @@ pub mod fetch;
 pub mod kata;
 pub mod kata_release;
 pub mod lock;
+pub mod upstream;

@@ -1,5 +1,7 @@
 //! The upstream Kubernetes release as a bundle source: the binaries of one pinned release tag
-//! from `https://dl.k8s.io/release/<version>/bin/linux/<arch>/<binary>`, downloaded once into
+//! from `<dl.k8s.io>/release/<version>/bin/linux/<arch>/<binary>` (`<dl.k8s.io>`:
+//! [`crate::artifacts::upstream::k8s_url`], `https://dl.k8s.io` unless `KATA_HARNESS_K8S_URL`
+//! names a mirror), downloaded once into
 //! the cache and verified by the sha256 in a lock file checked into the repository
 //! (`k8s-release.lock`), which records each file's digest on its first download.
 //!
@@ -33,9 +35,8 @@ use crate::process::ProcessError;
 use crate::profile::Version;
 use crate::wait::WaitError;
 
-/// Overrides the base URL (a mirror, or a local server in tests); the default is upstream's.
-pub const URL_ENV: &str = "KATA_HARNESS_K8S_RELEASE_URL";
-pub const DEFAULT_BASE_URL: &str = "https://dl.k8s.io/release";
+/// Where the releases are below dl.k8s.io's base URL ([`crate::artifacts::upstream::k8s_url`]).
+pub const RELEASES_PATH: &str = "release";
 /// Overrides the lock file (default: `k8s-release.lock` at the repository root).
 pub const LOCK_ENV: &str = "KATA_HARNESS_K8S_RELEASE_LOCK";
 pub const LOCK_FILE: &str = "k8s-release.lock";
@@ -146,21 +147,19 @@ pub struct Release {
     pub version: String,
     /// Kubernetes' name for the architecture: `amd64`, `arm64`, ...
     pub arch: String,
-    /// Without the trailing slash: `https://dl.k8s.io/release`.
-    pub base_url: String,
+    /// dl.k8s.io's base URL, without the trailing slash: `https://dl.k8s.io`, or a mirror of
+    /// its layout ([`crate::artifacts::upstream::k8s_url`]).
+    pub k8s_url: String,
     pub lock: PathBuf,
     /// `<cache>/k8s/release`.
     pub cache: PathBuf,
 }
 
 impl Release {
-    /// The release `version` for this machine, with the base URL and lock file from the
-    /// environment (else upstream's URL and `<repo>/k8s-release.lock`) and the harness cache.
+    /// The release `version` for this machine, with dl.k8s.io's base URL and the lock file
+    /// from the environment (else `https://dl.k8s.io` and `<repo>/k8s-release.lock`) and the
+    /// harness cache.
     pub fn new(version: &str, repo: &Path) -> Result<Release, ReleaseError> {
-        let base_url = std::env::var(URL_ENV)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_BASE_URL.into());
         let lock = std::env::var_os(LOCK_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -168,7 +167,7 @@ impl Release {
         Ok(Release {
             version: normalise_version(version)?,
             arch: kube_arch(std::env::consts::ARCH)?.into(),
-            base_url: base_url.trim_end_matches('/').into(),
+            k8s_url: crate::artifacts::upstream::k8s_url(),
             lock,
             cache: crate::profile::cache_dir().join("k8s/release"),
         })
@@ -177,8 +176,8 @@ impl Release {
     /// `https://dl.k8s.io/release/v1.20.2/bin/linux/amd64/kubeadm`
     pub fn url(&self, binary: &str) -> String {
         format!(
-            "{}/{}/bin/linux/{}/{binary}",
-            self.base_url, self.version, self.arch
+            "{}/{RELEASES_PATH}/{}/bin/linux/{}/{binary}",
+            self.k8s_url, self.version, self.arch
         )
     }
 
@@ -555,7 +554,7 @@ mod tests {
         let release = Release {
             version: "v1.20.2".into(),
             arch: "amd64".into(),
-            base_url: DEFAULT_BASE_URL.into(),
+            k8s_url: crate::artifacts::upstream::DEFAULT_K8S_URL.into(),
             lock: LOCK_FILE.into(),
             cache: "/cache/k8s/release".into(),
         };
