@@ -29,6 +29,7 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
         }
     }
 
+    host_tool_versions(profile)?;
     let containerd = containerd_versions(profile)?;
     let kata = match &profile.kata {
         Some(kata) => Some(version("kata.version", &kata.version)?),
@@ -266,6 +267,37 @@ fn containerd_versions(profile: &Profile) -> Result<Vec<(Version, String)>, Prob
     Ok(out)
 }
 
+/// A host tool without a version is the host's, whatever it is: only `source: host` says so.
+fn host_tool_versions(profile: &Profile) -> Result<(), Problem> {
+    let tools = [
+        ("runc", Some(&profile.runc)),
+        ("crun", profile.crun.as_ref()),
+        ("cni", Some(&profile.cni)),
+    ];
+    for (field, tool) in tools {
+        let Some(tool) = tool else { continue };
+        match &tool.version {
+            None if tool.source != Source::Host => {
+                return Err((
+                    format!("{field}.version"),
+                    format!(
+                        "missing: a {} source needs the version it gives (only `source: host` takes whatever version this host has)",
+                        source_kind(&tool.source)
+                    ),
+                ))
+            }
+            Some(v) if v.trim().is_empty() => {
+                return Err((
+                    format!("{field}.version"),
+                    "empty: leave it out to take whatever version this host has".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// What a schema number cannot be given to this containerd, if anything.
 fn schema_refuses(number: i64, ctd: Version) -> Option<String> {
     let v = |major, minor| Version::new(major, minor, 0);
@@ -282,6 +314,7 @@ fn schema_refuses(number: i64, ctd: Version) -> Option<String> {
 
 fn source_kind(source: &Source) -> &'static str {
     match source {
+        Source::Host => "host",
         Source::Debian(_) => "debian",
         Source::Release(_) => "release",
         Source::Bundle(_) => "bundle",
@@ -292,7 +325,7 @@ fn source_kind(source: &Source) -> &'static str {
 
 /// Each component's source with the kinds the harness can provide it from.
 fn sources(profile: &Profile) -> Vec<(&'static str, &Source, &'static [&'static str])> {
-    const HOST_TOOL: &[&str] = &["debian", "build", "external"];
+    const HOST_TOOL: &[&str] = &["host", "debian", "build", "external"];
     let mut out: Vec<(&'static str, &Source, &'static [&'static str])> = Vec::new();
     for c in &profile.containerd {
         out.push(("containerd", &c.source, &["debian", "bundle", "external"]));

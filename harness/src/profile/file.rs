@@ -25,10 +25,13 @@ pub struct ProfileFileError {
     pub message: String,
 }
 
-/// Where a component's artifact comes from. Written as a one-key map: `{ debian: bookworm }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "SourceMap")]
+/// Where a component's artifact comes from. Written as the word `host`, or as a one-key map:
+/// `{ debian: bookworm }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// Whatever this host has, where local nodes look for it (runc and crun on PATH, the CNI
+    /// plugins in `/usr/lib/cni`): a host tool only ([`HostTool`]).
+    Host,
     /// A Debian package of this suite (installed by scripts/setup, or unpacked into the cache).
     Debian(String),
     /// An upstream release, pinned by sha256 in this lock file of the checkout.
@@ -53,6 +56,35 @@ struct SourceMap {
     external: Option<String>,
 }
 
+/// `host`, or a [`SourceMap`].
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Source, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct SourceVisitor;
+        impl<'de> Visitor<'de> for SourceVisitor {
+            type Value = Source;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SOURCE_FORMS)
+            }
+            fn visit_str<E: de::Error>(self, word: &str) -> Result<Source, E> {
+                match word {
+                    "host" => Ok(Source::Host),
+                    other => Err(E::custom(format!("{other:?}: {SOURCE_FORMS}"))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Source, A::Error> {
+                let map = SourceMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Source::try_from(map).map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(SourceVisitor)
+    }
+}
+
+const SOURCE_FORMS: &str =
+    "a source is `host`, or a map with exactly one key: debian, release, bundle, build or external";
+
 impl TryFrom<SourceMap> for Source {
     type Error = String;
     fn try_from(map: SourceMap) -> Result<Source, String> {
@@ -66,9 +98,7 @@ impl TryFrom<SourceMap> for Source {
         let mut given = all.into_iter().flatten();
         match (given.next(), given.next()) {
             (Some(one), None) => Ok(one),
-            _ => {
-                Err("a source is one of debian, release, bundle, build or external (exactly one key)".into())
-            }
+            _ => Err(SOURCE_FORMS.into()),
         }
     }
 }
@@ -76,6 +106,7 @@ impl TryFrom<SourceMap> for Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Source::Host => write!(f, "this host's"),
             Source::Debian(suite) => write!(f, "Debian package ({suite})"),
             Source::Release(lock) => write!(f, "upstream release pinned in {lock}"),
             Source::Bundle(path) => write!(f, "local bundle {}", path.display()),
@@ -97,6 +128,29 @@ impl Component {
     /// `1.6.20 (Debian package (bookworm))`, for reports.
     pub fn describe(&self) -> String {
         format!("{} ({})", self.version, self.source)
+    }
+}
+
+/// A tool local nodes take from the host: runc, crun, the CNI plugins. With `source: host` and
+/// no `version` it is whatever this host has: the run reports what it found and enforces
+/// nothing. A `version` is enforced: `run` stops (exit 2) when the host's differs. Any other
+/// source says where the host's copy came from and needs a `version` ([`super::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTool {
+    /// Default: none, only with `source: host` (the host's, whatever it is).
+    #[serde(default)]
+    pub version: Option<String>,
+    pub source: Source,
+}
+
+impl HostTool {
+    /// `1.1.5 (Debian package (bookworm))`, or `this host's (version not pinned)`, for reports.
+    pub fn describe(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{version} ({})", self.source),
+            None => format!("{} (version not pinned)", self.source),
+        }
     }
 }
 
@@ -201,10 +255,11 @@ pub struct Profile {
     /// VM image recipes (`vm-images/<name>`); each brings its own containerd.
     #[serde(default)]
     pub vm_images: Vec<String>,
-    pub runc: Component,
+    pub runc: HostTool,
     #[serde(default)]
-    pub crun: Option<Component>,
-    pub cni: Component,
+    pub crun: Option<HostTool>,
+    /// The CNI plugins (the bridge, host-local and loopback plugins local nodes use).
+    pub cni: HostTool,
     #[serde(default)]
     pub kata: Option<Component>,
     #[serde(default)]
