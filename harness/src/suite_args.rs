@@ -96,9 +96,8 @@ pub(crate) struct SuiteArgs {
     pub(crate) k8s_bundle: Option<PathBuf>,
     /// An upstream Kubernetes release (e.g. v1.20.2); implies --k8s. `run` downloads its
     /// binaries from dl.k8s.io ($KATA_HARNESS_K8S_URL replaces https://dl.k8s.io) into the
-    /// cache once, verified by the sha256 in k8s-release.lock ($KATA_HARNESS_K8S_RELEASE_LOCK),
-    /// which records them on the first download. Upstream has no pause binary: the pause image
-    /// is then busybox-based.
+    /// cache once, each verified against the <binary>.sha256 published beside it. Upstream has
+    /// no pause binary: the pause image is then busybox-based.
     #[arg(long = "k8s-release", value_name = "VERSION", conflicts_with = "k8s_bundle")]
     pub(crate) k8s_release: Option<String>,
     /// Kata in the kata-static layout (a directory holding opt/kata, or a kata-static tarball,
@@ -136,7 +135,7 @@ impl SuiteArgs {
     /// $KATA_HARNESS_K8S_BUNDLE), `--k8s-bundle` or the variable, else the built one with --k8s.
     pub(crate) fn k8s_source(&self) -> Result<Option<Source>, String> {
         if let Some(version) = &self.k8s_release {
-            let release = Release::new(version, &repo_root())
+            let release = Release::new(version)
                 .map_err(|e| format!("--k8s-release {version}: {}", report::chain(&e)))?;
             return Ok(Some(Source::Release(release)));
         }

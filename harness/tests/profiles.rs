@@ -186,6 +186,10 @@ const UNTRUSTED: (&str, &str) = (
     &[("kata: { version: 3.30.0, source: { build: here } }", "kata: { version: 3.30.0, source: { release: mine.lock } }")],
     "kata.source.release", "kata releases are pinned in kata-release.lock"
 )]
+#[case::kubernetes_release_in_a_lock(
+    &[("kubernetes: { version: 1.20.2, source: { build: here }", "kubernetes: { version: 1.20.2, source: { release: k8s-release.lock }")],
+    "kubernetes.source.release", "verified against the .sha256 dl.k8s.io publishes beside each binary: write `release: published-sha256`"
+)]
 #[case::name_differs_from_the_file(&[("profile: p\n", "profile: q\n")], "profile", "differs from the file's name \"p\"")]
 #[case::host_tool_without_version_from_debian(
     &[("runc: { version: 1.1.5, source: { debian: bookworm } }", "runc: { source: { debian: bookworm } }")],
@@ -252,7 +256,7 @@ fn host_tools_from_the_host_need_no_version() {
 }
 
 #[test]
-fn the_lock_files_named_are_the_ones_the_fetchers_read() {
+fn the_release_sources_named_are_the_ones_the_fetchers_verify_by() {
     let text = BASE
         .replace(
             "kata: { version: 3.30.0, source: { build: here } }",
@@ -265,10 +269,21 @@ fn the_lock_files_named_are_the_ones_the_fetchers_read() {
             "kubernetes: { version: 1.20.2, source: { build: here }",
             &format!(
                 "kubernetes: {{ version: 1.20.2, source: {{ release: {} }}",
-                kata_harness::kube::release::LOCK_FILE
+                kata_harness::profile::file::PUBLISHED_SHA256
             ),
         );
     parse(&text).unwrap();
+    // The shipped upstream profile says so too, and its report names it.
+    let upstream = kata_harness::profile::load_named(&repo().join("profiles"), "upstream-current").unwrap();
+    let k8s = upstream.kubernetes.as_ref().unwrap();
+    assert_eq!(
+        k8s.source,
+        kata_harness::profile::file::Source::Release(kata_harness::profile::file::PUBLISHED_SHA256.into())
+    );
+    assert!(upstream.components().contains(&(
+        "kubernetes".into(),
+        "1.35.0 (upstream release, verified against its published sha256; node containerd 2.1)".into()
+    )));
 }
 
 #[test]

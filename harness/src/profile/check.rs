@@ -4,17 +4,15 @@
 //! Each rule is a fact of an upstream project (the version that added or removed something),
 //! stated in its message so a maintainer can check it.
 
-use super::file::{Profile, Source};
+use super::file::{Profile, Source, PUBLISHED_SHA256};
 use super::Version;
 
 /// A field (dotted path) and what is wrong with it.
 pub type Problem = (String, String);
 
-/// The lock files of the release fetchers (`artifacts::kata_release::LOCK_FILE`,
-/// `kube::release::LOCK_FILE`), named here because both modules build on this one;
-/// `harness/tests/profiles.rs` checks they agree.
+/// The Kata release fetcher's lock file (`artifacts::kata_release::LOCK_FILE`), named here
+/// because that module builds on this one; `harness/tests/profiles.rs` checks they agree.
 const KATA_LOCK: &str = "kata-release.lock";
-const K8S_LOCK: &str = "k8s-release.lock";
 const RUNC_V2: &str = "io.containerd.runc.v2";
 const RUNTIME_V1_LINUX: &str = "io.containerd.runtime.v1.linux";
 
@@ -46,16 +44,19 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
                 ),
             );
         }
-        if let Source::Release(lock) = source {
-            let expected = match field {
-                "kata" => KATA_LOCK,
-                _ => K8S_LOCK,
+        if let Source::Release(by) = source {
+            let (expected, why) = match field {
+                "kata" => (
+                    KATA_LOCK,
+                    format!("kata releases are pinned in {KATA_LOCK} (or the file KATA_HARNESS_KATA_RELEASE_LOCK names)"),
+                ),
+                _ => (
+                    PUBLISHED_SHA256,
+                    format!("{field} releases are verified against the .sha256 dl.k8s.io publishes beside each binary: write `release: {PUBLISHED_SHA256}`"),
+                ),
             };
-            if lock != expected {
-                return fail(
-                    &format!("{field}.source.release"),
-                    format!("{lock:?}: {field} releases are pinned in {expected} (or the file its _LOCK variable names)"),
-                );
+            if by != expected {
+                return fail(&format!("{field}.source.release"), format!("{by:?}: {why}"));
             }
         }
     }

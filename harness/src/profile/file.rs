@@ -34,7 +34,10 @@ pub enum Source {
     Host,
     /// A Debian package of this suite (installed by scripts/setup, or unpacked into the cache).
     Debian(String),
-    /// An upstream release, pinned by sha256 in this lock file of the checkout.
+    /// An upstream release download; the value names what its files are verified against:
+    /// the lock file of the checkout that pins their sha256 (`kata-release.lock`: Kata
+    /// publishes no checksums), or [`PUBLISHED_SHA256`] (Kubernetes: the `.sha256` dl.k8s.io
+    /// publishes beside each binary).
     Release(String),
     /// A local directory or tarball (a kata-static layout, a Kubernetes bundle).
     Bundle(PathBuf),
@@ -44,6 +47,10 @@ pub enum Source {
     /// profile can be rendered and checked, not run.
     External(String),
 }
+
+/// `release: published-sha256`: each file is verified against the sha256 upstream publishes
+/// beside it.
+pub const PUBLISHED_SHA256: &str = "published-sha256";
 
 /// A source as written: a map with exactly one of these keys.
 #[derive(Deserialize)]
@@ -108,6 +115,9 @@ impl fmt::Display for Source {
         match self {
             Source::Host => write!(f, "this host's"),
             Source::Debian(suite) => write!(f, "Debian package ({suite})"),
+            Source::Release(by) if by == PUBLISHED_SHA256 => {
+                write!(f, "upstream release, verified against its published sha256")
+            }
             Source::Release(lock) => write!(f, "upstream release pinned in {lock}"),
             Source::Bundle(path) => write!(f, "local bundle {}", path.display()),
             Source::Build(how) => write!(f, "source build ({how})"),
