@@ -10,6 +10,9 @@
 //! rebuilt must be skipped with its reason, never passed. The rows go through the same
 //! session code as `kata-harness run` and are written as JUnit and JSON to
 //! `target/kata-harness-results/critest/`.
+//!
+//! Where the row cannot run (no critest binary: scripts/build-cri-tools), the trial is skipped
+//! with the reason, decided before it runs; a suite or containerd that cannot be had fails it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,11 +50,21 @@ fn spec<'a>(results: &'a [TrialResult], text: &str) -> Option<&'a TrialResult> {
     results.iter().find(|r| r.name.ends_with(&format!("::{text}")))
 }
 
-fn run_critest(line: &str) -> Result<(), Failed> {
+/// The critest trial, ready to run: its row (focused on [`FOCUS`]) and containerd.
+struct Ready {
+    trials: Vec<plan::Trial>,
+    choice: ContainerdChoice,
+    variant: Variant,
+}
+
+/// Plans the trial before anything runs: `Ok(Ok(..))` to run, `Ok(Err(reason))` when a
+/// precondition is absent (no critest binary: skipped with the reason), `Err(..)` when the
+/// suite or the containerd cannot be had (a failure of the trial, never a skip).
+fn prepare(line: &str) -> Result<Result<Ready, String>, String> {
     let suite = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("critest.yaml"))
-        .map_err(|e| Failed::from(e.to_string()))?;
-    let choice: ContainerdChoice = line.parse().map_err(|e| Failed::from(format!("{e}")))?;
-    choice.resolve().map_err(|e| Failed::from(format!("{e}")))?;
+        .map_err(|e| e.to_string())?;
+    let choice: ContainerdChoice = line.parse().map_err(|e| format!("{e}"))?;
+    choice.resolve().map_err(|e| format!("{e}"))?;
     let variant = Variant::containerd(choice.clone());
     let capabilities = Capabilities::probe_local();
     let name = format!("critest::runc::{}", variant.label);
@@ -61,15 +74,28 @@ fn run_critest(line: &str) -> Result<(), Failed> {
         true,
     );
     let [trial] = trials.as_mut_slice() else {
-        return Err(Failed::from(format!("the critest suite has no trial {name}")));
+        return Err(format!("the critest suite has no trial {name}"));
     };
     if let Some(reason) = &trial.skip {
-        return Err(Failed::from(format!("{name} is skipped here: {reason}")));
+        return Ok(Err(reason.clone()));
     }
     let Action::Critest(action) = &mut trial.row.action else {
-        return Err(Failed::from(format!("{name} is not a critest row")));
+        return Err(format!("{name} is not a critest row"));
     };
     action.focus = Some(FOCUS.into());
+    Ok(Ok(Ready {
+        trials,
+        choice,
+        variant,
+    }))
+}
+
+fn run_critest(ready: Ready) -> Result<(), Failed> {
+    let Ready {
+        trials,
+        choice,
+        variant,
+    } = ready;
     let settings = Settings {
         containerd: choice,
         keep: false,
@@ -143,9 +169,25 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let line = line();
     let label = Variant::containerd(line.parse().unwrap_or(ContainerdChoice::Line(line.clone()))).label;
-    let trials =
-        vec![Trial::test(format!("critest::runc::{label}"), move || run_critest(&line)).with_kind("critest")];
-    libtest_mimic::run(&args, trials).exit_code()
+    let name = format!("critest::runc::{label}");
+    // Skipped is decided here, before the trial runs: marked ignored, so every runner reports
+    // it skipped (never passed), with the reason on stderr; run anyway (--include-ignored,
+    // nextest's --run-ignored), it fails with the reason, since nextest would count a libtest
+    // "ignored" answer at run time as a pass.
+    let trial = match prepare(&line) {
+        Ok(Ok(ready)) => Trial::test(name, move || run_critest(ready)),
+        Ok(Err(reason)) => {
+            if !args.list {
+                eprintln!("skip {name}: {reason}");
+            }
+            Trial::test(name, move || {
+                Err(Failed::from(format!("cannot run here (it is skipped): {reason}")))
+            })
+            .with_ignored_flag(true)
+        }
+        Err(broken) => Trial::test(name, move || Err(Failed::from(broken))),
+    };
+    libtest_mimic::run(&args, vec![trial.with_kind("critest")]).exit_code()
 }
 
 /// The suites' quarantine list, as `kata-harness run` applies it.

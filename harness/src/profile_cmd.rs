@@ -156,63 +156,125 @@ pub fn k8s_flags(profile: &Profile) -> Result<Option<ArtifactFlags>, String> {
     Ok(Some(ArtifactFlags::of(&k8s.source, release)))
 }
 
-/// The host tools a local node runs (runc, crun, the CNI plugins) as this host has them,
-/// checked against the profile: `(component, what was found)`.
-pub fn host_tools(profile: &Profile, crun: &Path) -> Result<Vec<(String, String)>, String> {
+/// Where the host tools a local node runs are, and how their versions are asked for.
+#[derive(Debug, Clone)]
+pub struct HostProbe {
+    /// `runc` (on PATH).
+    pub runc: PathBuf,
+    /// The crun local nodes use ([`kata_harness::provision::crun_binary`]).
+    pub crun: PathBuf,
+    /// `dpkg-query` (on PATH): the CNI plugins print no version of their own on Debian.
+    pub dpkg_query: PathBuf,
+    /// A CNI plugin local nodes run (`/usr/lib/cni/bridge`), which upstream builds make say
+    /// their version.
+    pub cni_plugin: PathBuf,
+}
+
+impl HostProbe {
+    /// This host, as local nodes find the tools.
+    pub fn this_host(crun: PathBuf) -> HostProbe {
+        HostProbe {
+            runc: "runc".into(),
+            crun,
+            dpkg_query: "dpkg-query".into(),
+            cni_plugin: "/usr/lib/cni/bridge".into(),
+        }
+    }
+
+    /// The CNI plugins' version: their Debian package's, else what the plugin says of itself
+    /// (`CNI bridge plugin v1.4.0`), else why neither could be had.
+    fn cni(&self) -> Result<String, String> {
+        let package = version_line(
+            &self.dpkg_query,
+            &[
+                "-W",
+                "-f=containernetworking-plugins ${Version}",
+                "containernetworking-plugins",
+            ],
+            Stream::Stdout,
+        );
+        // Run without CNI_COMMAND, a plugin prints its "about" line on stderr.
+        package.or_else(|no_package| {
+            version_line(&self.cni_plugin, &[], Stream::Stderr)
+                .map_err(|no_plugin| format!("{no_package}; {no_plugin}"))
+        })
+    }
+}
+
+/// The host tools a local node runs (runc, crun, the CNI plugins) as this host has them:
+/// `(<name>-found, what was found)` for the report. A version the profile pins is enforced
+/// (an error naming the profile file and field); a host tool without one is reported as
+/// found, or as unknown with the reason, and never fails the run here.
+pub fn host_tools(profile: &Profile, probe: &HostProbe) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
     let mut tools = vec![(
         "runc",
+        "runc",
         &profile.runc,
-        version_line(Path::new("runc"), &["--version"]),
+        version_line(&probe.runc, &["--version"], Stream::Stdout),
     )];
     if let Some(c) = &profile.crun {
-        tools.push(("crun", c, version_line(crun, &["--version"])));
+        tools.push((
+            "crun",
+            "crun",
+            c,
+            version_line(&probe.crun, &["--version"], Stream::Stdout),
+        ));
     }
-    // The plugins print no version of their own ("version unknown"): their package does.
-    let cni = version_line(
-        Path::new("dpkg-query"),
-        &[
-            "-W",
-            "-f=containernetworking-plugins ${Version}",
-            "containernetworking-plugins",
-        ],
-    );
-    tools.push(("cni-plugins", &profile.cni, cni));
-    for (name, component, line) in tools {
-        not_runnable(profile, name, &component.version, &component.source)?;
-        let line = line.map_err(|e| format!("profile {}: {name}: {e}", profile.profile))?;
+    tools.push(("cni-plugins", "cni", &profile.cni, probe.cni()));
+    for (name, field, tool, line) in tools {
+        let Some(version) = &tool.version else {
+            let line = line.unwrap_or_else(|why| format!("unknown ({why})"));
+            found.push((format!("{name}-found"), line));
+            continue;
+        };
+        not_runnable(profile, name, version, &tool.source)?;
+        let pinned = |what: String| {
+            format!(
+                "{}, field {field}.version: {name} {version} wanted, {what}",
+                profile.file.display()
+            )
+        };
+        let line = line.map_err(|e| pinned(format!("but its version cannot be read here: {e}")))?;
         let matches = line.split_whitespace().any(|word| {
             let word = word.trim_start_matches('v');
-            word == component.version
+            word == version
                 || word
-                    .strip_prefix(component.version.as_str())
+                    .strip_prefix(version.as_str())
                     .is_some_and(|rest| rest.starts_with(['+', '~', '-']))
         });
         if !matches {
-            return Err(format!(
-                "profile {}: {name} {} wanted, this host has {line:?} ({})",
-                profile.profile,
-                component.version,
-                profile.file.display()
-            ));
+            return Err(pinned(format!("this host has {line:?}")));
         }
         found.push((format!("{name}-found"), line));
     }
     Ok(found)
 }
 
-/// The first line a program prints for these arguments.
-fn version_line(program: &Path, args: &[&str]) -> Result<String, String> {
+/// Which output of a program holds its version line.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// The first non-empty line a program that exits 0 prints on `stream` for these arguments
+/// (dpkg-query without the package exits 1: no version, and the reason says so).
+fn version_line(program: &Path, args: &[&str], stream: Stream) -> Result<String, String> {
     let mut command = Command::new(program);
-    command.args(args);
-    let out = kata_harness::process::run(command, Duration::from_secs(20))
+    command.args(args).env_remove("CNI_COMMAND");
+    let output = kata_harness::process::run(command, Duration::from_secs(20))
         .map_err(|e| format!("{}: {}", program.display(), kata_harness::report::chain(&e)))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
+    let text = match stream {
+        Stream::Stdout => output.stdout,
+        Stream::Stderr => output.stderr,
+    };
+    String::from_utf8_lossy(&text)
         .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} printed no version", program.display()))
 }
 
 /// A profile handler as containerd's config model has it; runc-shim handlers keep their
@@ -527,4 +589,125 @@ fn kata_config(profile: &Profile) -> Result<String, String> {
         "# Installed for printing into {}, removed since: a node's own run dir stands in its place.\n{text}",
         scratch.path().display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A profile whose runc and CNI plugins are as given (`runc: { ... }` and `cni: { ... }`).
+    fn profile(runc: &str, cni: &str) -> Profile {
+        let text = format!(
+            "profile: p\nabout: a test profile\nrunc: {runc}\ncni: {cni}\nhandlers:\n  default: runc\n  runtimes:\n    - {{ name: runc, runtime_type: io.containerd.runc.v2 }}\n"
+        );
+        kata_harness::profile::parse(Path::new("/profiles/p.yaml"), &text).unwrap()
+    }
+
+    /// A stand-in program printing `stdout` and `stderr`.
+    fn program(dir: &Path, name: &str, stdout: &str, stderr: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nprintf '%s\\n' '{stdout}'\nprintf '%s\\n' '{stderr}' >&2\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// A host whose runc says `runc version <runc>`, with no dpkg-query and a bridge plugin
+    /// saying `bridge` on stderr (`None`: no plugin either).
+    fn host(dir: &Path, runc: &str, bridge: Option<&str>) -> HostProbe {
+        HostProbe {
+            runc: program(dir, "runc", &format!("runc version {runc}"), ""),
+            crun: dir.join("no-crun"),
+            dpkg_query: dir.join("no-dpkg-query"),
+            cni_plugin: match bridge {
+                Some(line) => program(dir, "bridge", "", line),
+                None => dir.join("no-bridge"),
+            },
+        }
+    }
+
+    fn fact<'a>(found: &'a [(String, String)], key: &str) -> &'a str {
+        found
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {key} in {found:?}"))
+    }
+
+    #[test]
+    fn host_tools_are_reported_whatever_their_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = host(dir.path(), "1.3.0", Some("CNI bridge plugin v1.4.0"));
+        let found = host_tools(&profile("{ source: host }", "{ source: host }"), &probe).unwrap();
+        assert_eq!(fact(&found, "runc-found"), "runc version 1.3.0");
+        // No dpkg here: the plugin's own line.
+        assert_eq!(fact(&found, "cni-plugins-found"), "CNI bridge plugin v1.4.0");
+    }
+
+    #[test]
+    fn an_unreadable_host_tool_is_reported_unknown_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = host(dir.path(), "1.3.0", None);
+        let found = host_tools(&profile("{ source: host }", "{ source: host }"), &probe).unwrap();
+        let cni = fact(&found, "cni-plugins-found");
+        assert!(
+            cni.starts_with("unknown (") && cni.contains("no-dpkg-query") && cni.contains("no-bridge"),
+            "{cni}"
+        );
+    }
+
+    #[test]
+    fn a_pinned_version_the_host_lacks_names_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = host(dir.path(), "1.3.0", Some("CNI bridge plugin v1.4.0"));
+        let pinned = profile(
+            "{ version: 1.1.5, source: { debian: bookworm } }",
+            "{ source: host }",
+        );
+        let error = host_tools(&pinned, &probe).unwrap_err();
+        assert_eq!(
+            error,
+            "/profiles/p.yaml, field runc.version: runc 1.1.5 wanted, this host has \"runc version 1.3.0\""
+        );
+        // The host's own runc pinned to its version passes, and is reported.
+        let matching = profile(
+            "{ version: 1.3.0, source: host }",
+            "{ version: 1.4.0, source: host }",
+        );
+        let found = host_tools(&matching, &probe).unwrap();
+        assert_eq!(fact(&found, "runc-found"), "runc version 1.3.0");
+        // Pinned, but nothing says the CNI plugins' version: refused, not guessed.
+        let blind = host(dir.path(), "1.3.0", None);
+        let error = host_tools(&matching, &blind).unwrap_err();
+        assert!(
+            error.starts_with("/profiles/p.yaml, field cni.version: cni-plugins 1.4.0 wanted, but its version cannot be read here: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_debian_package_is_the_cni_version_where_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut probe = host(dir.path(), "1.1.5", Some("CNI bridge plugin version unknown"));
+        probe.dpkg_query = program(
+            dir.path(),
+            "dpkg-query",
+            "containernetworking-plugins 1.1.1+ds1-3+b5",
+            "",
+        );
+        let profile = profile(
+            "{ source: host }",
+            "{ version: 1.1.1, source: { debian: bookworm } }",
+        );
+        let found = host_tools(&profile, &probe).unwrap();
+        assert_eq!(
+            fact(&found, "cni-plugins-found"),
+            "containernetworking-plugins 1.1.1+ds1-3+b5"
+        );
+    }
 }

@@ -43,8 +43,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         matches!(v.placement, Placement::Local(_) | Placement::Cluster(_))
     });
     if local_nodes {
-        let crun = kata_harness::provision::crun_binary();
-        match profile_cmd::host_tools(&planned.profile, &crun) {
+        let probe = profile_cmd::HostProbe::this_host(kata_harness::provision::crun_binary());
+        match profile_cmd::host_tools(&planned.profile, &probe) {
             Ok(found) => environment.extend(found),
             Err(message) => return Ok(input_error(message)),
         }

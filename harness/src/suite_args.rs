@@ -95,10 +95,9 @@ pub(crate) struct SuiteArgs {
     #[arg(long = "k8s-bundle")]
     pub(crate) k8s_bundle: Option<PathBuf>,
     /// An upstream Kubernetes release (e.g. v1.20.2); implies --k8s. `run` downloads its
-    /// binaries from dl.k8s.io ($KATA_HARNESS_K8S_RELEASE_URL overrides the base URL) into the
-    /// cache once, verified by the sha256 in k8s-release.lock ($KATA_HARNESS_K8S_RELEASE_LOCK),
-    /// which records them on the first download. Upstream has no pause binary: the pause image
-    /// is then busybox-based.
+    /// binaries from dl.k8s.io ($KATA_HARNESS_K8S_URL replaces https://dl.k8s.io) into the
+    /// cache once, each verified against the <binary>.sha256 published beside it. Upstream has
+    /// no pause binary: the pause image is then busybox-based.
     #[arg(long = "k8s-release", value_name = "VERSION", conflicts_with = "k8s_bundle")]
     pub(crate) k8s_release: Option<String>,
     /// Kata in the kata-static layout (a directory holding opt/kata, or a kata-static tarball,
@@ -107,8 +106,9 @@ pub(crate) struct SuiteArgs {
     #[arg(long = "kata-bundle", value_name = "DIR|TARBALL")]
     pub(crate) kata_bundle: Option<PathBuf>,
     /// An upstream Kata release (e.g. 3.30.0). `run` downloads its kata-static tarball(s) from
-    /// GitHub releases ($KATA_HARNESS_KATA_RELEASE_URL overrides the base URL, e.g. a mirror
-    /// laid out as <base>/<version>/<asset>) into the cache once, verified by the sha256 in
+    /// GitHub releases ($KATA_HARNESS_GITHUB_URL replaces https://github.com, e.g. a mirror laid
+    /// out as <base>/kata-containers/kata-containers/releases/download/<version>/<asset>) into
+    /// the cache once, verified by the sha256 in
     /// kata-release.lock ($KATA_HARNESS_KATA_RELEASE_LOCK), which records them on the first
     /// download (upstream publishes no checksums); `list` uses the cache only. Assets:
     /// kata-static-<V>-x86_64.tar.xz (2.0 to 3.1), kata-static-<V>-amd64.tar.xz (3.2 to 3.20),
@@ -135,7 +135,7 @@ impl SuiteArgs {
     /// $KATA_HARNESS_K8S_BUNDLE), `--k8s-bundle` or the variable, else the built one with --k8s.
     pub(crate) fn k8s_source(&self) -> Result<Option<Source>, String> {
         if let Some(version) = &self.k8s_release {
-            let release = Release::new(version, &repo_root())
+            let release = Release::new(version)
                 .map_err(|e| format!("--k8s-release {version}: {}", report::chain(&e)))?;
             return Ok(Some(Source::Release(release)));
         }

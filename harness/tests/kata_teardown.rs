@@ -1,21 +1,32 @@
 //! Kata teardown with real Kata on a private containerd: after a row, after a killed shim and
 //! after a killed QEMU, no QEMU, virtiofsd, vsock backend or shim of the sandbox is left, and
-//! the testbed's own cleanup finds nothing. (Ctrl-C during a Kata row: tests/cli.rs.)
+//! the testbed's own cleanup finds nothing; and Ctrl-C during a Kata row of `kata-harness run`
+//! leaves none of them either.
 //!
-//! These need the Kata layout scripts/setup builds (scripts/build-kata); without it they fail
-//! saying so, since setup is what the test command runs first.
+//! These need a Kata this host can run (the layout scripts/setup builds with
+//! scripts/build-kata, or one `KATA_HARNESS_KATA_BUNDLE` names): where there is none, every
+//! trial is skipped with the reason, decided before it runs (libtest-mimic, `harness = false`:
+//! see `common/trials.rs`).
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use kata_harness::cri::RuntimeInfo;
 use kata_harness::node::local_processes;
 use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::cleanup::{is_zombie, tagged_processes};
+use kata_harness::provision::kata::KataPlan;
 use kata_harness::provision::{Settings, Testbed};
 use kata_harness::render::cri::PodSpec;
 use kata_harness::scenario::Capabilities;
 use kata_harness::wait::{wait_for, Attempt};
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/trials.rs"]
+mod trials;
+use trials::{block_on, kata_plan, Planned};
 
 /// The processes a Kata sandbox brings up on the node, by the names they run as.
 const KATA_PROCESSES: [&str; 4] = [
@@ -25,14 +36,7 @@ const KATA_PROCESSES: [&str; 4] = [
     "containerd-shim-kata",
 ];
 
-async fn kata_testbed() -> Testbed {
-    let capabilities = Capabilities::probe_local();
-    let kata = capabilities.kata.unwrap_or_else(|| {
-        panic!(
-            "no Kata to test ({}): scripts/setup builds it with scripts/build-kata",
-            capabilities.kata_absent.unwrap_or_default()
-        )
-    });
+async fn kata_testbed(kata: KataPlan) -> Testbed {
     let settings = Settings {
         containerd: ContainerdChoice::Line("1.6".into()),
         keep: false,
@@ -137,9 +141,8 @@ async fn shutdown_clean(testbed: Testbed, id: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_kata_sandbox_leaves_no_vmm_backend_or_shim() {
-    let testbed = kata_testbed().await;
+async fn a_removed_kata_sandbox_leaves_no_vmm_backend_or_shim(kata: KataPlan) {
+    let testbed = kata_testbed(kata).await;
     let (id, ns) = start_kata_sandbox(&testbed, "teardown-row").await;
     testbed.cri.stop_pod_sandbox(&id).await.expect("StopPodSandbox");
     testbed
@@ -151,17 +154,15 @@ async fn a_removed_kata_sandbox_leaves_no_vmm_backend_or_shim() {
     shutdown_clean(testbed, &id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_kata_shim_leaves_nothing_after_teardown() {
-    let testbed = kata_testbed().await;
-    let (id, _ns) = start_kata_sandbox(&testbed, "teardown-shim").await;
-    kill(pid_of(&_ns, &id, "containerd-shim-kata"));
+async fn a_killed_kata_shim_leaves_nothing_after_teardown(kata: KataPlan) {
+    let testbed = kata_testbed(kata).await;
+    let (id, ns) = start_kata_sandbox(&testbed, "teardown-shim").await;
+    kill(pid_of(&ns, &id, "containerd-shim-kata"));
     shutdown_clean(testbed, &id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_kata_qemu_is_seen_and_removal_cleans_up_its_backends() {
-    let testbed = kata_testbed().await;
+async fn a_killed_kata_qemu_is_seen_and_removal_cleans_up_its_backends(kata: KataPlan) {
+    let testbed = kata_testbed(kata).await;
     let (id, ns) = start_kata_sandbox(&testbed, "teardown-qemu").await;
     kill(pid_of(&ns, &id, "qemu-system"));
     // CRI: the sandbox is no longer ready once its VM is gone.
@@ -191,4 +192,57 @@ async fn a_killed_kata_qemu_is_seen_and_removal_cleans_up_its_backends() {
         .expect("RemovePodSandbox after the VM died");
     wait_until_gone(&ns, &id, "the VM died and the sandbox was removed").await;
     shutdown_clean(testbed, &id).await;
+}
+
+/// Ctrl-C while a Kata sandbox of `kata-harness run` runs: its QEMU, virtiofsd, vsock backend
+/// and shim go too. (`kata-harness run` finds the same Kata this binary probed.)
+fn ctrl_c_during_a_kata_row_leaves_no_vmm_or_backend_behind(_kata: KataPlan) {
+    cli::interrupt_when(
+        &[
+            "--target",
+            "local",
+            "--containerd",
+            "1.6",
+            "--filter",
+            "cri::kata-handler",
+        ],
+        |run_dir| {
+            // What this run's containerd started: its environment carries the run dir.
+            let kata: Vec<_> = tagged_processes(&run_dir.to_string_lossy())
+                .into_iter()
+                .filter(|(_, c)| KATA_PROCESSES.iter().any(|n| c.contains(n)))
+                .collect();
+            kata.iter()
+                .any(|(_, c)| c.contains("qemu-system"))
+                .then_some(kata)
+        },
+    );
+}
+
+/// A trial running the async test `$test` with the Kata plan, or skipped with why there is none.
+macro_rules! async_trial {
+    ($kata:expr, $test:ident) => {
+        Planned::needing(stringify!($test), $kata.clone(), |plan| block_on($test(plan)))
+    };
+}
+
+fn main() -> ExitCode {
+    kata_harness::teardown::install_interrupt_handler();
+    let kata = kata_plan(&Capabilities::probe_local());
+    trials::run(vec![
+        async_trial!(kata, a_removed_kata_sandbox_leaves_no_vmm_backend_or_shim),
+        async_trial!(kata, a_killed_kata_shim_leaves_nothing_after_teardown),
+        async_trial!(
+            kata,
+            a_killed_kata_qemu_is_seen_and_removal_cleans_up_its_backends
+        ),
+        Planned::needing(
+            "ctrl_c_during_a_kata_row_leaves_no_vmm_or_backend_behind",
+            kata,
+            |plan| {
+                ctrl_c_during_a_kata_row_leaves_no_vmm_or_backend_behind(plan);
+                Ok(())
+            },
+        ),
+    ])
 }

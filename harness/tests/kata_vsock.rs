@@ -12,17 +12,27 @@
 //!
 //! Real pieces, no shim: the layout's vhost-device-vsock, QEMU (TCG on a host without usable
 //! KVM), the layout's guest kernel and initrd with kata-agent, plus a second initramfs archive
-//! that replaces /init (the kernel unpacks concatenated archives in order). Needs the Kata
-//! layout scripts/setup builds (scripts/build-kata).
+//! that replaces /init (the kernel unpacks concatenated archives in order).
+//!
+//! It runs where the Kata layout ships the user-space vsock backend (scripts/build-kata's
+//! `libexec/vhost-device-vsock`) and boots from an initrd; elsewhere (no Kata, or upstream's
+//! kata-static, which ships neither) it is skipped with the reason, decided before it runs by
+//! [`parts`], whose own trials (`precondition::*`) check that decision against stand-in
+//! layouts (libtest-mimic, `harness = false`: see `common/trials.rs`).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use kata_harness::scenario::Capabilities;
 use kata_harness::wait::{wait_for, Attempt};
+use libtest_mimic::Failed;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
+
+#[path = "common/trials.rs"]
+mod trials;
+use trials::{block_on, kata_plan, Planned};
 
 /// The agent's ttRPC port (Kata's vSockPort).
 const AGENT_PORT: u32 = 1024;
@@ -61,7 +71,7 @@ exec /usr/bin/kata-agent
 "#;
 
 /// The layout's initrd followed by a newc archive holding only [`RESET_INIT`] as /init.
-fn initrd_with_reset_init(layout_initrd: &Path, dir: &Path) -> std::path::PathBuf {
+fn initrd_with_reset_init(layout_initrd: &Path, dir: &Path) -> PathBuf {
     let root = dir.join("overlay-root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("init"), RESET_INIT).unwrap();
@@ -88,19 +98,58 @@ fn initrd_with_reset_init(layout_initrd: &Path, dir: &Path) -> std::path::PathBu
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock() {
-    let capabilities = Capabilities::probe_local();
-    let plan = capabilities.kata.unwrap_or_else(|| {
-        panic!(
-            "no Kata to test ({}): scripts/setup builds it with scripts/build-kata",
-            capabilities.kata_absent.unwrap_or_default()
-        )
-    });
+/// What the test boots, from the host's Kata.
+#[derive(Debug)]
+struct Parts {
+    /// The layout's `libexec/vhost-device-vsock`.
+    daemon: PathBuf,
+    qemu: PathBuf,
+    kernel: PathBuf,
+    /// The layout's initrd, which the test's /init is appended to.
+    initrd: PathBuf,
+    /// `kvm`, or `tcg` where KVM is not usable.
+    accel: &'static str,
+}
+
+/// The parts this test needs from the host's Kata, or why it cannot run here.
+fn parts(capabilities: &Capabilities) -> Result<Parts, String> {
+    let plan = kata_plan(capabilities)?;
     let layout = &plan.layout;
-    let daemon = layout
-        .vsock_daemon()
-        .expect("the source build ships libexec/vhost-device-vsock");
+    let daemon = layout.vsock_daemon().ok_or_else(|| {
+        format!(
+            "{} ships no user-space vsock backend ({}/libexec/vhost-device-vsock; upstream's \
+             kata-static has none, scripts/build-kata's layout does): this test is of that backend",
+            layout.describe(),
+            layout.kata_dir().display()
+        )
+    })?;
+    let kernel = layout
+        .kernel()
+        .ok_or_else(|| format!("{} has no guest kernel", layout.describe()))?;
+    let initrd = layout.initrd().ok_or_else(|| {
+        format!(
+            "{} boots its guest from an image, not an initrd (share/kata-containers/\
+             kata-containers-initrd.img): this test appends its /init to an initrd",
+            layout.describe()
+        )
+    })?;
+    Ok(Parts {
+        daemon,
+        qemu: plan.qemu.clone(),
+        kernel,
+        initrd,
+        accel: if plan.host.no_kvm.is_some() { "tcg" } else { "kvm" },
+    })
+}
+
+async fn the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock(parts: Parts) {
+    let Parts {
+        daemon,
+        qemu,
+        kernel,
+        initrd,
+        accel,
+    } = parts;
     let dir = tempfile::tempdir().unwrap();
     let vhost_socket = dir.path().join("vhost-vsock.sock");
     let hybrid_socket = dir.path().join("kata.hvsock");
@@ -136,9 +185,8 @@ async fn the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock
     .await
     .unwrap_or_else(|e| panic!("{e}: {}", tail(&daemon_log)));
 
-    let accel = if plan.host.no_kvm.is_some() { "tcg" } else { "kvm" };
     let _qemu = Reaped(
-        Command::new(&plan.qemu)
+        Command::new(&qemu)
             .args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max"])
             .args([
                 "-m",
@@ -158,12 +206,9 @@ async fn the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock
             ])
             .args(["-device", "vhost-user-vsock-pci,chardev=vsock"])
             .arg("-kernel")
-            .arg(layout.kernel().expect("the layout has a guest kernel"))
+            .arg(&kernel)
             .arg("-initrd")
-            .arg(initrd_with_reset_init(
-                &layout.initrd().expect("the source build has an initrd"),
-                dir.path(),
-            ))
+            .arg(initrd_with_reset_init(&initrd, dir.path()))
             .args(["-append", "console=ttyS0 panic=1 quiet"])
             .args(["-serial", &format!("file:{}", console.display())])
             .stdin(Stdio::null())
@@ -228,4 +273,139 @@ async fn the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock
         "the guest reset its vsock device as planned: {}",
         tail(&console)
     );
+}
+
+/// The decision [`parts`] makes, against stand-in layouts: each precondition absent is a skip
+/// naming what is missing, and a layout with all of them runs.
+mod precondition {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use kata_harness::artifacts::kata::{KataLayout, KataSource};
+    use kata_harness::provision::kata::{KataHost, KataPlan};
+    use kata_harness::scenario::Capabilities;
+    use libtest_mimic::Failed;
+
+    /// A layout as `KataLayout::open` requires it, plus `extra` files (under `opt/kata`).
+    fn layout(dir: &Path, extra: &[&str]) -> KataLayout {
+        for rel in [
+            "bin/containerd-shim-kata-v2",
+            "share/defaults/kata-containers/configuration-qemu.toml",
+            "share/kata-containers/vmlinux.container",
+            "libexec/virtiofsd",
+        ]
+        .iter()
+        .chain(extra)
+        {
+            let path = dir.join("opt/kata").join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("{rel} stand-in\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        KataLayout::open(dir, KataSource::Bundle(dir.to_owned())).expect("a complete stand-in layout")
+    }
+
+    /// What a host with vhost_vsock and KVM would probe for `layout` (so that a layout without
+    /// the user-space backend still plans, as upstream's kata-static does there).
+    fn capabilities(layout: KataLayout) -> Capabilities {
+        let host = KataHost {
+            no_kvm: None,
+            vhost_vsock: true,
+            vhost_net: true,
+            syslog: true,
+            qemu: Some("/usr/bin/qemu-system-x86_64".into()),
+        };
+        let plan = KataPlan::new(layout, host).expect("plans on a host with vhost_vsock");
+        Capabilities {
+            kata_absent: None,
+            kata_conditions: plan.conditions.clone(),
+            kata: Some(plan),
+        }
+    }
+
+    fn expect_skip(capabilities: &Capabilities, naming: &str) -> Result<(), Failed> {
+        match super::parts(capabilities) {
+            Err(reason) if reason.contains(naming) => Ok(()),
+            Err(reason) => Err(format!("skipped, but the reason does not name {naming:?}: {reason}").into()),
+            Ok(parts) => Err(format!("would run ({parts:?}), expected a skip naming {naming:?}").into()),
+        }
+    }
+
+    pub fn no_kata_is_a_skip_with_the_probes_reason() -> Result<(), Failed> {
+        let absent = Capabilities {
+            kata_absent: Some("no Kata artifacts (run scripts/build-kata)".into()),
+            kata_conditions: vec![],
+            kata: None,
+        };
+        expect_skip(&absent, "no Kata artifacts (run scripts/build-kata)")
+    }
+
+    pub fn an_upstream_layout_without_vhost_device_vsock_is_a_skip() -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let upstream = layout(dir.path(), &["share/kata-containers/kata-containers-initrd.img"]);
+        expect_skip(&capabilities(upstream), "libexec/vhost-device-vsock")
+    }
+
+    pub fn a_layout_booting_from_an_image_is_a_skip() -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let image_only = layout(
+            dir.path(),
+            &[
+                "share/kata-containers/kata-containers.img",
+                "libexec/vhost-device-vsock",
+            ],
+        );
+        expect_skip(&capabilities(image_only), "kata-containers-initrd.img")
+    }
+
+    pub fn a_layout_with_the_backend_and_an_initrd_runs() -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let built = layout(
+            dir.path(),
+            &[
+                "share/kata-containers/kata-containers-initrd.img",
+                "libexec/vhost-device-vsock",
+            ],
+        );
+        let parts = super::parts(&capabilities(built)).map_err(|reason| format!("skipped: {reason}"))?;
+        let kata = dir.path().join("opt/kata");
+        if parts.daemon != kata.join("libexec/vhost-device-vsock")
+            || parts.initrd != kata.join("share/kata-containers/kata-containers-initrd.img")
+            || parts.accel != "kvm"
+        {
+            return Err(format!("not the layout's parts: {parts:?}").into());
+        }
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    kata_harness::teardown::install_interrupt_handler();
+    let here = parts(&Capabilities::probe_local());
+    let check = |name: &str, decision: fn() -> Result<(), Failed>| {
+        Planned::needing(&format!("precondition::{name}"), Ok(()), move |()| decision())
+    };
+    trials::run(vec![
+        Planned::needing(
+            "the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock",
+            here,
+            |parts| block_on(the_agent_answers_a_client_that_dialled_while_the_guest_reset_its_vsock(parts)),
+        ),
+        check(
+            "no_kata_is_a_skip_with_the_probes_reason",
+            precondition::no_kata_is_a_skip_with_the_probes_reason,
+        ),
+        check(
+            "an_upstream_layout_without_vhost_device_vsock_is_a_skip",
+            precondition::an_upstream_layout_without_vhost_device_vsock_is_a_skip,
+        ),
+        check(
+            "a_layout_booting_from_an_image_is_a_skip",
+            precondition::a_layout_booting_from_an_image_is_a_skip,
+        ),
+        check(
+            "a_layout_with_the_backend_and_an_initrd_runs",
+            precondition::a_layout_with_the_backend_and_an_initrd_runs,
+        ),
+    ])
 }

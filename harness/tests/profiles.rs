@@ -186,7 +186,24 @@ const UNTRUSTED: (&str, &str) = (
     &[("kata: { version: 3.30.0, source: { build: here } }", "kata: { version: 3.30.0, source: { release: mine.lock } }")],
     "kata.source.release", "kata releases are pinned in kata-release.lock"
 )]
+#[case::kubernetes_release_in_a_lock(
+    &[("kubernetes: { version: 1.20.2, source: { build: here }", "kubernetes: { version: 1.20.2, source: { release: k8s-release.lock }")],
+    "kubernetes.source.release", "verified against the .sha256 dl.k8s.io publishes beside each binary: write `release: published-sha256`"
+)]
 #[case::name_differs_from_the_file(&[("profile: p\n", "profile: q\n")], "profile", "differs from the file's name \"p\"")]
+#[case::host_tool_without_version_from_debian(
+    &[("runc: { version: 1.1.5, source: { debian: bookworm } }", "runc: { source: { debian: bookworm } }")],
+    "runc.version", "missing: a debian source needs the version it gives (only `source: host`"
+)]
+#[case::host_tool_with_empty_version(
+    &[("cni: { version: 1.1.1, source: { debian: bookworm } }", "cni: { version: \"\", source: host }")],
+    "cni.version", "empty: leave it out"
+)]
+#[case::kata_from_the_host(
+    &[("kata: { version: 3.30.0, source: { build: here } }", "kata: { version: 3.30.0, source: host }")],
+    "kata.source", "host is not a source the harness can use for kata"
+)]
+#[case::misspelt_host(&[("runc: { version: 1.1.5, source: { debian: bookworm } }", "runc: { source: hots }")], "", "\"hots\": a source is `host`, or a map")]
 fn impossible_combinations_are_rejected_with_field_and_reason(
     #[case] edits: &[(&str, &str)],
     #[case] field: &str,
@@ -214,7 +231,32 @@ fn impossible_combinations_are_rejected_with_field_and_reason(
 }
 
 #[test]
-fn the_lock_files_named_are_the_ones_the_fetchers_read() {
+fn host_tools_from_the_host_need_no_version() {
+    let text = BASE
+        .replace(
+            "runc: { version: 1.1.5, source: { debian: bookworm } }",
+            "runc: { source: host }",
+        )
+        .replace(
+            "cni: { version: 1.1.1, source: { debian: bookworm } }",
+            "cni: { version: 1.1.1, source: host }",
+        );
+    let profile = parse(&text).unwrap();
+    assert_eq!(profile.runc.version, None);
+    let components = profile.components();
+    let component = |key: &str| {
+        components
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    };
+    assert_eq!(component("runc"), "this host's (version not pinned)");
+    assert_eq!(component("cni-plugins"), "1.1.1 (this host's)");
+}
+
+#[test]
+fn the_release_sources_named_are_the_ones_the_fetchers_verify_by() {
     let text = BASE
         .replace(
             "kata: { version: 3.30.0, source: { build: here } }",
@@ -227,10 +269,21 @@ fn the_lock_files_named_are_the_ones_the_fetchers_read() {
             "kubernetes: { version: 1.20.2, source: { build: here }",
             &format!(
                 "kubernetes: {{ version: 1.20.2, source: {{ release: {} }}",
-                kata_harness::kube::release::LOCK_FILE
+                kata_harness::profile::file::PUBLISHED_SHA256
             ),
         );
     parse(&text).unwrap();
+    // The shipped upstream profile says so too, and its report names it.
+    let upstream = kata_harness::profile::load_named(&repo().join("profiles"), "upstream-current").unwrap();
+    let k8s = upstream.kubernetes.as_ref().unwrap();
+    assert_eq!(
+        k8s.source,
+        kata_harness::profile::file::Source::Release(kata_harness::profile::file::PUBLISHED_SHA256.into())
+    );
+    assert!(upstream.components().contains(&(
+        "kubernetes".into(),
+        "1.35.0 (upstream release, verified against its published sha256; node containerd 2.1)".into()
+    )));
 }
 
 #[test]
@@ -377,6 +430,46 @@ fn a_cached_containerd_of_another_version_than_the_profiles_exits_2() {
         stderr.contains("containerd 1.7.23 wanted,") && stderr.contains("has 1.7.24"),
         "{stderr}"
     );
+}
+
+/// BASE as a runnable local profile (the handlers local nodes configure, no cluster).
+fn runnable_local(text: &str) -> String {
+    text.replace("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: crun, runtime_type: io.containerd.runc.v2, engine: crun }\n    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu, runtime_type: io.containerd.kata-qemu.v2 }\n")
+        .replace(NO_CLUSTER.0, NO_CLUSTER.1)
+        + "target: local\n"
+}
+
+#[test]
+fn a_pinned_runc_this_host_lacks_exits_2_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    let results = dir.path().join("results");
+    std::fs::write(
+        &file,
+        runnable_local(&BASE.replace(
+            "runc: { version: 1.1.5, source: { debian: bookworm } }",
+            "runc: { version: 0.0.1, source: { debian: bookworm } }",
+        )),
+    )
+    .unwrap();
+    let out = harness()
+        .args(["run", "--profile"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}, field runc.version: runc 0.0.1 wanted, this host has \"runc version ",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!results.exists(), "nothing ran");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Downloading pinned upstream files into the harness cache: one curl transfer per file under
 //! a connect timeout, stall detection and a deadline, into a part file that is deleted unless
-//! the caller renames it into place; the sha256 of what arrived; and one exclusive flock per
+//! the caller renames it into place; the sha256 of what arrived, and the digest a published
+//! `.sha256` file holds; and one exclusive flock per
 //! cache so that concurrent runs do not race. Used by the Kubernetes release
 //! (`kube::release`) and the Kata release ([`super::kata_release`]); what is
 //! verified against what, and where a file becomes visible, is theirs to decide.
@@ -13,6 +14,7 @@
 //! like every other child, under a deadline, and its exit code tells "unreachable" from "not
 //! found".
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -209,6 +211,37 @@ pub fn is_sha256(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The digest in a published `.sha256` file of `name` (dl.k8s.io's, cri-tools', containerd's
+/// `.sha256sum`): one line, 64 hex digits (returned lowercase), optionally followed by
+/// whitespace and the file's name as `sha256sum` prints it (`  name`, ` *name`, or a path
+/// ending in it). `Err(what is wrong)` otherwise, quoting the start of what was there.
+pub fn published_sha256(text: &[u8], name: &str) -> Result<String, String> {
+    const QUOTED: usize = 80;
+    let quoted = || {
+        let text = String::from_utf8_lossy(&text[..text.len().min(QUOTED)]).into_owned();
+        format!("{text:?}{}", if text.len() >= QUOTED { "..." } else { "" })
+    };
+    let text = std::str::from_utf8(text).map_err(|_| format!("not text: {}", quoted()))?;
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let [line] = lines[..] else {
+        return Err(format!("expected one line, found {}: {}", lines.len(), quoted()));
+    };
+    let mut words = line.split_whitespace();
+    let digest = words.next().unwrap_or_default().to_ascii_lowercase();
+    if !is_sha256(&digest) {
+        return Err(format!("expected 64 hex digits first, found {}", quoted()));
+    }
+    match (words.next(), words.next()) {
+        (None, _) => Ok(digest),
+        (Some(file), None)
+            if Path::new(file.trim_start_matches('*')).file_name() == Some(OsStr::new(name)) =>
+        {
+            Ok(digest)
+        }
+        _ => Err(format!("it names another file than {name}: {}", quoted())),
+    }
+}
+
 /// One fetching process per cache: an exclusive flock on `<cache>/.lock`, waited for up to
 /// [`CACHE_LOCK_DEADLINE`]. `cache` must exist.
 pub fn lock_cache(cache: &Path) -> Result<Flock<File>, FetchError> {
@@ -338,6 +371,46 @@ mod tests {
         assert!(is_sha256(&digest));
         assert!(!is_sha256(&digest.to_uppercase()));
         assert!(!is_sha256(&digest[1..]));
+    }
+
+    #[test]
+    fn a_published_sha256_is_the_digest_alone_or_with_its_files_name() {
+        const D: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        for text in [
+            D.to_owned(),
+            format!("{D}\n"),
+            format!("{}\n", D.to_uppercase()),
+            format!("{D}  kubeadm\n"),
+            format!("{D} *kubeadm"),
+            format!("{D}  bin/linux/amd64/kubeadm\n"),
+            format!("\n{D}\n\n"),
+        ] {
+            assert_eq!(
+                published_sha256(text.as_bytes(), "kubeadm").as_deref(),
+                Ok(D),
+                "{text:?}"
+            );
+        }
+        let refused = |text: &str, problem: &str| {
+            let error = published_sha256(text.as_bytes(), "kubeadm").unwrap_err();
+            assert!(error.contains(problem), "{text:?}: {error}");
+        };
+        refused("", "expected one line, found 0");
+        refused(&D[1..], "expected 64 hex digits first");
+        refused(&format!("{}g", &D[1..]), "expected 64 hex digits first");
+        refused(
+            "<html>404 Not Found</html>",
+            "expected 64 hex digits first, found \"<html>",
+        );
+        refused(&format!("{D}  kubelet"), "names another file than kubeadm");
+        refused(&format!("{D}  kubeadm extra"), "names another file");
+        refused(&format!("{D}\n{D}\n"), "expected one line, found 2");
+        assert!(published_sha256(&[0xff, 0xfe], "kubeadm")
+            .unwrap_err()
+            .starts_with("not text"));
+        let long = "x".repeat(500);
+        let error = published_sha256(long.as_bytes(), "kubeadm").unwrap_err();
+        assert!(error.len() < 200 && error.ends_with("..."), "{error}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! An upstream Kata release as a Kata source: the kata-static tarball(s) of one release from
-//! `https://github.com/kata-containers/kata-containers/releases/download/<version>/<asset>`,
+//! `<github>/kata-containers/kata-containers/releases/download/<version>/<asset>` (`<github>`:
+//! [`super::upstream::github_url`], `https://github.com` unless `KATA_HARNESS_GITHUB_URL` names
+//! a mirror),
 //! downloaded once into the cache, verified by the sha256 in a lock file checked into the
 //! repository (`kata-release.lock`; upstream publishes no checksums, so the lock records each
 //! asset's digest on its first download), and unpacked into a [`KataLayout`].
@@ -31,9 +33,8 @@ use crate::process::ProcessError;
 mod assets;
 pub use assets::{assets, normalise_version, KataLock, LockFile};
 
-/// Overrides the base URL (a mirror, or a local server in tests); the default is upstream's.
-pub const URL_ENV: &str = "KATA_HARNESS_KATA_RELEASE_URL";
-pub const DEFAULT_BASE_URL: &str = "https://github.com/kata-containers/kata-containers/releases/download";
+/// Where Kata's releases are below GitHub's base URL ([`super::upstream::github_url`]).
+pub const RELEASES_PATH: &str = "kata-containers/kata-containers/releases/download";
 /// Overrides the lock file (default: `kata-release.lock` at the repository root).
 pub const LOCK_ENV: &str = "KATA_HARNESS_KATA_RELEASE_LOCK";
 pub const LOCK_FILE: &str = "kata-release.lock";
@@ -115,8 +116,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KataReleaseError + '_ {
 pub struct KataRelease {
     /// `3.30.0` (Kata's tags have no `v`).
     pub version: String,
-    /// Without the trailing slash.
-    pub base_url: String,
+    /// GitHub's base URL, without the trailing slash: `https://github.com`, or a mirror of
+    /// its layout ([`super::upstream::github_url`]).
+    pub github_url: String,
     pub lock: PathBuf,
     /// `<cache>/kata/release`.
     pub cache: PathBuf,
@@ -125,8 +127,9 @@ pub struct KataRelease {
 }
 
 impl KataRelease {
-    /// The release `version` (`3.30.0` or `v3.30.0`), with the base URL and lock file from the
-    /// environment (else upstream's URL and `<repo>/kata-release.lock`) and the harness cache.
+    /// The release `version` (`3.30.0` or `v3.30.0`), with GitHub's base URL and the lock file
+    /// from the environment (else `https://github.com` and `<repo>/kata-release.lock`) and the
+    /// harness cache.
     pub fn new(version: &str, repo: &Path) -> Result<KataRelease, KataReleaseError> {
         let version = normalise_version(version)?;
         assets(&version)?;
@@ -135,17 +138,13 @@ impl KataRelease {
                 arch: std::env::consts::ARCH.into(),
             });
         }
-        let base_url = std::env::var(URL_ENV)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_BASE_URL.into());
         let lock = std::env::var_os(LOCK_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| repo.join(LOCK_FILE));
         Ok(KataRelease {
             version,
-            base_url: base_url.trim_end_matches('/').into(),
+            github_url: super::upstream::github_url(),
             lock,
             cache: crate::profile::cache_dir().join("kata/release"),
             limits: Limits::from_env(DOWNLOAD_DEADLINE),
@@ -157,9 +156,10 @@ impl KataRelease {
         assets(&self.version)
     }
 
-    /// `<base>/3.30.0/kata-static-3.30.0-amd64.tar.zst`; `url("")` is the release's own.
+    /// `<github>/kata-containers/kata-containers/releases/download/3.30.0/kata-static-3.30.0-amd64.tar.zst`;
+    /// `url("")` is the release's own.
     pub fn url(&self, asset: &str) -> String {
-        format!("{}/{}/{asset}", self.base_url, self.version)
+        format!("{}/{RELEASES_PATH}/{}/{asset}", self.github_url, self.version)
     }
 
     /// The layout directory: `<cache>/kata/release/3.30.0-amd64`.
@@ -421,7 +421,7 @@ mod tests {
     fn urls_and_dirs_follow_the_release() {
         let release = KataRelease {
             version: "3.30.0".into(),
-            base_url: DEFAULT_BASE_URL.into(),
+            github_url: crate::artifacts::upstream::DEFAULT_GITHUB_URL.into(),
             lock: LOCK_FILE.into(),
             cache: "/cache/kata/release".into(),
             limits: Limits::from_env(DOWNLOAD_DEADLINE),

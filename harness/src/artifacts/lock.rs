@@ -1,12 +1,12 @@
 //! A release lock file checked into the repository: one line per upstream file,
 //! `<version> <arch> <name> <sha256>`, `#` comments. The harness records a file's digest on
-//! its first download (upstream publishes none the harness could check instead) and refuses
-//! any later download that differs.
+//! its first download and refuses any later download that differs: for upstreams that publish
+//! no checksums the harness could check instead (Kata's `kata-release.lock`; Kubernetes
+//! releases are checked against the `.sha256` dl.k8s.io publishes, `kube::release`).
 //!
 //! Invariant: a [`LockFile`] only holds lines its [`LockKind`] accepts, and [`LockFile::save`]
 //! replaces the file whole, so a crash never leaves half a lock. What a version looks like,
-//! what the third column names and the header text are the kind's (Kubernetes binaries, Kata
-//! tarballs).
+//! what the third column names and the header text are the kind's (Kata's tarballs).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -170,5 +170,126 @@ impl<K> LockFile<K> {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const B: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+    /// A lock of a few binaries by release tag, as the checks of a real kind go.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct Binaries;
+
+    impl LockKind for Binaries {
+        const HEADER: &'static str = "# a test lock\n# <version> <arch> <binary> <sha256>\n";
+        const NAME: &'static str = "binary";
+
+        fn check_version(version: &str) -> Result<(), String> {
+            let numbers: Vec<&str> = version.strip_prefix('v').unwrap_or("").split('.').collect();
+            if numbers.len() == 3 && numbers.iter().all(|n| n.parse::<u32>().is_ok()) {
+                Ok(())
+            } else {
+                Err("a release tag like v1.20.2".into())
+            }
+        }
+
+        fn check_name(_version: &str, name: &str) -> Result<(), String> {
+            const NAMES: [&str; 4] = ["kubeadm", "kubelet", "kubectl", "kube-proxy"];
+            if NAMES.contains(&name) {
+                Ok(())
+            } else {
+                Err(format!("one of {}", NAMES.join(", ")))
+            }
+        }
+    }
+
+    fn parse(text: &str) -> Result<LockFile<Binaries>, LockError> {
+        LockFile::parse(text, Path::new("test.lock"))
+    }
+
+    #[test]
+    fn lock_round_trips_sorted_with_its_header() {
+        let mut lock = LockFile::<Binaries>::default();
+        lock.insert("v1.20.2", "amd64", "kubelet", B);
+        lock.insert("v1.20.2", "amd64", "kubeadm", A);
+        let text = lock.render();
+        assert!(text.starts_with(Binaries::HEADER), "{text}");
+        assert!(
+            text.ends_with(&format!("v1.20.2 amd64 kubeadm {A}\nv1.20.2 amd64 kubelet {B}\n")),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap(), lock);
+        assert_eq!(lock.get("v1.20.2", "amd64", "kubelet"), Some(B));
+        assert_eq!(lock.get("v1.20.2", "arm64", "kubelet"), None);
+    }
+
+    #[test]
+    fn lock_accepts_comments_blank_lines_and_extra_spaces() {
+        let lock = parse(&format!("# comment\n\n  v1.21.0   arm64\tkube-proxy  {A}  \n")).unwrap();
+        assert_eq!(lock.len(), 1);
+        assert_eq!(lock.get("v1.21.0", "arm64", "kube-proxy"), Some(A));
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn lock_errors_name_the_file_line_and_problem() {
+        let cases = [
+            (
+                "v1.20.2 amd64 kubeadm\n".to_string(),
+                "line 1: expected `<version> <arch> <binary> <sha256>`, found 3",
+            ),
+            (
+                format!("# x\nv1.20.2 amd64 kubeadmm {A}\n"),
+                "line 2: unknown binary \"kubeadmm\"",
+            ),
+            (
+                format!("v1.20.2 amd64 kubeadm {}\n", &A[..63]),
+                "line 1: bad sha256",
+            ),
+            (
+                format!("v1.20.2 amd64 kubeadm {}\n", A.to_uppercase()),
+                "line 1: bad sha256",
+            ),
+            (
+                format!("1.20.2 amd64 kubeadm {A}\n"),
+                "line 1: bad version \"1.20.2\"",
+            ),
+            (format!("v1.20 amd64 kubeadm {A}\n"), "line 1: bad version"),
+            (format!("v1.20.2 AMD64 kubeadm {A}\n"), "line 1: bad architecture"),
+            (
+                format!("v1.20.2 amd64 kubeadm {A}\nv1.20.2 amd64 kubeadm {B}\n"),
+                "line 2: v1.20.2 amd64 kubeadm is already on line 1",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with("bad release lock file test.lock, "), "{err}");
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_lock_file_is_an_empty_lock_and_save_writes_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.lock");
+        assert!(LockFile::<Binaries>::load(&path).unwrap().is_empty());
+        let mut lock = LockFile::<Binaries>::default();
+        lock.insert("v1.20.2", "amd64", "kubectl", A);
+        lock.save(&path).unwrap();
+        assert_eq!(LockFile::load(&path).unwrap(), lock);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("test.lock")],
+            "no temp file left"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! * [`fetch`]: curl downloads into the cache under deadlines, and the cache's flock.
 //! * [`lock`]: the release lock files (`<version> <arch> <name> <sha256>`).
 //! * [`provenance`]: where an installed artifact came from, from the manifest beside it.
+//! * [`upstream`]: the base URL of each upstream host (GitHub, dl.k8s.io), one variable each.
 
 pub mod cri_tools;
 pub mod deb;
@@ -17,3 +18,4 @@ pub mod kata;
 pub mod kata_release;
 pub mod lock;
 pub mod provenance;
+pub mod upstream;

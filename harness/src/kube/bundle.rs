@@ -5,7 +5,7 @@
 //!
 //! Three sources give one: the bundle `scripts/build-k8s-bundle` builds from Debian's source
 //! package (the default), a user's directory, and an upstream release pinned by version
-//! ([`super::release`], verified against `k8s-release.lock`); see [`super::source::Source`].
+//! ([`super::release`], verified against the published `.sha256`s); see [`super::source::Source`].
 //!
 //! Invariant: the version is read from the binaries (`kubelet --version`), never assumed, so a
 //! user's bundle of any version gets the config API and image names of *its* version.

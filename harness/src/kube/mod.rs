@@ -9,8 +9,8 @@
 //!
 //! * [`bundle`]: the offline Kubernetes binaries (built by `scripts/build-k8s-bundle`, a
 //!   user's directory of any version, or an upstream release).
-//! * [`release`]: upstream release binaries pinned by version, cached, and verified by the
-//!   sha256 in `k8s-release.lock`.
+//! * [`release`]: upstream release binaries pinned by version, cached, and verified against
+//!   the `.sha256` dl.k8s.io publishes beside each.
 //! * [`images`]: control-plane images built locally as OCI archives, named as kubeadm expects.
 //! * [`cluster`]: bring-up and teardown of the namespaced node.
 //! * [`client`]: the `kube` client facade and what the suite repeats.

@@ -1,10 +1,16 @@
 //! The upstream Kubernetes release as a bundle source: the binaries of one pinned release tag
-//! from `https://dl.k8s.io/release/<version>/bin/linux/<arch>/<binary>`, downloaded once into
-//! the cache and verified by the sha256 in a lock file checked into the repository
-//! (`k8s-release.lock`), which records each file's digest on its first download.
+//! from `<dl.k8s.io>/release/<version>/bin/linux/<arch>/<binary>` (`<dl.k8s.io>`:
+//! [`crate::artifacts::upstream::k8s_url`], `https://dl.k8s.io` unless `KATA_HARNESS_K8S_URL`
+//! names a mirror), each verified against the sha256 upstream publishes beside it
+//! (`<binary>.sha256`, fetched first) and downloaded once into the cache.
 //!
-//! Invariant: a file becomes visible under `bin/` only after its digest was checked against
-//! the lock (or recorded in it), and only by rename. Cache layout under
+//! Why no lock file, unlike Kata's (`kata-release.lock`): dl.k8s.io publishes a digest for
+//! every binary, so a fresh clone verifies its first download instead of trusting it and
+//! recording what came; Kata publishes none, so only there does the checkout pin digests.
+//!
+//! Invariant: a file becomes visible under `bin/` only after its digest matched the published
+//! one, and only by rename; a missing or malformed `.sha256`, or a binary that differs from
+//! it, leaves nothing installed and nothing in the cache. Cache layout under
 //! `<cache>/k8s/release/`:
 //!
 //! * `blobs/sha256/<hex>`: verified binaries, content-addressed (the name is the digest of
@@ -13,10 +19,10 @@
 //! * `tmp/`: downloads in progress (`*.part`), deleted when a download fails or is refused;
 //! * `.lock`: held (flock) by the one process fetching, so concurrent runs do not race.
 //!
-//! A second run finds every symlink pointing at the blob the lock names and downloads nothing.
+//! A second run finds every symlink pointing at a blob and asks the network nothing.
 //!
-//! The download machinery (curl, part files, the cache flock) is [`crate::artifacts::fetch`];
-//! the lock file's format is [`crate::artifacts::lock`].
+//! The download machinery (curl, part files, the cache flock, reading a published `.sha256`)
+//! is [`crate::artifacts::fetch`].
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
@@ -28,17 +34,12 @@ use nix::fcntl::Flock;
 use super::bundle::Bundle;
 use super::KubeError;
 use crate::artifacts::fetch::{self, is_sha256, FetchError, Limits, PartFile};
-use crate::artifacts::lock::{self, LockError, LockKind};
 use crate::process::ProcessError;
 use crate::profile::Version;
 use crate::wait::WaitError;
 
-/// Overrides the base URL (a mirror, or a local server in tests); the default is upstream's.
-pub const URL_ENV: &str = "KATA_HARNESS_K8S_RELEASE_URL";
-pub const DEFAULT_BASE_URL: &str = "https://dl.k8s.io/release";
-/// Overrides the lock file (default: `k8s-release.lock` at the repository root).
-pub const LOCK_ENV: &str = "KATA_HARNESS_K8S_RELEASE_LOCK";
-pub const LOCK_FILE: &str = "k8s-release.lock";
+/// Where the releases are below dl.k8s.io's base URL ([`crate::artifacts::upstream::k8s_url`]).
+pub const RELEASES_PATH: &str = "release";
 
 /// What a release bundle holds. Upstream publishes no `pause` binary: the pause image is then
 /// busybox-based (see [`crate::images::pause`]).
@@ -52,7 +53,8 @@ pub const BINARIES: [&str; 7] = [
     "kube-proxy",
 ];
 
-/// One file (kube-apiserver is about 115 MB) at a slow but moving 100 kB/s: 20 minutes.
+/// One file (kube-apiserver is about 115 MB) at a slow but moving 100 kB/s: 20 minutes. The
+/// `.sha256` beside it gets the same limits (a dead server fails it at the stall time).
 const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(20 * 60);
 
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +63,6 @@ pub enum ReleaseError {
     Version { text: String },
     #[error("no upstream Kubernetes binaries for this machine's architecture {arch}")]
     Arch { arch: String },
-    #[error(transparent)]
-    Lock(#[from] LockError),
     #[error("failed to download {binary} from {url}: {reason}")]
     Download {
         binary: String,
@@ -72,17 +72,24 @@ pub enum ReleaseError {
         #[source]
         source: Box<ProcessError>,
     },
+    #[error("refused {binary}: {url} is not a published sha256 ({problem}); nothing was downloaded")]
+    Checksum {
+        binary: String,
+        /// The `.sha256` file's URL.
+        url: String,
+        problem: String,
+    },
     #[error(
-        "refused {binary} from {url}: sha256 {actual}, but {lock} expects {expected}; the download \
-         was deleted (if upstream really changed the file, delete its line from the lock to record \
-         the new digest)"
+        "refused {binary} from {url}: sha256 {actual}, but {published} says {expected}; the \
+         download was deleted"
     )]
     Digest {
         binary: String,
         url: String,
         expected: String,
         actual: String,
-        lock: PathBuf,
+        /// The `.sha256` file's URL.
+        published: String,
     },
     #[error("Kubernetes release {version} ({arch}) is not in the cache yet ({missing}); `kata-harness run --k8s-release {version}` downloads it")]
     NotFetched {
@@ -139,47 +146,47 @@ impl From<FetchError> for ReleaseError {
     }
 }
 
-/// One pinned upstream release, and where it is fetched from, cached and locked.
+/// One pinned upstream release, and where it is fetched from and cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     /// The release tag, `v1.20.2`.
     pub version: String,
     /// Kubernetes' name for the architecture: `amd64`, `arm64`, ...
     pub arch: String,
-    /// Without the trailing slash: `https://dl.k8s.io/release`.
-    pub base_url: String,
-    pub lock: PathBuf,
+    /// dl.k8s.io's base URL, without the trailing slash: `https://dl.k8s.io`, or a mirror of
+    /// its layout ([`crate::artifacts::upstream::k8s_url`]).
+    pub k8s_url: String,
     /// `<cache>/k8s/release`.
     pub cache: PathBuf,
+    /// Per download (a binary or its `.sha256`); the stall time comes from
+    /// [`fetch::STALL_ENV`].
+    pub limits: Limits,
 }
 
 impl Release {
-    /// The release `version` for this machine, with the base URL and lock file from the
-    /// environment (else upstream's URL and `<repo>/k8s-release.lock`) and the harness cache.
-    pub fn new(version: &str, repo: &Path) -> Result<Release, ReleaseError> {
-        let base_url = std::env::var(URL_ENV)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-        let lock = std::env::var_os(LOCK_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join(LOCK_FILE));
+    /// The release `version` for this machine, with dl.k8s.io's base URL from the environment
+    /// (else `https://dl.k8s.io`) and the harness cache.
+    pub fn new(version: &str) -> Result<Release, ReleaseError> {
         Ok(Release {
             version: normalise_version(version)?,
             arch: kube_arch(std::env::consts::ARCH)?.into(),
-            base_url: base_url.trim_end_matches('/').into(),
-            lock,
+            k8s_url: crate::artifacts::upstream::k8s_url(),
             cache: crate::profile::cache_dir().join("k8s/release"),
+            limits: Limits::from_env(DOWNLOAD_DEADLINE),
         })
     }
 
     /// `https://dl.k8s.io/release/v1.20.2/bin/linux/amd64/kubeadm`
     pub fn url(&self, binary: &str) -> String {
         format!(
-            "{}/{}/bin/linux/{}/{binary}",
-            self.base_url, self.version, self.arch
+            "{}/{RELEASES_PATH}/{}/bin/linux/{}/{binary}",
+            self.k8s_url, self.version, self.arch
         )
+    }
+
+    /// The digest upstream publishes for `binary`: its URL with `.sha256`.
+    pub fn sha256_url(&self, binary: &str) -> String {
+        format!("{}.sha256", self.url(binary))
     }
 
     /// The bundle directory: `<cache>/k8s/release/v1.20.2-amd64`.
@@ -191,20 +198,12 @@ impl Release {
         self.cache.join("blobs/sha256")
     }
 
-    /// The cached bundle, without downloading (for `list`): every binary in place and, where
-    /// the lock names a digest, the one the lock names.
+    /// The cached bundle, without downloading (for `list`): every binary in place.
     pub fn open_cached(&self) -> Result<Bundle, KubeError> {
-        let lock = LockFile::load(&self.lock).map_err(ReleaseError::from)?;
         let missing: Vec<&str> = BINARIES
             .iter()
             .copied()
-            .filter(|b| {
-                let linked = linked_digest(&self.dir().join("bin").join(b), &self.blobs());
-                match (linked, lock.get(&self.version, &self.arch, b)) {
-                    (Some(linked), Some(locked)) => linked != locked,
-                    (linked, _) => linked.is_none(),
-                }
-            })
+            .filter(|b| linked_digest(&self.dir().join("bin").join(b), &self.blobs()).is_none())
             .collect();
         if !missing.is_empty() {
             return Err(ReleaseError::NotFetched {
@@ -217,8 +216,8 @@ impl Release {
         self.open()
     }
 
-    /// Downloads what is not cached yet, verifies it against the lock (recording the digests
-    /// the lock does not have), and opens the bundle.
+    /// Downloads what is not cached yet, each file verified against its published sha256, and
+    /// opens the bundle.
     pub fn fetch(&self) -> Result<Bundle, KubeError> {
         self.fetch_binaries()?;
         self.open()
@@ -236,34 +235,19 @@ impl Release {
         // Holding the cache lock, nothing else downloads: what is in tmp/ was left by a
         // process that died mid-download.
         fetch::clear_tmp(&tmp)?;
-        let mut lock = LockFile::load(&self.lock)?;
         let label = format!("k8s release {}/{}", self.version, self.arch);
         let mut downloaded = 0;
         for (index, binary) in BINARIES.iter().enumerate() {
             let link = bin.join(binary);
-            let expected = lock.get(&self.version, &self.arch, binary).map(str::to_owned);
-            match (&expected, linked_digest(&link, &blobs)) {
-                (Some(expected), Some(linked)) if *expected == linked => continue,
-                (Some(expected), _) if blobs.join(expected).is_file() => {
-                    link_blob(&link, expected)?;
-                    continue;
-                }
-                (None, Some(linked)) => {
-                    // Cached under another lock file: record it, after checking the blob.
-                    let actual = fetch::sha256_file(&blobs.join(&linked))?;
-                    if actual == linked {
-                        lock.insert(&self.version, &self.arch, binary, &actual);
-                        lock.save(&self.lock)?;
-                        eprintln!(
-                            "{label}: {binary} from the cache, sha256 {actual} recorded in {}",
-                            self.lock.display()
-                        );
-                        continue;
-                    }
-                    let _ = std::fs::remove_file(&link);
-                    let _ = std::fs::remove_file(blobs.join(&linked));
-                }
-                _ => {}
+            // Cached: the link names a blob, stored under its digest only once verified.
+            if linked_digest(&link, &blobs).is_some() {
+                continue;
+            }
+            let published = self.published_sha256(binary, &tmp)?;
+            if blobs.join(&published).is_file() {
+                link_blob(&link, &published)?;
+                eprintln!("{label}: {binary} from the cache, sha256 {published} as published");
+                continue;
             }
             let url = self.url(binary);
             eprintln!(
@@ -273,19 +257,17 @@ impl Release {
             );
             let part = PartFile(tmp.join(format!("{binary}.{}.part", std::process::id())));
             let started = Instant::now();
-            fetch::download(binary, &url, part.path(), &Limits::from_env(DOWNLOAD_DEADLINE))?;
+            fetch::download(binary, &url, part.path(), &self.limits)?;
             let actual = fetch::sha256_file(part.path())?;
-            if let Some(expected) = &expected {
-                if *expected != actual {
-                    drop(part);
-                    return Err(ReleaseError::Digest {
-                        binary: binary.to_string(),
-                        url,
-                        expected: expected.clone(),
-                        actual,
-                        lock: self.lock.clone(),
-                    });
-                }
+            if actual != published {
+                drop(part);
+                return Err(ReleaseError::Digest {
+                    binary: binary.to_string(),
+                    url,
+                    expected: published,
+                    actual,
+                    published: self.sha256_url(binary),
+                });
             }
             let size = std::fs::metadata(&part.0).map(|m| m.len()).unwrap_or(0);
             std::fs::set_permissions(&part.0, std::fs::Permissions::from_mode(0o755))
@@ -293,15 +275,8 @@ impl Release {
             let blob = blobs.join(&actual);
             std::fs::rename(&part.0, &blob).map_err(io_err(&blob))?;
             link_blob(&link, &actual)?;
-            let verdict = if expected.is_some() {
-                format!("verified against {}", self.lock.display())
-            } else {
-                lock.insert(&self.version, &self.arch, binary, &actual);
-                lock.save(&self.lock)?;
-                format!("recorded in {}", self.lock.display())
-            };
             eprintln!(
-                "{label}: {binary} {:.1} MiB in {:.1} s, sha256 {actual} {verdict}",
+                "{label}: {binary} {:.1} MiB in {:.1} s, sha256 {actual} as published",
                 size as f64 / (1024.0 * 1024.0),
                 started.elapsed().as_secs_f64()
             );
@@ -314,6 +289,19 @@ impl Release {
             );
         }
         Ok(())
+    }
+
+    /// The digest upstream publishes beside `binary`, downloaded into `tmp` (and deleted).
+    fn published_sha256(&self, binary: &str, tmp: &Path) -> Result<String, ReleaseError> {
+        let url = self.sha256_url(binary);
+        let part = PartFile(tmp.join(format!("{binary}.sha256.{}.part", std::process::id())));
+        fetch::download(&format!("{binary}.sha256"), &url, part.path(), &self.limits)?;
+        let bytes = std::fs::read(part.path()).map_err(io_err(part.path()))?;
+        fetch::published_sha256(&bytes, binary).map_err(|problem| ReleaseError::Checksum {
+            binary: binary.to_owned(),
+            url,
+            problem,
+        })
     }
 
     /// Opens the bundle and checks that the binaries are the release they claim to be.
@@ -390,147 +378,12 @@ pub fn kube_arch(rust_arch: &str) -> Result<&'static str, ReleaseError> {
     }
 }
 
-/// `k8s-release.lock`: one line per file, `<version> <arch> <binary> <sha256>`; `#` comments.
-pub type LockFile = lock::LockFile<K8sLock>;
-
-/// What `k8s-release.lock` records: release tags and [`BINARIES`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct K8sLock;
-
-impl LockKind for K8sLock {
-    const HEADER: &'static str = "\
-# sha256 of the upstream Kubernetes release binaries `kata-harness --k8s-release <version>` uses
-# (https://dl.k8s.io/release/<version>/bin/linux/<arch>/<binary>). The harness records a file's
-# digest here on its first download and refuses any later download that differs. Delete a line
-# only to record a new file you trust. Kept sorted by the harness; comments are not kept.
-# <version> <arch> <binary> <sha256>
-";
-    const NAME: &'static str = "binary";
-
-    fn check_version(version: &str) -> Result<(), String> {
-        match normalise_version(version) {
-            Ok(tag) if tag == version => Ok(()),
-            _ => Err("a release tag like v1.20.2".into()),
-        }
-    }
-
-    fn check_name(_version: &str, name: &str) -> Result<(), String> {
-        if BINARIES.contains(&name) {
-            Ok(())
-        } else {
-            Err(format!("one of {}", BINARIES.join(", ")))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const A: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     const B: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
-
-    fn parse(text: &str) -> Result<LockFile, LockError> {
-        LockFile::parse(text, Path::new("k8s-release.lock"))
-    }
-
-    #[test]
-    fn lock_round_trips_sorted_with_its_header() {
-        let mut lock = LockFile::default();
-        lock.insert("v1.20.2", "amd64", "kubelet", B);
-        lock.insert("v1.20.2", "amd64", "kubeadm", A);
-        let text = lock.render();
-        assert!(text.starts_with("# sha256 of the upstream Kubernetes"), "{text}");
-        assert!(
-            text.ends_with(&format!("v1.20.2 amd64 kubeadm {A}\nv1.20.2 amd64 kubelet {B}\n")),
-            "{text}"
-        );
-        assert_eq!(parse(&text).unwrap(), lock);
-        assert_eq!(lock.get("v1.20.2", "amd64", "kubelet"), Some(B));
-        assert_eq!(lock.get("v1.20.2", "arm64", "kubelet"), None);
-    }
-
-    #[test]
-    fn lock_accepts_comments_blank_lines_and_extra_spaces() {
-        let lock = parse(&format!("# comment\n\n  v1.21.0   arm64\tkube-proxy  {A}  \n")).unwrap();
-        assert_eq!(lock.len(), 1);
-        assert_eq!(lock.get("v1.21.0", "arm64", "kube-proxy"), Some(A));
-        assert!(parse("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn lock_errors_name_the_file_line_and_problem() {
-        let cases = [
-            (
-                "v1.20.2 amd64 kubeadm\n".to_string(),
-                "line 1: expected `<version> <arch> <binary> <sha256>`, found 3",
-            ),
-            (
-                format!("# x\nv1.20.2 amd64 kubeadmm {A}\n"),
-                "line 2: unknown binary \"kubeadmm\"",
-            ),
-            (
-                format!("v1.20.2 amd64 kubeadm {}\n", &A[..63]),
-                "line 1: bad sha256",
-            ),
-            (
-                format!("v1.20.2 amd64 kubeadm {}\n", A.to_uppercase()),
-                "line 1: bad sha256",
-            ),
-            (
-                format!("1.20.2 amd64 kubeadm {A}\n"),
-                "line 1: bad version \"1.20.2\"",
-            ),
-            (format!("v1.20 amd64 kubeadm {A}\n"), "line 1: bad version"),
-            (format!("v1.20.2 AMD64 kubeadm {A}\n"), "line 1: bad architecture"),
-            (
-                format!("v1.20.2 amd64 kubeadm {A}\nv1.20.2 amd64 kubeadm {B}\n"),
-                "line 2: v1.20.2 amd64 kubeadm is already on line 1",
-            ),
-        ];
-        for (text, want) in cases {
-            let err = parse(&text).unwrap_err().to_string();
-            assert!(
-                err.starts_with("bad release lock file k8s-release.lock, "),
-                "{err}"
-            );
-            assert!(err.contains(want), "{text:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_checked_in_lock_parses_and_is_in_canonical_form() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(LOCK_FILE);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lock = LockFile::parse(&text, &path).unwrap();
-        assert_eq!(
-            lock.render(),
-            text,
-            "{}: header or order differs from render()",
-            path.display()
-        );
-    }
-
-    #[test]
-    fn a_missing_lock_file_is_an_empty_lock_and_save_writes_it_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k8s-release.lock");
-        assert!(LockFile::load(&path).unwrap().is_empty());
-        let mut lock = LockFile::default();
-        lock.insert("v1.20.2", "amd64", "kubectl", A);
-        lock.save(&path).unwrap();
-        assert_eq!(LockFile::load(&path).unwrap(), lock);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(
-            names,
-            vec![std::ffi::OsString::from("k8s-release.lock")],
-            "no temp file left"
-        );
-    }
 
     #[test]
     fn release_tags_are_normalised_and_checked() {
@@ -555,13 +408,17 @@ mod tests {
         let release = Release {
             version: "v1.20.2".into(),
             arch: "amd64".into(),
-            base_url: DEFAULT_BASE_URL.into(),
-            lock: LOCK_FILE.into(),
+            k8s_url: crate::artifacts::upstream::DEFAULT_K8S_URL.into(),
             cache: "/cache/k8s/release".into(),
+            limits: Limits::from_env(DOWNLOAD_DEADLINE),
         };
         assert_eq!(
             release.url("kubeadm"),
             "https://dl.k8s.io/release/v1.20.2/bin/linux/amd64/kubeadm"
+        );
+        assert_eq!(
+            release.sha256_url("kubeadm"),
+            "https://dl.k8s.io/release/v1.20.2/bin/linux/amd64/kubeadm.sha256"
         );
         assert_eq!(release.dir(), PathBuf::from("/cache/k8s/release/v1.20.2-amd64"));
     }

@@ -4,17 +4,15 @@
 //! Each rule is a fact of an upstream project (the version that added or removed something),
 //! stated in its message so a maintainer can check it.
 
-use super::file::{Profile, Source};
+use super::file::{Profile, Source, PUBLISHED_SHA256};
 use super::Version;
 
 /// A field (dotted path) and what is wrong with it.
 pub type Problem = (String, String);
 
-/// The lock files of the release fetchers (`artifacts::kata_release::LOCK_FILE`,
-/// `kube::release::LOCK_FILE`), named here because both modules build on this one;
-/// `harness/tests/profiles.rs` checks they agree.
+/// The Kata release fetcher's lock file (`artifacts::kata_release::LOCK_FILE`), named here
+/// because that module builds on this one; `harness/tests/profiles.rs` checks they agree.
 const KATA_LOCK: &str = "kata-release.lock";
-const K8S_LOCK: &str = "k8s-release.lock";
 const RUNC_V2: &str = "io.containerd.runc.v2";
 const RUNTIME_V1_LINUX: &str = "io.containerd.runtime.v1.linux";
 
@@ -29,6 +27,7 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
         }
     }
 
+    host_tool_versions(profile)?;
     let containerd = containerd_versions(profile)?;
     let kata = match &profile.kata {
         Some(kata) => Some(version("kata.version", &kata.version)?),
@@ -45,16 +44,19 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
                 ),
             );
         }
-        if let Source::Release(lock) = source {
-            let expected = match field {
-                "kata" => KATA_LOCK,
-                _ => K8S_LOCK,
+        if let Source::Release(by) = source {
+            let (expected, why) = match field {
+                "kata" => (
+                    KATA_LOCK,
+                    format!("kata releases are pinned in {KATA_LOCK} (or the file KATA_HARNESS_KATA_RELEASE_LOCK names)"),
+                ),
+                _ => (
+                    PUBLISHED_SHA256,
+                    format!("{field} releases are verified against the .sha256 dl.k8s.io publishes beside each binary: write `release: {PUBLISHED_SHA256}`"),
+                ),
             };
-            if lock != expected {
-                return fail(
-                    &format!("{field}.source.release"),
-                    format!("{lock:?}: {field} releases are pinned in {expected} (or the file its _LOCK variable names)"),
-                );
+            if by != expected {
+                return fail(&format!("{field}.source.release"), format!("{by:?}: {why}"));
             }
         }
     }
@@ -266,6 +268,37 @@ fn containerd_versions(profile: &Profile) -> Result<Vec<(Version, String)>, Prob
     Ok(out)
 }
 
+/// A host tool without a version is the host's, whatever it is: only `source: host` says so.
+fn host_tool_versions(profile: &Profile) -> Result<(), Problem> {
+    let tools = [
+        ("runc", Some(&profile.runc)),
+        ("crun", profile.crun.as_ref()),
+        ("cni", Some(&profile.cni)),
+    ];
+    for (field, tool) in tools {
+        let Some(tool) = tool else { continue };
+        match &tool.version {
+            None if tool.source != Source::Host => {
+                return Err((
+                    format!("{field}.version"),
+                    format!(
+                        "missing: a {} source needs the version it gives (only `source: host` takes whatever version this host has)",
+                        source_kind(&tool.source)
+                    ),
+                ))
+            }
+            Some(v) if v.trim().is_empty() => {
+                return Err((
+                    format!("{field}.version"),
+                    "empty: leave it out to take whatever version this host has".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// What a schema number cannot be given to this containerd, if anything.
 fn schema_refuses(number: i64, ctd: Version) -> Option<String> {
     let v = |major, minor| Version::new(major, minor, 0);
@@ -282,6 +315,7 @@ fn schema_refuses(number: i64, ctd: Version) -> Option<String> {
 
 fn source_kind(source: &Source) -> &'static str {
     match source {
+        Source::Host => "host",
         Source::Debian(_) => "debian",
         Source::Release(_) => "release",
         Source::Bundle(_) => "bundle",
@@ -292,7 +326,7 @@ fn source_kind(source: &Source) -> &'static str {
 
 /// Each component's source with the kinds the harness can provide it from.
 fn sources(profile: &Profile) -> Vec<(&'static str, &Source, &'static [&'static str])> {
-    const HOST_TOOL: &[&str] = &["debian", "build", "external"];
+    const HOST_TOOL: &[&str] = &["host", "debian", "build", "external"];
     let mut out: Vec<(&'static str, &Source, &'static [&'static str])> = Vec::new();
     for c in &profile.containerd {
         out.push(("containerd", &c.source, &["debian", "bundle", "external"]));

@@ -25,13 +25,19 @@ pub struct ProfileFileError {
     pub message: String,
 }
 
-/// Where a component's artifact comes from. Written as a one-key map: `{ debian: bookworm }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "SourceMap")]
+/// Where a component's artifact comes from. Written as the word `host`, or as a one-key map:
+/// `{ debian: bookworm }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// Whatever this host has, where local nodes look for it (runc and crun on PATH, the CNI
+    /// plugins in `/usr/lib/cni`): a host tool only ([`HostTool`]).
+    Host,
     /// A Debian package of this suite (installed by scripts/setup, or unpacked into the cache).
     Debian(String),
-    /// An upstream release, pinned by sha256 in this lock file of the checkout.
+    /// An upstream release download; the value names what its files are verified against:
+    /// the lock file of the checkout that pins their sha256 (`kata-release.lock`: Kata
+    /// publishes no checksums), or [`PUBLISHED_SHA256`] (Kubernetes: the `.sha256` dl.k8s.io
+    /// publishes beside each binary).
     Release(String),
     /// A local directory or tarball (a kata-static layout, a Kubernetes bundle).
     Bundle(PathBuf),
@@ -41,6 +47,10 @@ pub enum Source {
     /// profile can be rendered and checked, not run.
     External(String),
 }
+
+/// `release: published-sha256`: each file is verified against the sha256 upstream publishes
+/// beside it.
+pub const PUBLISHED_SHA256: &str = "published-sha256";
 
 /// A source as written: a map with exactly one of these keys.
 #[derive(Deserialize)]
@@ -52,6 +62,35 @@ struct SourceMap {
     build: Option<String>,
     external: Option<String>,
 }
+
+/// `host`, or a [`SourceMap`].
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Source, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct SourceVisitor;
+        impl<'de> Visitor<'de> for SourceVisitor {
+            type Value = Source;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SOURCE_FORMS)
+            }
+            fn visit_str<E: de::Error>(self, word: &str) -> Result<Source, E> {
+                match word {
+                    "host" => Ok(Source::Host),
+                    other => Err(E::custom(format!("{other:?}: {SOURCE_FORMS}"))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Source, A::Error> {
+                let map = SourceMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Source::try_from(map).map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(SourceVisitor)
+    }
+}
+
+const SOURCE_FORMS: &str =
+    "a source is `host`, or a map with exactly one key: debian, release, bundle, build or external";
 
 impl TryFrom<SourceMap> for Source {
     type Error = String;
@@ -66,9 +105,7 @@ impl TryFrom<SourceMap> for Source {
         let mut given = all.into_iter().flatten();
         match (given.next(), given.next()) {
             (Some(one), None) => Ok(one),
-            _ => {
-                Err("a source is one of debian, release, bundle, build or external (exactly one key)".into())
-            }
+            _ => Err(SOURCE_FORMS.into()),
         }
     }
 }
@@ -76,7 +113,11 @@ impl TryFrom<SourceMap> for Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Source::Host => write!(f, "this host's"),
             Source::Debian(suite) => write!(f, "Debian package ({suite})"),
+            Source::Release(by) if by == PUBLISHED_SHA256 => {
+                write!(f, "upstream release, verified against its published sha256")
+            }
             Source::Release(lock) => write!(f, "upstream release pinned in {lock}"),
             Source::Bundle(path) => write!(f, "local bundle {}", path.display()),
             Source::Build(how) => write!(f, "source build ({how})"),
@@ -97,6 +138,29 @@ impl Component {
     /// `1.6.20 (Debian package (bookworm))`, for reports.
     pub fn describe(&self) -> String {
         format!("{} ({})", self.version, self.source)
+    }
+}
+
+/// A tool local nodes take from the host: runc, crun, the CNI plugins. With `source: host` and
+/// no `version` it is whatever this host has: the run reports what it found and enforces
+/// nothing. A `version` is enforced: `run` stops (exit 2) when the host's differs. Any other
+/// source says where the host's copy came from and needs a `version` ([`super::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTool {
+    /// Default: none, only with `source: host` (the host's, whatever it is).
+    #[serde(default)]
+    pub version: Option<String>,
+    pub source: Source,
+}
+
+impl HostTool {
+    /// `1.1.5 (Debian package (bookworm))`, or `this host's (version not pinned)`, for reports.
+    pub fn describe(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{version} ({})", self.source),
+            None => format!("{} (version not pinned)", self.source),
+        }
     }
 }
 
@@ -201,10 +265,11 @@ pub struct Profile {
     /// VM image recipes (`vm-images/<name>`); each brings its own containerd.
     #[serde(default)]
     pub vm_images: Vec<String>,
-    pub runc: Component,
+    pub runc: HostTool,
     #[serde(default)]
-    pub crun: Option<Component>,
-    pub cni: Component,
+    pub crun: Option<HostTool>,
+    /// The CNI plugins (the bridge, host-local and loopback plugins local nodes use).
+    pub cni: HostTool,
     #[serde(default)]
     pub kata: Option<Component>,
     #[serde(default)]

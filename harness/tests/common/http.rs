@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Kata's release downloads below GitHub's base URL, as upstream lays them out.
+pub const KATA_RELEASES: &str = "/kata-containers/kata-containers/releases/download";
+
 /// What the server answers for one path.
 #[derive(Clone)]
 pub enum Reply {
@@ -79,19 +82,30 @@ impl Server {
         }
     }
 
-    /// The Kata release base URL (GitHub's layout): `<base>/<version>/<asset>`.
-    pub fn base_url(&self) -> String {
-        self.url("/releases/download")
+    /// The server as GitHub's base URL (`KATA_HARNESS_GITHUB_URL`): Kata's assets are at
+    /// `<base>/kata-containers/kata-containers/releases/download/<version>/<asset>`.
+    pub fn github_url(&self) -> String {
+        self.url("")
+    }
+
+    /// Where Kata's releases are on this server: `<github_url>/kata-containers/...`, followed
+    /// by `/<version>/<asset>`.
+    pub fn kata_releases(&self) -> String {
+        self.url(KATA_RELEASES)
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Answers `reply` for `<base>/<version>/<asset>`.
+    /// Answers `reply` for Kata's `<version>/<asset>`.
     pub fn set(&self, version: &str, asset: &str, reply: Reply) {
-        let path = format!("/releases/download/{version}/{asset}");
-        self.replies.lock().unwrap().insert(path, reply);
+        self.set_path(&format!("{KATA_RELEASES}/{version}/{asset}"), reply);
+    }
+
+    /// Answers `reply` for `path` (`/release/v1.20.2/...`), instead of the served directory.
+    pub fn set_path(&self, path: &str, reply: Reply) {
+        self.replies.lock().unwrap().insert(path.to_owned(), reply);
     }
 
     /// Answers `reply` for `path` (`/kubernetes-sigs/cri-tools/releases/download/...`).

@@ -13,13 +13,13 @@ use super::server::{Reply, Server};
 use super::{release, tarball, ASSET, VERSION};
 
 /// `kata-harness <args>` as a user runs it, isolated: a temp cache (`KATA_HARNESS_CACHE`) and
-/// lock, the mirror at `base_url`, and no Kata from the environment.
-fn cli(work: &Path, base_url: &str, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
+/// lock, GitHub's layout mirrored at `github_url`, and no Kata from the environment.
+fn cli(work: &Path, github_url: &str, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     Command::new(env!("CARGO_BIN_EXE_kata-harness"))
         .current_dir(&repo)
         .env("KATA_HARNESS_CACHE", work.join("cache"))
-        .env("KATA_HARNESS_KATA_RELEASE_URL", base_url)
+        .env("KATA_HARNESS_GITHUB_URL", github_url)
         .env("KATA_HARNESS_KATA_RELEASE_LOCK", work.join("kata-release.lock"))
         .env_remove("KATA_HARNESS_KATA_BUNDLE")
         .env_remove("KATA_HARNESS_DOWNLOAD_STALL_SECONDS")
@@ -51,7 +51,8 @@ fn stand_in_containerd(work: &Path) -> PathBuf {
 #[test]
 fn list_of_a_release_not_cached_exits_2_with_one_line_naming_the_url() {
     let work = tempfile::tempdir().unwrap();
-    let base = format!("http://127.0.0.1:{}/releases/download", closed_port());
+    let base = format!("http://127.0.0.1:{}", closed_port());
+    let releases = format!("{base}{}", super::server::KATA_RELEASES);
     let out = cli(
         work.path(),
         &base,
@@ -72,7 +73,7 @@ fn list_of_a_release_not_cached_exits_2_with_one_line_naming_the_url() {
         stderr,
         format!(
             "error: --kata-release {VERSION}: Kata release {VERSION} ({ARCH}) is not in the cache yet \
-             ({ASSET} from {base}/{VERSION}/{ASSET}); `kata-harness run --kata-release {VERSION}` \
+             ({ASSET} from {releases}/{VERSION}/{ASSET}); `kata-harness run --kata-release {VERSION}` \
              downloads it\n"
         )
     );
@@ -91,7 +92,7 @@ fn run_against_a_stalled_mirror_exits_2_within_seconds_naming_the_url() {
     let started = Instant::now();
     let out = cli(
         work.path(),
-        &server.base_url(),
+        &server.github_url(),
         &[
             "run",
             "--target",
@@ -109,7 +110,7 @@ fn run_against_a_stalled_mirror_exits_2_within_seconds_naming_the_url() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
-    let url = format!("{}/{VERSION}/{ASSET}", server.base_url());
+    let url = format!("{}/{VERSION}/{ASSET}", server.kata_releases());
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines[0],
@@ -147,7 +148,7 @@ fn list_uses_a_cached_release_for_the_kata_rows() {
             "cri::kata-handler",
         ];
         args.extend_from_slice(extra);
-        cli(work.path(), &server.base_url(), &args, &[])
+        cli(work.path(), &server.github_url(), &args, &[])
     };
 
     // Without the flag (and an empty cache): no Kata, the row is skipped for that reason.
@@ -161,7 +162,7 @@ fn list_uses_a_cached_release_for_the_kata_rows() {
 
     // Fetched into the cache and lock the CLI uses: the Kata row plans, and nothing is
     // downloaded by `list`.
-    release(&server.base_url(), work.path()).fetch().unwrap();
+    release(&server.github_url(), work.path()).fetch().unwrap();
     let out = list(&["--kata-release", &format!("v{VERSION}")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -79,12 +79,12 @@ fn sha256_of(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The release fetched from `base_url` into `<work>/cache` (as `$KATA_HARNESS_CACHE`), locked
+/// The release fetched from `github_url` (GitHub's layout) into `<work>/cache` (as `$KATA_HARNESS_CACHE`), locked
 /// by `<work>/kata-release.lock`.
-fn release(base_url: &str, work: &Path) -> KataRelease {
+fn release(github_url: &str, work: &Path) -> KataRelease {
     KataRelease {
         version: VERSION.into(),
-        base_url: base_url.into(),
+        github_url: github_url.into(),
         lock: work.join("kata-release.lock"),
         cache: work.join("cache/kata/release"),
         limits: Limits {
@@ -137,7 +137,7 @@ fn first_download_records_the_digest_and_the_second_downloads_nothing() {
     let digest = sha256_of(&bytes);
     server.set(VERSION, ASSET, Reply::Body(bytes.clone()));
     let work = tempfile::tempdir().unwrap();
-    let release = release(&server.base_url(), work.path());
+    let release = release(&server.github_url(), work.path());
 
     let layout = release.fetch().unwrap();
     assert_eq!(layout.root, release.dir());
@@ -151,7 +151,7 @@ fn first_download_records_the_digest_and_the_second_downloads_nothing() {
     assert_eq!(mode & 0o777, 0o755, "the layout is readable by containerd");
     assert_eq!(
         server.requests(),
-        vec![format!("GET /releases/download/{VERSION}/{ASSET}")]
+        vec![format!("GET {}/{VERSION}/{ASSET}", server::KATA_RELEASES)]
     );
 
     // The lock has the asset's digest; the blob store has the tarball under it.
@@ -196,7 +196,7 @@ fn a_tampered_tarball_is_refused_with_both_digests_and_nothing_is_installed() {
     let bad = tarball("tampered");
     let bad_digest = sha256_of(&bad);
     let work = tempfile::tempdir().unwrap();
-    let release = release(&server.base_url(), work.path());
+    let release = release(&server.github_url(), work.path());
     // The lock has the good digest (as after an earlier download); upstream now serves other
     // bytes.
     let mut lock = LockFile::empty();
@@ -206,7 +206,7 @@ fn a_tampered_tarball_is_refused_with_both_digests_and_nothing_is_installed() {
     server.set(VERSION, ASSET, Reply::Body(bad));
 
     let error = release.fetch().unwrap_err();
-    let url = format!("{}/{VERSION}/{ASSET}", server.base_url());
+    let url = format!("{}/{VERSION}/{ASSET}", server.kata_releases());
     match &error {
         KataReleaseError::Digest {
             asset,
@@ -246,14 +246,14 @@ fn a_truncated_transfer_fails_in_one_line_and_nothing_is_installed() {
     let server = Server::start();
     server.set(VERSION, ASSET, Reply::Truncated(tarball("good")));
     let work = tempfile::tempdir().unwrap();
-    let release = release(&server.base_url(), work.path());
+    let release = release(&server.github_url(), work.path());
 
     let error = release.fetch().unwrap_err();
     let message = chain(&error);
     assert!(
         message.starts_with(&format!(
             "failed to download {ASSET} from {}/{VERSION}/{ASSET}: the connection broke off",
-            server.base_url()
+            server.kata_releases()
         )),
         "{message}"
     );
@@ -270,13 +270,13 @@ fn a_truncated_transfer_fails_in_one_line_and_nothing_is_installed() {
 fn a_release_the_server_does_not_have_fails_naming_the_url() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    let release = release(&server.base_url(), work.path());
+    let release = release(&server.github_url(), work.path());
 
     let message = chain(&release.fetch().unwrap_err());
     assert!(
         message.starts_with(&format!(
             "failed to download {ASSET} from {}/{VERSION}/{ASSET}: the server answered with an HTTP error",
-            server.base_url()
+            server.kata_releases()
         )),
         "{message}"
     );
@@ -291,7 +291,7 @@ fn a_stalled_server_fails_within_seconds() {
     let server = Server::start();
     server.set(VERSION, ASSET, Reply::Stall);
     let work = tempfile::tempdir().unwrap();
-    let mut release = release(&server.base_url(), work.path());
+    let mut release = release(&server.github_url(), work.path());
     release.limits.stall = Duration::from_secs(2);
 
     let started = Instant::now();
@@ -302,7 +302,7 @@ fn a_stalled_server_fails_within_seconds() {
         message.starts_with(&format!(
             "failed to download {ASSET} from {}/{VERSION}/{ASSET}: timed out (connect 5s, stalled \
              below 1024 B/s for 2s",
-            server.base_url()
+            server.kata_releases()
         )),
         "{message}"
     );
@@ -313,8 +313,8 @@ fn a_stalled_server_fails_within_seconds() {
 fn a_tarball_that_is_not_a_complete_layout_is_neither_installed_nor_recorded() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    let release = release(&server.base_url(), work.path());
-    let url = format!("{}/{VERSION}/{ASSET}", server.base_url());
+    let release = release(&server.github_url(), work.path());
+    let url = format!("{}/{VERSION}/{ASSET}", server.kata_releases());
 
     // No opt/kata at all (a mirror serving the wrong file).
     let src = tempfile::tempdir().unwrap();
@@ -363,7 +363,7 @@ fn a_tarball_that_is_not_a_complete_layout_is_neither_installed_nor_recorded() {
     assert!(
         message.starts_with(&format!(
             "the Kata release {VERSION} from {}/{VERSION}/ is not a complete Kata layout: ",
-            server.base_url()
+            server.kata_releases()
         )) && message.contains("a guest kernel"),
         "{message}"
     );
@@ -375,7 +375,7 @@ fn a_tarball_that_is_not_a_complete_layout_is_neither_installed_nor_recorded() {
 fn from_4_1_both_tarballs_unpack_into_one_layout_and_the_go_shim_wins() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    let mut release = release(&server.base_url(), work.path());
+    let mut release = release(&server.github_url(), work.path());
     release.version = "4.1.0".into();
     let rs = "kata-static-4.1.0-amd64.tar.zst";
     let go = "kata-go-static-4.1.0-amd64.tar.zst";
@@ -421,7 +421,7 @@ fn a_cached_release_is_recorded_into_a_new_lock_without_downloading() {
     let server = Server::start();
     server.set(VERSION, ASSET, Reply::Body(tarball("good")));
     let work = tempfile::tempdir().unwrap();
-    let first = release(&server.base_url(), work.path());
+    let first = release(&server.github_url(), work.path());
     let layout = first.fetch().unwrap();
     drop(server);
     // Another checkout (its own lock) sharing the cache: the blob checked and recorded offline.
@@ -461,7 +461,7 @@ fn the_real_source_build_served_as_a_release_installs_and_opens() {
     let server = Server::start();
     server.set(VERSION, ASSET, Reply::Body(bytes.clone()));
     let work = tempfile::tempdir().unwrap();
-    let release = release(&server.base_url(), work.path());
+    let release = release(&server.github_url(), work.path());
 
     let layout = release.fetch().unwrap();
     assert_eq!(layout.version, VERSION);
