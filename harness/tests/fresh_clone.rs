@@ -304,7 +304,7 @@ fn says_what_is_missing() -> Result<(), Failed> {
         .collect();
     let names = [
         "containerd 1.7.24",
-        "crun ",
+        "crun:",
         "crictl + critest",
         "Kata 3.30.0",
         "Kubernetes v1.20.2",

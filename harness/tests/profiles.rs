@@ -203,7 +203,7 @@ const UNTRUSTED: (&str, &str) = (
     &[("kata: { version: 3.30.0, source: { build: here } }", "kata: { version: 3.30.0, source: host }")],
     "kata.source", "host is not a source the harness can use for kata"
 )]
-#[case::misspelt_host(&[("runc: { version: 1.1.5, source: { debian: bookworm } }", "runc: { source: hots }")], "", "\"hots\": a source is `host`, or a map")]
+#[case::misspelt_host(&[("runc: { version: 1.1.5, source: { debian: bookworm } }", "runc: { source: hots }")], "", "\"hots\": a source is `host`, `setup`, or a map")]
 fn impossible_combinations_are_rejected_with_field_and_reason(
     #[case] edits: &[(&str, &str)],
     #[case] field: &str,

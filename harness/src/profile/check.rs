@@ -268,7 +268,8 @@ fn containerd_versions(profile: &Profile) -> Result<Vec<(Version, String)>, Prob
     Ok(out)
 }
 
-/// A host tool without a version is the host's, whatever it is: only `source: host` says so.
+/// A host tool without a version is whatever is there: only `source: host` (the host's) and
+/// `source: setup` (what scripts/setup provided, else the host's) say so.
 fn host_tool_versions(profile: &Profile) -> Result<(), Problem> {
     let tools = [
         ("runc", Some(&profile.runc)),
@@ -278,11 +279,11 @@ fn host_tool_versions(profile: &Profile) -> Result<(), Problem> {
     for (field, tool) in tools {
         let Some(tool) = tool else { continue };
         match &tool.version {
-            None if tool.source != Source::Host => {
+            None if !matches!(tool.source, Source::Host | Source::Setup) => {
                 return Err((
                     format!("{field}.version"),
                     format!(
-                        "missing: a {} source needs the version it gives (only `source: host` takes whatever version this host has)",
+                        "missing: a {} source needs the version it gives (only `source: host` and `source: setup` take whatever version is there)",
                         source_kind(&tool.source)
                     ),
                 ))
@@ -316,6 +317,7 @@ fn schema_refuses(number: i64, ctd: Version) -> Option<String> {
 fn source_kind(source: &Source) -> &'static str {
     match source {
         Source::Host => "host",
+        Source::Setup => "setup",
         Source::Debian(_) => "debian",
         Source::Release(_) => "release",
         Source::Bundle(_) => "bundle",
@@ -326,10 +328,14 @@ fn source_kind(source: &Source) -> &'static str {
 
 /// Each component's source with the kinds the harness can provide it from.
 fn sources(profile: &Profile) -> Vec<(&'static str, &Source, &'static [&'static str])> {
-    const HOST_TOOL: &[&str] = &["host", "debian", "build", "external"];
+    const HOST_TOOL: &[&str] = &["host", "setup", "debian", "build", "external"];
     let mut out: Vec<(&'static str, &Source, &'static [&'static str])> = Vec::new();
     for c in &profile.containerd {
-        out.push(("containerd", &c.source, &["debian", "bundle", "external"]));
+        out.push((
+            "containerd",
+            &c.source,
+            &["setup", "debian", "bundle", "external"],
+        ));
     }
     out.push(("runc", &profile.runc.source, HOST_TOOL));
     if let Some(crun) = &profile.crun {
@@ -337,13 +343,17 @@ fn sources(profile: &Profile) -> Vec<(&'static str, &Source, &'static [&'static 
     }
     out.push(("cni", &profile.cni.source, HOST_TOOL));
     if let Some(kata) = &profile.kata {
-        out.push(("kata", &kata.source, &["build", "release", "bundle", "external"]));
+        out.push((
+            "kata",
+            &kata.source,
+            &["setup", "build", "release", "bundle", "external"],
+        ));
     }
     if let Some(k8s) = &profile.kubernetes {
         out.push((
             "kubernetes",
             &k8s.source,
-            &["build", "release", "bundle", "external"],
+            &["setup", "build", "release", "bundle", "external"],
         ));
     }
     out

@@ -25,13 +25,17 @@ pub struct ProfileFileError {
     pub message: String,
 }
 
-/// Where a component's artifact comes from. Written as the word `host`, or as a one-key map:
-/// `{ debian: bookworm }`.
+/// Where a component's artifact comes from. Written as the word `host` or `setup`, or as a
+/// one-key map: `{ debian: bookworm }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// Whatever this host has, where local nodes look for it (runc and crun on PATH, the CNI
     /// plugins in `/usr/lib/cni`): a host tool only ([`HostTool`]).
     Host,
+    /// Whatever scripts/setup provided in the cache, by its order (an explicit path, the
+    /// sources directory's build, upstream's release, Debian's archive): the run's
+    /// `artifact-*` lines say which, read from the manifests beside the files.
+    Setup,
     /// A Debian package of this suite (installed by scripts/setup, or unpacked into the cache).
     Debian(String),
     /// An upstream release download; the value names what its files are verified against:
@@ -63,7 +67,7 @@ struct SourceMap {
     external: Option<String>,
 }
 
-/// `host`, or a [`SourceMap`].
+/// `host`, `setup`, or a [`SourceMap`].
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Source, D::Error> {
         use serde::de::{self, MapAccess, Visitor};
@@ -77,6 +81,7 @@ impl<'de> Deserialize<'de> for Source {
             fn visit_str<E: de::Error>(self, word: &str) -> Result<Source, E> {
                 match word {
                     "host" => Ok(Source::Host),
+                    "setup" => Ok(Source::Setup),
                     other => Err(E::custom(format!("{other:?}: {SOURCE_FORMS}"))),
                 }
             }
@@ -90,7 +95,7 @@ impl<'de> Deserialize<'de> for Source {
 }
 
 const SOURCE_FORMS: &str =
-    "a source is `host`, or a map with exactly one key: debian, release, bundle, build or external";
+    "a source is `host`, `setup`, or a map with exactly one key: debian, release, bundle, build or external";
 
 impl TryFrom<SourceMap> for Source {
     type Error = String;
@@ -114,6 +119,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Host => write!(f, "this host's"),
+            Source::Setup => write!(f, "what scripts/setup provided (see the artifact-* lines)"),
             Source::Debian(suite) => write!(f, "Debian package ({suite})"),
             Source::Release(by) if by == PUBLISHED_SHA256 => {
                 write!(f, "upstream release, verified against its published sha256")

@@ -108,11 +108,6 @@ impl Server {
         self.replies.lock().unwrap().insert(path.to_owned(), reply);
     }
 
-    /// Answers `reply` for `path` (`/kubernetes-sigs/cri-tools/releases/download/...`).
-    pub fn set_path(&self, path: &str, reply: Reply) {
-        self.replies.lock().unwrap().insert(path.to_owned(), reply);
-    }
-
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
