@@ -134,8 +134,17 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(fact("profile").starts_with("default ("), "{environment:?}");
     assert_eq!(
         fact("containerd"),
-        "--containerd 1.6 (replaces the profile's 1.6.20 (Debian package (bookworm)), 1.7.24 (Debian package (trixie)), 2.1.9 (Debian package (sid)))"
+        "--containerd 1.6 (replaces the profile's 1.6.20 (Debian package (bookworm)), 1.7.24 (provided by scripts/setup), 2.1.9 (provided by scripts/setup))"
     );
+    // Where each artifact came from, as the manifests beside them say (the system's
+    // containerd 1.6 is linked by scripts/fetch-containerd, which writes its manifest).
+    assert!(
+        fact("artifact-containerd-1.6").starts_with("Debian package 1.6."),
+        "{environment:?}"
+    );
+    for key in ["artifact-kata", "artifact-crictl"] {
+        assert!(!fact(key).is_empty(), "{environment:?}");
+    }
     // The default profile takes this host's runc and CNI plugins, whatever their versions:
     // reported as found, not enforced.
     assert_eq!(fact("runc"), "this host's (version not pinned)");

@@ -31,15 +31,8 @@ const CRI_TOOLS: &str = "1.36.0";
 const KATA: &str = "3.30.0";
 const K8S: &str = "v1.20.2";
 const CONTAINERD: [&str; 2] = ["1.7.24", "2.1.9"];
-const K8S_BINARIES: [&str; 7] = [
-    "kubeadm",
-    "kubelet",
-    "kubectl",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kube-proxy",
-];
+/// What a Kubernetes release bundle holds, as the harness's own download names it.
+use kata_harness::kube::release::BINARIES as K8S_BINARIES;
 /// Nothing listens here: Debian's archive and upstream, unreachable.
 const CLOSED: &str = "http://127.0.0.1:9";
 const COMPONENTS: [&str; 5] = ["containerd", "crun", "cri-tools", "kata", "k8s"];

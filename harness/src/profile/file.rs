@@ -119,7 +119,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Host => write!(f, "this host's"),
-            Source::Setup => write!(f, "what scripts/setup provided (see the artifact-* lines)"),
+            Source::Setup => write!(f, "provided by scripts/setup"),
             Source::Debian(suite) => write!(f, "Debian package ({suite})"),
             Source::Release(by) if by == PUBLISHED_SHA256 => {
                 write!(f, "upstream release, verified against its published sha256")
