@@ -30,7 +30,8 @@ pub fn of_dir(dir: &Path) -> Option<String> {
 }
 
 /// The line for a `SOURCE` manifest: an upstream release names its version and URLs; a
-/// Debian package its suite and version; anything else (a source build) its first line.
+/// Debian package its suite and version; a source build what it was built from (its
+/// `source:` line, else its first line).
 fn of_source(text: &str) -> String {
     let value = |key: &str| {
         text.lines()
@@ -48,6 +49,11 @@ fn of_source(text: &str) -> String {
     }
     if let Some(suite) = value("suite") {
         return format!("Debian package {} ({suite})", value("version").unwrap_or("?"));
+    }
+    if let Some(source) = value("source") {
+        // scripts/build-kata names the source tree or tarball it built.
+        let version = value("kata-version").or(value("version")).unwrap_or("?");
+        return format!("source build of {version} from {source}");
     }
     let first = text
         .lines()
@@ -109,6 +115,18 @@ mod tests {
         assert!(of_dir(dir.path())
             .unwrap()
             .starts_with("cri-tools: 1.36.0 (upstream release"));
+    }
+
+    #[test]
+    fn a_kata_source_build_names_its_source() {
+        let dir = dir_with(
+            "SOURCE",
+            "kata-version: 3.30.0\nsource: /src/kata-containers-3.30.0.tar.gz (content key e3)\nlayout-key: 0b\n",
+        );
+        assert_eq!(
+            of_dir(dir.path()).unwrap(),
+            "source build of 3.30.0 from /src/kata-containers-3.30.0.tar.gz (content key e3)"
+        );
     }
 
     #[test]
