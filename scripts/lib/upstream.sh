@@ -60,7 +60,7 @@ curl_reason() {
 # deadlines above; on failure logs one line naming the URL and what went wrong and returns 1
 # (OUT deleted).
 fetch_file() {
-    local url=$1 out=$2 http code err
+    local url=$1 out=$2 http code err started=$SECONDS
     err=$(mktemp)
     code=0
     http=$(curl --fail --location --silent --show-error --proto '=https,http' \
@@ -73,6 +73,7 @@ fetch_file() {
         return 1
     fi
     rm -f "$err"
+    log "${url##*/}: $(($(stat -c %s "$out") / 1024)) KiB in $((SECONDS - started)) s"
 }
 
 # published_sha256 URL: the digest a published checksum file at URL names (`<hex>` or

@@ -111,6 +111,16 @@ impl KubeadmConfig {
         let _ = writeln!(out, "cgroupRoot: {}", self.cgroup_root);
         // Mirror pods are created on a pod sync after the node exists: 1m by default.
         let _ = writeln!(out, "syncFrequency: 10s");
+        // The node's disk is the host's: on a host that is 85% full (a CI runner, or this one
+        // after a few builds) the defaults put the node under disk pressure and garbage-collect
+        // the control-plane images built locally, which it then cannot pull back. Absolute
+        // floors instead, and image collection only on a full disk.
+        let _ = writeln!(out, "evictionHard:");
+        let _ = writeln!(out, "  memory.available: 100Mi");
+        let _ = writeln!(out, "  nodefs.available: 1Gi");
+        let _ = writeln!(out, "  imagefs.available: 1Gi");
+        let _ = writeln!(out, "imageGCHighThresholdPercent: 100");
+        let _ = writeln!(out, "imageGCLowThresholdPercent: 99");
         let _ = writeln!(out, "---");
         let _ = writeln!(out, "apiVersion: kubeproxy.config.k8s.io/v1alpha1");
         let _ = writeln!(out, "kind: KubeProxyConfiguration");
