@@ -70,9 +70,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn fresh_clone(dir: &Path) -> PathBuf {
     let clone = dir.join("kata-harness");
     std::fs::create_dir_all(&clone).unwrap();
+    // One tar of the listed files; a tracked file deleted in the working tree is skipped.
     let copy = format!(
-        "git ls-files -z --cached --others --exclude-standard | xargs -0 -I{{}} sh -c '[ -e \"$1\" ] && echo \"$1\"' _ {{}} \
-         | tar -cf - -T - | tar -xf - -C '{}'",
+        "git ls-files -z --cached --others --exclude-standard \
+         | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C '{}'",
         clone.display()
     );
     let out = Command::new("sh")
@@ -505,20 +506,10 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
     Ok(())
 }
 
-/// `environment` of results.json, as a list of `[key, value]` pairs or a map.
+/// A value of results.json's `run.environment` (a list of `[key, value]` pairs).
 fn environment_value(report: &serde_json::Value, key: &str) -> Option<String> {
-    let env = report
-        .get("run")?
-        .get("environment")
-        .or_else(|| report.get("environment"))?;
-    match env {
-        serde_json::Value::Object(map) => map.get(key)?.as_str().map(str::to_owned),
-        serde_json::Value::Array(pairs) => pairs.iter().find_map(|p| {
-            let pair = p.as_array()?;
-            (pair.first()?.as_str()? == key).then(|| pair.get(1)?.as_str().map(str::to_owned))?
-        }),
-        _ => None,
-    }
+    let pairs: Vec<(String, String)> = serde_json::from_value(report["run"]["environment"].clone()).ok()?;
+    pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 fn main() -> ExitCode {

@@ -164,8 +164,8 @@ impl KataLayout {
     /// else the version string compiled into the shim.
     fn read_version(&self) -> String {
         let manifest = std::fs::read_to_string(self.root.join("SOURCE")).unwrap_or_default();
-        if let Some(v) = manifest.lines().find_map(|l| l.strip_prefix("kata-version: ")) {
-            return v.trim().to_owned();
+        if let Some(v) = super::provenance::manifest_value(&manifest, "kata-version") {
+            return v.to_owned();
         }
         if let Ok(v) = std::fs::read_to_string(self.kata_dir().join("VERSION")) {
             return v.trim().to_owned();
@@ -210,8 +210,8 @@ pub fn current_dir() -> PathBuf {
 /// unpacked from (`source: upstream release`), else a source build.
 pub fn installed_source(dir: &Path) -> KataSource {
     let manifest = std::fs::read_to_string(dir.join("SOURCE")).unwrap_or_default();
-    let value = |key: &str| manifest.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
-    match (value("source:"), value("kata-version:")) {
+    let value = |key| super::provenance::manifest_value(&manifest, key);
+    match (value("source"), value("kata-version")) {
         (Some("upstream release"), Some(version)) => KataSource::Release(version.to_owned()),
         _ => KataSource::SourceBuild,
     }

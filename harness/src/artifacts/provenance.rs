@@ -29,15 +29,18 @@ pub fn of_dir(dir: &Path) -> Option<String> {
     ))
 }
 
+/// The value of `key: value` in a `SOURCE` manifest (the first such line), trimmed.
+pub fn manifest_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .map(str::trim)
+}
+
 /// The line for a `SOURCE` manifest: an upstream release names its version and URLs; a
 /// Debian package its suite and version; a source build what it was built from (its
 /// `source:` line, else its first line).
 fn of_source(text: &str) -> String {
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
-            .map(str::trim)
-    };
+    let value = |key: &str| manifest_value(text, key);
     let urls: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("url: "))
