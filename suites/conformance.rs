@@ -75,7 +75,7 @@ fn variants() -> Result<Vec<(Variant, Capabilities)>, String> {
         {
             return Err(format!("KATA_HARNESS_VM_IMAGES: no recipe vm-images/{recipe}"));
         }
-        variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
+        variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, &repo(), &local)));
     }
     Ok(variants)
 }
@@ -120,7 +120,11 @@ fn local_settings() -> Settings {
 /// fails when any row failed (naming each, with its bundle), passes when every row passed or
 /// was skipped with its reason (the table lists both).
 fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
-    let settings = Settings::plain(repo());
+    // This host's Kata, which the session installs in guests whose image ships a QEMU.
+    let settings = Settings {
+        kata: LOCAL.kata.clone(),
+        ..Settings::plain(repo())
+    };
     let quarantine = QUARANTINE.get().cloned().unwrap_or_default();
     let mut recorder = Recorder::default();
     let mut results = {

@@ -7,6 +7,7 @@ async fn main() {
     let spec = kata_harness::vm::qemu::VmSpec {
         image,
         accel: kata_harness::vm::accel::Accel::Tcg,
+        nested: None,
         memory_mb: 2048,
         cpus: 2,
         run_dir: run.path().to_owned(),

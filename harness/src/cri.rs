@@ -73,6 +73,12 @@ pub struct CriClient {
 
 impl CriClient {
     /// Connects and picks the API version the server answers `Version` on.
+    /// The same client with another per-call deadline (a node whose sandboxes take minutes).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
     pub async fn connect(socket: &Path, deadline: Duration) -> Result<Self, CriError> {
         let channel = unix_channel(socket).await.map_err(|source| CriError::Connect {
             socket: socket.to_owned(),

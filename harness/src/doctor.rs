@@ -8,8 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::artifacts::kata::KataChoice;
 use crate::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
-use crate::vm::kvm::{self, KvmVerdict};
+use crate::vm::accel;
+use crate::vm::kvm::KvmVerdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -120,7 +122,7 @@ pub fn checks() -> Vec<Check> {
             .map(|_| crate::provision::BUSYBOX_BINARY.into()),
         Status::Missing,
     ));
-    let kvm = kvm::verdict();
+    let kvm = kata_kvm_verdict(&KataChoice::Default);
     out.extend(kata_checks(&kvm));
     out.push(Check {
         name: "KVM".into(),
@@ -130,6 +132,16 @@ pub fn checks() -> Vec<Check> {
         } else {
             format!("{}: VMs and Kata guests run under TCG", kvm.reason)
         },
+    });
+    let nesting = crate::vm::kvm::Nesting::probe(Path::new("/sys"));
+    out.push(Check {
+        name: "nested virtualization".into(),
+        status: if nesting.vendor().is_some() {
+            Status::Ok
+        } else {
+            Status::Warn
+        },
+        detail: nesting.describe(),
     });
     out.push(Check {
         name: "cgroups".into(),
@@ -156,11 +168,17 @@ pub fn checks() -> Vec<Check> {
     out
 }
 
+/// The KVM verdict Kata's rows are planned by (the same call the planner makes) for `choice`,
+/// with its layout's guest kernel where the host's own is not readable.
+pub fn kata_kvm_verdict(choice: &KataChoice) -> KvmVerdict {
+    let kernel = choice.locate().ok().flatten().and_then(|layout| layout.kernel());
+    accel::kata_kvm_verdict(&accel::ProbeStore::for_this_boot(), kernel.as_deref())
+}
+
 /// Kata's lines, in the spirit of `kata-runtime check`: the layout the harness will install,
 /// its shim and guest, and for each host feature Kata wants, what the harness does without it
 /// (or the remedy, when Kata cannot run here at all).
 pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
-    use crate::artifacts::kata::KataChoice;
     use crate::provision::kata::{KataHost, KataPlan};
     let mut out = Vec::new();
     let layout = match KataChoice::Default.locate() {
@@ -331,7 +349,7 @@ mod tests {
 
     #[test]
     fn kvm_verdict_always_gives_a_reason() {
-        let verdict = kvm::verdict();
+        let verdict = kata_kvm_verdict(&KataChoice::Default);
         assert!(!verdict.reason.is_empty());
         if !Path::new("/dev/kvm").exists() {
             assert!(!verdict.usable);

@@ -106,6 +106,9 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
             "--allow-node-changes applies to --target cri://... and ssh://...",
         ));
     }
+    if local_target || vm_target {
+        environment.push(("kvm".into(), kvm_line(&kata)));
+    }
     if local_target {
         environment.extend(kata_and_crictl_origins(&local));
         for text in &args.containerd_lines() {
@@ -172,7 +175,7 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                     "--image {recipe}: no recipe vm-images/{recipe}/recipe.conf"
                 )));
             }
-            variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, None)));
+            variants.push((Variant::vm(recipe), Capabilities::for_vm(recipe, &repo, &local)));
         }
     }
     let trials = plan::plan(&suites, &variants);
@@ -190,6 +193,14 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
         kata: local.kata,
         quarantine,
     })
+}
+
+/// The KVM verdict Kata's rows were planned by (the planner's own call; its probe record
+/// makes this one cheap), as the report's `kvm` line.
+fn kvm_line(kata: &kata_harness::artifacts::kata::KataChoice) -> String {
+    let verdict = kata_harness::doctor::kata_kvm_verdict(kata);
+    let usable = if verdict.usable { "usable" } else { "not usable" };
+    format!("{usable}: {}", verdict.reason)
 }
 
 /// Where the local nodes' Kata and crictl came from (`artifact-*` lines of the report), as the

@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use kata_harness::provision::{Settings, Testbed, BUSYBOX_BINARY, BUSYBOX_IMAGE};
 use kata_harness::render::cri::{ContainerSpec, PodSpec};
+use kata_harness::scenario::Capabilities;
 use kata_harness::vm::{accel, image::Image, state::KeptVm};
 
 #[derive(Subcommand)]
@@ -41,16 +42,28 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
             if KeptVm::load(&name).is_ok() {
                 anyhow::bail!("a VM named {name} is already up (kata-harness vm down --name {name})");
             }
+            // Kata as a VM row gets it: this host's layout, where the image ships a QEMU.
+            let guest_kata = Capabilities::for_vm(&image, repo, &Capabilities::probe_local());
             let image = Image::ensure(repo, &image).context("failed to get the VM image")?;
             let verdict = accel::cached_probe(
                 &image.kernel(),
                 Path::new(BUSYBOX_BINARY),
-                &accel::default_cache(),
+                &accel::ProbeStore::for_this_boot(),
             );
             eprintln!("accelerator: {} ({})", verdict.accel.qemu_arg(), verdict.reason);
             eprintln!("booting and provisioning {name} as `run` does (handlers, CNI, images, crictl)...");
             // The same node a VM row gets; `keep_vm` then hands it over instead of stopping it.
-            let settings = Settings::plain(repo.to_owned());
+            let settings = Settings {
+                kata: guest_kata.kata.clone(),
+                ..Settings::plain(repo.to_owned())
+            };
+            let kata_line = match &guest_kata.kata_absent {
+                None => format!(
+                    "Kata: installed at /opt/kata ({})",
+                    guest_kata.kata_conditions.join("; ")
+                ),
+                Some(why) => format!("Kata: not installed ({why})"),
+            };
             let runtime = tokio::runtime::Runtime::new()?;
             let testbed = runtime
                 .block_on(Testbed::start_vm(&settings, image, &verdict))
@@ -63,7 +76,7 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
             };
             let ssh = format!("kata-harness vm ssh --name {name} --");
             println!(
-                "VM {name} is up: {describe}\n  handlers: {} (default {}); the Kata handlers are configured, but VM guests have no Kata (it would run under TCG inside TCG)\n  {ssh} crictl pods\n  {ssh} crictl runp -r crun {}\n  {ssh} crictl create POD_ID {} {}\n  {how}",
+                "VM {name} is up: {describe}\n  handlers: {} (default {})\n  {kata_line}\n  {ssh} crictl pods\n  {ssh} crictl runp -r crun {}\n  {ssh} crictl create POD_ID {} {}\n  {how}",
                 handlers.join(", "),
                 testbed.config.default_runtime,
                 examples.pod.display(),

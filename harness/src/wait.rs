@@ -95,6 +95,35 @@ pub fn wait_blocking<T>(
     }
 }
 
+/// An exclusive flock on `file` (opened by the caller), waited for up to `deadline` as
+/// [`wait_blocking`] waits; `on_busy` runs each time another process holds it.
+pub fn flock_exclusive(
+    what: &str,
+    file: std::fs::File,
+    deadline: Duration,
+    interval: Duration,
+    mut on_busy: impl FnMut(),
+) -> Result<nix::fcntl::Flock<std::fs::File>, WaitError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let mut file = Some(file);
+    wait_blocking(what, deadline, interval, || {
+        match Flock::lock(
+            file.take().expect("the file is back after each try"),
+            FlockArg::LockExclusiveNonblock,
+        ) {
+            Ok(held) => Attempt::Ready(held),
+            Err((back, errno)) => {
+                file = Some(back);
+                if errno != nix::errno::Errno::EWOULDBLOCK {
+                    return Attempt::Fatal(format!("flock: {errno}"));
+                }
+                on_busy();
+                Attempt::NotYet("held by another process".into())
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

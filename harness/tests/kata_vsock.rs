@@ -30,6 +30,8 @@ use libtest_mimic::Failed;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
+#[path = "common/kata_stand_in.rs"]
+mod kata_stand_in;
 #[path = "common/trials.rs"]
 mod trials;
 use trials::{block_on, kata_plan, Planned};
@@ -286,6 +288,8 @@ mod precondition {
     use kata_harness::scenario::Capabilities;
     use libtest_mimic::Failed;
 
+    use super::kata_stand_in::CONFIGURATION;
+
     /// A layout as `KataLayout::open` requires it, plus `extra` files (under `opt/kata`).
     fn layout(dir: &Path, extra: &[&str]) -> KataLayout {
         for rel in [
@@ -299,7 +303,11 @@ mod precondition {
         {
             let path = dir.join("opt/kata").join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, format!("{rel} stand-in\n")).unwrap();
+            let text = match *rel {
+                "share/defaults/kata-containers/configuration-qemu.toml" => CONFIGURATION.to_owned(),
+                _ => format!("{rel} stand-in\n"),
+            };
+            std::fs::write(&path, text).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         KataLayout::open(dir, KataSource::Bundle(dir.to_owned())).expect("a complete stand-in layout")
@@ -314,6 +322,7 @@ mod precondition {
             vhost_net: true,
             syslog: true,
             qemu: Some("/usr/bin/qemu-system-x86_64".into()),
+            node: kata_harness::provision::kata::NodeKind::Local,
         };
         let plan = KataPlan::new(layout, host).expect("plans on a host with vhost_vsock");
         Capabilities {

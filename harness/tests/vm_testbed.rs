@@ -23,7 +23,7 @@ async fn dead_qemu_fails_the_row_at_once_and_leaves_nothing() {
     let variant = Variant::vm("bookworm");
     let trials = plan::plan(
         &suites,
-        &[(variant.clone(), Capabilities::for_vm("bookworm", None))],
+        &[(variant.clone(), Capabilities::without_kata("a plain VM"))],
     );
     let trial = trials
         .iter()

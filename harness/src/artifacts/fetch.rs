@@ -21,11 +21,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use sha2::{Digest, Sha256};
 
 use crate::process::{self, ProcessError};
-use crate::wait::{wait_blocking, Attempt, WaitError};
+use crate::wait::WaitError;
 
 /// Overrides [`STALL_TIME`] in whole seconds (tests of a stalled server take seconds, not a
 /// minute).
@@ -246,37 +246,25 @@ pub fn published_sha256(text: &[u8], name: &str) -> Result<String, String> {
 /// [`CACHE_LOCK_DEADLINE`]. `cache` must exist.
 pub fn lock_cache(cache: &Path) -> Result<Flock<File>, FetchError> {
     let path = cache.join(".lock");
-    let mut file = Some(
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?,
-    );
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
     let mut announced = false;
-    wait_blocking(
-        "the release cache lock",
+    crate::wait::flock_exclusive(
+        &format!("the release cache lock {}", path.display()),
+        file,
         CACHE_LOCK_DEADLINE,
         Duration::from_millis(200),
-        || match Flock::lock(
-            file.take().expect("the file is back after each try"),
-            FlockArg::LockExclusiveNonblock,
-        ) {
-            Ok(held) => Attempt::Ready(held),
-            Err((back, errno)) => {
-                file = Some(back);
-                if errno != nix::errno::Errno::EWOULDBLOCK {
-                    return Attempt::Fatal(format!("flock {}: {errno}", path.display()));
-                }
-                if !announced {
-                    eprintln!(
-                        "waiting for another kata-harness downloading into {}",
-                        cache.display()
-                    );
-                    announced = true;
-                }
-                Attempt::NotYet(format!("{} is locked", path.display()))
+        || {
+            if !announced {
+                eprintln!(
+                    "waiting for another kata-harness downloading into {}",
+                    cache.display()
+                );
+                announced = true;
             }
         },
     )
@@ -418,8 +406,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = lock_cache(dir.path()).unwrap();
         let other = File::open(dir.path().join(".lock")).unwrap();
-        let (other, _) = Flock::lock(other, FlockArg::LockExclusiveNonblock).expect_err("held");
+        let (other, _) = Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock).expect_err("held");
         drop(held);
-        Flock::lock(other, FlockArg::LockExclusiveNonblock).expect("released");
+        Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock).expect("released");
     }
 }

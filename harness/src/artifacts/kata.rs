@@ -28,6 +28,10 @@ pub enum KataError {
     },
 }
 
+/// Where a node sees the layout: upstream's configuration files, its QEMU's compiled-in data
+/// directory and every path in them refer to it, so a node mounts the layout there.
+pub const NODE_DIR: &str = "/opt/kata";
+
 /// Where a layout came from (reported on every Kata row).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KataSource {
@@ -104,6 +108,23 @@ impl KataLayout {
         self.root.join("opt/kata")
     }
 
+    /// Where a path the layout's configuration names (`/opt/kata/...`, as the node sees it)
+    /// is on this host; a path outside `/opt/kata` is the same on both.
+    pub fn on_host(&self, node_path: &Path) -> PathBuf {
+        match node_path.strip_prefix(NODE_DIR) {
+            Ok(rel) => self.kata_dir().join(rel),
+            Err(_) => node_path.to_owned(),
+        }
+    }
+
+    /// Where one of the layout's files is on a node (under [`NODE_DIR`]).
+    pub fn on_node(&self, host_path: &Path) -> PathBuf {
+        match host_path.strip_prefix(self.kata_dir()) {
+            Ok(rel) => Path::new(NODE_DIR).join(rel),
+            Err(_) => host_path.to_owned(),
+        }
+    }
+
     pub fn shim(&self) -> PathBuf {
         self.kata_dir().join("bin/containerd-shim-kata-v2")
     }
@@ -161,7 +182,7 @@ impl KataLayout {
     }
 
     /// The Kata version: the source build's SOURCE manifest, else the layout's VERSION file,
-    /// else the version string compiled into the shim.
+    /// else what the shim says (`--version`).
     fn read_version(&self) -> String {
         let manifest = std::fs::read_to_string(self.root.join("SOURCE")).unwrap_or_default();
         if let Some(v) = super::provenance::manifest_value(&manifest, "kata-version") {
@@ -170,7 +191,18 @@ impl KataLayout {
         if let Ok(v) = std::fs::read_to_string(self.kata_dir().join("VERSION")) {
             return v.trim().to_owned();
         }
-        "unknown".into()
+        self.shim_version().unwrap_or_else(|| "unknown".into())
+    }
+
+    /// What `containerd-shim-kata-v2 --version` says: `..., version: 3.30.0, commit: ...`.
+    fn shim_version(&self) -> Option<String> {
+        let mut command = std::process::Command::new(self.shim());
+        command.arg("--version");
+        let out = crate::process::run(command, std::time::Duration::from_secs(10)).ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (_, rest) = text.split_once("version: ")?;
+        let version = rest.split([',', ' ', '\n']).next()?.trim();
+        (!version.is_empty()).then(|| version.to_owned())
     }
 
     /// One line for reports: version and source.

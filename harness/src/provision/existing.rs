@@ -587,6 +587,7 @@ impl Testbed {
             node,
             cgroup_parent: cgroup_parent.clone(),
             crun: super::crun_binary().to_string_lossy().into_owned(),
+            slowdown: 1,
             kata: None,
             crictl,
             backend: Mutex::new(None),

@@ -343,6 +343,7 @@ impl Testbed {
             node: Arc::new(LocalNode),
             cgroup_parent,
             crun,
+            slowdown: 1,
             kata,
             crictl,
             backend: Mutex::new(Some(Backend::Local(backend))),
@@ -465,11 +466,12 @@ fn spawn_daemon(
     command.env("PATH", path);
     command.env(cleanup::TESTBED_ENV, run_dir);
     let hide_unified = hybrid_cgroups_with_v2_controllers();
-    // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2) between fork
-    // and exec, as pre_exec requires.
+    let kata_layout = kata.map(|k| k.layout_dir.to_string_lossy().into_owned());
+    // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2, mkdir, stat)
+    // between fork and exec, as pre_exec requires; the layout's path was made before fork.
     unsafe {
         use std::os::unix::process::CommandExt;
-        command.pre_exec(move || private_mounts(hide_unified));
+        command.pre_exec(move || private_mounts(hide_unified, kata_layout.as_deref()));
     }
     Daemon::spawn("containerd", command, log).map_err(ProvisionError::Spawn)
 }
@@ -492,8 +494,8 @@ pub fn hybrid_cgroups_with_v2_controllers() -> bool {
 /// Also a private network namespace: the node has no outbound network (air-gapped sandbox
 /// image scenarios), its CNI bridge never appears on the host, and scenario registries
 /// listen only inside it.
-/// And a private /run (see below).
-fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
+/// And a private /run (see below), and the Kata layout at /opt/kata (see [`mount_kata_layout`]).
+fn private_mounts(hide_unified: bool, kata_layout: Option<&str>) -> std::io::Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWNET)?;
     mount(
@@ -514,6 +516,52 @@ fn private_mounts(hide_unified: bool) -> std::io::Result<()> {
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
+    )?;
+    if let Some(layout) = kata_layout {
+        mount_kata_layout(layout)?;
+    }
+    Ok(())
+}
+
+/// Mounts `layout` (a layout's `opt/kata`) read-only at /opt/kata, where its configuration
+/// and its QEMU look for their files; read-only, so no row can change the layout. Where the
+/// host has no /opt/kata to mount on, /opt becomes a copy-on-write overlay (its upper dir in
+/// the private /run) holding one: the host's /opt is not changed either way.
+fn mount_kata_layout(layout: &str) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::stat::Mode;
+    const MOUNT_POINT: &str = "/opt/kata";
+    if nix::sys::stat::stat(MOUNT_POINT).is_err() {
+        let mode = Mode::from_bits_truncate(0o755);
+        for dir in [
+            "/run/kata-harness-opt",
+            "/run/kata-harness-opt/upper",
+            "/run/kata-harness-opt/work",
+        ] {
+            nix::unistd::mkdir(dir, mode)?;
+        }
+        mount(
+            Some("overlay"),
+            "/opt",
+            Some("overlay"),
+            MsFlags::empty(),
+            Some("lowerdir=/opt,upperdir=/run/kata-harness-opt/upper,workdir=/run/kata-harness-opt/work"),
+        )?;
+        nix::unistd::mkdir(MOUNT_POINT, mode)?;
+    }
+    mount(
+        Some(layout),
+        MOUNT_POINT,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    mount(
+        None::<&str>,
+        MOUNT_POINT,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
     )?;
     Ok(())
 }

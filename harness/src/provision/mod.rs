@@ -7,11 +7,13 @@
 
 pub mod cleanup;
 pub mod existing;
+mod guest;
 pub mod kata;
 pub mod local;
 pub mod node_net;
 pub mod reach;
 pub mod vm;
+mod vm_kata;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -32,7 +34,7 @@ use cleanup::Leftovers;
 /// How long containerd may take to answer the CRI after it starts.
 const DAEMON_READY_DEADLINE: Duration = Duration::from_secs(90);
 /// Per-call CRI deadline (a sandbox start with image unpack is the slowest call).
-const CRI_CALL_DEADLINE: Duration = Duration::from_secs(120);
+pub(crate) const CRI_CALL_DEADLINE: Duration = Duration::from_secs(120);
 /// Short node commands (`ctr`, `runc state`).
 pub const NODE_COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -86,6 +88,8 @@ pub enum ProvisionError {
     Upgrade { reason: String },
     #[error("the VM's saved state {dir}: {message}")]
     SavedState { dir: PathBuf, message: String },
+    #[error("failed to install Kata in the VM guest: {0}")]
+    GuestKata(String),
 }
 
 /// What a testbed is started with.
@@ -165,6 +169,9 @@ pub struct Testbed {
     pub facts: Vec<(String, String)>,
     /// The node's Kata install, where it has one.
     pub kata: Option<kata::KataInstall>,
+    /// How many times the usual deadlines this node's rows get (see
+    /// [`kata::KataPlan::slowdown`]): 1 but where Kata's guest is TCG inside TCG.
+    pub slowdown: u32,
     /// crictl as the node runs it: a path, or `crictl` where it is on the node's PATH
     /// (`None`: none was found, see [`crate::artifacts::cri_tools`]).
     pub crictl: Option<String>,

@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cleanup::{processes_matching, Leftovers};
+use super::guest::{guest, put, GUEST_STATE};
+use super::kata::{self, KataPlan};
+use super::vm_kata::{guest_kata_files, install_guest_kata};
 use super::{
     daemon_gone, io_err, new_run_dir, standard_handlers, wait_ready, Backend, ProvisionError, RunPaths,
     Settings, Testbed, NODE_COMMAND_DEADLINE, SANDBOX_IMAGE,
@@ -19,13 +22,12 @@ use crate::render::{cni, ContainerdConfig};
 use crate::teardown::{self, Registration};
 use crate::vm::accel::Verdict;
 use crate::vm::image::Image;
-use crate::vm::qemu::{boot_deadline, machine_shape, Vm, VmSpec};
+use crate::vm::qemu::{boot_deadline, machine_shape, nested_cpu, Vm, VmSpec};
 use crate::vm::snapshot;
 use crate::wait::{wait_blocking, Attempt};
 
 const GUEST_SOCKET: &str = "/run/containerd/containerd.sock";
 const GUEST_CONFIG: &str = "/etc/containerd/config.toml";
-const GUEST_STATE: &str = "/var/lib/kata-harness";
 /// containerd's registry `config_path` in the guest (hosts.toml per registry host).
 const GUEST_CERTS_D: &str = "/etc/containerd/certs.d";
 /// Where the guest gets this host's crictl (on the guest's PATH).
@@ -150,23 +152,6 @@ impl VmBackend {
     }
 }
 
-/// Runs a command in the guest during provisioning.
-fn guest(node: &dyn Node, argv: &[&str]) -> Result<String, ProvisionError> {
-    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let out = node
-        .run(&argv, NODE_COMMAND_DEADLINE)
-        .map_err(ProvisionError::Guest)?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Writes `content` to `remote` in the guest through a staged host file.
-fn put(node: &dyn Node, run_dir: &Path, remote: &str, content: &str) -> Result<(), ProvisionError> {
-    let staged = run_dir.join(Path::new(remote).file_name().unwrap_or_default());
-    std::fs::write(&staged, content).map_err(io_err(&staged))?;
-    node.upload(&staged, Path::new(remote))
-        .map_err(ProvisionError::Guest)
-}
-
 /// The crun the guest should use: its own, unless containerd 2.x meets a crun too old for
 /// the OCI spec it writes; then the newer crun from the host cache is copied in.
 fn guest_crun(node: &dyn Node, containerd: Version) -> Result<(String, String), ProvisionError> {
@@ -254,8 +239,19 @@ fn provisioning_fingerprint(settings: &Settings) -> String {
         include_str!("../render/cni.rs"),
         include_str!("../render/crictl.rs"),
         include_str!("../images.rs"),
+        include_str!("guest.rs"),
+        include_str!("vm_kata.rs"),
+        include_str!("kata.rs"),
+        include_str!("../render/kata.rs"),
     ] {
         hash.update(source.as_bytes());
+    }
+    // The Kata install in the guest: the plan (its conditions) and the layout's files.
+    if let Some(plan) = &settings.kata {
+        hash.update(format!("{:?}", plan.conditions).as_bytes());
+        for file in [plan.layout.shim(), plan.layout.base_config()] {
+            hash.update(snapshot::file_identity(&file).as_bytes());
+        }
     }
     let mut files = vec![PathBuf::from(super::BUSYBOX_BINARY)];
     files.extend(settings.pause_binary.clone());
@@ -412,6 +408,13 @@ impl Testbed {
             ),
             None => (guest_crun(&node, version)?, guest_crictl(&node, &run_dir)?),
         };
+        let kata_install = match (&settings.kata, &known) {
+            (Some(plan), None) => Some(install_guest_kata(&node, &run_dir, plan)?),
+            // A restored guest has it (installed before its state was saved).
+            (Some(plan), Some(_)) => Some(guest_kata_files(plan)?.1),
+            (None, _) => None,
+        };
+        let slowdown = settings.kata.as_ref().map_or(1, KataPlan::slowdown);
         let staging = run_dir.join("images");
         std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         let paths = RunPaths {
@@ -434,7 +437,13 @@ impl Testbed {
             opt_dir: "/opt/containerd".into(),
             sandbox_image: SANDBOX_IMAGE.into(),
             default_runtime: "runc".into(),
-            runtimes: standard_handlers(&paths.runtime_root, &crun),
+            runtimes: {
+                let mut handlers = standard_handlers(&paths.runtime_root, &crun);
+                if let Some(install) = &kata_install {
+                    kata::use_config(&mut handlers, &install.config_path);
+                }
+                handlers
+            },
             untrusted_workload_runtime: None,
             cni_bin_dir: "/usr/lib/cni".into(),
             cni_conf_dir: "/etc/cni/net.d".into(),
@@ -465,7 +474,7 @@ impl Testbed {
             .await
         };
         let cri = match ready {
-            Ok(cri) => cri,
+            Ok(cri) => cri.with_deadline(super::CRI_CALL_DEADLINE * slowdown),
             Err(source) => {
                 let log_tail = vm.console_tail(40);
                 return Err(ProvisionError::NotReady { source, log_tail });
@@ -482,7 +491,7 @@ impl Testbed {
             crictl: crictl.clone(),
             crictl_fact: crictl_fact.clone(),
         };
-        let facts = vec![
+        let mut facts = vec![
             ("target".into(), format!("vm ({recipe})")),
             ("image".into(), description),
             (
@@ -500,6 +509,16 @@ impl Testbed {
             ("crun".into(), crun_version),
             ("crictl".into(), crictl_fact),
         ];
+        if let Some(plan) = &settings.kata {
+            facts.push((
+                "kata".into(),
+                format!(
+                    "{} at /opt/kata in the guest, its guest under {}",
+                    plan.layout.describe(),
+                    plan.accel()
+                ),
+            ));
+        }
         let backend = VmBackend {
             vm,
             forward,
@@ -518,7 +537,8 @@ impl Testbed {
             cgroup_parent: format!("kata-harness-{}", short(&run_dir)),
             crun,
             facts,
-            kata: None,
+            kata: kata_install,
+            slowdown,
             crictl,
             backend: Mutex::new(Some(Backend::Vm(backend))),
         };
@@ -534,6 +554,7 @@ fn vm_spec(image: Image, accel: &Verdict, run_dir: PathBuf, restore: Option<Path
     VmSpec {
         image,
         accel: accel.accel,
+        nested: nested_cpu(accel.accel, Path::new("/sys")),
         memory_mb: 2048,
         cpus: 2,
         run_dir,

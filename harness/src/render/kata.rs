@@ -1,10 +1,12 @@
-//! Kata's `configuration.toml` for one node, and the small wrappers a host may need.
+//! Kata's `configuration.toml` for one node: the file the layout ships, changed only where a
+//! named [`Condition`] requires it, and the small wrappers those conditions need.
 //!
-//! The configuration starts from the layout's own `configuration-qemu.toml` (so every default
-//! of that Kata version stays as upstream ships it) and sets only what the node decides: the
-//! layout's paths, the hypervisor path, the agent channel, and the knobs a host without KVM,
-//! vhost-net, vhost-vsock or syslog needs. Each such knob is a fact the reports repeat.
+//! Invariant: every key the rendered file changes belongs to a condition's
+//! [`Condition::edits`], and every condition is a line on every Kata row; the shipped file
+//! itself is never written (the node reads the rendered copy through containerd's
+//! `ConfigPath`). Paths in both are the node's: the layout is mounted at `/opt/kata` there.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
@@ -14,105 +16,258 @@ pub enum KataRenderError {
     #[error("the layout's configuration-qemu.toml does not parse: {0}")]
     BaseConfig(String),
     #[error("the layout's configuration has no [{0}] table")]
-    MissingTable(&'static str),
+    MissingTable(String),
 }
 
-/// What this node's Kata configuration decides.
+/// Seconds the shim waits for a TCG guest's agent: it boots in seconds when the machine is
+/// idle, tens when it is not; below the CRI call deadline (120 s), so a stuck agent channel
+/// fails with Kata's own error rather than a CRI timeout.
+pub const TCG_DIAL_TIMEOUT_S: i64 = 90;
+
+/// The same inside a VM guest that itself runs under TCG: its agent's first log line came
+/// minutes after the sandbox was asked for (bench/kata-in-guest.json); below that testbed's
+/// CRI call deadline.
+pub const NESTED_TCG_DIAL_TIMEOUT_S: i64 = 900;
+
+/// Why the harness changes the shipped configuration. Observation conditions hold on every
+/// host; the others only where this host or this layout differs from a KVM host running
+/// upstream's release.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KataNodeConfig {
-    /// QEMU, or the TCG wrapper around it.
-    pub hypervisor: PathBuf,
-    pub kernel: PathBuf,
-    /// The guest root: an initrd (our build) or a rootfs image (upstream releases).
-    pub initrd: Option<PathBuf>,
-    pub image: Option<PathBuf>,
-    pub virtiofsd: PathBuf,
-    /// A user-space vhost-user-vsock backend, for hosts without `/dev/vhost-vsock`.
-    pub hybrid_vsock_daemon: Option<PathBuf>,
-    /// No `/dev/vhost-net` on the host.
-    pub disable_vhost_net: bool,
-    pub memory_mib: i64,
-    /// Seconds the shim waits for the agent (a TCG guest boots slower).
-    pub dial_timeout_s: i64,
-    /// The agent's debug console (`kata-runtime exec`, the "getting into the VM" rows).
-    pub debug_console: bool,
-    /// The agent was built without seccomp support.
-    pub disable_guest_seccomp: bool,
-    /// The shim logs at debug level (into containerd's log, and so into failure bundles).
-    pub runtime_debug: bool,
+pub enum Condition {
+    /// The guest's serial console goes to a file per sandbox: the log scan and failure bundles
+    /// read it (Kata's own console is a socket only a debug shim drains).
+    SerialConsole,
+    /// The agent's debug console: the rows that get into the guest (`kata-runtime exec`).
+    DebugConsole,
+    /// No usable KVM: the guest runs under TCG (QEMU's arguments rewritten by the wrapper);
+    /// the shim waits `dial_timeout_s` for its agent.
+    Tcg { why: String, dial_timeout_s: i64 },
+    /// A VM guest without KVM: the node `/dev/kvm` is made (no module behind it), because
+    /// Kata's shim builds a sandbox's device cgroup from it whatever its QEMU runs.
+    KvmDeviceNode,
+    /// The layout's QEMU cannot run this guest here: `qemu` (the host's) runs it.
+    HostQemu { why: String, qemu: PathBuf },
+    /// No `/dev/vhost-vsock`: the agent channel goes through the layout's user-space backend.
+    UserSpaceVsock,
+    /// No `/dev/vhost-net`: virtio-net in QEMU.
+    NoVhostNet,
+    /// No `/dev/log`: virtiofsd without `--syslog` (it would exit).
+    NoSyslog,
+    /// The guest root the configuration names is not in the layout: the one it ships.
+    GuestRoot { named: String, shipped: GuestRoot },
 }
 
-/// The layout's base configuration with this node's settings applied.
-pub fn configuration(base: &str, node: &KataNodeConfig) -> Result<String, KataRenderError> {
-    let mut doc: Table = base
-        .parse()
-        .map_err(|e: toml::de::Error| KataRenderError::BaseConfig(e.message().to_owned()))?;
-    let path = |p: &Path| Value::String(p.to_string_lossy().into_owned());
-    let paths = |p: &Path| Value::Array(vec![path(p)]);
+/// A guest root file, by the configuration key that names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuestRoot {
+    Image(PathBuf),
+    Initrd(PathBuf),
+}
 
-    let qemu =
-        table(&mut doc, &["hypervisor", "qemu"]).ok_or(KataRenderError::MissingTable("hypervisor.qemu"))?;
-    qemu.insert("path".into(), path(&node.hypervisor));
-    qemu.insert("valid_hypervisor_paths".into(), paths(&node.hypervisor));
-    qemu.insert("kernel".into(), path(&node.kernel));
-    // Kata refuses a configuration that names both an initrd and an image.
-    qemu.remove("image");
-    qemu.remove("initrd");
-    if let Some(initrd) = &node.initrd {
-        qemu.insert("initrd".into(), path(initrd));
-    } else if let Some(image) = &node.image {
-        qemu.insert("image".into(), path(image));
-    }
-    qemu.insert("shared_fs".into(), Value::String("virtio-fs".into()));
-    qemu.insert("virtio_fs_daemon".into(), path(&node.virtiofsd));
-    qemu.insert("valid_virtio_fs_daemon_paths".into(), paths(&node.virtiofsd));
-    qemu.insert("default_memory".into(), Value::Integer(node.memory_mib));
-    qemu.insert("disable_vhost_net".into(), Value::Boolean(node.disable_vhost_net));
-    if let Some(daemon) = &node.hybrid_vsock_daemon {
-        qemu.insert("hybrid_vsock_daemon".into(), path(daemon));
-        // vhost-user devices need guest memory that QEMU shares with the backend.
-        qemu.insert("file_mem_backend".into(), Value::String("/dev/shm".into()));
-        qemu.insert(
-            "valid_file_mem_backends".into(),
-            Value::Array(vec![Value::String("/dev/shm".into())]),
-        );
+impl GuestRoot {
+    fn key(&self) -> &'static str {
+        match self {
+            GuestRoot::Image(_) => "image",
+            GuestRoot::Initrd(_) => "initrd",
+        }
     }
 
-    let agent = table(&mut doc, &["agent", "kata"]).ok_or(KataRenderError::MissingTable("agent.kata"))?;
-    agent.insert("dial_timeout".into(), Value::Integer(node.dial_timeout_s));
-    agent.insert("debug_console_enabled".into(), Value::Boolean(node.debug_console));
+    pub fn path(&self) -> &Path {
+        match self {
+            GuestRoot::Image(p) | GuestRoot::Initrd(p) => p,
+        }
+    }
+}
 
-    let runtime = table(&mut doc, &["runtime"]).ok_or(KataRenderError::MissingTable("runtime"))?;
-    runtime.insert(
-        "disable_guest_seccomp".into(),
-        Value::Boolean(node.disable_guest_seccomp),
+/// The wrappers a node's conditions call for, at their node paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeFiles {
+    /// What runs as the hypervisor: [`qemu_wrapper`].
+    pub qemu_wrapper: PathBuf,
+    /// [`vsock_daemon_wrapper`], under [`Condition::UserSpaceVsock`].
+    pub vsock_wrapper: PathBuf,
+    /// [`virtiofsd_wrapper`], under [`Condition::NoSyslog`].
+    pub virtiofsd_wrapper: PathBuf,
+}
+
+/// One change: `key` of `[table]` set to a value, or removed (`None`).
+type Edit = (&'static str, &'static str, Option<Value>);
+
+impl Condition {
+    /// Holds on every host (what observing a row needs), not because of this host.
+    pub fn is_observation(&self) -> bool {
+        matches!(self, Condition::SerialConsole | Condition::DebugConsole)
+    }
+
+    /// The line reports show.
+    pub fn line(&self) -> String {
+        match self {
+            Condition::SerialConsole => "serial console: the guest's kernel and agent log go to a file per sandbox (hypervisor path is a wrapper adding -serial file: and console=ttyS0)".into(),
+            Condition::DebugConsole => "debug console: enabled for the rows that get into the guest (kata-runtime exec)".into(),
+            Condition::Tcg { why, dial_timeout_s } => format!(
+                "TCG: the Kata guest runs under TCG, not KVM ({why}); the wrapper turns accel=kvm and -cpu host into accel=tcg and -cpu max; agent dial timeout {dial_timeout_s} s"
+            ),
+            Condition::KvmDeviceNode => "/dev/kvm node: the VM guest has no KVM, and Kata's shim builds each sandbox's device cgroup from /dev/kvm, so the harness makes the node (10:232) with no kvm module behind it (nothing can open it; QEMU runs TCG)".into(),
+            Condition::HostQemu { why, qemu } => {
+                format!("host QEMU: {why}, so {} runs the guest", qemu.display())
+            }
+            Condition::UserSpaceVsock => "user-space vsock: the agent channel goes through vhost-device-vsock (no /dev/vhost-vsock on this host)".into(),
+            Condition::NoVhostNet => "no vhost-net: virtio-net in QEMU (no /dev/vhost-net on this host)".into(),
+            Condition::NoSyslog => "no syslog: virtiofsd without --syslog (no /dev/log on this host)".into(),
+            Condition::GuestRoot { named, shipped } => format!(
+                "guest root: the configuration names {named}, which this layout does not ship; its {} {} instead",
+                shipped.key(),
+                shipped.path().display()
+            ),
+        }
+    }
+
+    /// The configuration keys this condition sets (`None`: removes).
+    fn edits(&self, files: &NodeFiles) -> Vec<Edit> {
+        let path = |p: &Path| Some(Value::String(p.to_string_lossy().into_owned()));
+        let paths = |p: &Path| {
+            Some(Value::Array(vec![Value::String(
+                p.to_string_lossy().into_owned(),
+            )]))
+        };
+        const QEMU: &str = "hypervisor.qemu";
+        match self {
+            Condition::SerialConsole => vec![
+                (QEMU, "path", path(&files.qemu_wrapper)),
+                (QEMU, "valid_hypervisor_paths", paths(&files.qemu_wrapper)),
+            ],
+            Condition::DebugConsole => {
+                vec![("agent.kata", "debug_console_enabled", Some(Value::Boolean(true)))]
+            }
+            Condition::Tcg { dial_timeout_s, .. } => vec![(
+                "agent.kata",
+                "dial_timeout",
+                Some(Value::Integer(*dial_timeout_s)),
+            )],
+            // A node outside the configuration.
+            Condition::KvmDeviceNode => vec![],
+            // The wrapper execs the host's QEMU: no key changes.
+            Condition::HostQemu { .. } => vec![],
+            Condition::UserSpaceVsock => vec![
+                (QEMU, "hybrid_vsock_daemon", path(&files.vsock_wrapper)),
+                // vhost-user devices need guest memory that QEMU shares with the backend.
+                (QEMU, "file_mem_backend", Some(Value::String("/dev/shm".into()))),
+                (
+                    QEMU,
+                    "valid_file_mem_backends",
+                    Some(Value::Array(vec![Value::String("/dev/shm".into())])),
+                ),
+            ],
+            Condition::NoVhostNet => vec![(QEMU, "disable_vhost_net", Some(Value::Boolean(true)))],
+            Condition::NoSyslog => vec![
+                (QEMU, "virtio_fs_daemon", path(&files.virtiofsd_wrapper)),
+                (
+                    QEMU,
+                    "valid_virtio_fs_daemon_paths",
+                    paths(&files.virtiofsd_wrapper),
+                ),
+            ],
+            // Kata refuses a configuration that names both an initrd and an image.
+            Condition::GuestRoot { shipped, .. } => vec![
+                (QEMU, "image", None),
+                (QEMU, "initrd", None),
+                (QEMU, shipped.key(), path(shipped.path())),
+            ],
+        }
+    }
+
+    /// `table.key` of every key this condition changes.
+    pub fn keys(&self, files: &NodeFiles) -> BTreeSet<String> {
+        self.edits(files)
+            .into_iter()
+            .map(|(table, key, _)| format!("{table}.{key}"))
+            .collect()
+    }
+}
+
+/// The shipped configuration with `conditions` applied, and a header naming them.
+pub fn configuration(
+    base: &str,
+    conditions: &[Condition],
+    files: &NodeFiles,
+) -> Result<String, KataRenderError> {
+    let mut doc = parse(base)?;
+    for condition in conditions {
+        for (table_name, key, value) in condition.edits(files) {
+            let table = table(&mut doc, table_name)
+                .ok_or_else(|| KataRenderError::MissingTable(table_name.to_owned()))?;
+            match value {
+                Some(value) => table.insert(key.into(), value),
+                None => table.remove(key),
+            };
+        }
+    }
+    let mut header = String::from(
+        "# Rendered by kata-harness from the layout's configuration-qemu.toml; changed only for:\n",
     );
-    runtime.insert("enable_debug".into(), Value::Boolean(node.runtime_debug));
-
+    for condition in conditions {
+        header += &format!("#  - {}\n", condition.line());
+    }
     Ok(format!(
-        "# Rendered by kata-harness for this node from the layout's configuration-qemu.toml.\n{}",
+        "{header}{}",
         toml::to_string(&doc).expect("a parsed TOML table serializes")
     ))
 }
 
-fn table<'a>(doc: &'a mut Table, keys: &[&str]) -> Option<&'a mut Table> {
+/// The shipped configuration's `[table]` `key`, as a string (the paths it names).
+pub fn shipped_str(base: &str, table_name: &str, key: &str) -> Result<Option<String>, KataRenderError> {
+    let mut doc = parse(base)?;
+    Ok(table(&mut doc, table_name)
+        .and_then(|t| t.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}
+
+/// `table.key` of every key whose value differs between two configurations (added, removed
+/// or changed), over every table.
+pub fn changed_keys(before: &str, after: &str) -> Result<BTreeSet<String>, KataRenderError> {
+    fn walk(prefix: &str, a: &Table, b: &Table, out: &mut BTreeSet<String>) {
+        for key in a.keys().chain(b.keys()) {
+            let name = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match (a.get(key), b.get(key)) {
+                (Some(Value::Table(x)), Some(Value::Table(y))) => walk(&name, x, y, out),
+                (x, y) if x != y => {
+                    out.insert(name);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", &parse(before)?, &parse(after)?, &mut out);
+    Ok(out)
+}
+
+fn parse(text: &str) -> Result<Table, KataRenderError> {
+    text.parse()
+        .map_err(|e: toml::de::Error| KataRenderError::BaseConfig(e.message().to_owned()))
+}
+
+fn table<'a>(doc: &'a mut Table, dotted: &str) -> Option<&'a mut Table> {
     let mut current = doc;
-    for key in keys {
-        current = current.get_mut(*key)?.as_table_mut()?;
+    for key in dotted.split('.') {
+        current = current.get_mut(key)?.as_table_mut()?;
     }
     Some(current)
 }
 
-/// The hypervisor `path`: QEMU as this node runs it.
+/// The hypervisor `path`: `qemu` as this node runs it.
 ///
-/// With `no_kvm` (why this host has no usable KVM) it runs under TCG: Kata's configuration has
-/// no TCG switch, so this rewrites what Kata passes for KVM (`accel=kvm`, `-cpu host`, the KVM
-/// PIT). Always, the guest gets a serial console written to
-/// `<log_dir>/guest-console.<sandbox id>.log`, the last `console=` so the agent's own log goes
-/// there too: Kata's console is a socket that only a debug shim reads, and a sandbox whose
-/// agent never answers leaves no other trace of what its guest did.
-pub fn qemu_wrapper(qemu: &Path, no_kvm: Option<&str>, log_dir: &Path) -> String {
-    let (headline, tcg_cases) = match no_kvm {
+/// The guest always gets a serial console written to `<log_dir>/guest-console.<sandbox id>.log`,
+/// the last `console=` so the agent's own log goes there too. With `tcg`, what Kata passes for
+/// KVM (`accel=kvm`, `-cpu host`, the KVM PIT) is rewritten for TCG: Kata's configuration has
+/// no TCG switch.
+pub fn qemu_wrapper(qemu: &Path, tcg: Option<&str>, log_dir: &Path) -> String {
+    let (headline, tcg_cases) = match tcg {
         Some(reason) => (
             format!("under TCG. This host has no usable KVM ({reason})."),
             r#"        -machine) args+=("$1" "${2//accel=kvm/accel=tcg}"); shift 2 ;;
@@ -181,96 +336,101 @@ exec {virtiofsd} "${{args[@]}}"
 mod tests {
     use super::*;
 
-    const BASE: &str = r#"
-[hypervisor.qemu]
-path = "/opt/kata/bin/qemu-system-x86_64"
-kernel = "/opt/kata/share/kata-containers/vmlinux.container"
-image = "/opt/kata/share/kata-containers/kata-containers.img"
-machine_type = "q35"
-default_memory = 2048
-disable_vhost_net = false
-file_mem_backend = ""
+    /// The file Kata 3.30.0's `make PREFIX=/opt/kata` installs, as upstream ships it.
+    pub(crate) const SHIPPED: &str = include_str!("testdata/configuration-qemu-3.30.0.toml");
 
-[agent.kata]
-dial_timeout = 45
-
-[runtime]
-internetworking_model = "tcfilter"
-"#;
-
-    fn node() -> KataNodeConfig {
-        KataNodeConfig {
-            hypervisor: "/run/kh/kata/qemu-tcg".into(),
-            kernel: "/k/vmlinux.container".into(),
-            initrd: Some("/k/kata-containers-initrd.img".into()),
-            image: None,
-            virtiofsd: "/run/kh/kata/virtiofsd".into(),
-            hybrid_vsock_daemon: Some("/k/libexec/vhost-device-vsock".into()),
-            disable_vhost_net: true,
-            memory_mib: 1024,
-            dial_timeout_s: 90,
-            debug_console: true,
-            disable_guest_seccomp: true,
-            runtime_debug: true,
+    fn files() -> NodeFiles {
+        NodeFiles {
+            qemu_wrapper: "/run/kh/kata/qemu".into(),
+            vsock_wrapper: "/run/kh/kata/vhost-device-vsock".into(),
+            virtiofsd_wrapper: "/run/kh/kata/virtiofsd".into(),
         }
     }
 
-    #[test]
-    fn the_node_settings_replace_the_layout_defaults_and_keep_the_rest() {
-        let text = configuration(BASE, &node()).unwrap();
-        let doc: Table = text.parse().unwrap();
-        let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
-        assert_eq!(qemu["path"].as_str(), Some("/run/kh/kata/qemu-tcg"));
-        assert_eq!(
-            qemu["valid_hypervisor_paths"].as_array().unwrap()[0].as_str(),
-            Some("/run/kh/kata/qemu-tcg")
-        );
-        assert_eq!(qemu["initrd"].as_str(), Some("/k/kata-containers-initrd.img"));
-        assert!(!qemu.contains_key("image"), "initrd and image are exclusive");
-        assert_eq!(
-            qemu["hybrid_vsock_daemon"].as_str(),
-            Some("/k/libexec/vhost-device-vsock")
-        );
-        assert_eq!(qemu["file_mem_backend"].as_str(), Some("/dev/shm"));
-        assert_eq!(qemu["disable_vhost_net"].as_bool(), Some(true));
-        assert_eq!(qemu["default_memory"].as_integer(), Some(1024));
-        assert_eq!(
-            qemu["machine_type"].as_str(),
-            Some("q35"),
-            "upstream's other keys stay"
-        );
-        assert_eq!(doc["agent"]["kata"]["dial_timeout"].as_integer(), Some(90));
-        assert_eq!(doc["runtime"]["internetworking_model"].as_str(), Some("tcfilter"));
-        assert_eq!(doc["runtime"]["disable_guest_seccomp"].as_bool(), Some(true));
-        assert_eq!(doc["runtime"]["enable_debug"].as_bool(), Some(true));
+    fn every_condition() -> Vec<Condition> {
+        vec![
+            Condition::SerialConsole,
+            Condition::DebugConsole,
+            Condition::Tcg {
+                why: "no KVM".into(),
+                dial_timeout_s: TCG_DIAL_TIMEOUT_S,
+            },
+            Condition::HostQemu {
+                why: "this layout ships no QEMU".into(),
+                qemu: "/usr/bin/qemu-system-x86_64".into(),
+            },
+            Condition::UserSpaceVsock,
+            Condition::NoVhostNet,
+            Condition::NoSyslog,
+            Condition::GuestRoot {
+                named: "/opt/kata/share/kata-containers/kata-containers.img".into(),
+                shipped: GuestRoot::Initrd(
+                    "/opt/kata/share/kata-containers/kata-containers-initrd.img".into(),
+                ),
+            },
+        ]
     }
 
     #[test]
-    fn a_host_with_vhost_vsock_gets_no_hybrid_backend_and_an_image_stays_an_image() {
-        let node = KataNodeConfig {
-            hybrid_vsock_daemon: None,
-            initrd: None,
-            image: Some("/k/kata-containers.img".into()),
-            ..node()
-        };
-        let doc: Table = configuration(BASE, &node).unwrap().parse().unwrap();
+    fn only_the_keys_the_conditions_name_change() {
+        let conditions = every_condition();
+        let text = configuration(SHIPPED, &conditions, &files()).unwrap();
+        let declared: BTreeSet<String> = conditions.iter().flat_map(|c| c.keys(&files())).collect();
+        assert_eq!(changed_keys(SHIPPED, &text).unwrap(), declared);
+        for condition in &conditions {
+            assert!(text.contains(&condition.line()), "the header names {condition:?}");
+        }
+        let doc: Table = text.parse().unwrap();
         let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
-        assert!(!qemu.contains_key("hybrid_vsock_daemon"));
-        assert_eq!(qemu["file_mem_backend"].as_str(), Some(""));
-        assert_eq!(qemu["image"].as_str(), Some("/k/kata-containers.img"));
-        assert!(!qemu.contains_key("initrd"));
+        assert_eq!(qemu["path"].as_str(), Some("/run/kh/kata/qemu"));
+        assert!(!qemu.contains_key("image"), "initrd and image are exclusive");
+        assert_eq!(
+            qemu["default_memory"].as_integer(),
+            Some(2048),
+            "upstream's memory"
+        );
+        assert_eq!(
+            doc["agent"]["kata"]["dial_timeout"].as_integer(),
+            Some(TCG_DIAL_TIMEOUT_S)
+        );
+    }
+
+    #[test]
+    fn no_condition_renders_the_shipped_file() {
+        let text = configuration(SHIPPED, &[], &files()).unwrap();
+        assert_eq!(changed_keys(SHIPPED, &text).unwrap(), BTreeSet::new());
+    }
+
+    /// The check above could not pass over a change no condition declares.
+    #[test]
+    fn an_undeclared_change_is_seen() {
+        let text = configuration(SHIPPED, &[Condition::NoVhostNet], &files()).unwrap();
+        let tampered = text.replace("default_memory = 2048", "default_memory = 1024");
+        let changed = changed_keys(SHIPPED, &tampered).unwrap();
+        assert!(changed.contains("hypervisor.qemu.default_memory"), "{changed:?}");
+        assert_ne!(changed, Condition::NoVhostNet.keys(&files()));
     }
 
     #[test]
     fn a_base_without_the_qemu_table_is_an_error() {
-        let err = configuration("[runtime]\n", &node()).unwrap_err();
-        assert_eq!(err, KataRenderError::MissingTable("hypervisor.qemu"));
+        let err = configuration("[runtime]\n", &[Condition::NoVhostNet], &files()).unwrap_err();
+        assert_eq!(err, KataRenderError::MissingTable("hypervisor.qemu".into()));
         assert!(matches!(
-            configuration("[x", &node()),
+            configuration("[x", &[], &files()),
             Err(KataRenderError::BaseConfig(_))
         ));
     }
 
+    #[test]
+    fn the_shipped_paths_are_read_from_the_file() {
+        assert_eq!(
+            shipped_str(SHIPPED, "hypervisor.qemu", "path")
+                .unwrap()
+                .as_deref(),
+            Some("/opt/kata/bin/qemu-system-x86_64")
+        );
+        assert_eq!(shipped_str(SHIPPED, "hypervisor.qemu", "initrd").unwrap(), None);
+    }
     /// Runs a wrapper with bash: what the wrapped program would get.
     fn run_wrapper(text: &str, args: &[&str]) -> String {
         let dir = tempfile::tempdir().unwrap();

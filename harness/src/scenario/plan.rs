@@ -221,6 +221,15 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// A node without Kata, for `why`.
+    pub fn without_kata(why: &str) -> Self {
+        Capabilities {
+            kata_absent: Some(why.to_owned()),
+            kata_conditions: vec![],
+            kata: None,
+        }
+    }
+
     /// Probes this host for the default Kata (see [`KataChoice::Default`]).
     pub fn probe_local() -> Self {
         Self::probe_local_with(&KataChoice::Default).unwrap_or_else(|e| Capabilities {
@@ -244,7 +253,10 @@ impl Capabilities {
                 kata: None,
             });
         };
-        let kvm = crate::vm::kvm::verdict();
+        let kvm = crate::vm::accel::kata_kvm_verdict(
+            &crate::vm::accel::ProbeStore::for_this_boot(),
+            layout.kernel().as_deref(),
+        );
         let host = KataHost::probe((!kvm.usable).then_some(kvm.reason));
         Ok(match KataPlan::new(layout, host) {
             Ok(plan) => Capabilities {
@@ -259,34 +271,99 @@ impl Capabilities {
             },
         })
     }
-    /// What a VM from our images offers: Debian has no Kata, and nested Kata needs the VM
-    /// itself to run under a working KVM.
-    pub fn for_vm(recipe: &str, accel: Option<&crate::vm::accel::Verdict>) -> Self {
-        // Kata in a VM guest is a VM inside the VM: the harness installs Kata on local nodes
-        // (the default run includes them); in a guest only where the VM itself has KVM.
-        let mut reasons = vec![format!(
-            "the harness installs Kata on local nodes, not yet in VM image {recipe} (Debian packages no Kata; the default run covers Kata on the local target)"
-        )];
-        match accel {
-            Some(v) if v.accel == crate::vm::accel::Accel::Kvm => {}
-            Some(v) => reasons.push(format!(
-                "the VM runs under TCG, so Kata inside it would be TCG inside TCG ({})",
-                v.reason
-            )),
-            None => reasons.push("KVM not yet proven by a probe boot".into()),
+    /// What a VM of `recipe` offers: Kata where the image ships a QEMU for it and this host
+    /// has a Kata layout the local nodes can run (the same layout is installed in the guest).
+    pub fn for_vm(recipe: &str, repo: &std::path::Path, local: &Capabilities) -> Self {
+        Self::for_vm_on(
+            recipe,
+            crate::vm::image::ships_qemu(repo, recipe),
+            local,
+            &crate::vm::kvm::Nesting::probe(std::path::Path::new("/sys")),
+        )
+    }
+
+    /// [`Self::for_vm`] for an image that does or does not ship QEMU, on a host whose KVM
+    /// nesting is `nesting`.
+    pub fn for_vm_on(
+        recipe: &str,
+        ships_qemu: bool,
+        local: &Capabilities,
+        nesting: &crate::vm::kvm::Nesting,
+    ) -> Self {
+        let absent = |why: String| Capabilities::without_kata(&why);
+        if !ships_qemu {
+            return absent(format!(
+                "VM image {recipe} ships no QEMU for Kata's guests (vm-images/{recipe}/packages lists no qemu-system-x86; bookworm's does)"
+            ));
         }
-        Capabilities {
-            kata_absent: Some(reasons.join("; ")),
-            kata_conditions: vec![],
-            kata: None,
+        let Some(host_plan) = &local.kata else {
+            return absent(format!(
+                "VM guests get this host's Kata layout, and it cannot run here: {}",
+                local.kata_absent.as_deref().unwrap_or("no Kata")
+            ));
+        };
+        match host_plan.in_vm_guest(nesting) {
+            Ok(plan) => Capabilities {
+                kata_absent: None,
+                kata_conditions: std::iter::once(format!("in a VM guest ({recipe})"))
+                    .chain(plan.conditions.iter().cloned())
+                    .collect(),
+                kata: Some(plan),
+            },
+            Err(why) => absent(why),
         }
     }
 
     fn missing(&self, requirement: Requirement) -> Option<String> {
         match requirement {
             Requirement::Kata => self.kata_absent.clone(),
+            Requirement::Kvm => match &self.kata {
+                Some(plan) => plan
+                    .host
+                    .no_kvm
+                    .as_ref()
+                    .map(|why| format!("Kata runs under TCG here ({why}); {}", tcg_sandbox_cost())),
+                None => self.kata_absent.clone(),
+            },
         }
     }
+}
+
+/// What `scripts/bench-kata` measured a Kata sandbox to cost under TCG, for the reason of a
+/// row that needs KVM.
+fn tcg_sandbox_cost() -> String {
+    const BENCH: &str = include_str!("../../../bench/kata-1.6.json");
+    let bench: serde_json::Value = serde_json::from_str(BENCH).unwrap_or_default();
+    let median = |runtime: &str| bench["row_seconds"][runtime]["median"].as_f64();
+    match (median("kata"), median("runc")) {
+        (Some(kata), Some(runc)) => format!(
+            "a Kata row took a median {kata} s under TCG against {runc} s for runc (bench/kata-1.6.json)"
+        ),
+        _ => "bench/kata-1.6.json has no Kata figure".into(),
+    }
+}
+
+/// The Kata rows that run where Kata's guest is TCG inside a VM that runs under TCG: one
+/// sandbox there takes minutes (bench/kata-in-guest.json), so the two that prove the runtime
+/// and the guest kernel, not every Kata row.
+pub const NESTED_TCG_ROWS: [&str; 2] = ["cri::kata-handler", "cri::kata-container"];
+
+/// Why the other Kata rows are skipped there: what `scripts/bench-kata-in-guest` measured.
+fn nested_tcg_cost() -> String {
+    const BENCH: &str = include_str!("../../../bench/kata-in-guest.json");
+    let bench: serde_json::Value = serde_json::from_str(BENCH).unwrap_or_default();
+    let ready = |runtime: &str| bench["seconds"][runtime]["sandbox_ready"].as_f64();
+    let figure = match (ready("kata"), ready("runc")) {
+        (Some(kata), Some(runc)) => format!(
+            "one Kata sandbox took {kata} s to become ready in a {} VM guest under TCG, against {runc} s for runc (bench/kata-in-guest.json)",
+            bench["recipe"].as_str().unwrap_or("?")
+        ),
+        _ => "bench/kata-in-guest.json has no Kata figure".into(),
+    };
+    format!(
+        "Kata's guest here is TCG inside a VM that runs under TCG: {figure}; of the Kata rows only {} run in VM guests here",
+        NESTED_TCG_ROWS.join(" and ")
+    )
 }
 
 /// One row against one variant.
@@ -345,6 +422,13 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                             .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
                     })
                     .or_else(|| row.skip.clone())
+                    .or_else(|| {
+                        let name = format!("{}::{}", suite.name, row.scenario);
+                        (row.requires.contains(&Requirement::Kata)
+                            && capabilities.kata.as_ref().is_some_and(|k| k.slowdown() > 1)
+                            && !NESTED_TCG_ROWS.contains(&name.as_str()))
+                        .then(|| format!("needs kata: {}", nested_tcg_cost()))
+                    })
                     .or_else(|| match &variant.placement {
                         Placement::Existing(node) => node.skip(row),
                         _ => None,
@@ -494,6 +578,61 @@ rows:
         );
     }
 
+    /// Capabilities with a Kata plan whose host has KVM (`no_kvm: None`) or not.
+    fn kata_with(no_kvm: Option<&str>) -> Capabilities {
+        use crate::artifacts::kata::{KataLayout, KataSource};
+        use crate::provision::kata::{KataHost, KataPlan};
+        let plan = KataPlan {
+            layout: KataLayout {
+                root: "/l".into(),
+                source: KataSource::SourceBuild,
+                version: "3.30.0".into(),
+            },
+            host: KataHost {
+                no_kvm: no_kvm.map(str::to_owned),
+                vhost_vsock: true,
+                vhost_net: true,
+                syslog: true,
+                qemu: None,
+                node: crate::provision::kata::NodeKind::Local,
+            },
+            qemu: "/opt/kata/bin/qemu-system-x86_64".into(),
+            changes: vec![],
+            conditions: vec![],
+        };
+        Capabilities {
+            kata_absent: None,
+            kata_conditions: vec![],
+            kata: Some(plan),
+        }
+    }
+
+    #[test]
+    fn a_row_needing_kvm_runs_only_where_kata_has_it_and_says_the_tcg_cost_elsewhere() {
+        let caps = kata_with(Some("no /dev/kvm"));
+        let why = caps.missing(Requirement::Kvm).expect("skipped under TCG");
+        assert!(why.contains("under TCG here (no /dev/kvm)"), "{why}");
+        assert!(
+            why.contains("a Kata row took a median ") && why.contains("bench/kata-1.6.json"),
+            "{why}"
+        );
+        assert_eq!(
+            caps.missing(Requirement::Kata),
+            None,
+            "Kata itself runs under TCG"
+        );
+        assert_eq!(kata_with(None).missing(Requirement::Kvm), None);
+        let absent = Capabilities {
+            kata_absent: Some("no Kata artifacts".into()),
+            kata_conditions: vec![],
+            kata: None,
+        };
+        assert_eq!(
+            absent.missing(Requirement::Kvm).as_deref(),
+            Some("no Kata artifacts")
+        );
+    }
+
     /// One local variant on a node that has Kata.
     fn with_kata(line: &str) -> Vec<(Variant, Capabilities)> {
         vec![(
@@ -550,7 +689,18 @@ rows:
         let text = "suite: critest\nplacements: [local, vm]\nrows:\n  - scenario: runc\n    critest: {}\n    expect: {}\n";
         let suite = Suite::parse(std::path::Path::new("c.yaml"), text).unwrap();
         let mut variants = with_kata("2.1");
-        variants.push((Variant::vm("bookworm"), Capabilities::for_vm("bookworm", None)));
+        let no_kata = Capabilities::without_kata("no Kata");
+        variants.push((
+            Variant::vm("bookworm"),
+            Capabilities::for_vm_on(
+                "bookworm",
+                true,
+                &no_kata,
+                &crate::vm::kvm::Nesting::Unknown {
+                    reason: "test".into(),
+                },
+            ),
+        ));
         let trials = plan(&[suite], &variants);
         assert_eq!(trials.len(), 2);
         let vm = trials

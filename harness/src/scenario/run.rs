@@ -35,14 +35,14 @@ pub async fn run_trial(testbed: &Testbed, trial: &Trial) -> TrialResult {
         node: Some(script_node(testbed)),
         ..Evidence::default()
     };
-    let outcome =
-        match tokio::time::timeout(TRIAL_DEADLINE, run_row(testbed, &trial.row, &mut evidence)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Failure::new(
-                "(no answer)",
-                format!("trial did not finish within {TRIAL_DEADLINE:?}"),
-            )),
-        };
+    let deadline = TRIAL_DEADLINE * testbed.slowdown;
+    let outcome = match tokio::time::timeout(deadline, run_row(testbed, &trial.row, &mut evidence)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Failure::new(
+            "(no answer)",
+            format!("trial did not finish within {deadline:?}"),
+        )),
+    };
     // A daemon that died mid-trial explains everything else: say so first. A failure can
     // arrive a moment before the death is observable (the socket closes as the process
     // exits, before it can be reaped), so a failed row looks again for a second.

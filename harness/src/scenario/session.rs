@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use std::path::Path;
 
 use super::model::{Action, NodeSetup};
-use super::plan::{Placement, Trial, Variant};
+use super::plan::{Capabilities, Placement, Trial, Variant};
 use super::run::run_trial;
 use super::trial::skipped;
 use crate::profile::ContainerdChoice;
@@ -50,7 +50,7 @@ pub async fn start_testbed(
             let accel = accel::cached_probe(
                 &image.kernel(),
                 Path::new(BUSYBOX_BINARY),
-                &accel::default_cache(),
+                &accel::ProbeStore::for_this_boot(),
             );
             if accel.accel == accel::Accel::Tcg {
                 sink.event(&Event::Note(format!(
@@ -58,7 +58,18 @@ pub async fn start_testbed(
                     variant.label, accel.reason
                 )));
             }
-            Testbed::start_vm(base, image, &accel)
+            // The guest gets this host's Kata layout where the image ships a QEMU for it, as
+            // the plan decided (Capabilities::for_vm).
+            let local = Capabilities {
+                kata_absent: base.kata.is_none().then(|| "no Kata on this host".into()),
+                kata_conditions: vec![],
+                kata: base.kata.clone(),
+            };
+            let settings = Settings {
+                kata: Capabilities::for_vm(recipe, &base.repo, &local).kata,
+                ..base.clone()
+            };
+            Testbed::start_vm(&settings, image, &accel)
                 .await
                 .map_err(|e| crate::errors::chain(&e))
         }
@@ -221,7 +232,11 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
         "versions.txt",
         &format!("{}\n{}\n", testbed.describe(), testbed.containerd.version_text),
     );
-    for (name, content) in testbed.kata.iter().flat_map(|kata| kata.evidence()) {
+    for (name, content) in testbed
+        .kata
+        .iter()
+        .flat_map(|kata| kata.evidence(testbed.node.as_ref()))
+    {
         evidence.file(&name, &content);
     }
 }

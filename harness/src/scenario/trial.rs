@@ -232,7 +232,7 @@ pub(super) async fn remove_sandbox(testbed: &Testbed, id: &str) -> Result<(), St
         .map_err(|e| format!("cleanup: RemovePodSandbox failed: {e}"))?;
     wait_for(
         "the sandbox's shim to exit",
-        SHIM_EXIT_DEADLINE,
+        SHIM_EXIT_DEADLINE * testbed.slowdown,
         Duration::from_millis(50),
         || {
             let left = testbed.node.processes(id);

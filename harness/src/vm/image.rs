@@ -82,6 +82,15 @@ pub struct Image {
     pub manifest: Manifest,
 }
 
+/// Whether `vm-images/<recipe>/packages` installs QEMU (what Kata's guests run in there).
+pub fn ships_qemu(repo: &Path, recipe: &str) -> bool {
+    std::fs::read_to_string(repo.join("vm-images").join(recipe).join("packages")).is_ok_and(|text| {
+        text.lines()
+            .map(str::trim)
+            .any(|line| line.split(['/', '=']).next() == Some("qemu-system-x86"))
+    })
+}
+
 impl Image {
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::accel::Accel;
 use super::image::Image;
+use super::kvm::{Nesting, Vendor};
 use super::qmp::Qmp;
 use super::ssh::{known_hosts_line, SshTarget};
 use crate::process::{self, Daemon, ProcessError};
@@ -53,6 +54,9 @@ pub enum VmError {
 pub struct VmSpec {
     pub image: Image,
     pub accel: Accel,
+    /// Hand the guest this CPU's virtualization extension (`+vmx`/`+svm`), so the guest has
+    /// a /dev/kvm of its own: only under KVM, on a host whose KVM allows nesting.
+    pub nested: Option<Vendor>,
     pub memory_mb: u32,
     pub cpus: u32,
     /// Per-run directory for the overlay, console log, QMP socket and known_hosts.
@@ -77,6 +81,15 @@ pub struct Vm {
     ssh_master: Option<Daemon>,
 }
 
+/// Whether a VM under `accel` gets nested virtualization: under KVM, where the host's KVM
+/// module (read from `sysfs`, `/sys` on a real host) allows it.
+pub fn nested_cpu(accel: Accel, sysfs: &Path) -> Option<Vendor> {
+    match accel {
+        Accel::Kvm => Nesting::probe(sysfs).vendor(),
+        Accel::Tcg => None,
+    }
+}
+
 fn free_local_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -88,7 +101,13 @@ fn qemu_args(spec: &VmSpec, overlay: &Path, console: &Path, qmp_socket: &Path, p
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
     push(&["-accel", spec.accel.qemu_arg()]);
-    push(&["-cpu", if spec.accel == Accel::Kvm { "host" } else { "max" }]);
+    let cpu = match (spec.accel, spec.nested) {
+        (Accel::Kvm, Some(vendor)) => format!("host,{}", vendor.cpu_feature()),
+        (Accel::Kvm, None) => "host".to_owned(),
+        // TCG emulates no nested VMX/SVM worth using.
+        (Accel::Tcg, _) => "max".to_owned(),
+    };
+    push(&["-cpu", &cpu]);
     push(&["-m", &spec.memory_mb.to_string(), "-smp", &spec.cpus.to_string()]);
     // The shape the image builder measured fastest under TCG (vm-images/README.md).
     push(&[
@@ -369,5 +388,54 @@ impl Vm {
 impl Drop for Vm {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(dir: &Path) -> Image {
+        let manifest = r#"{"recipe":"bookworm","hash":"abc","kernel":"6.1.0-56-amd64",
+          "files":{"disk":"disk.raw","disk_format":"raw","kernel":"vmlinux","bzimage":"vmlinuz",
+            "initrd":"initrd.img","cmdline":"cmdline","ssh_key":"id_ed25519","known_hosts":"known_hosts",
+            "host_key":"ssh_host_ed25519_key.pub","packages":"packages.txt"},
+          "cmdline":"console=ttyS0","guest":{"ip":"10.0.2.15","ssh_user":"root","ssh_port":22}}"#;
+        std::fs::write(dir.join("manifest.json"), manifest).unwrap();
+        Image::open(dir).unwrap()
+    }
+
+    use crate::vm::kvm::fake_sysfs as sysfs;
+
+    /// The `-cpu` value QEMU gets for a VM under `accel` on a host with this sysfs.
+    fn cpu_arg(accel: Accel, sysfs: &Path) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = VmSpec {
+            image: image(dir.path()),
+            accel,
+            nested: nested_cpu(accel, sysfs),
+            memory_mb: 2048,
+            cpus: 2,
+            run_dir: dir.path().to_owned(),
+            restore: None,
+        };
+        let args = machine_shape(&spec);
+        let at = args.iter().position(|a| a == "-cpu").expect("a -cpu argument");
+        assert_eq!(args.iter().filter(|a| *a == "-cpu").count(), 1, "{args:?}");
+        args[at + 1].clone()
+    }
+
+    #[test]
+    fn a_kvm_guest_gets_the_virtualization_extension_only_where_the_host_nests() {
+        let intel = sysfs("kvm_intel", "Y\n");
+        assert_eq!(cpu_arg(Accel::Kvm, intel.path()), "host,+vmx");
+        let amd = sysfs("kvm_amd", "1\n");
+        assert_eq!(cpu_arg(Accel::Kvm, amd.path()), "host,+svm");
+        let off = sysfs("kvm_intel", "N\n");
+        assert_eq!(cpu_arg(Accel::Kvm, off.path()), "host");
+        let missing = tempfile::tempdir().unwrap();
+        assert_eq!(cpu_arg(Accel::Kvm, missing.path()), "host");
+        // TCG has no -cpu host, nesting or not.
+        assert_eq!(cpu_arg(Accel::Tcg, intel.path()), "max");
     }
 }

@@ -23,9 +23,12 @@ use kata_harness::report::chain;
 use sha2::{Digest, Sha256};
 
 mod cli;
+#[path = "../common/kata_stand_in.rs"]
+mod kata_stand_in;
 #[path = "../common/http.rs"]
 mod server;
 
+use kata_stand_in::CONFIGURATION;
 use server::{Reply, Server};
 
 const VERSION: &str = "3.30.0";
@@ -48,7 +51,11 @@ fn fake_layout(dir: &Path, tag: &str) {
     ] {
         let path = kata.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, format!("{rel} stand-in ({tag}) hybrid_vsock_daemon\n")).unwrap();
+        let mut text = format!("# {rel} stand-in ({tag}) hybrid_vsock_daemon\n");
+        if rel.ends_with(".toml") {
+            text.push_str(CONFIGURATION);
+        }
+        std::fs::write(&path, text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
@@ -145,7 +152,7 @@ fn first_download_records_the_digest_and_the_second_downloads_nothing() {
     assert_eq!(layout.version, VERSION, "from the manifest the fetch writes");
     assert_eq!(
         std::fs::read_to_string(layout.shim()).unwrap(),
-        "bin/containerd-shim-kata-v2 stand-in (good) hybrid_vsock_daemon\n"
+        "# bin/containerd-shim-kata-v2 stand-in (good) hybrid_vsock_daemon\n"
     );
     let mode = std::fs::metadata(release.dir()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755, "the layout is readable by containerd");

@@ -64,7 +64,20 @@ impl Cluster {
         })?;
         let hide_unified = crate::provision::local::hybrid_cgroups_with_v2_controllers();
         let setup = run_dir.join("ns-setup.sh");
-        std::fs::write(&setup, ns_setup_script(run_dir, node_ip, hide_unified)).map_err(io_err(&setup))?;
+        std::fs::write(
+            &setup,
+            ns_setup_script(
+                run_dir,
+                node_ip,
+                hide_unified,
+                settings
+                    .kata
+                    .as_ref()
+                    .map(|plan| plan.layout.kata_dir())
+                    .as_deref(),
+            ),
+        )
+        .map_err(io_err(&setup))?;
         let setup_s = setup.to_string_lossy();
         process::run(in_node(hp, &["sh", &setup_s]), SHORT_COMMAND).map_err(|source| KubeError::Step {
             step: "prepare the node namespace (overlays, sysctl shadows)".into(),
