@@ -9,7 +9,7 @@
 //! Local trials of one variant share one testbed (a private containerd), started on first use
 //! and stopped after the last trial; under nextest (a process per trial) each trial gets its
 //! own. A row with a node of its own (`node:`, e.g. suites/upgrade.yaml) always starts and
-//! stops its own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1` (local; the default) and
+//! stops its own. Variants: `KATA_HARNESS_CONTAINERD=1.6,1.7,2.1,2.3` (local; the default) and
 //! `KATA_HARNESS_VM_IMAGES=bookworm,bookworm-containerd21` (VMs; the default; empty for none).
 //! Skips are decided before a trial runs: such trials are marked ignored, and their reasons
 //! printed.

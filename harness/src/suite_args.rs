@@ -73,7 +73,7 @@ pub(crate) struct SuiteArgs {
     #[arg(skip)]
     pub(crate) no_cluster: bool,
     /// With --target local: containerd release lines or binary directories [default: the
-    /// profile's, 1.6,1.7,2.1].
+    /// profile's, 1.6,1.7,2.1,2.3].
     #[arg(long = "containerd", value_delimiter = ',')]
     pub(crate) containerd: Option<Vec<String>>,
     /// With --target vm: image recipes under vm-images/, one VM and variant each

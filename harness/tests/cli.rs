@@ -134,7 +134,7 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(fact("profile").starts_with("default ("), "{environment:?}");
     assert_eq!(
         fact("containerd"),
-        "--containerd 1.6 (replaces the profile's 1.6.20 (Debian package (bookworm)), 1.7.24 (provided by scripts/setup), 2.1.9 (provided by scripts/setup))"
+        "--containerd 1.6 (replaces the profile's 1.6.20 (Debian package (bookworm)), 1.7.24 (provided by scripts/setup), 2.1.9 (provided by scripts/setup), 2.3.4 (provided by scripts/setup))"
     );
     // Where each artifact came from, as the manifests beside them say (the system's
     // containerd 1.6 is linked by scripts/fetch-containerd, which writes its manifest).

@@ -30,12 +30,14 @@ use server::{Reply, Server};
 const CRI_TOOLS: &str = "1.36.0";
 const KATA: &str = "3.30.0";
 const K8S: &str = "v1.20.2";
-const CONTAINERD: [&str; 2] = ["1.7.24", "2.1.9"];
+/// The lines Debian serves (one setup component), then the newest (built from source or
+/// released: containerd-new).
+const CONTAINERD: [&str; 3] = ["1.7.24", "2.1.9", "2.3.4"];
 /// What a Kubernetes release bundle holds, as the harness's own download names it.
 use kata_harness::kube::release::BINARIES as K8S_BINARIES;
 /// Nothing listens here: Debian's archive and upstream, unreachable.
 const CLOSED: &str = "http://127.0.0.1:9";
-const COMPONENTS: [&str; 5] = ["containerd", "crun", "cri-tools", "kata", "k8s"];
+const COMPONENTS: [&str; 6] = ["containerd", "containerd-new", "crun", "cri-tools", "kata", "k8s"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -298,6 +300,7 @@ fn says_what_is_missing() -> Result<(), Failed> {
         .collect();
     let names = [
         "containerd 1.7.24",
+        "containerd 2.3.4:",
         "crun:",
         "crictl + critest",
         "Kata 3.30.0",
@@ -348,6 +351,7 @@ impl MachineBuilds {
             containerd: vec![
                 need("containerd/1.7/usr/bin", "containerd 1.7")?,
                 need("containerd/2.1/usr/bin", "containerd 2.1")?,
+                need("containerd/2.3/usr/bin", "containerd 2.3")?,
             ],
         };
         Ok(builds)
@@ -435,6 +439,7 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
     }
     for said in [
         format!("containerd 1.7.24, 2.1.9: upstream releases from {base}"),
+        format!("containerd 2.3.4: upstream release from {base}"),
         format!("crictl + critest {CRI_TOOLS}: upstream release from {base}"),
         format!("Kata {KATA}: upstream release from {base}"),
         format!("Kubernetes {K8S}: upstream release from {base}"),

@@ -152,7 +152,7 @@ impl fmt::Display for ContainerdChoice {
 }
 
 /// The containerd release lines every suite runs against by default.
-pub const DEFAULT_CONTAINERD_LINES: [&str; 3] = ["1.6", "1.7", "2.1"];
+pub const DEFAULT_CONTAINERD_LINES: [&str; 4] = ["1.6", "1.7", "2.1", "2.3"];
 
 /// A resolved containerd: where its binaries are and which version they report.
 #[derive(Debug, Clone)]

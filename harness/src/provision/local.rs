@@ -21,7 +21,7 @@ use super::{
 use crate::node::LocalNode;
 use crate::process::{self, Daemon};
 use crate::profile::{Containerd, ContainerdChoice};
-use crate::render::containerd::RenderError;
+use crate::render::containerd::{RenderError, DROP_IN};
 use crate::render::{cni, ContainerdConfig};
 use crate::teardown::{self, Registration};
 use crate::wait::Attempt;
@@ -140,6 +140,9 @@ pub struct LocalSetup {
     /// The standard handler whose runtime takes pods annotated
     /// `io.kubernetes.cri.untrusted-workload: "true"` (the legacy table, containerd 1.x).
     pub untrusted_workload_runtime: Option<String>,
+    /// Write the handlers to `<run dir>/conf.d/`[`DROP_IN`], imported by the main file, as
+    /// kata-deploy 4.x does.
+    pub handlers_drop_in: bool,
 }
 
 impl Testbed {
@@ -229,7 +232,16 @@ impl Testbed {
             snapshotter: "overlayfs".into(),
             restrict_oom_score_adj: !has_capability(CAP_SYS_RESOURCE),
         };
-        std::fs::write(&paths.config, config.render()?).map_err(io_err(&paths.config))?;
+        if setup.handlers_drop_in {
+            let conf_d = run_dir.join("conf.d");
+            let (main, drop_in) = config.render_with_drop_in(&conf_d)?;
+            std::fs::create_dir_all(&conf_d).map_err(io_err(&conf_d))?;
+            let drop_in_path = conf_d.join(DROP_IN);
+            std::fs::write(&drop_in_path, drop_in).map_err(io_err(&drop_in_path))?;
+            std::fs::write(&paths.config, main).map_err(io_err(&paths.config))?;
+        } else {
+            std::fs::write(&paths.config, config.render()?).map_err(io_err(&paths.config))?;
+        }
         let bridge = format!("khbr-{id}");
         let subnet = format!("10.250.{}.0/24", u8::from_str_radix(&id[..2], 16).unwrap_or(1));
         let conflist = cni::bridge_conflist(

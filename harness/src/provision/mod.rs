@@ -419,6 +419,18 @@ impl Testbed {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The handlers' drop-in file beside the config, where the node was set up with one
+    /// (a local node's `conf.d/`[`DROP_IN`](crate::render::containerd::DROP_IN)).
+    pub fn drop_in(&self) -> Option<PathBuf> {
+        let path = self
+            .paths
+            .config
+            .parent()?
+            .join("conf.d")
+            .join(crate::render::containerd::DROP_IN);
+        path.is_file().then_some(path)
+    }
+
     /// A label for reports: `containerd 1.6.20 (config schema 2) on local, run dir ...`.
     pub fn describe(&self) -> String {
         let schema = self.config.schema().map(|s| s.number()).unwrap_or(0);

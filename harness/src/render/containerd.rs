@@ -7,7 +7,7 @@
 //! | 2.0-2.2 | 3 | `[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.<h>]` |
 //! | 2.3+    | 4 | as 3; grpc/ttrpc/debug/metrics become `io.containerd.server.v1.*` plugins |
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
@@ -26,6 +26,10 @@ pub enum RenderError {
         version: Version,
     },
 }
+
+/// The drop-in file [`ContainerdConfig::render_with_drop_in`] writes, named as kata-deploy
+/// names its own.
+pub const DROP_IN: &str = "kata-deploy.toml";
 
 /// The config schema a containerd version reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,12 +220,52 @@ impl ContainerdConfig {
     /// The TOML text for this containerd version.
     pub fn render(&self) -> Result<String, RenderError> {
         self.validate()?;
-        let table = match self.schema()? {
+        Ok(to_text(&self.table(self.schema()?)))
+    }
+
+    /// The config with its runtime handlers in a drop-in file, as kata-deploy 4.x writes them
+    /// on containerd 2.0+: the main file imports `<conf_d>/*.toml` (containerd 2.2+ imports
+    /// `/etc/containerd/conf.d/*.toml` by default) and [`DROP_IN`] there holds the CRI
+    /// plugin's `containerd.runtimes` table, with the main file's `version`. Returns the main
+    /// file's text and the drop-in's.
+    pub fn render_with_drop_in(&self, conf_d: &Path) -> Result<(String, String), RenderError> {
+        self.validate()?;
+        let schema = self.schema()?;
+        // containerd 1.x reads `imports` but puts an imported plugin table in place of the
+        // main file's whole table (the sandbox image, CNI dirs, ... back to defaults); 2.0
+        // merges them, which is why kata-deploy writes drop-ins only from 2.0.
+        if schema < ConfigSchema::V3 {
+            return Err(RenderError::Unsupported {
+                field: "handlers in a drop-in file (1.x replaces the whole CRI plugin table with an imported one)",
+                needs: "2.0",
+                version: self.version,
+            });
+        }
+        let cri = "io.containerd.cri.v1.runtime";
+        let mut main = self.table(schema);
+        let runtimes = main
+            .get_mut("plugins")
+            .and_then(|t| t.get_mut(cri))
+            .and_then(|t| t.get_mut("containerd"))
+            .and_then(Value::as_table_mut)
+            .and_then(|t| t.remove("runtimes"))
+            .expect("schemas 2-4 have the CRI plugin's runtimes table");
+        main.insert("imports".into(), Value::Array(vec![p(&conf_d.join("*.toml"))]));
+        let mut drop_in = table([("version", Value::Integer(schema.number()))]);
+        insert_path(
+            &mut drop_in,
+            &["plugins", cri, "containerd"],
+            table([("runtimes", runtimes)]),
+        );
+        Ok((to_text(&main), to_text(&drop_in)))
+    }
+
+    fn table(&self, schema: ConfigSchema) -> Table {
+        match schema {
             ConfigSchema::V1 => self.table_v1(),
             ConfigSchema::V2 => self.table_v2(),
-            schema @ (ConfigSchema::V3 | ConfigSchema::V4) => self.table_v3(schema),
-        };
-        Ok(toml::to_string(&table).expect("a toml::Table always serialises"))
+            ConfigSchema::V3 | ConfigSchema::V4 => self.table_v3(schema),
+        }
     }
 
     fn table_v1(&self) -> Table {
@@ -421,11 +465,15 @@ fn runtime_v2(r: &RuntimeHandler) -> Table {
     t
 }
 
+fn to_text(doc: &Table) -> String {
+    toml::to_string(doc).expect("a toml::Table always serialises")
+}
+
 fn s(text: &str) -> Value {
     Value::String(text.to_owned())
 }
 
-fn p(path: &std::path::Path) -> Value {
+fn p(path: &Path) -> Value {
     Value::String(path.display().to_string())
 }
 

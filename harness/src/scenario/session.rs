@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
-use super::model::{Action, NodeSetup};
+use super::model::{Action, HandlersIn, NodeSetup};
 use super::plan::{Capabilities, Placement, Trial, Variant};
 use super::run::run_trial;
 use super::trial::skipped;
 use crate::profile::ContainerdChoice;
 use crate::provision::local::{LocalSetup, PRE_UPGRADE_LOG};
 use crate::provision::{ProvisionError, Settings, Testbed, BUSYBOX_BINARY};
+use crate::render::containerd::DROP_IN;
 use crate::report::flaky::with_retries;
 use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
@@ -224,6 +225,12 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
         "config.toml",
         &std::fs::read_to_string(&testbed.paths.config).unwrap_or_default(),
     );
+    if let Some(drop_in) = testbed.drop_in() {
+        evidence.file(
+            &format!("conf.d-{DROP_IN}"),
+            &std::fs::read_to_string(drop_in).unwrap_or_default(),
+        );
+    }
     let dump = testbed
         .config_dump()
         .unwrap_or_else(|e| format!("config dump failed: {e}"));
@@ -339,6 +346,7 @@ fn local_setup(node: &NodeSetup) -> LocalSetup {
         config_for: line(&node.config_for),
         upgrade_from: line(&node.upgrade_from),
         untrusted_workload_runtime: node.untrusted_workload_runtime.clone(),
+        handlers_drop_in: node.handlers == HandlersIn::DropIn,
     }
 }
 

@@ -17,7 +17,7 @@ mod validate;
 
 pub use actions::*;
 pub use expect::*;
-pub use node::NodeSetup;
+pub use node::{HandlersIn, NodeSetup};
 
 use std::collections::BTreeSet;
 use std::fmt;

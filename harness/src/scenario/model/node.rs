@@ -34,6 +34,20 @@ pub struct NodeSetup {
     /// table (containerd 1.x; 2.x ignores the key). Default: none.
     #[serde(default)]
     pub untrusted_workload_runtime: Option<String>,
+    /// Where the runtime handlers are written: `main` (the config file itself, the default)
+    /// or `drop-in` (a file in a `conf.d` directory the main file imports, as kata-deploy
+    /// 4.x writes them; containerd 2.0+).
+    #[serde(default)]
+    pub handlers: HandlersIn,
+}
+
+/// Where a node's runtime handler tables are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HandlersIn {
+    #[default]
+    Main,
+    DropIn,
 }
 
 impl NodeSetup {
@@ -65,6 +79,9 @@ impl NodeSetup {
         }
         if let Some(handler) = &self.untrusted_workload_runtime {
             text.push_str(&format!(", untrusted_workload_runtime = {handler}"));
+        }
+        if self.handlers == HandlersIn::DropIn {
+            text.push_str(", handlers in a conf.d drop-in file");
         }
         text
     }
@@ -111,6 +128,25 @@ pub(super) fn validate_row(row: &Row, node: &NodeSetup) -> Result<(), (&'static 
             return Err((
                 "node.config_for",
                 "an upgrade keeps the config of upgrade_from: set one of upgrade_from, config_for".into(),
+            ));
+        }
+    }
+    if node.handlers == HandlersIn::DropIn {
+        let reads = node
+            .upgrade_from
+            .as_deref()
+            .or(node.config_for.as_deref())
+            .unwrap_or(&node.containerd);
+        if line("node.containerd", reads)?.major < 2 {
+            return Err((
+                "node.handlers",
+                format!("containerd {reads} puts an imported CRI plugin table in place of the main file's whole table: handlers in a drop-in file need 2.0+ (as kata-deploy 4.x does)"),
+            ));
+        }
+        if node.untrusted_workload_runtime.is_some() {
+            return Err((
+                "node.handlers",
+                "the legacy untrusted_workload_runtime is written in the main file: set one of handlers: drop-in, untrusted_workload_runtime".into(),
             ));
         }
     }
@@ -293,6 +329,31 @@ rows:
                 r#"config_for: "2.1", upgrade_from: "1.6" }"#,
                 "row 3 (v3-on-17), field node.config_for: ",
                 "set one of upgrade_from, config_for",
+            ),
+            // handlers in a drop-in: 2.0+ only, for the line that writes the file
+            (
+                r#"containerd: "2.1", upgrade_from: "1.7" }
+    sandbox: { container: true }"#,
+                r#"containerd: "1.7", handlers: drop-in }
+    sandbox: { container: true }"#,
+                "row 1 (upgraded-runc), field node.handlers: ",
+                "handlers in a drop-in file need 2.0+",
+            ),
+            (
+                r#"containerd: "2.1", upgrade_from: "1.7" }
+    sandbox: { container: true }"#,
+                r#"containerd: "2.3", upgrade_from: "1.7", handlers: drop-in }
+    sandbox: { container: true }"#,
+                "row 1 (upgraded-runc), field node.handlers: ",
+                "containerd 1.7 puts an imported CRI plugin table",
+            ),
+            (
+                r#"containerd: "2.1", upgrade_from: "1.7" }
+    sandbox: { container: true }"#,
+                r#"containerd: "2.3", handlers: conf.d }
+    sandbox: { container: true }"#,
+                "row 1 (upgraded-runc): ",
+                "unknown variant `conf.d`",
             ),
             // the legacy table on a line that ignores it
             (
