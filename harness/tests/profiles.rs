@@ -163,6 +163,10 @@ const UNTRUSTED: (&str, &str) = (
     &[CONTAINERD_21, KATA_1],
     "kata.version", "containerd 2.1.9 (from containerd[0].version) needs Kata 2.0 or later"
 )]
+#[case::kata_4_with_containerd_1_6(
+    &[("version: 1.7.24, source: { debian: trixie }", "version: 1.6.20, source: { debian: bookworm }"), ("kata: { version: 3.30.0", "kata: { version: 4.1.0")],
+    "kata.version", "Kata 4.x supports containerd 1.7.0 and later"
+)]
 #[case::untrusted_on_containerd_2(
     &[CONTAINERD_21, UNTRUSTED],
     "handlers.untrusted_workload", "containerd 2.0 removed untrusted_workload_runtime; containerd 2.1.9 is 2.1.9"

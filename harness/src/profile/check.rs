@@ -14,6 +14,8 @@ pub type Problem = (String, String);
 /// because that module builds on this one; `harness/tests/profiles.rs` checks they agree.
 const KATA_LOCK: &str = "kata-release.lock";
 const RUNC_V2: &str = "io.containerd.runc.v2";
+/// The oldest containerd Kata 4.x supports.
+const KATA_4_MIN_CONTAINERD: Version = Version::new(1, 7, 0);
 const RUNTIME_V1_LINUX: &str = "io.containerd.runtime.v1.linux";
 
 pub fn check(profile: &Profile) -> Result<(), Problem> {
@@ -71,6 +73,12 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
                     format!("containerd {ctd} (from {field}): {why}"),
                 );
             }
+        }
+        if *ctd < KATA_4_MIN_CONTAINERD && kata.is_some_and(|k| k.major >= 4) {
+            return fail(
+                "kata.version",
+                format!("Kata 4.x supports containerd {KATA_4_MIN_CONTAINERD} and later (its versions.yaml: externals.containerd minimum v1.7, latest v2.3); containerd {ctd} (from {field}) is below that minimum"),
+            );
         }
         if *ctd >= Version::new(2, 0, 0) && kata.is_some_and(|k| k.major < 2) {
             return fail(
