@@ -107,6 +107,12 @@ fn upstream_packed_bundle_runs_as_shipped(plan: KataPlan) -> Result<(), Failed> 
         if !listed.iter().any(|c| c.starts_with("guest: kernel /opt/kata/")) {
             return Err(format!("{} does not say which guest it booted: {listed:?}", trial["name"]).into());
         }
+        if !listed
+            .iter()
+            .any(|c| c.starts_with("Go runtime: Kata Containers containerd shim (Golang)"))
+        {
+            return Err(format!("{} does not say which runtime ran it: {listed:?}", trial["name"]).into());
+        }
         // The KVM verdict names the kernel it probed with (this test's layout, the run's
         // unpacked bundle: the same kernel at two paths); the rest must be word for word.
         let listed: Vec<String> = listed.iter().map(|c| without_probe_kernel(c)).collect();

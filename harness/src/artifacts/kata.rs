@@ -209,6 +209,26 @@ impl KataLayout {
     pub fn describe(&self) -> String {
         format!("Kata {} ({})", self.version, self.source)
     }
+
+    /// Which runtime the layout's `bin/containerd-shim-kata-v2` is, from its `--version`
+    /// (`Kata Containers containerd shim (Golang): ...` or `(Rust)`): `Go runtime` or `Rust
+    /// runtime (runtime-rs)`, with the version line.
+    pub fn runtime(&self) -> String {
+        let shim = self.shim();
+        let mut command = std::process::Command::new(&shim);
+        command.arg("--version");
+        let line = crate::process::run(command, std::time::Duration::from_secs(10))
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let kind = if line.contains("(Golang)") {
+            "Go runtime"
+        } else if line.contains("(Rust)") {
+            "Rust runtime (runtime-rs)"
+        } else {
+            return format!("runtime unknown ({} --version said {line:?})", shim.display());
+        };
+        format!("{kind}: {line}")
+    }
 }
 
 fn binary_contains(path: &Path, needle: &[u8]) -> bool {

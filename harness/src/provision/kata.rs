@@ -189,7 +189,8 @@ impl KataPlan {
             root.path().display(),
             layout.describe()
         );
-        let conditions = std::iter::once(guest)
+        let conditions = [guest, layout.runtime()]
+            .into_iter()
             .chain(changes.iter().map(Condition::line))
             .collect();
         Ok(KataPlan {
