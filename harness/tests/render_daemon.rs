@@ -58,7 +58,7 @@ fn missing_leaves(want: &Value, got: Option<&Value>, path: &str, out: &mut Vec<S
 /// about nothing.
 fn dump(containerd: &Containerd, path: &std::path::Path, line: &str) -> Value {
     let mut cmd = Command::new(containerd.binary("containerd"));
-    cmd.arg("--config").arg(&path).args(["config", "dump"]);
+    cmd.arg("--config").arg(path).args(["config", "dump"]);
     let out =
         kata_harness::process::run(cmd, Duration::from_secs(30)).expect("containerd accepts the config");
     let stderr = String::from_utf8_lossy(&out.stderr);
