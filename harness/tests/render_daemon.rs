@@ -34,6 +34,16 @@ fn config_for(containerd: &Containerd, dir: &std::path::Path) -> ContainerdConfi
     }
 }
 
+/// containerd `line` from the cache, a scratch dir and the config rendered for both.
+fn node(line: &str) -> (Containerd, tempfile::TempDir, ContainerdConfig) {
+    let containerd = ContainerdChoice::Line(line.into())
+        .resolve()
+        .expect("containerd is in the cache (scripts/setup)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(&containerd, dir.path());
+    (containerd, dir, config)
+}
+
 /// Every leaf of `want` is in `got` with the same value; returns the paths that are not.
 fn missing_leaves(want: &Value, got: Option<&Value>, path: &str, out: &mut Vec<String>) {
     match want {
@@ -85,11 +95,7 @@ fn dump(containerd: &Containerd, path: &std::path::Path, line: &str) -> Value {
 #[case("2.1", 3)]
 #[case("2.3", 4)]
 fn daemon_keeps_every_rendered_key(#[case] line: &str, #[case] schema: i64) {
-    let containerd = ContainerdChoice::Line(line.into())
-        .resolve()
-        .expect("containerd is in the cache (scripts/setup)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&containerd, dir.path());
+    let (containerd, dir, config) = node(line);
     assert_eq!(config.schema().unwrap().number(), schema);
     let text = config.render().unwrap();
     let path = dir.path().join("config.toml");
@@ -115,11 +121,7 @@ fn daemon_keeps_every_rendered_key(#[case] line: &str, #[case] schema: i64) {
 #[case("2.1", 3)]
 #[case("2.3", 4)]
 fn daemon_merges_the_handlers_drop_in(#[case] line: &str, #[case] schema: i64) {
-    let containerd = ContainerdChoice::Line(line.into())
-        .resolve()
-        .expect("containerd is in the cache (scripts/setup)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&containerd, dir.path());
+    let (containerd, dir, config) = node(line);
     let conf_d = dir.path().join("conf.d");
     let (main, drop_in) = config.render_with_drop_in(&conf_d).unwrap();
     assert!(
@@ -176,11 +178,7 @@ fn daemon_merges_the_handlers_drop_in(#[case] line: &str, #[case] schema: i64) {
 #[case("1.6")]
 #[case("1.7")]
 fn containerd_1x_replaces_the_cri_table_with_the_drop_ins(#[case] line: &str) {
-    let containerd = ContainerdChoice::Line(line.into())
-        .resolve()
-        .expect("containerd is in the cache (scripts/setup)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&containerd, dir.path());
+    let (containerd, dir, config) = node(line);
     let conf_d = dir.path().join("conf.d");
     let err = config.render_with_drop_in(&conf_d).unwrap_err().to_string();
     assert!(err.contains("needs containerd 2.0"), "{err}");
@@ -228,11 +226,7 @@ fn containerd_1x_replaces_the_cri_table_with_the_drop_ins(#[case] line: &str) {
 fn a_drop_in_not_imported_is_caught() {
     // The check above must be able to fail: the same main file with its drop-in elsewhere
     // loses every handler.
-    let containerd = ContainerdChoice::Line("2.3".into())
-        .resolve()
-        .expect("containerd 2.3");
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&containerd, dir.path());
+    let (containerd, dir, config) = node("2.3");
     let (main, drop_in) = config.render_with_drop_in(&dir.path().join("conf.d")).unwrap();
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -251,11 +245,8 @@ fn a_drop_in_not_imported_is_caught() {
 #[test]
 fn a_misspelt_key_is_caught_by_the_same_check() {
     // The check above must be able to fail: a typo'd key is missing from the dump.
-    let containerd = ContainerdChoice::Line("1.6".into())
-        .resolve()
-        .expect("containerd 1.6");
-    let dir = tempfile::tempdir().unwrap();
-    let text = config_for(&containerd, dir.path())
+    let (containerd, dir, config) = node("1.6");
+    let text = config
         .render()
         .unwrap()
         .replace("restrict_oom_score_adj", "restrict_oom_score_adjust");
