@@ -39,7 +39,7 @@ pub(crate) const CRI_CALL_DEADLINE: Duration = Duration::from_secs(120);
 pub const NODE_COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Image names the testbed preloads. The sandbox image carries the name kubeadm 1.20 expects,
-/// so a pinned, preloaded pause image is never pulled (the seed notes' issue 03).
+/// so a pinned, preloaded pause image is never pulled (an air-gapped node cannot pull it).
 pub const SANDBOX_IMAGE: &str = "k8s.gcr.io/pause:3.2";
 pub const BUSYBOX_IMAGE: &str = "localhost/kata-harness/busybox:1";
 /// Re-exported: provisioning builds the standard images from it.

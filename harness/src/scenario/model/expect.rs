@@ -23,7 +23,7 @@ pub struct Expect {
     /// `sandbox.container: true`.
     #[serde(default)]
     pub guest_kernel: Option<GuestKernel>,
-    /// Getting into the Kata VM (the seed's issue 04): `kata-runtime exec <sandbox>` opens the
+    /// Getting into the Kata VM: `kata-runtime exec <sandbox>` opens the
     /// agent's debug console, where `uname -r` prints the guest's kernel (not the node's).
     #[serde(default)]
     pub guest_console: Option<bool>,
