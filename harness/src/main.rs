@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use suite_args::SuiteArgs;
 
+mod docs_cmd;
 mod existing_cmd;
 mod plan_cmd;
 mod profile_cmd;
@@ -43,6 +44,9 @@ enum Command {
     /// Boot, enter and stop a test VM by hand (for debugging).
     #[command(subcommand)]
     Vm(vm_cmd::VmCommand),
+    /// Write the generated references (docs/reference/: CLI, man pages, completions, suite
+    /// fields; bench/README.md), or check that they are current with --check.
+    Docs(docs_cmd::DocsArgs),
 }
 
 #[derive(clap::Args)]
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
         Command::Vm(command) => vm_cmd::run(command, &repo_root()),
+        Command::Docs(args) => docs_cmd::run(args, &repo_root()),
     };
     if let Some(code) = kata_harness::teardown::finish_interrupted() {
         return code;
