@@ -23,7 +23,20 @@ const EXIT_INPUT: u8 = 2;
 #[command(
     name = "kata-harness",
     version,
-    about = "Conformance harness for Kata Containers on containerd and Kubernetes"
+    about = "Conformance harness for Kata Containers on containerd and Kubernetes",
+    long_about = "Conformance harness for Kata Containers on containerd and Kubernetes: starts real \
+daemons (a throw-away VM, private containerds on this host, a kubeadm cluster) or uses an existing \
+node, runs the scenario tables of suites/*.yaml, and proves for every sandbox and container which \
+runtime really ran it (runtimeType read back from the CRI, checked against containerd's record and \
+the OCI runtime's state).",
+    after_help = "Examples:
+  kata-harness run --target local --containerd 2.1 --filter cri
+  kata-harness run --target cri:///run/containerd/containerd.sock
+  kata-harness list --target vm
+  kata-harness doctor
+
+Results go to results/ (junit.xml, results.json, results.html, and bundles/<trial>/ with a
+reproduce.sh for each failed row). Guide: docs/guide.md in the repository."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,13 +46,33 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the scenario suites and report which runtime ran every sandbox and container.
+    #[command(after_help = "Examples:
+  kata-harness run                                       every placement this machine has
+  kata-harness run --target local --containerd 2.1 --filter cri::kata
+  kata-harness run --target local --k8s --filter kubernetes::
+  kata-harness run --suites mine.yaml --target local --containerd 2.1
+
+Prints a table (expected, observed, verdict per row) and writes --results: junit.xml,
+results.json, results.html, and bundles/<trial>/ for each failed row (error, CRI inspect JSON,
+containerd config and log, reproduce.sh). Exit 0: every row passed, skipped, flaky or
+quarantined; 1: a row failed; 2: bad input, before anything started; 130: interrupted, cleaned up.")]
     Run(RunArgs),
     /// List the trials the suites expand to (suite::scenario::variant), with skip reasons.
+    #[command(after_help = "Examples:
+  kata-harness list --target local --containerd 1.7,2.1
+  kata-harness list --suites mine.yaml --target local --containerd 2.1
+
+Loads and checks the suites, the profile and the quarantine list as run does (exit 2 on bad
+input) and starts nothing.")]
     List(SuiteArgs),
     /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
     /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
     Render(RenderArgs),
     /// Check what this machine can run, and why not.
+    #[command(
+        after_help = "One line per check (containerd versions, crun, CNI, crictl and critest, \
+Kata layout and shim, KVM, vhost_vsock, vhost-net). Exit 1 when something is missing."
+    )]
     Doctor,
     /// Boot, enter and stop a test VM by hand (for debugging).
     #[command(subcommand)]

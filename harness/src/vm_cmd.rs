@@ -14,7 +14,14 @@ use kata_harness::vm::{accel, image::Image, state::KeptVm};
 
 #[derive(Subcommand)]
 pub enum VmCommand {
-    /// Boot a VM from an image recipe and leave it running.
+    /// Boot a VM from an image recipe, provision it as `run` does, and leave it running.
+    #[command(after_help = "Example:
+  kata-harness vm up --image bookworm
+  kata-harness vm ssh --name default -- crictl pods
+  kata-harness vm down --name default
+
+Prints crictl lines that work in the guest; an example pod.json and container.json are in
+/var/lib/kata-harness/run/ there.")]
     Up {
         #[arg(long, default_value = "bookworm")]
         image: String,

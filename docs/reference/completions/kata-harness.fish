@@ -24,7 +24,7 @@ function __fish_kata_harness_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c kata-harness -n "__fish_kata_harness_needs_command" -s h -l help -d 'Print help'
+complete -c kata-harness -n "__fish_kata_harness_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kata-harness -n "__fish_kata_harness_needs_command" -s V -l version -d 'Print version'
 complete -c kata-harness -n "__fish_kata_harness_needs_command" -f -a "run" -d 'Run the scenario suites and report which runtime ran every sandbox and container'
 complete -c kata-harness -n "__fish_kata_harness_needs_command" -f -a "list" -d 'List the trials the suites expand to (suite::scenario::variant), with skip reasons'
@@ -84,7 +84,7 @@ complete -c kata-harness -n "__fish_kata_harness_using_subcommand render" -l han
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand render" -s h -l help -d 'Print help'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and not __fish_seen_subcommand_from up ssh down help" -s h -l help -d 'Print help'
-complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and not __fish_seen_subcommand_from up ssh down help" -f -a "up" -d 'Boot a VM from an image recipe and leave it running'
+complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and not __fish_seen_subcommand_from up ssh down help" -f -a "up" -d 'Boot a VM from an image recipe, provision it as `run` does, and leave it running'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and not __fish_seen_subcommand_from up ssh down help" -f -a "ssh" -d 'Open a shell (or run a command) in a VM started by `vm up` or kept by `run --keep`'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and not __fish_seen_subcommand_from up ssh down help" -f -a "down" -d 'Stop a VM and remove its overlay'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and not __fish_seen_subcommand_from up ssh down help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -95,7 +95,7 @@ complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from down" -l name -r
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help'
-complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from help" -f -a "up" -d 'Boot a VM from an image recipe and leave it running'
+complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from help" -f -a "up" -d 'Boot a VM from an image recipe, provision it as `run` does, and leave it running'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Open a shell (or run a command) in a VM started by `vm up` or kept by `run --keep`'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from help" -f -a "down" -d 'Stop a VM and remove its overlay'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand vm; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -109,6 +109,6 @@ complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and not 
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and not __fish_seen_subcommand_from run list render doctor vm docs help" -f -a "vm" -d 'Boot, enter and stop a test VM by hand (for debugging)'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and not __fish_seen_subcommand_from run list render doctor vm docs help" -f -a "docs" -d 'Write the generated references (docs/reference/: CLI, man pages, completions, suite fields; bench/README.md), or check that they are current with --check'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and not __fish_seen_subcommand_from run list render doctor vm docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and __fish_seen_subcommand_from vm" -f -a "up" -d 'Boot a VM from an image recipe and leave it running'
+complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and __fish_seen_subcommand_from vm" -f -a "up" -d 'Boot a VM from an image recipe, provision it as `run` does, and leave it running'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and __fish_seen_subcommand_from vm" -f -a "ssh" -d 'Open a shell (or run a command) in a VM started by `vm up` or kept by `run --keep`'
 complete -c kata-harness -n "__fish_kata_harness_using_subcommand help; and __fish_seen_subcommand_from vm" -f -a "down" -d 'Stop a VM and remove its overlay'
