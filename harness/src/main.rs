@@ -14,6 +14,7 @@ mod plan_cmd;
 mod profile_cmd;
 mod run_cmd;
 mod suite_args;
+mod up_cmd;
 mod vm_cmd;
 
 /// Exit code for bad input (malformed suites, unknown flags, missing components).
@@ -74,6 +75,18 @@ input) and starts nothing.")]
 Kata layout and shim, KVM, vhost_vsock, vhost-net). Exit 1 when something is missing."
     )]
     Doctor,
+    /// Start a node on this host to try things on by hand (every handler, Kata included),
+    /// and leave it running.
+    #[command(after_help = "Example:
+  kata-harness up --target local --containerd 2.1
+  kata-harness down
+
+Prints crictl and ctr lines that work against it (an example pod.json and container.json are
+in its run dir), e.g. for a failed row's reproduce.sh:
+  CONTAINERD_SOCKET=<its socket> sh reproduce.sh")]
+    Up(up_cmd::UpArgs),
+    /// Stop a node started by `up` and remove everything of it.
+    Down(up_cmd::DownArgs),
     /// Boot, enter and stop a test VM by hand (for debugging).
     #[command(subcommand)]
     Vm(vm_cmd::VmCommand),
@@ -151,6 +164,8 @@ fn main() -> ExitCode {
         Command::List(args) => run_cmd::list(args),
         Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
+        Command::Up(args) => up_cmd::up(args, &repo_root()),
+        Command::Down(args) => up_cmd::down(args),
         Command::Vm(command) => vm_cmd::run(command, &repo_root()),
         Command::Docs(args) => docs_cmd::run(args, &repo_root()),
     };

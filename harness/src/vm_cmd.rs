@@ -112,16 +112,16 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
     }
 }
 
-/// Example CRI configs on the node, for the crictl lines `vm up` prints.
-struct Examples {
-    pod: PathBuf,
-    container: PathBuf,
+/// Example CRI configs on the node, for the crictl lines `vm up` and `up` print.
+pub(crate) struct Examples {
+    pub(crate) pod: PathBuf,
+    pub(crate) container: PathBuf,
 }
 
 /// Writes `pod.json` and `container.json` into the node's run dir: a pod in the harness's
 /// namespace and cgroup parent (so `vm down` and a later run find its leftovers), and a
 /// busybox container from the image the node already has.
-fn write_examples(testbed: &Testbed) -> Result<Examples> {
+pub(crate) fn write_examples(testbed: &Testbed) -> Result<Examples> {
     let logs = testbed.paths.pod_logs.join("example");
     let pod = PodSpec {
         name: "example".into(),

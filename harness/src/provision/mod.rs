@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod existing;
 mod guest;
 pub mod kata;
+pub mod kept;
 pub mod local;
 pub mod node_net;
 pub mod reach;
@@ -465,6 +466,27 @@ impl Testbed {
         let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
         match guard.take() {
             Some(Backend::Vm(v)) => Some(v.keep(name)),
+            other => {
+                *guard = other;
+                None
+            }
+        }
+    }
+
+    /// Leaves a local node running (`kata-harness up --target local`) and records it under
+    /// `name`, so `kata-harness down --name <name>` removes it; `None` for other testbeds.
+    pub fn keep_local(&self, name: &str) -> Option<std::io::Result<kept::KeptNode>> {
+        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.take() {
+            Some(Backend::Local(l)) => {
+                let kept = kept::KeptNode {
+                    name: name.to_owned(),
+                    describe: self.describe(),
+                    run_dir: self.paths.run_dir.clone(),
+                    plan: l.keep(),
+                };
+                Some(kept.save().map(|()| kept))
+            }
             other => {
                 *guard = other;
                 None
