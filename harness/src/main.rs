@@ -68,6 +68,13 @@ input) and starts nothing.")]
     List(SuiteArgs),
     /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
     /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
+    #[command(after_help = "Examples:
+  kata-harness render containerd-config --containerd-version 2.1.9
+  kata-harness render kata-config
+  kata-harness render pod-spec --handler kata
+
+Writes to stdout; nothing is started (kata-config unpacks the profile's Kata into a scratch dir
+and removes it).")]
     Render(RenderArgs),
     /// Check what this machine can run, and why not.
     #[command(
