@@ -99,6 +99,7 @@ fn a_stale_generated_file_is_named_with_the_command_that_regenerates_it() {
     assert!(!ok, "{text}");
     for want in [
         "stale: docs/reference/scenarios.md (differs from what the code generates)",
+        "stale: docs/reference/rows.md (differs from what the code generates)",
         "stale: bench/README.md (differs from what the code generates)",
         "stale: docs/reference/man/kata-harness-gone.1 (no longer generated)",
         "stale: docs/reference/completions/kata-harness.fish (missing)",
