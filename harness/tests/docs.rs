@@ -1,7 +1,8 @@
 //! The documentation tells the truth: the generated references are what the code generates
 //! now (`kata-harness docs --check`), every command line quoted in README.md and docs/ parses
 //! with the real CLI (run with `--help`), every script it names exists, every test target it
-//! names exists, and every relative link resolves. Each check is also shown failing on a
+//! names exists, every relative link resolves, and every repository path named in comments,
+//! suite and profile files, scripts and docs exists. Each check is also shown failing on a
 //! broken case.
 
 use std::path::{Path, PathBuf};
@@ -425,4 +426,106 @@ fn the_link_check_fails_on_a_broken_link() {
     let file = repo().join("docs/guide.md");
     let text = "[ok](../README.md) [anchor](#x) [web](https://example.org) [gone](reference/nope.md#a)\n```\n[in code](nope)\n```\n";
     assert_eq!(broken_links(&file, text), ["reference/nope.md#a"]);
+}
+
+// --- repository paths named in comments and docs ----------------------------------------
+
+/// Repository paths (a source file under `harness/`, a suite, a script, a page) named in
+/// `text` that do not exist in the checkout.
+fn missing_paths(text: &str) -> Vec<String> {
+    const ROOTS: [&str; 7] = [
+        "harness/",
+        "suites/",
+        "scripts/",
+        "profiles/",
+        "bench/",
+        "docs/",
+        "vm-images/",
+    ];
+    const EXTENSIONS: [&str; 6] = [".rs", ".yaml", ".md", ".sh", ".json", ".toml"];
+    let mut missing = Vec::new();
+    for word in text.split(|c: char| !(c.is_alphanumeric() || "_./-".contains(c))) {
+        let word = word.trim_end_matches('.');
+        let Some(root) = ROOTS.iter().find(|r| word.starts_with(**r)) else {
+            continue;
+        };
+        let preceded_by_path = text
+            .find(word)
+            .is_some_and(|at| text[..at].ends_with('/') || text[..at].ends_with("../"));
+        if word.len() == root.len() || preceded_by_path || !EXTENSIONS.iter().any(|x| word.ends_with(x)) {
+            continue;
+        }
+        if !repo().join(word).exists() {
+            missing.push(word.to_owned());
+        }
+    }
+    missing
+}
+
+/// The text of a file that may name paths: comments of Rust and shell, all of YAML and Markdown.
+fn pointer_text(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let comments = |marker: &str| -> String {
+        text.lines()
+            .filter_map(|l| l.trim_start().strip_prefix(marker))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if name.ends_with(".rs") {
+        Some(comments("//"))
+    } else if name.ends_with(".yaml") || name.ends_with(".md") {
+        Some(text)
+    } else if text.starts_with("#!") || name.ends_with(".sh") {
+        Some(comments("#"))
+    } else {
+        None
+    }
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_repository_path_named_in_comments_suites_and_docs_exists() {
+    let mut files = vec![repo().join("README.md")];
+    for dir in [
+        "harness/src",
+        "harness/tests",
+        "suites",
+        "scripts",
+        "profiles",
+        "docs",
+        "vm-images",
+    ] {
+        files_under(&repo().join(dir), &mut files);
+    }
+    let mut problems = Vec::new();
+    for file in &files {
+        if let Some(text) = pointer_text(file) {
+            for path in missing_paths(&text) {
+                problems.push(format!("{}: names {path}, which does not exist", file.display()));
+            }
+        }
+    }
+    assert!(files.len() > 100, "only {} files read", files.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_path_check_fails_on_a_path_that_moved() {
+    assert_eq!(
+        missing_paths("Fields: harness/src/scenario/model.rs and harness/src/scenario/model/mod.rs."),
+        ["harness/src/scenario/model.rs"]
+    );
+    assert!(missing_paths("see kata-containers/docs/Limitations.md upstream").is_empty());
+    assert_eq!(missing_paths("(docs/Limitations.md)"), ["docs/Limitations.md"]);
 }
