@@ -252,8 +252,8 @@ impl Row {
     }
 }
 
-/// A row as written: the action is one of the optional keys; [`Row::from_file`] makes it
-/// the row's one [`Action`].
+/// One row: its name, what it checks, its preconditions, exactly one action key (or only a
+/// `node:` block, whose start it checks) and what it must observe.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RowFile {
@@ -271,8 +271,7 @@ struct RowFile {
     #[serde(default)]
     skip: Option<String>,
     /// The row's own node (containerd line, upgrade, config, legacy runtime): started for
-    /// this row alone and stopped after it. Fields: [`NodeSetup`]. Default: the variant's
-    /// shared testbed.
+    /// this row alone and stopped after it. Default: the variant's shared testbed.
     #[serde(default)]
     node: Option<NodeSetup>,
     /// Action: run a pod sandbox (`crictl runp`), optionally with a container in it.
@@ -292,11 +291,11 @@ struct RowFile {
     #[serde(default)]
     ctr_run: Option<CtrRunAction>,
     /// Action: a Kubernetes check against the cluster (`kube: { check: ... }`); only in suites
-    /// with `placements: [cluster]`. Fields: `kube::KubeAction`.
+    /// with `placements: [cluster]`.
     #[serde(default)]
     kube: Option<kube::KubeAction>,
     /// Action: run critest (the upstream CRI validation suite) with a handler; each of its
-    /// specs is a row of the report. Fields: `critest::CritestAction`.
+    /// specs is a row of the report.
     #[serde(default)]
     critest: Option<critest::CritestAction>,
     /// What must be observed.
