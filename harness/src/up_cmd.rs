@@ -107,10 +107,16 @@ pub(crate) fn up(args: UpArgs, repo: &Path) -> Result<ExitCode> {
         format!("{ctr} images import IMAGE.tar"),
     ];
     let describe = testbed.describe();
+    let run_dir = testbed.paths.run_dir.clone();
     let Some(kept) = testbed.keep_local(name) else {
         anyhow::bail!("the testbed is not a local node");
     };
-    kept.with_context(|| format!("failed to record node {name} (it was removed again)"))?;
+    kept.with_context(|| {
+        format!(
+            "failed to record node {name} (so it was removed again, run dir {})",
+            run_dir.display()
+        )
+    })?;
     println!(
         "node {name} is up: {describe}\n  handlers: {} (default {})\n  {kata_line}\n  {}\n  stop it and remove everything with: kata-harness down --name {name}",
         handlers.join(", "),

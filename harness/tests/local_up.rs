@@ -171,10 +171,36 @@ fn a_second_up_of_the_same_name_and_a_vm_target_are_refused(name: &str) -> Resul
     Ok(())
 }
 
+/// A node whose record cannot be written is not left running where no `down` would find it.
+fn a_node_that_cannot_be_recorded_is_removed_at_once(name: &str) -> Result<(), Failed> {
+    let record = kata_harness::provision::kept::path(name);
+    // A directory where the record goes: writing it fails.
+    std::fs::create_dir_all(&record).unwrap();
+    let up = harness()
+        .args(["up", "--containerd", "2.1", "--name", name])
+        .output()
+        .unwrap();
+    std::fs::remove_dir(&record).unwrap();
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("failed to record node {name}")),
+        "{stderr}"
+    );
+    let run_dir = stderr
+        .split("run dir ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| c == ')' || c.is_whitespace()).next())
+        .unwrap_or_else(|| panic!("no run dir in: {stderr}"));
+    leaks::assert_nothing_left(Path::new(run_dir));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let capabilities = Capabilities::probe_local();
     let name = format!("test-{}", std::process::id());
     let second = format!("{name}-b");
+    let third = format!("{name}-c");
     trials::run(vec![
         Planned::needing(
             "the_printed_crictl_sequence_runs_kata_and_down_leaves_nothing",
@@ -185,6 +211,11 @@ fn main() -> ExitCode {
             "a_second_up_of_the_same_name_and_a_vm_target_are_refused",
             Ok(()),
             move |()| a_second_up_of_the_same_name_and_a_vm_target_are_refused(&second),
+        ),
+        Planned::needing(
+            "a_node_that_cannot_be_recorded_is_removed_at_once",
+            Ok(()),
+            move |()| a_node_that_cannot_be_recorded_is_removed_at_once(&third),
         ),
     ])
 }

@@ -485,7 +485,14 @@ impl Testbed {
                     run_dir: self.paths.run_dir.clone(),
                     plan: l.keep(),
                 };
-                Some(kept.save().map(|()| kept))
+                // A node no `down` could find is removed at once.
+                Some(match kept.save() {
+                    Ok(()) => Ok(kept),
+                    Err(e) => {
+                        kept.destroy();
+                        Err(e)
+                    }
+                })
             }
             other => {
                 *guard = other;
