@@ -243,7 +243,7 @@ fn times(page: &mut String, results: &[TrialResult]) {
         .map(|(v, r, all)| (*v, r.as_str(), median(all.clone()), all.len()))
         .collect();
     let longest = medians.iter().map(|m| m.2).fold(0.0_f64, f64::max).max(0.001);
-    page.push_str("<h2>Time per row</h2>\n<table class=\"times\">\n<tr><th>variant</th><th>runtime</th><th>rows</th><th>median seconds</th><th>x runc</th></tr>\n");
+    page.push_str("<h2>Time per row</h2>\n<p>The median seconds of the rows that passed, per runtime and variant; <em>x runc</em> is the ratio to runc's median in the same variant, under the conditions of that node (below).</p>\n<table class=\"times\">\n<tr><th>variant</th><th>runtime</th><th>rows</th><th>median seconds</th><th>x runc</th></tr>\n");
     for (variant, runtime, seconds, count) in &medians {
         let runc = medians
             .iter()
