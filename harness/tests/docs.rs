@@ -365,7 +365,34 @@ fn the_command_check_fails_on_broken_commands() {
 
 // --- links ------------------------------------------------------------------------------
 
-/// Relative link targets in a Markdown text that do not exist beside `file`.
+/// The anchors GitHub gives a Markdown text's headings: lower case, punctuation dropped,
+/// spaces as `-`.
+fn anchors(text: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code {
+            continue;
+        }
+        if let Some(heading) = line.strip_prefix('#') {
+            let heading = heading.trim_start_matches('#').trim();
+            let slug: String = heading
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect();
+            found.push(slug);
+        }
+    }
+    found
+}
+
+/// Relative link targets in a Markdown text that do not exist beside `file`, or whose
+/// `#anchor` is no heading of the file they point at.
 fn broken_links(file: &Path, text: &str) -> Vec<String> {
     let dir = file.parent().unwrap();
     let mut broken = Vec::new();
@@ -384,12 +411,26 @@ fn broken_links(file: &Path, text: &str) -> Vec<String> {
             let end = after.find(')').unwrap_or(after.len());
             let target = &after[..end];
             rest = &after[end..];
-            if target.starts_with("http://") || target.starts_with("https://") || target.starts_with('#') {
+            if target.starts_with("http://") || target.starts_with("https://") {
                 continue;
             }
-            let path = target.split('#').next().unwrap_or(target);
-            if !dir.join(path).exists() {
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let linked = if path.is_empty() {
+                file.to_owned()
+            } else {
+                dir.join(path)
+            };
+            if !linked.exists() {
                 broken.push(target.to_owned());
+            } else if !anchor.is_empty() {
+                let text = if path.is_empty() {
+                    Some(text.to_owned())
+                } else {
+                    std::fs::read_to_string(&linked).ok()
+                };
+                if !text.is_some_and(|t| anchors(&t).iter().any(|a| a == anchor)) {
+                    broken.push(target.to_owned());
+                }
             }
         }
     }
@@ -424,8 +465,11 @@ fn every_relative_link_resolves() {
 #[test]
 fn the_link_check_fails_on_a_broken_link() {
     let file = repo().join("docs/guide.md");
-    let text = "[ok](../README.md) [anchor](#x) [web](https://example.org) [gone](reference/nope.md#a)\n```\n[in code](nope)\n```\n";
-    assert_eq!(broken_links(&file, text), ["reference/nope.md#a"]);
+    let text = "## The `x` heading: here\n[ok](../README.md) [anchor](#the-x-heading-here) [web](https://example.org) [gone](reference/nope.md#a)\n[no such heading](#nope) [heading elsewhere](troubleshooting.md#exit-code-2-before-anything-starts) [wrong heading](troubleshooting.md#exit-code-3)\n```\n[in code](nope)\n```\n";
+    assert_eq!(
+        broken_links(&file, text),
+        ["reference/nope.md#a", "#nope", "troubleshooting.md#exit-code-3"]
+    );
 }
 
 // --- repository paths named in comments and docs ----------------------------------------
