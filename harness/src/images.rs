@@ -379,7 +379,7 @@ impl ImageBuilder {
 }
 
 /// What an archive holds, for the multi-platform import rows (scripts/notes/registry-facts.md §6).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArchiveLayout {
     /// One linux/amd64 manifest (what the harness uses everywhere else).

@@ -22,7 +22,8 @@
 //!    `critest::run`, `kube::suite`
 //! 7. runs and checks: `scenario::run`, `scenario::session`, `kube::session`, `doctor`
 //!
-//! The CLI (`main.rs`, `vm_cmd.rs`, `profile_cmd.rs`, `existing_cmd.rs`) sits on top of all of them.
+//! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `profile_cmd.rs`,
+//! `existing_cmd.rs`, `vm_cmd.rs`, `up_cmd.rs`, `docs_cmd.rs`) sits on top of all of them.
 
 pub mod artifacts;
 pub mod cri;

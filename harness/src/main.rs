@@ -8,11 +8,13 @@ use clap::{Parser, Subcommand};
 
 use suite_args::SuiteArgs;
 
+mod docs_cmd;
 mod existing_cmd;
 mod plan_cmd;
 mod profile_cmd;
 mod run_cmd;
 mod suite_args;
+mod up_cmd;
 mod vm_cmd;
 
 /// Exit code for bad input (malformed suites, unknown flags, missing components).
@@ -22,7 +24,20 @@ const EXIT_INPUT: u8 = 2;
 #[command(
     name = "kata-harness",
     version,
-    about = "Conformance harness for Kata Containers on containerd and Kubernetes"
+    about = "Conformance harness for Kata Containers on containerd and Kubernetes",
+    long_about = "Conformance harness for Kata Containers on containerd and Kubernetes: starts real \
+daemons (a throw-away VM, private containerds on this host, a kubeadm cluster) or uses an existing \
+node, runs the scenario tables of suites/*.yaml, and proves for every sandbox and container which \
+runtime really ran it (runtimeType read back from the CRI, checked against containerd's record and \
+the OCI runtime's state).",
+    after_help = "Examples:
+  kata-harness run --target local --containerd 2.1 --filter cri
+  kata-harness run --target cri:///run/containerd/containerd.sock
+  kata-harness list --target vm
+  kata-harness doctor
+
+Results go to results/ (junit.xml, results.json, results.html, and bundles/<trial>/ with a
+reproduce.sh for each failed row). Guide: docs/guide.md in the repository."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,17 +47,59 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the scenario suites and report which runtime ran every sandbox and container.
+    #[command(after_help = "Examples:
+  kata-harness run                                       every placement this machine has
+  kata-harness run --target local --containerd 2.1 --filter cri::kata
+  kata-harness run --target local --k8s --filter kubernetes::
+  kata-harness run --suites mine.yaml --target local --containerd 2.1
+
+Prints a table (expected, observed, verdict per row) and writes --results: junit.xml,
+results.json, results.html, and bundles/<trial>/ for each failed row (error, CRI inspect JSON,
+containerd config and log, reproduce.sh). Exit 0: every row passed, skipped, flaky or
+quarantined; 1: a row failed; 2: bad input, before anything started; 130: interrupted, cleaned up.")]
     Run(RunArgs),
     /// List the trials the suites expand to (suite::scenario::variant), with skip reasons.
+    #[command(after_help = "Examples:
+  kata-harness list --target local --containerd 1.7,2.1
+  kata-harness list --suites mine.yaml --target local --containerd 2.1
+
+Loads and checks the suites, the profile and the quarantine list as run does (exit 2 on bad
+input) and starts nothing.")]
     List(SuiteArgs),
     /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
     /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
+    #[command(after_help = "Examples:
+  kata-harness render containerd-config --containerd-version 2.1.9
+  kata-harness render kata-config
+  kata-harness render pod-spec --handler kata
+
+Writes to stdout; nothing is started (kata-config unpacks the profile's Kata into a scratch dir
+and removes it).")]
     Render(RenderArgs),
     /// Check what this machine can run, and why not.
+    #[command(
+        after_help = "One line per check (containerd versions, crun, CNI, crictl and critest, \
+Kata layout and shim, KVM, vhost_vsock, vhost-net). Exit 1 when something is missing."
+    )]
     Doctor,
+    /// Start a node on this host to try things on by hand (every handler, Kata included),
+    /// and leave it running.
+    #[command(after_help = "Example:
+  kata-harness up --target local --containerd 2.1
+  kata-harness down
+
+Prints crictl and ctr lines that work against it (an example pod.json and container.json are
+in its run dir), e.g. for a failed row's reproduce.sh:
+  CONTAINERD_SOCKET=<its socket> sh reproduce.sh")]
+    Up(up_cmd::UpArgs),
+    /// Stop a node started by `up` and remove everything of it.
+    Down(up_cmd::DownArgs),
     /// Boot, enter and stop a test VM by hand (for debugging).
     #[command(subcommand)]
     Vm(vm_cmd::VmCommand),
+    /// Write the generated references (docs/reference/: CLI, man pages, completions, suite
+    /// fields; bench/README.md), or check that they are current with --check.
+    Docs(docs_cmd::DocsArgs),
 }
 
 #[derive(clap::Args)]
@@ -114,7 +171,10 @@ fn main() -> ExitCode {
         Command::List(args) => run_cmd::list(args),
         Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
+        Command::Up(args) => up_cmd::up(args, &repo_root()),
+        Command::Down(args) => up_cmd::down(args),
         Command::Vm(command) => vm_cmd::run(command, &repo_root()),
+        Command::Docs(args) => docs_cmd::run(args, &repo_root()),
     };
     if let Some(code) = kata_harness::teardown::finish_interrupted() {
         return code;

@@ -30,8 +30,8 @@ pub(crate) struct SuiteArgs {
     /// --target) overrides the profile's value, and the report says so.
     #[arg(long, value_name = "NAME|FILE")]
     pub(crate) profile: Option<String>,
-    /// Directory of suite files (*.yaml), or one suite file.
-    #[arg(long, default_value_os_t = default_suites_dir())]
+    /// Directory of suite files (*.yaml), or one suite file [default: suites/ of this checkout].
+    #[arg(long, default_value_os_t = default_suites_dir(), hide_default_value = true)]
     pub(crate) suites: PathBuf,
     /// Where the suites run: all (the default profile's: the VM images, the local containerds
     /// and the local kubeadm cluster, in one report), vm (a throw-away QEMU VM per image),

@@ -14,7 +14,14 @@ use kata_harness::vm::{accel, image::Image, state::KeptVm};
 
 #[derive(Subcommand)]
 pub enum VmCommand {
-    /// Boot a VM from an image recipe and leave it running.
+    /// Boot a VM from an image recipe, provision it as `run` does, and leave it running.
+    #[command(after_help = "Example:
+  kata-harness vm up --image bookworm
+  kata-harness vm ssh --name default -- crictl pods
+  kata-harness vm down --name default
+
+Prints crictl lines that work in the guest; an example pod.json and container.json are in
+/var/lib/kata-harness/run/ there.")]
     Up {
         #[arg(long, default_value = "bookworm")]
         image: String,
@@ -105,16 +112,16 @@ pub fn run(command: VmCommand, repo: &Path) -> Result<ExitCode> {
     }
 }
 
-/// Example CRI configs on the node, for the crictl lines `vm up` prints.
-struct Examples {
-    pod: PathBuf,
-    container: PathBuf,
+/// Example CRI configs on the node, for the crictl lines `vm up` and `up` print.
+pub(crate) struct Examples {
+    pub(crate) pod: PathBuf,
+    pub(crate) container: PathBuf,
 }
 
 /// Writes `pod.json` and `container.json` into the node's run dir: a pod in the harness's
 /// namespace and cgroup parent (so `vm down` and a later run find its leftovers), and a
 /// busybox container from the image the node already has.
-fn write_examples(testbed: &Testbed) -> Result<Examples> {
+pub(crate) fn write_examples(testbed: &Testbed) -> Result<Examples> {
     let logs = testbed.paths.pod_logs.join("example");
     let pod = PodSpec {
         name: "example".into(),

@@ -1,8 +1,9 @@
 //! `results.html` in a real headless browser (Debian's chromium): a run with a passing and a
-//! failing row in two containerd variants writes it beside JUnit and JSON; the page loads
-//! from the file with no network and no script error, has one matrix cell per trial in
-//! `results.json`, every in-page link lands on a row, every bundle link on a file; and its
-//! screenshot is kept (`$CARGO_TARGET_TMPDIR/html-report.png`).
+//! failing row and a critest trial of two specs in two containerd variants writes it beside
+//! JUnit and JSON; the page loads from the file with no network and no script error, its
+//! matrix cells stand for every result of `results.json` (a critest trial's cell shows its
+//! specs' counts), every in-page link lands on a row or a node, every bundle link on a file;
+//! and its screenshot is kept (`$CARGO_TARGET_TMPDIR/html-report.png`).
 
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +22,10 @@ rows:
     about: "fails on purpose: the report must show it with its bundle"
     sandbox: { container: true }
     expect: { runtime_type: io.containerd.kata.v2 }
+  - scenario: critest-hostipc
+    about: "two critest specs (and the digest spec, skipped offline): one matrix cell with their counts"
+    critest: { handler: runc, focus: "HostIpc is" }
+    expect: {}
 "#;
 
 /// Chromium headless as root on a closed network: no sandbox (root), no background
@@ -70,8 +75,15 @@ fn the_html_report_loads_in_chromium_with_a_cell_per_trial() {
     assert!(stderr.contains("results.html"), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap();
-    let trials = json["trials"].as_array().unwrap().len();
-    assert_eq!(trials, 4);
+    let trials = json["trials"].as_array().unwrap();
+    let specs = trials
+        .iter()
+        .filter(|t| t["scenario"] == "critest-hostipc" && t["variant"] == "containerd-2.1")
+        .count();
+    // The two focused specs, and the digest spec that is skipped offline (our reason).
+    assert_eq!(specs, 3, "{trials:?}");
+    let trials = trials.len();
+    assert_eq!(trials, 10);
 
     let page = results.join("results.html");
     let url = format!("file://{}", page.display());
@@ -87,7 +99,20 @@ fn the_html_report_loads_in_chromium_with_a_cell_per_trial() {
     );
     assert_eq!(attribute(&dom, "data-errors").as_deref(), Some("0"), "{console}");
     assert!(!console.contains("Uncaught"), "{console}");
-    assert_eq!(attribute(&dom, "data-cells"), Some(trials.to_string()));
+    // 3 scenarios x 2 variants; the cells stand for all 10 results, the critest trial's cell
+    // for its three specs.
+    assert_eq!(attribute(&dom, "data-cells").as_deref(), Some("6"));
+    assert_eq!(attribute(&dom, "data-results"), Some(trials.to_string()));
+    assert_eq!(
+        dom.matches("data-results=\"3\" data-counts=\"2 passed, 1 skipped\"")
+            .count(),
+        2,
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<tr data-runtime=\"runc\">"),
+        "the time per runtime: {dom}"
+    );
     assert_eq!(attribute(&dom, "data-broken-links").as_deref(), Some("0"));
     // The failing row's bundle, linked relatively, is there beside the page.
     let bundle_links: Vec<&str> = dom

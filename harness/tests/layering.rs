@@ -31,6 +31,8 @@ fn module_of(path: &Path) -> Option<String> {
                 "suite_args",
                 "plan_cmd",
                 "run_cmd",
+                "docs_cmd",
+                "up_cmd",
             ]
             .contains(&only.as_str()) =>
         {

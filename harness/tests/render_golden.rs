@@ -27,7 +27,7 @@ fn model(version: &str) -> ContainerdConfig {
             RuntimeHandler::kata(None),
             RuntimeHandler::kata(Some("qemu")),
         ],
-        // The seed notes' legacy table: pods annotated io.kubernetes.cri.untrusted-workload.
+        // containerd 1.x's legacy table: pods annotated io.kubernetes.cri.untrusted-workload.
         untrusted_workload_runtime: legacy.then(|| {
             let mut kata = RuntimeHandler::kata(None);
             kata.runtime_type = "io.containerd.runtime.v1.linux".into();
@@ -43,7 +43,7 @@ fn model(version: &str) -> ContainerdConfig {
 }
 
 /// Before 1.3 there is no runc v2 shim: runc runs through the v1 linux runtime, as in the
-/// seed notes' config.
+/// `seed-2020` profile's config.
 fn runc_like(mut handler: RuntimeHandler, legacy: bool) -> RuntimeHandler {
     if legacy {
         handler.runtime_type = "io.containerd.runtime.v1.linux".into();

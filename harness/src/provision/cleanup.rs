@@ -13,8 +13,9 @@ use nix::unistd::Pid;
 
 use crate::wait::{wait_blocking, Attempt};
 
-/// What a testbed must undo, as plain data (so the interrupt handler can hold a copy).
-#[derive(Debug, Clone)]
+/// What a testbed must undo, as plain data (so the interrupt handler can hold a copy, and a
+/// node kept running by `kata-harness up` can be removed by `down`, another process).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CleanupPlan {
     pub run_dir: PathBuf,
     pub socket: PathBuf,
@@ -101,7 +102,7 @@ fn stop_group(daemon: GroupLeader) {
 /// (pid_max 32768 here, compilers forking thousands; another run's containerd once got our
 /// SIGTERM that way). The kernel never reuses a pid that is still some group's id, so a
 /// missing leader means only our own orphans can hold the group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupLeader {
     pgid: i32,
     started: u64,

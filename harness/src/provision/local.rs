@@ -110,6 +110,18 @@ impl LocalBackend {
         up
     }
 
+    /// Lets the node outlive this process (`kata-harness up`): containerd detached, the
+    /// cleanup registration disarmed. The plan is what removes it later (`down`).
+    pub(super) fn keep(mut self) -> CleanupPlan {
+        if let Some(daemon) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            daemon.detach();
+        }
+        if let Some(registration) = self.registration.take() {
+            registration.disarm();
+        }
+        self.plan
+    }
+
     pub(super) fn finish(mut self) -> Leftovers {
         if let Some(mut daemon) = self.daemon.lock().unwrap_or_else(|p| p.into_inner()).take() {
             daemon.stop(Duration::from_secs(10));

@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod existing;
 mod guest;
 pub mod kata;
+pub mod kept;
 pub mod local;
 pub mod node_net;
 pub mod reach;
@@ -39,7 +40,7 @@ pub(crate) const CRI_CALL_DEADLINE: Duration = Duration::from_secs(120);
 pub const NODE_COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Image names the testbed preloads. The sandbox image carries the name kubeadm 1.20 expects,
-/// so a pinned, preloaded pause image is never pulled (the seed notes' issue 03).
+/// so a pinned, preloaded pause image is never pulled (an air-gapped node cannot pull it).
 pub const SANDBOX_IMAGE: &str = "k8s.gcr.io/pause:3.2";
 pub const BUSYBOX_IMAGE: &str = "localhost/kata-harness/busybox:1";
 /// Re-exported: provisioning builds the standard images from it.
@@ -465,6 +466,34 @@ impl Testbed {
         let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
         match guard.take() {
             Some(Backend::Vm(v)) => Some(v.keep(name)),
+            other => {
+                *guard = other;
+                None
+            }
+        }
+    }
+
+    /// Leaves a local node running (`kata-harness up --target local`) and records it under
+    /// `name`, so `kata-harness down --name <name>` removes it; `None` for other testbeds.
+    pub fn keep_local(&self, name: &str) -> Option<std::io::Result<kept::KeptNode>> {
+        let mut guard = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.take() {
+            Some(Backend::Local(l)) => {
+                let kept = kept::KeptNode {
+                    name: name.to_owned(),
+                    describe: self.describe(),
+                    run_dir: self.paths.run_dir.clone(),
+                    plan: l.keep(),
+                };
+                // A node no `down` could find is removed at once.
+                Some(match kept.save() {
+                    Ok(()) => Ok(kept),
+                    Err(e) => {
+                        kept.destroy();
+                        Err(e)
+                    }
+                })
+            }
             other => {
                 *guard = other;
                 None

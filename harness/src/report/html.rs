@@ -1,13 +1,17 @@
-//! `results.html`: the run as people read it: a header with the command, target and component
-//! versions, a matrix of scenario x variant whose cells link to their rows, and each row with
-//! what was expected and observed, its timing, its conditions, its evidence (the CRI inspect
-//! JSON, containerd's record, OCI state, the VMM process, as the row collected them) and, for
-//! a failure, links to its bundle files and reproduce.sh.
+//! `results.html`: the run as people read it: a header with the command, a matrix of scenario x
+//! variant whose cells link to their rows (a scenario with many results in one variant, such as
+//! a critest trial's specs, shows their counts), the time a row takes per runtime and variant
+//! (so what Kata costs next to runc is one glance), the environment once per node (with the
+//! conditions all its Kata rows ran under), and each row with what was expected and observed,
+//! its timing, its own conditions, its evidence (the CRI inspect JSON, containerd's record, OCI
+//! state, the VMM process, as the row collected them) and, for a failure, links to its bundle
+//! files and reproduce.sh.
 //!
 //! Invariant: one static file with its style and script inline and only relative links (to
 //! `bundles/` beside it), so it works from an unpacked CI artifact with no network; the page
-//! is complete without its script, which only counts the cells, checks the links and records
-//! errors on `<body>` (`data-cells`, `data-broken-links`, `data-errors`) for the browser test.
+//! is complete without its script, which only counts the cells and the results they stand for,
+//! checks the links and records errors on `<body>` (`data-cells`, `data-results`,
+//! `data-broken-links`, `data-errors`) for the browser test.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -75,32 +79,187 @@ pub fn render(info: &RunInfo, results: &[TrialResult]) -> String {
     );
     let _ = writeln!(page, "<p><code>{}</code></p>", escape(&info.command));
     matrix(&mut page, results);
-    header(&mut page, info);
+    times(&mut page, results);
+    let shared = shared_conditions(results);
+    let variants = in_order(results.iter().map(|r| r.variant.as_str()));
+    header(&mut page, info, &variants, &shared);
     page.push_str("<h2>Rows</h2>\n");
     for result in results {
-        trial(&mut page, result);
+        trial(&mut page, result, &shared);
     }
     page.push_str(SCRIPT);
     page.push_str("</body>\n</html>\n");
     page
 }
 
-/// The target and every environment fact (profile, component versions, each testbed's
-/// image, kernel and accelerator).
-fn header(page: &mut String, info: &RunInfo) {
+/// The conditions every row of a variant that has conditions shares (a node's Kata conditions,
+/// the same on each of its Kata rows): shown once, in that node's environment.
+fn shared_conditions(results: &[TrialResult]) -> Vec<(String, Vec<String>)> {
+    let mut shared = Vec::new();
+    for variant in in_order(results.iter().map(|r| r.variant.as_str())) {
+        let mut with: Vec<&TrialResult> = results
+            .iter()
+            .filter(|r| r.variant == variant && !r.conditions.is_empty())
+            .collect();
+        let Some(first) = with.pop() else {
+            continue;
+        };
+        let common: Vec<String> = first
+            .conditions
+            .iter()
+            .filter(|c| with.iter().all(|r| r.conditions.contains(c)))
+            .cloned()
+            .collect();
+        if with.len() + 1 > 1 && !common.is_empty() {
+            shared.push((variant.to_owned(), common));
+        }
+    }
+    shared
+}
+
+/// The run's facts (target, profile, component versions), then each node's (`<variant>.<fact>`:
+/// its image, kernel, accelerator, and the conditions its Kata rows share), once per node.
+fn header(page: &mut String, info: &RunInfo, variants: &[&str], shared: &[(String, Vec<String>)]) {
     page.push_str("<h2>Environment</h2>\n<table class=\"facts\">\n");
     let target = ("target".to_owned(), info.target.clone());
     let repeated = info.environment.iter().any(|(key, _)| key == "target");
-    for (key, value) in (!repeated)
+    let all: Vec<&(String, String)> = (!repeated)
         .then_some(&target)
         .into_iter()
         .chain(&info.environment)
-    {
+        .collect();
+    // A node's facts are `<variant>.<fact>` (variant names have dots of their own).
+    let node_of = |key: &str| -> Option<String> {
+        variants
+            .iter()
+            .find(|v| key.strip_prefix(**v).is_some_and(|rest| rest.starts_with('.')))
+            .map(|v| (*v).to_owned())
+    };
+    let nodes: Vec<&str> = variants
+        .iter()
+        .copied()
+        .filter(|v| {
+            all.iter().any(|(key, _)| node_of(key).as_deref() == Some(*v))
+                || shared.iter().any(|(s, _)| s == v)
+        })
+        .collect();
+    for (key, value) in all.iter().filter(|(key, _)| node_of(key).is_none()) {
         let _ = writeln!(
             page,
             "<tr><th>{}</th><td>{}</td></tr>",
             escape(key),
             escape(value)
+        );
+    }
+    page.push_str("</table>\n");
+    for node in nodes {
+        let _ = writeln!(
+            page,
+            "<h3 id=\"{}\">{}</h3>\n<table class=\"facts\">",
+            env_anchor(node),
+            escape(node)
+        );
+        for (key, value) in all
+            .iter()
+            .filter(|(key, _)| node_of(key).as_deref() == Some(node))
+        {
+            let fact = &key[node.len() + 1..];
+            let _ = writeln!(
+                page,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(fact),
+                escape(value)
+            );
+        }
+        if let Some((_, conditions)) = shared.iter().find(|(v, _)| v == node) {
+            page.push_str("<tr><th>conditions of its rows</th><td><ul>");
+            for condition in conditions {
+                let _ = write!(page, "<li>{}</li>", escape(condition));
+            }
+            page.push_str("</ul></td></tr>\n");
+        }
+        page.push_str("</table>\n");
+    }
+}
+
+fn env_anchor(variant: &str) -> String {
+    format!("env-{}", dir_name(variant))
+}
+
+/// Which runtime a row measured, from what it expected: critest's `(handler H)`, crun's
+/// `BinaryName=crun`, else the runtime type (`io.containerd.kata.v2` -> `kata`); `None` for
+/// rows about no runtime (an error, an image import).
+fn runtime_of(result: &TrialResult) -> Option<String> {
+    let expected = &result.expected;
+    if let Some(rest) = expected.split("(handler ").nth(1) {
+        return rest.split(')').next().map(str::to_owned);
+    }
+    if expected.contains("BinaryName=crun") {
+        return Some("crun".into());
+    }
+    let runtime_type = expected
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .find(|w| w.starts_with("io.containerd.") && w.ends_with(".v2"))?;
+    let name = runtime_type
+        .trim_start_matches("io.containerd.")
+        .trim_end_matches(".v2");
+    Some(if name == "runc" {
+        "runc".into()
+    } else {
+        name.to_owned()
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Seconds per row by runtime and variant (rows that passed): the median as a bar, the count,
+/// and the ratio to runc's median in the same variant.
+fn times(page: &mut String, results: &[TrialResult]) {
+    let timed: Vec<(&str, String, f64)> = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Passed | Verdict::Flaky))
+        .filter_map(|r| Some((r.variant.as_str(), runtime_of(r)?, r.seconds)))
+        .collect();
+    if timed.is_empty() {
+        return;
+    }
+    let mut groups: Vec<(&str, String, Vec<f64>)> = Vec::new();
+    for (variant, runtime, seconds) in &timed {
+        match groups.iter_mut().find(|(v, r, _)| v == variant && r == runtime) {
+            Some((_, _, all)) => all.push(*seconds),
+            None => groups.push((variant, runtime.clone(), vec![*seconds])),
+        }
+    }
+    let medians: Vec<(&str, &str, f64, usize)> = groups
+        .iter()
+        .map(|(v, r, all)| (*v, r.as_str(), median(all.clone()), all.len()))
+        .collect();
+    let longest = medians.iter().map(|m| m.2).fold(0.0_f64, f64::max).max(0.001);
+    page.push_str("<h2>Time per row</h2>\n<p>The median seconds of the rows that passed, per runtime and variant; <em>x runc</em> is the ratio to runc's median in the same variant, under the conditions of that node (below).</p>\n<table class=\"times\">\n<tr><th>variant</th><th>runtime</th><th>rows</th><th>median seconds</th><th>x runc</th></tr>\n");
+    for (variant, runtime, seconds, count) in &medians {
+        let runc = medians
+            .iter()
+            .find(|(v, r, _, _)| v == variant && *r == "runc")
+            .map(|m| m.2);
+        let ratio = match runc {
+            Some(runc) if runc > 0.0 && *runtime != "runc" => format!("{:.1}", seconds / runc),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            page,
+            "<tr data-runtime=\"{}\"><td>{}</td><td>{}</td><td>{count}</td><td><span class=\"bar\" style=\"width:{:.0}px\"></span> {seconds:.1}</td><td>{ratio}</td></tr>",
+            escape(runtime),
+            escape(variant),
+            escape(runtime),
+            (seconds / longest * 300.0).max(1.0),
         );
     }
     page.push_str("</table>\n");
@@ -126,12 +285,15 @@ fn matrix(page: &mut String, results: &[TrialResult]) {
         for scenario in in_order(in_suite.iter().map(|r| r.scenario.as_str())) {
             let _ = write!(page, "<tr><th class=\"scenario\">{}</th>", escape(scenario));
             for variant in &variants {
-                match in_suite
+                let here: Vec<&TrialResult> = in_suite
                     .iter()
-                    .find(|r| r.scenario == scenario && r.variant == *variant)
-                {
-                    Some(r) => cell(page, r),
-                    None => page.push_str("<td class=\"none\">&ndash;</td>"),
+                    .copied()
+                    .filter(|r| r.scenario == scenario && r.variant == *variant)
+                    .collect();
+                match here.as_slice() {
+                    [] => page.push_str("<td class=\"none\">&ndash;</td>"),
+                    [one] => cell(page, one),
+                    many => aggregate_cell(page, many),
                 }
             }
             page.push_str("</tr>\n");
@@ -152,16 +314,59 @@ fn cell(page: &mut String, result: &TrialResult) {
     };
     let _ = write!(
         page,
-        "<td class=\"cell v-{verdict}\" data-trial=\"{}\"><a href=\"#{}\">{verdict}</a>{mark} <small>{:.1} s</small></td>",
+        "<td class=\"cell v-{verdict}\" data-trial=\"{}\" data-results=\"1\"><a href=\"#{}\">{verdict}</a>{mark} <small>{:.1} s</small></td>",
         escape(&result.name),
         anchor(&result.name),
         result.seconds
     );
 }
 
+/// A cell standing for several results (a critest trial's specs): their counts, coloured by
+/// the worst, linking to the first failure (else the first result), and their total time.
+fn aggregate_cell(page: &mut String, results: &[&TrialResult]) {
+    let summary = Summary::of(results.iter().copied());
+    let counts: Vec<String> = [
+        (summary.passed, "passed"),
+        (summary.failed, "failed"),
+        (summary.flaky, "flaky"),
+        (summary.quarantined, "quarantined"),
+        (summary.skipped, "skipped"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    let worst = if summary.failed > 0 {
+        Verdict::Failed
+    } else if summary.flaky > 0 {
+        Verdict::Flaky
+    } else if summary.quarantined > 0 {
+        Verdict::Quarantined
+    } else if summary.passed > 0 {
+        Verdict::Passed
+    } else {
+        Verdict::Skipped
+    };
+    let first = results
+        .iter()
+        .find(|r| r.verdict == Verdict::Failed)
+        .unwrap_or(&results[0]);
+    let seconds: f64 = results.iter().map(|r| r.seconds).sum();
+    let _ = write!(
+        page,
+        "<td class=\"cell v-{}\" data-trial=\"{}\" data-results=\"{}\" data-counts=\"{}\"><a href=\"#{}\">{}</a> <small>{seconds:.1} s</small></td>",
+        verdict_name(worst),
+        escape(&first.name),
+        results.len(),
+        counts.join(", "),
+        anchor(&first.name),
+        counts.join(", "),
+    );
+}
+
 /// One row: verdict, expected and observed, message, timing, conditions, the commands that
 /// redo it, its evidence, and its bundle where it has one.
-fn trial(page: &mut String, result: &TrialResult) {
+fn trial(page: &mut String, result: &TrialResult, shared: &[(String, Vec<String>)]) {
     let verdict = verdict_name(result.verdict);
     let _ = write!(
         page,
@@ -185,8 +390,20 @@ fn trial(page: &mut String, result: &TrialResult) {
         );
     }
     if !result.conditions.is_empty() {
+        let node = shared.iter().find(|(v, _)| *v == result.variant);
         page.push_str("<dt>ran differently here</dt><dd><ul>");
+        if let Some((variant, _)) = node {
+            let _ = write!(
+                page,
+                "<li>the conditions of <a href=\"#{}\">{}</a></li>",
+                env_anchor(variant),
+                escape(variant)
+            );
+        }
         for condition in &result.conditions {
+            if node.is_some_and(|(_, common)| common.contains(condition)) {
+                continue;
+            }
             let _ = write!(page, "<li>{}</li>", escape(condition));
         }
         page.push_str("</ul></dd>\n");
@@ -271,6 +488,7 @@ section.trial.v-flaky { border-color: #a3c; background: none; }
 dt { font-weight: bold; }
 dd { margin: 0 0 0.5em 1em; }
 .condition { color: #a60; cursor: help; }
+.bar { display: inline-block; height: 0.8em; background: #6a8cc7; vertical-align: middle; }
 </style>
 </head>
 <body>
@@ -287,7 +505,11 @@ const SCRIPT: &str = r##"<script>
     document.querySelectorAll('a[href^="#"]').forEach(function (a) {
       if (!document.getElementById(a.getAttribute("href").slice(1))) { broken += 1; }
     });
-    document.body.dataset.cells = document.querySelectorAll("td[data-trial]").length;
+    var cells = document.querySelectorAll("td[data-trial]");
+    var results = 0;
+    cells.forEach(function (td) { results += Number(td.dataset.results); });
+    document.body.dataset.cells = cells.length;
+    document.body.dataset.results = results;
     document.body.dataset.brokenLinks = broken;
     document.body.dataset.errors = errors.length;
     document.body.dataset.checked = "yes";
@@ -339,5 +561,106 @@ mod tests {
         assert!(!page.contains("<script>alert"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("1 passed, 1 failed, 1 skipped, 0 flaky, 0 quarantined"));
+    }
+
+    /// A critest trial's specs share a scenario and variant: one cell with their counts.
+    #[test]
+    fn a_cell_standing_for_many_results_shows_their_counts() {
+        let mut results: Vec<TrialResult> = (0..93)
+            .map(|n| {
+                result(
+                    &format!("critest::runc::containerd-1.7::spec {n}"),
+                    "containerd-1.7",
+                    Verdict::Passed,
+                )
+            })
+            .chain((0..24).map(|n| {
+                result(
+                    &format!("critest::runc::containerd-1.7::skipped {n}"),
+                    "containerd-1.7",
+                    Verdict::Skipped,
+                )
+            }))
+            .collect();
+        let page = render(&RunInfo::default(), &results);
+        assert_eq!(page.matches("<td class=\"cell ").count(), 1, "{page}");
+        assert!(
+            page.contains("data-results=\"117\" data-counts=\"93 passed, 24 skipped\""),
+            "{page}"
+        );
+        assert!(page.contains("<td class=\"cell v-passed\""), "{page}");
+        results[5].verdict = Verdict::Failed;
+        let page = render(&RunInfo::default(), &results);
+        assert!(
+            page.contains("<td class=\"cell v-failed\" data-trial=\"critest::runc::containerd-1.7::spec 5\""),
+            "{page}"
+        );
+        assert!(page.contains("92 passed, 1 failed, 24 skipped"), "{page}");
+    }
+
+    #[test]
+    fn rows_are_timed_per_runtime_with_the_ratio_to_runc() {
+        let mut runc = result(
+            "cri::default-handler::containerd-2.1",
+            "containerd-2.1",
+            Verdict::Passed,
+        );
+        runc.expected = "io.containerd.runc.v2, state in runc".into();
+        runc.seconds = 0.5;
+        let mut kata = result(
+            "cri::kata-handler::containerd-2.1",
+            "containerd-2.1",
+            Verdict::Passed,
+        );
+        kata.expected = "io.containerd.kata.v2, VMM process".into();
+        kata.seconds = 6.0;
+        kata.conditions = vec!["TCG: the Kata guest runs under TCG".into(), "own".into()];
+        let mut kata2 = kata.clone();
+        kata2.name = "cri::kata-container::containerd-2.1".into();
+        kata2.scenario = "kata-container".into();
+        kata2.conditions = vec!["TCG: the Kata guest runs under TCG".into()];
+        let mut crun = result(
+            "critest::crun::containerd-2.1::s",
+            "containerd-2.1",
+            Verdict::Passed,
+        );
+        crun.expected = "critest spec passes (handler crun)".into();
+        assert_eq!(runtime_of(&crun).as_deref(), Some("crun"));
+        let info = RunInfo {
+            environment: vec![
+                ("containerd-2.1.accelerator".into(), "tcg".into()),
+                ("profile".into(), "default".into()),
+            ],
+            ..RunInfo::default()
+        };
+        let page = render(&info, &[runc, kata, kata2, crun]);
+        assert!(
+            page.contains("<tr data-runtime=\"kata\"><td>containerd-2.1</td><td>kata</td><td>2</td>"),
+            "{page}"
+        );
+        assert!(page.contains(" 6.0</td><td>12.0</td></tr>"), "{page}");
+        // The node's facts and shared conditions once, under its heading; each row links there
+        // and lists only what is its own.
+        assert!(
+            page.contains("<h3 id=\"env-containerd-2.1\">containerd-2.1</h3>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<tr><th>accelerator</th><td>tcg</td></tr>"),
+            "{page}"
+        );
+        assert_eq!(
+            page.matches("<li>TCG: the Kata guest runs under TCG</li>")
+                .count(),
+            1,
+            "{page}"
+        );
+        assert!(page.contains("<li>own</li>"), "{page}");
+        assert_eq!(
+            page.matches("the conditions of <a href=\"#env-containerd-2.1\">")
+                .count(),
+            2,
+            "{page}"
+        );
     }
 }

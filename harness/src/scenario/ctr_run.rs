@@ -1,5 +1,5 @@
 //! `ctr run --runtime <type>`: a container through containerd's own API in the `default`
-//! namespace, no CRI involved (the seed notes ran Kata this way first). The witness is
+//! namespace, no CRI involved (how Kata is often first tried). The witness is
 //! containerd's record (`ctr containers info` -> `.Runtime.Name`), the task's state, and for a
 //! Kata runtime the VMM process the shim started.
 //!

@@ -1,4 +1,4 @@
-//! Getting into a Kata VM (the seed notes' issue 04): `kata-runtime exec <sandbox>` opens the
+//! Getting into a Kata VM: `kata-runtime exec <sandbox>` opens the
 //! agent's debug console, and what the guest prints there proves which kernel it runs.
 //!
 //! kata-runtime exec wants a terminal (it sets its console raw), so it runs under `script`,

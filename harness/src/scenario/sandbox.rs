@@ -245,17 +245,27 @@ fn judge_runtime(testbed: &Testbed, row: &Row, observations: &[Observation]) -> 
         }
     }
     if let Some(want) = &expect.oci_runtime {
+        // What was found, not what was wanted: a failed row's observed text says who held it.
+        let mut holders: Vec<String> = Vec::new();
         for o in observations {
             match state_holder(testbed, &o.cri, &o.id) {
-                Ok(holder) if &holder == want => {}
-                Ok(holder) => problems.push(format!(
-                    "{} {} is held by {holder}, expected {want}",
-                    o.what, o.id
-                )),
+                Ok(holder) => {
+                    if &holder != want {
+                        problems.push(format!(
+                            "{} {} is held by {holder}, expected {want}",
+                            o.what, o.id
+                        ));
+                    }
+                    if !holders.contains(&holder) {
+                        holders.push(holder);
+                    }
+                }
                 Err(e) => problems.push(format!("{} {}: {e}", o.what, o.id)),
             }
         }
-        observed.push(format!("state in {want}"));
+        if !holders.is_empty() {
+            observed.push(format!("state in {}", holders.join(" and ")));
+        }
     }
     if expect.vmm_process == Some(true) {
         match vmm_child_of_shim(testbed, &first.id) {

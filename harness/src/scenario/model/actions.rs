@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxAction {
     /// Runtime handler (`crictl runp -r`). Default: empty, containerd's default handler.
@@ -23,7 +23,7 @@ pub struct SandboxAction {
     pub annotations: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageImportAction {
     /// containerd namespace to import into (`k8s.io` is the CRI's).
@@ -35,8 +35,8 @@ pub struct ImageImportAction {
     /// Runtime handler of that sandbox. Default: empty, containerd's default.
     #[serde(default)]
     pub handler: String,
-    /// What the archive holds: `amd64` (default), `arm64`, `multi` (an amd64 + arm64 index)
-    /// or `multi-partial` (that index without the arm64 blobs).
+    /// What the archive holds: `amd64`, `arm64`, `multi` (an amd64 + arm64 index) or
+    /// `multi-partial` (that index without the arm64 blobs). Default: `amd64`.
     #[serde(default)]
     pub archive: crate::images::ArchiveLayout,
     /// The import's platform flag: `all` (`--all-platforms`) or a platform such as
@@ -46,7 +46,7 @@ pub struct ImageImportAction {
 }
 
 /// Which registry a `pull` row talks to. All listen inside the node's network namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RegistryKind {
     /// docker-registry over HTTPS with a certificate from the run's CA.
@@ -58,7 +58,7 @@ pub enum RegistryKind {
 }
 
 /// The `ca` line of the registry's `hosts.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CaChoice {
     /// The CA that signed the registry's certificate.
@@ -70,7 +70,7 @@ pub enum CaChoice {
 }
 
 /// Who pulls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PullClient {
     /// CRI PullImage (crictl pull).
@@ -80,7 +80,7 @@ pub enum PullClient {
     Ctr,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullAction {
     /// The registry (required).
@@ -113,7 +113,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CtrRunAction {
     /// The runtime type `ctr run --runtime` gets, e.g. `io.containerd.kata.v2` (required).
@@ -121,7 +121,7 @@ pub struct CtrRunAction {
     pub runtime: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxImageAction {
     /// The pinned sandbox image is in `k8s.io` (as provisioned); false: it is removed first

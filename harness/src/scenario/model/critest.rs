@@ -7,7 +7,7 @@ use super::{Requirement, Row, CONFIGURED_HANDLERS};
 
 /// A critest row: `critest: { handler: crun }`. The specs are critest's, so the row expects
 /// nothing more (`expect: {}`): every spec is a row of the report.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CritestAction {
     /// The runtime handler critest runs every sandbox with (`--runtime-handler`).

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// CRI `info.runtimeType` of the sandbox and container, and containerd's own record.
@@ -23,7 +23,7 @@ pub struct Expect {
     /// `sandbox.container: true`.
     #[serde(default)]
     pub guest_kernel: Option<GuestKernel>,
-    /// Getting into the Kata VM (the seed's issue 04): `kata-runtime exec <sandbox>` opens the
+    /// Getting into the Kata VM: `kata-runtime exec <sandbox>` opens the
     /// agent's debug console, where `uname -r` prints the guest's kernel (not the node's).
     #[serde(default)]
     pub guest_console: Option<bool>,
@@ -56,7 +56,7 @@ pub struct Expect {
 }
 
 /// Which kernel a container must see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GuestKernel {
     /// Not the node's kernel (the container runs in a VM).
@@ -65,7 +65,7 @@ pub enum GuestKernel {
     Host,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectError {
     /// gRPC code name, e.g. `Unknown`, `NotFound`.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{PlacementKind, Requirement, Row, Suite};
 
 /// `kube: { check, runtime_class, handler, host_network }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubeAction {
     /// What the row does and observes.
@@ -32,7 +32,7 @@ pub struct KubeAction {
     pub sees_node_address: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KubeCheck {
     /// Every kube-system pod Ready, and every container and sandbox of them on

@@ -13,6 +13,7 @@ pub mod critest;
 mod expect;
 pub mod kube;
 mod node;
+pub mod reference;
 mod validate;
 
 pub use actions::*;
@@ -42,7 +43,7 @@ pub struct SuiteError {
 }
 
 /// A suite file: `suite`, `about`, `rows`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SuiteFile {
     /// The suite's name: the first part of every trial name.
@@ -54,8 +55,16 @@ struct SuiteFile {
     /// `cluster` (a Kubernetes suite declares `placements: [cluster]`).
     #[serde(default)]
     placements: Option<Vec<PlacementKind>>,
-    /// The rows, parsed one by one so errors can name the row.
+    /// The rows (at least one), parsed one by one so errors can name the row.
+    #[schemars(with = "Vec<RowFile>")]
     rows: Vec<serde_norway::Value>,
+}
+
+/// The JSON schema of a suite file, from the same types the loader deserialises (so the
+/// generated scenario reference cannot drift from what loads): every field with its doc
+/// comment and, where serde has one, its default.
+pub fn suite_schema() -> schemars::Schema {
+    schemars::schema_for!(SuiteFile)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +78,7 @@ pub struct Suite {
 }
 
 /// Kinds of testbed a suite can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PlacementKind {
     /// A private containerd on this host.
@@ -243,9 +252,9 @@ impl Row {
     }
 }
 
-/// A row as written: the action is one of the optional keys; [`Row::from_file`] makes it
-/// the row's one [`Action`].
-#[derive(Debug, Deserialize)]
+/// One row: its name, what it checks, its preconditions, exactly one action key (or only a
+/// `node:` block, whose start it checks) and what it must observe.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RowFile {
     /// Unique within the suite; lower-case words joined by `-`.
@@ -262,8 +271,7 @@ struct RowFile {
     #[serde(default)]
     skip: Option<String>,
     /// The row's own node (containerd line, upgrade, config, legacy runtime): started for
-    /// this row alone and stopped after it. Fields: [`NodeSetup`]. Default: the variant's
-    /// shared testbed.
+    /// this row alone and stopped after it. Default: the variant's shared testbed.
     #[serde(default)]
     node: Option<NodeSetup>,
     /// Action: run a pod sandbox (`crictl runp`), optionally with a container in it.
@@ -283,18 +291,18 @@ struct RowFile {
     #[serde(default)]
     ctr_run: Option<CtrRunAction>,
     /// Action: a Kubernetes check against the cluster (`kube: { check: ... }`); only in suites
-    /// with `placements: [cluster]`. Fields: `kube::KubeAction`.
+    /// with `placements: [cluster]`.
     #[serde(default)]
     kube: Option<kube::KubeAction>,
     /// Action: run critest (the upstream CRI validation suite) with a handler; each of its
-    /// specs is a row of the report. Fields: `critest::CritestAction`.
+    /// specs is a row of the report.
     #[serde(default)]
     critest: Option<critest::CritestAction>,
     /// What must be observed.
     expect: Expect,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Requirement {
     /// Kata artifacts (`containerd-shim-kata-v2`) this host can run (with KVM or under TCG).

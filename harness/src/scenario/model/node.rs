@@ -14,7 +14,7 @@ use crate::profile::{Version, DEFAULT_CONTAINERD_LINES};
 /// The pod annotation that sends a pod to `untrusted_workload_runtime` (containerd 1.x CRI).
 pub const UNTRUSTED_WORKLOAD: &str = "io.kubernetes.cri.untrusted-workload";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSetup {
     /// The containerd line the row runs on (`1.6`, `1.7`, `2.1`, required): the row runs in
@@ -34,19 +34,21 @@ pub struct NodeSetup {
     /// table (containerd 1.x; 2.x ignores the key). Default: none.
     #[serde(default)]
     pub untrusted_workload_runtime: Option<String>,
-    /// Where the runtime handlers are written: `main` (the config file itself, the default)
-    /// or `drop-in` (a file in a `conf.d` directory the main file imports, as kata-deploy
-    /// 4.x writes them; containerd 2.0+).
+    /// Where the runtime handlers are written: `main` (the config file itself) or `drop-in`
+    /// (a file in a `conf.d` directory the main file imports, as kata-deploy 4.x writes them;
+    /// containerd 2.0+). Default: `main`.
     #[serde(default)]
     pub handlers: HandlersIn,
 }
 
 /// Where a node's runtime handler tables are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HandlersIn {
+    /// In the config file itself.
     #[default]
     Main,
+    /// In `conf.d/kata-deploy.toml`, which the main file imports (containerd 2.0+).
     DropIn,
 }
 
