@@ -73,7 +73,9 @@ kb_crate_tool() { # NAME VERSION BIN
     else
         log "$name $ver: reusing $out"
     fi
-    record "$name: $ver from crates.io${tool_patches:+ + $(basename -a "${tool_patches[@]}" | tr '\n' ' ')}($(cat "$out/seconds") s, $out)"
+    local applied=""
+    ((${#tool_patches[@]})) && applied=" + $(basename -a "${tool_patches[@]}" | paste -sd' ')"
+    record "$name: $ver from crates.io$applied ($(cat "$out/seconds") s, $out)"
     # shellcheck disable=SC2034 # the caller's result
     kb_tool_bin=$out/bin/$bin
 }
