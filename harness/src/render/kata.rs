@@ -105,7 +105,7 @@ impl Condition {
             Condition::SerialConsole => "serial console: the guest's kernel and agent log go to a file per sandbox (hypervisor path is a wrapper adding -serial file: and console=ttyS0)".into(),
             Condition::DebugConsole => "debug console: enabled for the rows that get into the guest (kata-runtime exec)".into(),
             Condition::Tcg { why, dial_timeout_s } => format!(
-                "TCG: the Kata guest runs under TCG, not KVM ({why}); the wrapper turns accel=kvm and -cpu host into accel=tcg and -cpu max; agent dial timeout {dial_timeout_s} s"
+                "TCG: the Kata guest runs under TCG, not KVM ({why}); the wrapper turns accel=kvm and -cpu host into accel=tcg and -cpu max; agent dial timeout and create_container_timeout {dial_timeout_s} s"
             ),
             Condition::KvmDeviceNode => "/dev/kvm node: the VM guest has no KVM, and Kata's shim builds each sandbox's device cgroup from /dev/kvm, so the harness makes the node (10:232) with no kvm module behind it (nothing can open it; QEMU runs TCG)".into(),
             Condition::HostQemu { why, qemu } => {
@@ -139,11 +139,16 @@ impl Condition {
             Condition::DebugConsole => {
                 vec![("agent.kata", "debug_console_enabled", Some(Value::Boolean(true)))]
             }
-            Condition::Tcg { dial_timeout_s, .. } => vec![(
-                "agent.kata",
-                "dial_timeout",
-                Some(Value::Integer(*dial_timeout_s)),
-            )],
+            // The agent is as slow to create a container as to answer at all: a container
+            // create under TCG inside TCG outlasted the shipped 60 s on a loaded host.
+            Condition::Tcg { dial_timeout_s, .. } => vec![
+                ("agent.kata", "dial_timeout", Some(Value::Integer(*dial_timeout_s))),
+                (
+                    "runtime",
+                    "create_container_timeout",
+                    Some(Value::Integer(*dial_timeout_s)),
+                ),
+            ],
             // A node outside the configuration.
             Condition::KvmDeviceNode => vec![],
             // The wrapper execs the host's QEMU: no key changes.
@@ -391,6 +396,10 @@ mod tests {
         );
         assert_eq!(
             doc["agent"]["kata"]["dial_timeout"].as_integer(),
+            Some(TCG_DIAL_TIMEOUT_S)
+        );
+        assert_eq!(
+            doc["runtime"]["create_container_timeout"].as_integer(),
             Some(TCG_DIAL_TIMEOUT_S)
         );
     }
