@@ -142,7 +142,11 @@ impl Condition {
             // The agent is as slow to create a container as to answer at all: a container
             // create under TCG inside TCG outlasted the shipped 60 s on a loaded host.
             Condition::Tcg { dial_timeout_s, .. } => vec![
-                ("agent.kata", "dial_timeout", Some(Value::Integer(*dial_timeout_s))),
+                (
+                    "agent.kata",
+                    "dial_timeout",
+                    Some(Value::Integer(*dial_timeout_s)),
+                ),
                 (
                     "runtime",
                     "create_container_timeout",
