@@ -28,6 +28,18 @@ CONNECT_SECONDS=15
 # moving 100 kB/s; a dead transfer ends much earlier, at the stall time.
 DOWNLOAD_SECONDS=$((90 * 60))
 
+# Content key of a source: a tarball's sha256, or a tree's paths, sizes and mtimes (without
+# .git and, when named, the tree's own build-output folder SKIP); 16 hex digits.
+content_key() {
+    local src=$1 skip=${2:-.git}
+    if [[ -d $src ]]; then
+        (cd "$src" && find . -path ./.git -prune -o -path "./$skip" -prune -o -type f -printf '%P %s %T@\n' |
+            LC_ALL=C sort | sha256sum | cut -c1-16)
+    else
+        sha256sum "$src" | cut -c1-16
+    fi
+}
+
 # The sources directory, or nothing when there is none.
 sources_dir() {
     local repo=$1
