@@ -245,7 +245,7 @@ impl Testbed {
             restrict_oom_score_adj: !has_capability(CAP_SYS_RESOURCE),
         };
         if setup.handlers_drop_in {
-            let conf_d = run_dir.join("conf.d");
+            let conf_d = super::conf_d(&paths.config);
             let (main, drop_in) = config.render_with_drop_in(&conf_d)?;
             std::fs::create_dir_all(&conf_d).map_err(io_err(&conf_d))?;
             let drop_in_path = conf_d.join(DROP_IN);

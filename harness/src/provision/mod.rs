@@ -203,6 +203,11 @@ pub fn standard_handlers(runtime_root: &Path, crun: &str) -> Vec<RuntimeHandler>
     ]
 }
 
+/// The `conf.d` folder beside a node's config file, which a drop-in config imports.
+fn conf_d(config: &Path) -> PathBuf {
+    config.parent().unwrap_or(Path::new("/")).join("conf.d")
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
     move |source| ProvisionError::Io {
         path: path.to_owned(),
@@ -420,15 +425,9 @@ impl Testbed {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// The handlers' drop-in file beside the config, where the node was set up with one
-    /// (a local node's `conf.d/`[`DROP_IN`](crate::render::containerd::DROP_IN)).
+    /// The handlers' drop-in file beside the config, where the node was set up with one.
     pub fn drop_in(&self) -> Option<PathBuf> {
-        let path = self
-            .paths
-            .config
-            .parent()?
-            .join("conf.d")
-            .join(crate::render::containerd::DROP_IN);
+        let path = conf_d(&self.paths.config).join(crate::render::containerd::DROP_IN);
         path.is_file().then_some(path)
     }
 
