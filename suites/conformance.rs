@@ -113,6 +113,7 @@ fn local_settings() -> Settings {
         pause_binary: None,
         repo: repo(),
         kata: LOCAL.kata.clone(),
+        kata_rs: LOCAL.kata_rs.clone(),
     }
 }
 

@@ -51,6 +51,7 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         pause_binary: None,
         repo: repo(),
         kata: capabilities.kata.clone(),
+        kata_rs: None,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::artifacts::kata::KataChoice;
+use crate::artifacts::kata::{KataChoice, KataRuntime};
 use crate::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
 use crate::vm::accel;
 use crate::vm::kvm::KvmVerdict;
@@ -207,8 +207,8 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
     ));
     out.push(check(
         "Kata shim",
-        version_of(&layout.shim().to_string_lossy(), &["--version"])
-            .map(|v| format!("{v} ({})", layout.shim().display())),
+        version_of(&layout.shim(KataRuntime::Go).to_string_lossy(), &["--version"])
+            .map(|v| format!("{v} ({})", layout.shim(KataRuntime::Go).display())),
         Status::Missing,
     ));
     let guest = match (layout.kernel(), layout.guest_boot()) {
@@ -227,7 +227,7 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
             ),
         },
     });
-    let user_space_vsock = layout.vsock_daemon().is_some() && layout.shim_supports_hybrid_vsock();
+    let user_space_vsock = layout.vsock_daemon().is_some() && layout.shim_supports_hybrid_vsock(KataRuntime::Go);
     out.push(Check {
         name: "vhost_vsock".into(),
         status: match (host.vhost_vsock, user_space_vsock) {
@@ -250,7 +250,7 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
             "no /dev/vhost-net: disable_vhost_net (virtio-net emulated in QEMU)".into()
         },
     });
-    out.push(match KataPlan::new(layout, host) {
+    out.push(match KataPlan::new(layout, host, KataRuntime::Go) {
         Ok(plan) => Check {
             name: "Kata verdict".into(),
             status: Status::Ok,

@@ -64,6 +64,8 @@ pub(crate) fn existing_cluster_variant(
         }),
         kata_conditions: vec![],
         kata: None,
+        kata_rs_absent: Some("runtime-rs rows run on this host's own containerd nodes".into()),
+        kata_rs: None,
     };
     Ok((
         Variant::existing_cluster(

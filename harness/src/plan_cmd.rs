@@ -28,6 +28,8 @@ pub(crate) struct Planned {
     pub(crate) variants: Vec<Variant>,
     /// How local nodes install Kata (from the host's capabilities).
     pub(crate) kata: Option<KataPlan>,
+    /// runtime-rs for the local nodes, where this host has it.
+    pub(crate) kata_rs: Option<KataPlan>,
     pub(crate) quarantine: Quarantine,
 }
 
@@ -191,6 +193,7 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
         trials,
         variants: variants.into_iter().map(|(v, _)| v).collect(),
         kata: local.kata,
+        kata_rs: local.kata_rs,
         quarantine,
     })
 }
@@ -222,5 +225,13 @@ fn kata_and_crictl_origins(local: &Capabilities) -> Vec<(String, String)> {
             .unwrap_or_else(|| format!("{} (no manifest)", path.display())),
         None => cri_tools::MISSING.to_owned(),
     };
-    vec![("artifact-kata".into(), kata), ("artifact-crictl".into(), crictl)]
+    let kata_rs = match &local.kata_rs {
+        Some(plan) => provenance::of_dir(&plan.layout.root).unwrap_or_else(|| plan.layout.describe()),
+        None => format!("none ({})", local.kata_rs_absent.as_deref().unwrap_or("no runtime-rs")),
+    };
+    vec![
+        ("artifact-kata".into(), kata),
+        ("artifact-kata-rs".into(), kata_rs),
+        ("artifact-crictl".into(), crictl),
+    ]
 }

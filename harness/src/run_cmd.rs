@@ -70,6 +70,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         pause_binary: None,
         repo: repo_root(),
         kata: planned.kata.clone(),
+        kata_rs: planned.kata_rs.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     let mut terminal = Terminal::new();

@@ -62,6 +62,7 @@ pub(crate) fn up(args: UpArgs, repo: &Path) -> Result<ExitCode> {
     let settings = Settings {
         containerd: ContainerdChoice::Line(args.containerd.clone()),
         kata: capabilities.kata.clone(),
+        kata_rs: capabilities.kata_rs.clone(),
         ..Settings::plain(repo.to_owned())
     };
     let kata_line = match &capabilities.kata_absent {

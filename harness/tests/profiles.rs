@@ -393,9 +393,9 @@ fn the_seed_profile_renders_but_does_not_run() {
 fn render_for_the_default_profile_is_what_a_node_of_it_runs() {
     let out = harness().args(["render", "containerd-config"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    // The default profile's first containerd, 1.6.20: schema 2 with the four handlers.
+    // The default profile's first containerd, 1.6.20: schema 2 with the five handlers.
     assert!(text.starts_with("version = 2\n"), "{text}");
-    for handler in ["runc", "crun", "kata", "kata-qemu"] {
+    for handler in ["runc", "crun", "kata", "kata-qemu", "kata-qemu-runtime-rs"] {
         assert!(
             text.contains(&format!(
                 "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{handler}]"
@@ -422,7 +422,7 @@ fn a_cached_containerd_of_another_version_than_the_profiles_exits_2() {
     let file = dir.path().join("p.yaml");
     let text = BASE
         .replace("version: 1.7.24,", "version: 1.7.23,")
-        .replace("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: crun, runtime_type: io.containerd.runc.v2, engine: crun }\n    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu, runtime_type: io.containerd.kata-qemu.v2 }\n")
+        .replace("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: crun, runtime_type: io.containerd.runc.v2, engine: crun }\n    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu, runtime_type: io.containerd.kata-qemu.v2 }\n    - { name: kata-qemu-runtime-rs, runtime_type: io.containerd.kata-qemu-runtime-rs.v2 }\n")
         .replace(NO_CLUSTER.0, NO_CLUSTER.1)
         + "target: local\n";
     std::fs::write(&file, text).unwrap();
@@ -438,7 +438,7 @@ fn a_cached_containerd_of_another_version_than_the_profiles_exits_2() {
 
 /// BASE as a runnable local profile (the handlers local nodes configure, no cluster).
 fn runnable_local(text: &str) -> String {
-    text.replace("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: crun, runtime_type: io.containerd.runc.v2, engine: crun }\n    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu, runtime_type: io.containerd.kata-qemu.v2 }\n")
+    text.replace("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: crun, runtime_type: io.containerd.runc.v2, engine: crun }\n    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu, runtime_type: io.containerd.kata-qemu.v2 }\n    - { name: kata-qemu-runtime-rs, runtime_type: io.containerd.kata-qemu-runtime-rs.v2 }\n")
         .replace(NO_CLUSTER.0, NO_CLUSTER.1)
         + "target: local\n"
 }

@@ -3,7 +3,9 @@
 //! one, for air-gapped sites), or an upstream release (see [`super::kata_release`]).
 //!
 //! Invariant: a [`KataLayout`] exists only for a directory that holds everything a node needs
-//! (shim, kernel, initrd or image, a QEMU configuration, virtiofsd); what is missing is named.
+//! (a runtime's shim and its QEMU configuration, kernel, initrd or image, virtiofsd); what is
+//! missing is named. A layout holds one or both runtimes ([`KataRuntime`]): Kata 4.x's release
+//! unpacks runtime-rs and the Go shim into one tree.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,70 @@ pub enum KataError {
 /// Where a node sees the layout: upstream's configuration files, its QEMU's compiled-in data
 /// directory and every path in them refer to it, so a node mounts the layout there.
 pub const NODE_DIR: &str = "/opt/kata";
+
+/// Which of Kata's two runtimes (containerd shims): the Go one (`bin/`, Kata 3.x's only one,
+/// deprecated in 4.x) or runtime-rs (`runtime-rs/bin/`, Kata 4.x's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KataRuntime {
+    Go,
+    Rust,
+}
+
+impl KataRuntime {
+    /// The shim, under `opt/kata`.
+    pub fn shim_rel(self) -> &'static str {
+        match self {
+            KataRuntime::Go => "bin/containerd-shim-kata-v2",
+            KataRuntime::Rust => "runtime-rs/bin/containerd-shim-kata-v2",
+        }
+    }
+
+    /// Its QEMU configuration as upstream installs it, under `opt/kata`.
+    pub fn config_rel(self) -> &'static str {
+        match self {
+            KataRuntime::Go => "share/defaults/kata-containers/configuration-qemu.toml",
+            KataRuntime::Rust => {
+                "share/defaults/kata-containers/runtime-rs/configuration-qemu-runtime-rs.toml"
+            }
+        }
+    }
+
+    /// The runtime handlers kata-deploy installs for it with QEMU: `kata` and `kata-qemu`
+    /// (Go), `kata-qemu-runtime-rs` (the default of kata-deploy 4.x).
+    pub fn handlers(self) -> &'static [&'static str] {
+        match self {
+            KataRuntime::Go => &["kata", "kata-qemu"],
+            KataRuntime::Rust => &["kata-qemu-runtime-rs"],
+        }
+    }
+
+    /// Which runtime a Kata runtime type (`io.containerd.kata-qemu-runtime-rs.v2`) starts:
+    /// kata-deploy names runtime-rs's shims `*-runtime-rs`.
+    pub fn of_runtime_type(runtime_type: &str) -> Option<KataRuntime> {
+        let name = runtime_type.strip_prefix("io.containerd.")?.strip_suffix(".v2")?;
+        match name.starts_with("kata") {
+            false => None,
+            true if name.ends_with("-runtime-rs") => Some(KataRuntime::Rust),
+            true => Some(KataRuntime::Go),
+        }
+    }
+
+    /// A node's folder for its configuration, wrappers, shim links and logs.
+    pub fn install_dir(self) -> &'static str {
+        match self {
+            KataRuntime::Go => "kata",
+            KataRuntime::Rust => "kata-rs",
+        }
+    }
+
+    /// How reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KataRuntime::Go => "Go runtime",
+            KataRuntime::Rust => "Rust runtime (runtime-rs)",
+        }
+    }
+}
 
 /// Where a layout came from (reported on every Kata row).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,8 +142,19 @@ impl KataLayout {
             version: String::new(),
         };
         let kata = layout.kata_dir();
-        let required: [(&str, Option<PathBuf>); 5] = [
-            ("bin/containerd-shim-kata-v2", Some(layout.shim())),
+        if layout.runtimes().is_empty() {
+            return Err(KataError::Incomplete {
+                dir: kata,
+                missing: format!(
+                    "a runtime ({} with {}, or {} with {})",
+                    KataRuntime::Go.shim_rel(),
+                    KataRuntime::Go.config_rel(),
+                    KataRuntime::Rust.shim_rel(),
+                    KataRuntime::Rust.config_rel()
+                ),
+            });
+        }
+        let required: [(&str, Option<PathBuf>); 3] = [
             (
                 "a guest kernel (share/kata-containers/vmlinux.container or vmlinuz.container)",
                 layout.kernel(),
@@ -85,10 +162,6 @@ impl KataLayout {
             (
                 "a guest initrd or image (share/kata-containers/kata-containers-initrd.img or .img)",
                 layout.guest_boot(),
-            ),
-            (
-                "share/defaults/kata-containers/configuration-qemu.toml",
-                Some(layout.base_config()),
             ),
             ("virtiofsd (libexec/virtiofsd)", layout.virtiofsd()),
         ];
@@ -125,17 +198,32 @@ impl KataLayout {
         }
     }
 
-    pub fn shim(&self) -> PathBuf {
-        self.kata_dir().join("bin/containerd-shim-kata-v2")
+    /// The runtimes this layout ships: a shim and its configuration each.
+    pub fn runtimes(&self) -> Vec<KataRuntime> {
+        [KataRuntime::Go, KataRuntime::Rust]
+            .into_iter()
+            .filter(|r| self.shim(*r).exists() && self.base_config(*r).exists())
+            .collect()
+    }
+
+    pub fn shim(&self, runtime: KataRuntime) -> PathBuf {
+        self.kata_dir().join(runtime.shim_rel())
+    }
+
+    /// What gets into a runtime's guest: `kata-runtime` (Go) or `kata-ctl` (runtime-rs).
+    pub fn guest_exec_tool(&self, runtime: KataRuntime) -> PathBuf {
+        match runtime {
+            KataRuntime::Go => self.kata_runtime(),
+            KataRuntime::Rust => self.kata_dir().join("bin/kata-ctl"),
+        }
     }
 
     pub fn kata_runtime(&self) -> PathBuf {
         self.kata_dir().join("bin/kata-runtime")
     }
 
-    pub fn base_config(&self) -> PathBuf {
-        self.kata_dir()
-            .join("share/defaults/kata-containers/configuration-qemu.toml")
+    pub fn base_config(&self, runtime: KataRuntime) -> PathBuf {
+        self.kata_dir().join(runtime.config_rel())
     }
 
     fn share(&self) -> PathBuf {
@@ -154,8 +242,16 @@ impl KataLayout {
         self.initrd().or_else(|| self.image())
     }
 
+    /// The initrd, by the name its link points at where it is one (upstream and our builds
+    /// name the file by version): beside another layout that ships an initrd of its own (the
+    /// Go 3.x shim's next to runtime-rs 4.x's), that name still reaches this one.
     pub fn initrd(&self) -> Option<PathBuf> {
-        Some(self.share().join("kata-containers-initrd.img")).filter(|p| p.exists())
+        let link = self.share().join("kata-containers-initrd.img");
+        let named = match std::fs::read_link(&link) {
+            Ok(target) if target.is_relative() && target.components().count() == 1 => self.share().join(target),
+            _ => link,
+        };
+        Some(named).filter(|p| p.exists())
     }
 
     pub fn image(&self) -> Option<PathBuf> {
@@ -177,8 +273,8 @@ impl KataLayout {
 
     /// Whether the shim can reach its agent through a user-space vsock backend (the
     /// `hybrid_vsock_daemon` setting of scripts/kata-patches/0001-*): upstream shims cannot.
-    pub fn shim_supports_hybrid_vsock(&self) -> bool {
-        binary_contains(&self.shim(), b"hybrid_vsock_daemon")
+    pub fn shim_supports_hybrid_vsock(&self, runtime: KataRuntime) -> bool {
+        binary_contains(&self.shim(runtime), b"hybrid_vsock_daemon")
     }
 
     /// The Kata version: the source build's SOURCE manifest, else the layout's VERSION file,
@@ -191,12 +287,15 @@ impl KataLayout {
         if let Ok(v) = std::fs::read_to_string(self.kata_dir().join("VERSION")) {
             return v.trim().to_owned();
         }
-        self.shim_version().unwrap_or_else(|| "unknown".into())
+        self.runtimes()
+            .first()
+            .and_then(|r| self.shim_version(*r))
+            .unwrap_or_else(|| "unknown".into())
     }
 
     /// What `containerd-shim-kata-v2 --version` says: `..., version: 3.30.0, commit: ...`.
-    fn shim_version(&self) -> Option<String> {
-        let mut command = std::process::Command::new(self.shim());
+    fn shim_version(&self, runtime: KataRuntime) -> Option<String> {
+        let mut command = std::process::Command::new(self.shim(runtime));
         command.arg("--version");
         let out = crate::process::run(command, std::time::Duration::from_secs(10)).ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -210,20 +309,20 @@ impl KataLayout {
         format!("Kata {} ({})", self.version, self.source)
     }
 
-    /// Which runtime the layout's `bin/containerd-shim-kata-v2` is, from its `--version`
-    /// (`Kata Containers containerd shim (Golang): ...` or `(Rust)`): `Go runtime` or `Rust
-    /// runtime (runtime-rs)`, with the version line.
-    pub fn runtime(&self) -> String {
-        let shim = self.shim();
+    /// Which runtime a shim of the layout is, from its `--version` (`Kata Containers
+    /// containerd shim (Golang): ...` or `(Rust)`): `Go runtime` or `Rust runtime
+    /// (runtime-rs)`, with the version line.
+    pub fn runtime_line(&self, runtime: KataRuntime) -> String {
+        let shim = self.shim(runtime);
         let mut command = std::process::Command::new(&shim);
         command.arg("--version");
         let line = crate::process::run(command, std::time::Duration::from_secs(10))
             .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
             .unwrap_or_default();
         let kind = if line.contains("(Golang)") {
-            "Go runtime"
+            KataRuntime::Go.name()
         } else if line.contains("(Rust)") {
-            "Rust runtime (runtime-rs)"
+            KataRuntime::Rust.name()
         } else {
             return format!("runtime unknown ({} --version said {line:?})", shim.display());
         };
@@ -250,6 +349,11 @@ pub enum KataChoice {
 /// The source build's stable link (`scripts/build-kata`).
 pub fn source_build_dir() -> PathBuf {
     cache_dir().join("kata/source")
+}
+
+/// runtime-rs's source build's stable link (`scripts/build-kata-rs`).
+pub fn rs_source_build_dir() -> PathBuf {
+    cache_dir().join("kata-rs/source")
 }
 
 /// The Kata scripts/setup chose (a source build, or an upstream release it fetched): a link
@@ -289,6 +393,25 @@ impl KataChoice {
                     None => Ok(None),
                 },
             },
+        }
+    }
+}
+
+impl KataChoice {
+    /// Where runtime-rs comes from: `chosen` (the layout [`Self::locate`] found) where it ships
+    /// runtime-rs (Kata 4.x's release pair, a bundle), else for the default choice
+    /// scripts/build-kata-rs's build; `None` when neither has it.
+    pub fn locate_rs(&self, chosen: Option<&KataLayout>) -> Result<Option<KataLayout>, KataError> {
+        if let Some(layout) = chosen.filter(|l| l.runtimes().contains(&KataRuntime::Rust)) {
+            return Ok(Some(layout.clone()));
+        }
+        let bundle_set = std::env::var_os("KATA_HARNESS_KATA_BUNDLE").is_some_and(|p| !p.is_empty());
+        let dir = rs_source_build_dir();
+        match self {
+            KataChoice::Default if !bundle_set && dir.exists() => {
+                KataLayout::open(&dir, KataSource::SourceBuild).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 }
@@ -417,7 +540,11 @@ mod tests {
             dir.path()
                 .join("opt/kata/share/kata-containers/kata-containers-initrd.img")
         );
-        assert!(!layout.shim_supports_hybrid_vsock(), "a shim without the setting");
+        assert!(
+            !layout.shim_supports_hybrid_vsock(KataRuntime::Go),
+            "a shim without the setting"
+        );
+        assert_eq!(layout.runtimes(), vec![KataRuntime::Go]);
         // opt/kata itself names the same layout.
         let same = KataLayout::open(&dir.path().join("opt/kata"), KataSource::SourceBuild).unwrap();
         assert_eq!(same.root, dir.path());
@@ -431,6 +558,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("a guest kernel"), "{err}");
+    }
+
+    #[test]
+    fn a_runtime_rs_layout_opens_and_finds_its_versioned_initrd() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("opt/kata");
+        let share = k.join("share/kata-containers");
+        for rel in [
+            KataRuntime::Rust.shim_rel(),
+            KataRuntime::Rust.config_rel(),
+            "share/kata-containers/kata-containers-initrd-4.1.0.img",
+            "share/kata-containers/vmlinux.container",
+            "libexec/virtiofsd",
+        ] {
+            std::fs::create_dir_all(k.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(k.join(rel), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(
+            "kata-containers-initrd-4.1.0.img",
+            share.join("kata-containers-initrd.img"),
+        )
+        .unwrap();
+        let layout = KataLayout::open(dir.path(), KataSource::SourceBuild).unwrap();
+        assert_eq!(layout.runtimes(), vec![KataRuntime::Rust]);
+        assert_eq!(
+            layout.initrd().unwrap(),
+            share.join("kata-containers-initrd-4.1.0.img")
+        );
+        // Neither runtime: the error names both.
+        std::fs::remove_file(k.join(KataRuntime::Rust.shim_rel())).unwrap();
+        let err = KataLayout::open(dir.path(), KataSource::SourceBuild)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("runtime-rs/bin/containerd-shim-kata-v2"), "{err}");
+        assert!(err.contains("configuration-qemu.toml"), "{err}");
+    }
+
+    #[test]
+    fn runtime_types_name_their_runtime() {
+        for (runtime_type, want) in [
+            ("io.containerd.kata.v2", Some(KataRuntime::Go)),
+            ("io.containerd.kata-qemu.v2", Some(KataRuntime::Go)),
+            ("io.containerd.kata-qemu-runtime-rs.v2", Some(KataRuntime::Rust)),
+            ("io.containerd.runc.v2", None),
+            ("kata-qemu-runtime-rs", None),
+        ] {
+            assert_eq!(KataRuntime::of_runtime_type(runtime_type), want, "{runtime_type}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub type Problem = (String, String);
 const KATA_LOCK: &str = "kata-release.lock";
 const RUNC_V2: &str = "io.containerd.runc.v2";
 /// The oldest containerd Kata 4.x supports.
-const KATA_4_MIN_CONTAINERD: Version = Version::new(1, 7, 0);
+pub const KATA_4_MIN_CONTAINERD: Version = Version::new(1, 7, 0);
 const RUNTIME_V1_LINUX: &str = "io.containerd.runtime.v1.linux";
 
 pub fn check(profile: &Profile) -> Result<(), Problem> {

@@ -589,6 +589,7 @@ impl Testbed {
             crun: super::crun_binary().to_string_lossy().into_owned(),
             slowdown: 1,
             kata: None,
+            kata_rs: None,
             crictl,
             backend: Mutex::new(None),
         };

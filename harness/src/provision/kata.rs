@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::artifacts::kata::{KataLayout, NODE_DIR};
+use crate::artifacts::kata::{KataLayout, KataRuntime, NODE_DIR};
 use crate::render::kata::{self as render, Condition, GuestRoot, NodeFiles};
 use crate::render::RuntimeHandler;
 
@@ -69,6 +69,8 @@ impl KataHost {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KataPlan {
     pub layout: KataLayout,
+    /// Which of the layout's runtimes this plan installs.
+    pub runtime: KataRuntime,
     pub host: KataHost,
     /// The QEMU the hypervisor wrapper runs, as the node sees it.
     pub qemu: PathBuf,
@@ -82,9 +84,18 @@ pub struct KataPlan {
 const QEMU_QUERY_DEADLINE: Duration = Duration::from_secs(10);
 
 impl KataPlan {
-    /// `Err(reason)` when Kata cannot run here at all (the Kata rows are skipped with it).
-    pub fn new(layout: KataLayout, host: KataHost) -> Result<Self, String> {
-        let base_path = layout.base_config();
+    /// `Err(reason)` when `runtime` cannot run here at all (its rows are skipped with it).
+    pub fn new(layout: KataLayout, host: KataHost, runtime: KataRuntime) -> Result<Self, String> {
+        if !layout.runtimes().contains(&runtime) {
+            return Err(format!(
+                "{} ships no {} ({} and {})",
+                layout.describe(),
+                runtime.name(),
+                runtime.shim_rel(),
+                runtime.config_rel()
+            ));
+        }
+        let base_path = layout.base_config(runtime);
         let base =
             std::fs::read_to_string(&base_path).map_err(|e| format!("{}: {e}", base_path.display()))?;
         let shipped = |key: &str| {
@@ -135,11 +146,16 @@ impl KataPlan {
             }
         };
         if !host.vhost_vsock {
-            if layout.vsock_daemon().is_none() || !layout.shim_supports_hybrid_vsock() {
+            if layout.vsock_daemon().is_none() || !layout.shim_supports_hybrid_vsock(runtime) {
                 return Err(format!(
-                    "this host has no /dev/vhost-vsock, and {} has no user-space vsock support \
-                     (libexec/vhost-device-vsock and a shim with hybrid_vsock_daemon: scripts/build-kata)",
-                    layout.describe()
+                    "this host has no /dev/vhost-vsock, and the {} of {} has no user-space vsock \
+                     support (libexec/vhost-device-vsock and a shim with hybrid_vsock_daemon: {})",
+                    runtime.name(),
+                    layout.describe(),
+                    match runtime {
+                        KataRuntime::Go => "scripts/build-kata",
+                        KataRuntime::Rust => "scripts/build-kata-rs",
+                    }
                 ));
             }
             changes.push(Condition::UserSpaceVsock);
@@ -147,7 +163,8 @@ impl KataPlan {
         if !host.vhost_net {
             changes.push(Condition::NoVhostNet);
         }
-        if !host.syslog {
+        // runtime-rs starts virtiofsd without --syslog.
+        if !host.syslog && runtime == KataRuntime::Go {
             changes.push(Condition::NoSyslog);
         }
         let named_root = match (shipped("initrd")?, shipped("image")?) {
@@ -189,12 +206,13 @@ impl KataPlan {
             root.path().display(),
             layout.describe()
         );
-        let conditions = [guest, layout.runtime()]
+        let conditions = [guest, layout.runtime_line(runtime)]
             .into_iter()
             .chain(changes.iter().map(Condition::line))
             .collect();
         Ok(KataPlan {
             layout,
+            runtime,
             host,
             qemu,
             changes,
@@ -214,7 +232,11 @@ impl KataPlan {
             (None, Some(_)) => None,
         };
         let vm_under_tcg = self.host.no_kvm.is_some();
-        KataPlan::new(self.layout.clone(), KataHost::vm_guest(no_kvm, vm_under_tcg))
+        KataPlan::new(
+            self.layout.clone(),
+            KataHost::vm_guest(no_kvm, vm_under_tcg),
+            self.runtime,
+        )
     }
 
     /// The accelerator the Kata guest gets.
@@ -294,13 +316,15 @@ pub struct KataInstall {
     /// The layout's `opt/kata` on this host: the node mounts it at `/opt/kata`, read-only.
     pub layout_dir: PathBuf,
     pub config_path: PathBuf,
-    /// Holds `containerd-shim-kata-v2` and `containerd-shim-kata-qemu-v2`: put it first on
+    /// Holds the runtime's shim names ([`KataRuntime::shim_names`]): put it first on
     /// containerd's PATH.
     pub bin_dir: PathBuf,
     /// Per sandbox: the guest's serial console and the vsock backend's log.
     pub log_dir: PathBuf,
-    /// As the node sees it.
-    pub kata_runtime: PathBuf,
+    pub runtime: KataRuntime,
+    /// The command that opens a sandbox's debug console, the sandbox id to follow
+    /// (`kata-runtime --config <file> exec`, `kata-ctl exec`), as the node runs it.
+    pub guest_exec: String,
 }
 
 /// One file of a node's Kata install: its node path, content, and whether it is a program.
@@ -310,8 +334,16 @@ pub struct NodeFile {
     pub executable: bool,
 }
 
-/// The shim names containerd derives from the Kata runtime types: one binary, two names.
-pub const SHIM_NAMES: [&str; 2] = ["containerd-shim-kata-v2", "containerd-shim-kata-qemu-v2"];
+/// The shim names containerd derives from a runtime's runtime types
+/// (`io.containerd.kata-qemu.v2` -> `containerd-shim-kata-qemu-v2`): one binary, a name per
+/// handler.
+pub fn shim_names(runtime: KataRuntime) -> Vec<String> {
+    runtime
+        .handlers()
+        .iter()
+        .map(|handler| format!("containerd-shim-{handler}-v2"))
+        .collect()
+}
 
 /// What a node's Kata install is made of, under `dir` (a path the node sees): the rendered
 /// configuration and the wrappers its conditions call for. The install's `bin_dir` is
@@ -337,7 +369,7 @@ pub fn node_files(plan: &KataPlan, dir: &Path) -> std::io::Result<(Vec<NodeFile>
         &node_files.qemu_wrapper,
         render::qemu_wrapper(&plan.qemu, tcg, &log_dir),
     )];
-    let base = std::fs::read_to_string(layout.base_config())?;
+    let base = std::fs::read_to_string(layout.base_config(plan.runtime))?;
     for change in &plan.changes {
         match change {
             Condition::UserSpaceVsock => {
@@ -365,15 +397,23 @@ pub fn node_files(plan: &KataPlan, dir: &Path) -> std::io::Result<(Vec<NodeFile>
     let config_path = dir.join("configuration.toml");
     files.push(NodeFile {
         path: config_path.clone(),
-        content: render::configuration(&base, &plan.changes, &node_files).map_err(std::io::Error::other)?,
+        content: render::configuration(&base, &plan.changes, &node_files, plan.runtime)
+            .map_err(std::io::Error::other)?,
         executable: false,
     });
+    let tool = layout.on_node(&layout.guest_exec_tool(plan.runtime));
+    let guest_exec = match plan.runtime {
+        KataRuntime::Go => format!("{} --config {} exec", tool.display(), config_path.display()),
+        // kata-ctl finds the sandbox's agent from runtime-rs's state, not a configuration.
+        KataRuntime::Rust => format!("{} exec", tool.display()),
+    };
     let install = KataInstall {
         layout_dir: layout.kata_dir(),
         config_path,
         bin_dir: dir.join("bin"),
         log_dir,
-        kata_runtime: layout.on_node(&layout.kata_runtime()),
+        runtime: plan.runtime,
+        guest_exec,
     };
     Ok((files, install))
 }
@@ -381,7 +421,7 @@ pub fn node_files(plan: &KataPlan, dir: &Path) -> std::io::Result<(Vec<NodeFile>
 /// Writes the configuration, wrappers and shim links for a node that mounts the layout at
 /// `/opt/kata` and sees `run_dir` at the same path as this host.
 pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataInstall> {
-    let (files, install) = node_files(plan, &run_dir.join("kata"))?;
+    let (files, install) = node_files(plan, &run_dir.join(plan.runtime.install_dir()))?;
     std::fs::create_dir_all(&install.bin_dir)?;
     std::fs::create_dir_all(&install.log_dir)?;
     for file in files {
@@ -391,10 +431,10 @@ pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataIns
             std::fs::write(&file.path, &file.content)?;
         }
     }
-    for name in SHIM_NAMES {
+    for name in shim_names(plan.runtime) {
         let link = install.bin_dir.join(name);
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(plan.layout.on_node(&plan.layout.shim()), &link)?;
+        std::os::unix::fs::symlink(plan.layout.on_node(&plan.layout.shim(plan.runtime)), &link)?;
     }
     Ok(install)
 }
@@ -412,8 +452,9 @@ impl KataInstall {
             .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
             .unwrap_or_else(|e| format!("(failed to read: {e})"))
         };
+        let prefix = self.runtime.install_dir();
         let mut files = vec![(
-            "kata-configuration.toml".to_owned(),
+            format!("{prefix}-configuration.toml"),
             read(format!("cat '{}'", self.config_path.display())),
         )];
         for prefix in ["guest-console.", "vhost-device-vsock."] {
@@ -424,7 +465,7 @@ impl KataInstall {
             let name = newest.trim();
             if !name.is_empty() && !name.starts_with("(failed") {
                 files.push((
-                    format!("kata-{name}.tail"),
+                    format!("{prefix}-{name}.tail"),
                     read(format!("tail -n 300 '{}/{name}'", self.log_dir.display())),
                 ));
             }
@@ -433,13 +474,14 @@ impl KataInstall {
     }
 }
 
-/// Points the Kata handlers (`io.containerd.kata*`) at this node's configuration.
-pub fn use_config(handlers: &mut [RuntimeHandler], config: &Path) {
+/// Points the handlers of `install`'s runtime ([`KataRuntime::of_runtime_type`]) at its
+/// configuration.
+pub fn use_config(handlers: &mut [RuntimeHandler], install: &KataInstall) {
     for handler in handlers
         .iter_mut()
-        .filter(|h| h.runtime_type.starts_with("io.containerd.kata"))
+        .filter(|h| KataRuntime::of_runtime_type(&h.runtime_type) == Some(install.runtime))
     {
-        handler.options.config_path = Some(config.to_owned());
+        handler.options.config_path = Some(install.config_path.clone());
     }
 }
 
@@ -595,7 +637,7 @@ mod tests {
             vsock_wrapper: run.join("kata/vhost-device-vsock"),
             virtiofsd_wrapper: run.join("kata/virtiofsd"),
         };
-        let declared: BTreeSet<String> = plan.changes.iter().flat_map(|c| c.keys(&files)).collect();
+        let declared: BTreeSet<String> = plan.changes.iter().flat_map(|c| c.keys(&files, plan.runtime)).collect();
         assert_eq!(render::changed_keys(SHIPPED, config).unwrap(), declared);
     }
 
@@ -604,7 +646,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let host_qemu = dir.path().join("host/qemu-system-x86_64");
         fake_qemu(&host_qemu, "tcg,kvm");
-        let plan = KataPlan::new(layout(dir.path(), upstream()), kvm_host(&host_qemu)).unwrap();
+        let plan = KataPlan::new(layout(dir.path(), upstream()), kvm_host(&host_qemu), KataRuntime::Go).unwrap();
         assert!(
             plan.changes.iter().all(Condition::is_observation),
             "{:?}",
@@ -644,7 +686,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let host_qemu = dir.path().join("host/qemu-system-x86_64");
         fake_qemu(&host_qemu, "tcg,kvm");
-        let plan = KataPlan::new(layout(dir.path(), source_build()), this_host(&host_qemu)).unwrap();
+        let plan = KataPlan::new(layout(dir.path(), source_build()), this_host(&host_qemu), KataRuntime::Go).unwrap();
         assert_eq!(
             kinds(&plan),
             [
@@ -716,7 +758,7 @@ mod tests {
         };
 
         // This host: the VM runs under TCG, so Kata's guest is TCG inside TCG.
-        let here = KataPlan::new(layout(dir.path(), source_build()), this_host(&host_qemu)).unwrap();
+        let here = KataPlan::new(layout(dir.path(), source_build()), this_host(&host_qemu), KataRuntime::Go).unwrap();
         let guest = here.in_vm_guest(&nesting_on).unwrap();
         assert_eq!(kinds(&guest), guest_kinds);
         assert_eq!(guest.qemu, Path::new(GUEST_QEMU));
@@ -734,7 +776,7 @@ mod tests {
 
         // A KVM host without nesting: the VM is fast, Kata's guest in it is plain TCG.
         let kvm_dir = tempfile::tempdir().unwrap();
-        let kvm = KataPlan::new(layout(kvm_dir.path(), source_build()), kvm_host(&host_qemu)).unwrap();
+        let kvm = KataPlan::new(layout(kvm_dir.path(), source_build()), kvm_host(&host_qemu), KataRuntime::Go).unwrap();
         let guest = kvm.in_vm_guest(&nesting_off).unwrap();
         assert_eq!(kinds(&guest), guest_kinds);
         assert_eq!(dial_timeout(&guest), Some(render::TCG_DIAL_TIMEOUT_S));
@@ -767,7 +809,7 @@ mod tests {
             qemu: Some("kvm"),
             ..source_build()
         };
-        let plan = KataPlan::new(layout(dir.path(), packed), this_host(&host_qemu)).unwrap();
+        let plan = KataPlan::new(layout(dir.path(), packed), this_host(&host_qemu), KataRuntime::Go).unwrap();
         assert_eq!(plan.qemu, host_qemu);
         let why = plan.conditions.join("\n");
         assert!(
@@ -797,7 +839,7 @@ mod tests {
                 ..source_build()
             },
         );
-        let why = KataPlan::new(layout2, this_host(&no_tcg)).unwrap_err();
+        let why = KataPlan::new(layout2, this_host(&no_tcg), KataRuntime::Go).unwrap_err();
         assert!(
             why.contains("built without tcg") && why.contains(&no_tcg.display().to_string()),
             "{why}"
@@ -813,7 +855,7 @@ mod tests {
             shim: b"an upstream shim",
             ..source_build()
         };
-        let why = KataPlan::new(layout(dir.path(), unpatched), this_host(&host_qemu)).unwrap_err();
+        let why = KataPlan::new(layout(dir.path(), unpatched), this_host(&host_qemu), KataRuntime::Go).unwrap_err();
         assert!(why.contains("no /dev/vhost-vsock"), "{why}");
     }
 

@@ -204,13 +204,15 @@ impl Testbed {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
         let crun = crun_binary().to_string_lossy().into_owned();
-        let kata = match &settings.kata {
-            Some(plan) => Some(super::kata::install_local(plan, &run_dir).map_err(io_err(&run_dir))?),
-            None => None,
+        let install = |plan: &Option<super::kata::KataPlan>| match plan {
+            Some(plan) => super::kata::install_local(plan, &run_dir).map(Some).map_err(io_err(&run_dir)),
+            None => Ok(None),
         };
+        let kata = install(&settings.kata)?;
+        let kata_rs = install(&settings.kata_rs)?;
         let mut runtimes = standard_handlers(&paths.runtime_root, &crun);
-        if let Some(install) = &kata {
-            super::kata::use_config(&mut runtimes, &install.config_path);
+        for install in kata.iter().chain(&kata_rs) {
+            super::kata::use_config(&mut runtimes, install);
         }
         let untrusted_workload_runtime = match &setup.untrusted_workload_runtime {
             Some(name) => Some(
@@ -293,7 +295,8 @@ impl Testbed {
         let registration = register_cleanup(&plan);
 
         let log = run_dir.join("containerd.log");
-        let daemon = spawn_daemon(&first, &paths.config, kata.as_ref(), &run_dir, &log)?;
+        let installs: Vec<&KataInstall> = kata.iter().chain(&kata_rs).collect();
+        let daemon = spawn_daemon(&first, &paths.config, &installs, &run_dir, &log)?;
         plan.daemon = cleanup::GroupLeader::of(daemon.pid());
         registration.disarm();
         let registration = register_cleanup(&plan);
@@ -332,6 +335,9 @@ impl Testbed {
         if let Some(plan) = &settings.kata {
             facts.push(("kata".into(), plan.conditions.join("; ")));
         }
+        if let Some(plan) = &settings.kata_rs {
+            facts.push(("kata runtime-rs".into(), plan.conditions.join("; ")));
+        }
         if setup.config_for.is_some() {
             facts.push((
                 "config".into(),
@@ -369,6 +375,7 @@ impl Testbed {
             crun,
             slowdown: 1,
             kata,
+            kata_rs,
             crictl,
             backend: Mutex::new(Some(Backend::Local(backend))),
         };
@@ -440,13 +447,8 @@ impl Testbed {
         };
         let old_log = self.paths.run_dir.join(PRE_UPGRADE_LOG);
         std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
-        let daemon = spawn_daemon(
-            to,
-            &self.paths.config,
-            self.kata.as_ref(),
-            &self.paths.run_dir,
-            &backend.log,
-        )?;
+        let installs: Vec<&KataInstall> = self.kata.iter().chain(&self.kata_rs).collect();
+        let daemon = spawn_daemon(to, &self.paths.config, &installs, &self.paths.run_dir, &backend.log)?;
         backend.adopt(daemon).map_err(ProvisionError::Spawn)?;
         Ok(stopped)
     }
@@ -473,15 +475,13 @@ fn exits_soon(daemon: &mut Daemon) -> bool {
 fn spawn_daemon(
     containerd: &Containerd,
     config: &Path,
-    kata: Option<&KataInstall>,
+    kata: &[&KataInstall],
     run_dir: &Path,
     log: &Path,
 ) -> Result<Daemon, ProvisionError> {
     let mut command = Command::new(containerd.binary("containerd"));
     command.arg("--config").arg(config);
-    let kata_bin = kata
-        .map(|k| format!("{}:", k.bin_dir.display()))
-        .unwrap_or_default();
+    let kata_bin: String = kata.iter().map(|k| format!("{}:", k.bin_dir.display())).collect();
     let path = format!(
         "{}:{kata_bin}{}",
         containerd.bin_dir.display(),
@@ -490,12 +490,22 @@ fn spawn_daemon(
     command.env("PATH", path);
     command.env(cleanup::TESTBED_ENV, run_dir);
     let hide_unified = hybrid_cgroups_with_v2_controllers();
-    let kata_layout = kata.map(|k| k.layout_dir.to_string_lossy().into_owned());
+    let mut layouts: Vec<String> = Vec::new();
+    for dir in kata.iter().map(|k| k.layout_dir.to_string_lossy().into_owned()) {
+        if !layouts.contains(&dir) {
+            layouts.push(dir);
+        }
+    }
+    let kata_mount = match layouts.as_slice() {
+        [] => None,
+        [one] => Some(KataMount::Bind(one.clone())),
+        many => Some(KataMount::Overlay(format!("lowerdir={}", many.join(":")))),
+    };
     // SAFETY: the closure only makes raw syscalls (unshare, mount, umount2, mkdir, stat)
-    // between fork and exec, as pre_exec requires; the layout's path was made before fork.
+    // between fork and exec, as pre_exec requires; the layouts' paths were made before fork.
     unsafe {
         use std::os::unix::process::CommandExt;
-        command.pre_exec(move || private_mounts(hide_unified, kata_layout.as_deref()));
+        command.pre_exec(move || private_mounts(hide_unified, kata_mount.as_ref()));
     }
     Daemon::spawn("containerd", command, log).map_err(ProvisionError::Spawn)
 }
@@ -518,8 +528,8 @@ pub fn hybrid_cgroups_with_v2_controllers() -> bool {
 /// Also a private network namespace: the node has no outbound network (air-gapped sandbox
 /// image scenarios), its CNI bridge never appears on the host, and scenario registries
 /// listen only inside it.
-/// And a private /run (see below), and the Kata layout at /opt/kata (see [`mount_kata_layout`]).
-fn private_mounts(hide_unified: bool, kata_layout: Option<&str>) -> std::io::Result<()> {
+/// And a private /run (see below), and the Kata layouts at /opt/kata (see [`mount_kata_layout`]).
+fn private_mounts(hide_unified: bool, kata_mount: Option<&KataMount>) -> std::io::Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWNET)?;
     mount(
@@ -541,17 +551,27 @@ fn private_mounts(hide_unified: bool, kata_layout: Option<&str>) -> std::io::Res
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
-    if let Some(layout) = kata_layout {
-        mount_kata_layout(layout)?;
+    if let Some(kata) = kata_mount {
+        mount_kata_layout(kata)?;
     }
     Ok(())
 }
 
-/// Mounts `layout` (a layout's `opt/kata`) read-only at /opt/kata, where its configuration
-/// and its QEMU look for their files; read-only, so no row can change the layout. Where the
-/// host has no /opt/kata to mount on, /opt becomes a copy-on-write overlay (its upper dir in
-/// the private /run) holding one: the host's /opt is not changed either way.
-fn mount_kata_layout(layout: &str) -> std::io::Result<()> {
+/// How a node sees its Kata layouts at /opt/kata (made before fork: see [`spawn_daemon`]).
+enum KataMount {
+    /// One layout's `opt/kata`, bound.
+    Bind(String),
+    /// Overlay options merging layouts (the Go runtime's and runtime-rs's, built apart), the
+    /// first one's files over the next's, as Kata 4.x's two release tarballs unpack into one
+    /// tree: `lowerdir=<a>:<b>`.
+    Overlay(String),
+}
+
+/// Mounts the layouts read-only at /opt/kata, where their configurations and QEMU look for
+/// their files; read-only, so no row can change a layout. Where the host has no /opt/kata to
+/// mount on, /opt becomes a copy-on-write overlay (its upper dir in the private /run) holding
+/// one: the host's /opt is not changed either way.
+fn mount_kata_layout(kata: &KataMount) -> std::io::Result<()> {
     use nix::mount::{mount, MsFlags};
     use nix::sys::stat::Mode;
     const MOUNT_POINT: &str = "/opt/kata";
@@ -573,8 +593,22 @@ fn mount_kata_layout(layout: &str) -> std::io::Result<()> {
         )?;
         nix::unistd::mkdir(MOUNT_POINT, mode)?;
     }
+    let layout = match kata {
+        KataMount::Bind(layout) => layout,
+        // An overlay of lower layers only is read-only.
+        KataMount::Overlay(options) => {
+            mount(
+                Some("overlay"),
+                MOUNT_POINT,
+                Some("overlay"),
+                MsFlags::MS_RDONLY,
+                Some(options.as_str()),
+            )?;
+            return Ok(());
+        }
+    };
     mount(
-        Some(layout),
+        Some(layout.as_str()),
         MOUNT_POINT,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,

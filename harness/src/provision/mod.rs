@@ -107,6 +107,8 @@ pub struct Settings {
     /// Kata to install on local nodes, as this host can run it (`None`: no Kata handlers
     /// work; their rows are skipped by the plan).
     pub kata: Option<kata::KataPlan>,
+    /// Kata's runtime-rs for local nodes (its handler `kata-qemu-runtime-rs`), likewise.
+    pub kata_rs: Option<kata::KataPlan>,
 }
 
 impl Settings {
@@ -119,6 +121,7 @@ impl Settings {
             pause_binary: None,
             repo,
             kata: None,
+            kata_rs: None,
         }
     }
 }
@@ -168,8 +171,10 @@ pub struct Testbed {
     pub crun: String,
     /// Facts for reports: image, kernel, accelerator, component versions.
     pub facts: Vec<(String, String)>,
-    /// The node's Kata install, where it has one.
+    /// The node's Kata install (the Go runtime's), where it has one.
     pub kata: Option<kata::KataInstall>,
+    /// Its runtime-rs install, where it has one (local nodes).
+    pub kata_rs: Option<kata::KataInstall>,
     /// How many times the usual deadlines this node's rows get (see
     /// [`kata::KataPlan::slowdown`]): 1 but where Kata's guest is TCG inside TCG.
     pub slowdown: u32,
@@ -191,7 +196,8 @@ pub fn crun_binary() -> PathBuf {
     }
 }
 
-/// The runtime handlers every testbed configures: runc (default), crun, and Kata's.
+/// The runtime handlers every testbed configures: runc (default), crun, and Kata's as
+/// kata-deploy names them (`kata`, `kata-qemu` for the Go runtime, `kata-qemu-runtime-rs`).
 pub fn standard_handlers(runtime_root: &Path, crun: &str) -> Vec<RuntimeHandler> {
     let mut crun_handler = RuntimeHandler::crun(Some(runtime_root.to_owned()));
     crun_handler.options.binary_name = Some(crun.to_owned());
@@ -200,6 +206,7 @@ pub fn standard_handlers(runtime_root: &Path, crun: &str) -> Vec<RuntimeHandler>
         crun_handler,
         RuntimeHandler::kata(None),
         RuntimeHandler::kata(Some("qemu")),
+        RuntimeHandler::kata(Some("qemu-runtime-rs")),
     ]
 }
 
@@ -235,6 +242,14 @@ fn new_run_dir() -> Result<(String, PathBuf), ProvisionError> {
 }
 
 impl Testbed {
+    /// The node's install of the runtime that runs `runtime_type` (`io.containerd.kata*`).
+    pub fn kata_for(&self, runtime_type: &str) -> Option<&kata::KataInstall> {
+        match crate::artifacts::kata::KataRuntime::of_runtime_type(runtime_type)? {
+            crate::artifacts::kata::KataRuntime::Go => self.kata.as_ref(),
+            crate::artifacts::kata::KataRuntime::Rust => self.kata_rs.as_ref(),
+        }
+    }
+
     /// Builds busybox and the pause image and imports both into `k8s.io`.
     fn import_standard_images(&self, settings: &Settings) -> Result<(), ProvisionError> {
         let busybox = images::busybox(Path::new(BUSYBOX_BINARY))?;

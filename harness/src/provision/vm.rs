@@ -249,7 +249,7 @@ fn provisioning_fingerprint(settings: &Settings) -> String {
     // The Kata install in the guest: the plan (its conditions) and the layout's files.
     if let Some(plan) = &settings.kata {
         hash.update(format!("{:?}", plan.conditions).as_bytes());
-        for file in [plan.layout.shim(), plan.layout.base_config()] {
+        for file in [plan.layout.shim(plan.runtime), plan.layout.base_config(plan.runtime)] {
             hash.update(snapshot::file_identity(&file).as_bytes());
         }
     }
@@ -440,7 +440,7 @@ impl Testbed {
             runtimes: {
                 let mut handlers = standard_handlers(&paths.runtime_root, &crun);
                 if let Some(install) = &kata_install {
-                    kata::use_config(&mut handlers, &install.config_path);
+                    kata::use_config(&mut handlers, install);
                 }
                 handlers
             },
@@ -538,6 +538,7 @@ impl Testbed {
             crun,
             facts,
             kata: kata_install,
+            kata_rs: None,
             slowdown,
             crictl,
             backend: Mutex::new(Some(Backend::Vm(backend))),

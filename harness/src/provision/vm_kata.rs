@@ -23,7 +23,7 @@ pub(super) fn guest_kata_files(
     plan: &KataPlan,
 ) -> Result<(Vec<kata::NodeFile>, KataInstall), ProvisionError> {
     kata::node_files(plan, Path::new(GUEST_KATA))
-        .map_err(|e| ProvisionError::GuestKata(format!("{}: {e}", plan.layout.base_config().display())))
+        .map_err(|e| ProvisionError::GuestKata(format!("{}: {e}", plan.layout.base_config(plan.runtime).display())))
 }
 
 /// Installs Kata in the guest as upstream's release installs it: the layout unpacked at
@@ -62,10 +62,10 @@ pub(super) fn install_guest_kata(
     } else if plan.accel() == "kvm" {
         script += "test -c /dev/kvm || { echo 'the guest has no /dev/kvm, though this host nests KVM' >&2; exit 1; }\n";
     }
-    for name in kata::SHIM_NAMES {
+    for name in kata::shim_names(plan.runtime) {
         script += &format!(
             "ln -sf {} {GUEST_SHIM_DIR}/{name}\n",
-            plan.layout.on_node(&plan.layout.shim()).display()
+            plan.layout.on_node(&plan.layout.shim(plan.runtime)).display()
         );
     }
     script += &format!("{} -accel help\n", plan.qemu.display());

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
+use crate::artifacts::kata::KataRuntime;
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum KataRenderError {
     #[error("the layout's configuration-qemu.toml does not parse: {0}")]
@@ -105,7 +107,7 @@ impl Condition {
             Condition::SerialConsole => "serial console: the guest's kernel and agent log go to a file per sandbox (hypervisor path is a wrapper adding -serial file: and console=ttyS0)".into(),
             Condition::DebugConsole => "debug console: enabled for the rows that get into the guest (kata-runtime exec)".into(),
             Condition::Tcg { why, dial_timeout_s } => format!(
-                "TCG: the Kata guest runs under TCG, not KVM ({why}); the wrapper turns accel=kvm and -cpu host into accel=tcg and -cpu max; agent dial timeout and create_container_timeout {dial_timeout_s} s"
+                "TCG: the Kata guest runs under TCG, not KVM ({why}); the wrapper turns accel=kvm and -cpu host into accel=tcg and -cpu max; the shim waits {dial_timeout_s} s for its agent and for a container create"
             ),
             Condition::KvmDeviceNode => "/dev/kvm node: the VM guest has no KVM, and Kata's shim builds each sandbox's device cgroup from /dev/kvm, so the harness makes the node (10:232) with no kvm module behind it (nothing can open it; QEMU runs TCG)".into(),
             Condition::HostQemu { why, qemu } => {
@@ -122,8 +124,10 @@ impl Condition {
         }
     }
 
-    /// The configuration keys this condition sets (`None`: removes).
-    fn edits(&self, files: &NodeFiles) -> Vec<Edit> {
+    /// The configuration keys this condition sets in `runtime`'s configuration (`None`:
+    /// removes). The two runtimes name most keys alike; where not, runtime-rs's are from its
+    /// `configuration-qemu-runtime-rs.toml`.
+    fn edits(&self, files: &NodeFiles, runtime: KataRuntime) -> Vec<Edit> {
         let path = |p: &Path| Some(Value::String(p.to_string_lossy().into_owned()));
         let paths = |p: &Path| {
             Some(Value::Array(vec![Value::String(
@@ -141,6 +145,19 @@ impl Condition {
             }
             // The agent is as slow to create a container as to answer at all: a container
             // create under TCG inside TCG outlasted the shipped 60 s on a loaded host.
+            Condition::Tcg { dial_timeout_s, .. } if runtime == KataRuntime::Rust => vec![
+                // runtime-rs retries its dial every dial_timeout_ms until this much has passed.
+                (
+                    "agent.kata",
+                    "reconnect_timeout_ms",
+                    Some(Value::Integer(dial_timeout_s * 1000)),
+                ),
+                (
+                    "agent.kata",
+                    "create_container_timeout",
+                    Some(Value::Integer(*dial_timeout_s)),
+                ),
+            ],
             Condition::Tcg { dial_timeout_s, .. } => vec![
                 (
                     "agent.kata",
@@ -157,6 +174,10 @@ impl Condition {
             Condition::KvmDeviceNode => vec![],
             // The wrapper execs the host's QEMU: no key changes.
             Condition::HostQemu { .. } => vec![],
+            // runtime-rs's patch shares the memory virtio-fs already has QEMU share.
+            Condition::UserSpaceVsock if runtime == KataRuntime::Rust => {
+                vec![(QEMU, "hybrid_vsock_daemon", path(&files.vsock_wrapper))]
+            }
             Condition::UserSpaceVsock => vec![
                 (QEMU, "hybrid_vsock_daemon", path(&files.vsock_wrapper)),
                 // vhost-user devices need guest memory that QEMU shares with the backend.
@@ -168,6 +189,8 @@ impl Condition {
                 ),
             ],
             Condition::NoVhostNet => vec![(QEMU, "disable_vhost_net", Some(Value::Boolean(true)))],
+            // runtime-rs does not pass --syslog to virtiofsd.
+            Condition::NoSyslog if runtime == KataRuntime::Rust => vec![],
             Condition::NoSyslog => vec![
                 (QEMU, "virtio_fs_daemon", path(&files.virtiofsd_wrapper)),
                 (
@@ -185,9 +208,9 @@ impl Condition {
         }
     }
 
-    /// `table.key` of every key this condition changes.
-    pub fn keys(&self, files: &NodeFiles) -> BTreeSet<String> {
-        self.edits(files)
+    /// `table.key` of every key this condition changes in `runtime`'s configuration.
+    pub fn keys(&self, files: &NodeFiles, runtime: KataRuntime) -> BTreeSet<String> {
+        self.edits(files, runtime)
             .into_iter()
             .map(|(table, key, _)| format!("{table}.{key}"))
             .collect()
@@ -199,10 +222,11 @@ pub fn configuration(
     base: &str,
     conditions: &[Condition],
     files: &NodeFiles,
+    runtime: KataRuntime,
 ) -> Result<String, KataRenderError> {
     let mut doc = parse(base)?;
     for condition in conditions {
-        for (table_name, key, value) in condition.edits(files) {
+        for (table_name, key, value) in condition.edits(files, runtime) {
             let table = table(&mut doc, table_name)
                 .ok_or_else(|| KataRenderError::MissingTable(table_name.to_owned()))?;
             match value {
@@ -211,8 +235,10 @@ pub fn configuration(
             };
         }
     }
-    let mut header = String::from(
-        "# Rendered by kata-harness from the layout's configuration-qemu.toml; changed only for:\n",
+    let mut header = format!(
+        "# Rendered by kata-harness from the layout's {} ({}); changed only for:\n",
+        runtime.config_rel().rsplit('/').next().unwrap_or_default(),
+        runtime.name()
     );
     for condition in conditions {
         header += &format!("#  - {}\n", condition.line());
@@ -383,8 +409,8 @@ mod tests {
     #[test]
     fn only_the_keys_the_conditions_name_change() {
         let conditions = every_condition();
-        let text = configuration(SHIPPED, &conditions, &files()).unwrap();
-        let declared: BTreeSet<String> = conditions.iter().flat_map(|c| c.keys(&files())).collect();
+        let text = configuration(SHIPPED, &conditions, &files(), KataRuntime::Go).unwrap();
+        let declared: BTreeSet<String> = conditions.iter().flat_map(|c| c.keys(&files(), KataRuntime::Go)).collect();
         assert_eq!(changed_keys(SHIPPED, &text).unwrap(), declared);
         for condition in &conditions {
             assert!(text.contains(&condition.line()), "the header names {condition:?}");
@@ -408,28 +434,67 @@ mod tests {
         );
     }
 
+    /// runtime-rs 4.1.0's, as its Makefile generates it with PREFIX=/opt/kata.
+    const SHIPPED_RS: &str = include_str!("testdata/configuration-qemu-runtime-rs-4.1.0.toml");
+
+    #[test]
+    fn runtime_rs_gets_its_own_keys_for_the_same_conditions() {
+        let conditions = every_condition();
+        let text = configuration(SHIPPED_RS, &conditions, &files(), KataRuntime::Rust).unwrap();
+        let declared: BTreeSet<String> = conditions
+            .iter()
+            .flat_map(|c| c.keys(&files(), KataRuntime::Rust))
+            .collect();
+        assert_eq!(changed_keys(SHIPPED_RS, &text).unwrap(), declared);
+        assert!(text.starts_with(
+            "# Rendered by kata-harness from the layout's configuration-qemu-runtime-rs.toml (Rust runtime (runtime-rs))"
+        ));
+        let doc: Table = text.parse().unwrap();
+        let agent = doc["agent"]["kata"].as_table().unwrap();
+        assert_eq!(
+            agent["reconnect_timeout_ms"].as_integer(),
+            Some(TCG_DIAL_TIMEOUT_S * 1000)
+        );
+        assert_eq!(agent["create_container_timeout"].as_integer(), Some(TCG_DIAL_TIMEOUT_S));
+        assert!(!agent.contains_key("dial_timeout"), "a Go-only key");
+        let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
+        assert_eq!(
+            qemu["hybrid_vsock_daemon"].as_str(),
+            Some("/run/kh/kata/vhost-device-vsock")
+        );
+        assert_eq!(
+            qemu["virtio_fs_daemon"].as_str(),
+            Some("/opt/kata/libexec/virtiofsd"),
+            "runtime-rs passes no --syslog: no wrapper"
+        );
+        assert!(!qemu.contains_key("file_mem_backend"));
+        // The Go keys would be changes no condition declares for runtime-rs.
+        let go = configuration(SHIPPED_RS, &conditions, &files(), KataRuntime::Go).unwrap();
+        assert_ne!(changed_keys(SHIPPED_RS, &go).unwrap(), declared);
+    }
+
     #[test]
     fn no_condition_renders_the_shipped_file() {
-        let text = configuration(SHIPPED, &[], &files()).unwrap();
+        let text = configuration(SHIPPED, &[], &files(), KataRuntime::Go).unwrap();
         assert_eq!(changed_keys(SHIPPED, &text).unwrap(), BTreeSet::new());
     }
 
     /// The check above could not pass over a change no condition declares.
     #[test]
     fn an_undeclared_change_is_seen() {
-        let text = configuration(SHIPPED, &[Condition::NoVhostNet], &files()).unwrap();
+        let text = configuration(SHIPPED, &[Condition::NoVhostNet], &files(), KataRuntime::Go).unwrap();
         let tampered = text.replace("default_memory = 2048", "default_memory = 1024");
         let changed = changed_keys(SHIPPED, &tampered).unwrap();
         assert!(changed.contains("hypervisor.qemu.default_memory"), "{changed:?}");
-        assert_ne!(changed, Condition::NoVhostNet.keys(&files()));
+        assert_ne!(changed, Condition::NoVhostNet.keys(&files(), KataRuntime::Go));
     }
 
     #[test]
     fn a_base_without_the_qemu_table_is_an_error() {
-        let err = configuration("[runtime]\n", &[Condition::NoVhostNet], &files()).unwrap_err();
+        let err = configuration("[runtime]\n", &[Condition::NoVhostNet], &files(), KataRuntime::Go).unwrap_err();
         assert_eq!(err, KataRenderError::MissingTable("hypervisor.qemu".into()));
         assert!(matches!(
-            configuration("[x", &[], &files()),
+            configuration("[x", &[], &files(), KataRuntime::Go),
             Err(KataRenderError::BaseConfig(_))
         ));
     }

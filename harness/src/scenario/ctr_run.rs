@@ -52,7 +52,7 @@ async fn run_and_observe(
     let mut args = vec!["run", "-d", "--null-io", "--runtime", action.runtime.as_str()];
     let config;
     if action.runtime.starts_with("io.containerd.kata") {
-        let Some(kata) = &testbed.kata else {
+        let Some(kata) = testbed.kata_for(&action.runtime) else {
             return Err(Failure::new("-", "this testbed has no Kata install"));
         };
         config = kata.config_path.to_string_lossy().into_owned();

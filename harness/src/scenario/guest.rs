@@ -1,8 +1,9 @@
-//! Getting into a Kata VM: `kata-runtime exec <sandbox>` opens the
-//! agent's debug console, and what the guest prints there proves which kernel it runs.
+//! Getting into a Kata VM: `kata-runtime exec <sandbox>` (the Go runtime) or `kata-ctl exec
+//! <sandbox>` (runtime-rs) opens the agent's debug console, and what the guest prints there
+//! proves which kernel it runs.
 //!
-//! kata-runtime exec wants a terminal (it sets its console raw), so it runs under `script`,
-//! which gives it a pseudo-terminal; its input is the two commands and its output is read back.
+//! Both want a terminal (they set the console raw), so they run under `script`, which gives
+//! them a pseudo-terminal; their input is the two commands and their output is read back.
 
 use super::trial::Failure;
 use crate::provision::{Testbed, NODE_COMMAND_DEADLINE};
@@ -14,20 +15,17 @@ const CONSOLE_INPUT: &str = "uname -r\nexit\n";
 pub(super) fn judge_console(
     testbed: &Testbed,
     sandbox_id: &str,
+    runtime_type: &str,
     observed: String,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let Some(kata) = &testbed.kata else {
+    let Some(kata) = testbed.kata_for(runtime_type) else {
         return Err(Failure::new(
             observed,
-            "this testbed has no Kata install to exec into",
+            format!("this testbed has no Kata install for {runtime_type} to exec into"),
         ));
     };
-    let exec = format!(
-        "{} --config {} exec {sandbox_id}",
-        kata.kata_runtime.display(),
-        kata.config_path.display()
-    );
+    let exec = format!("{} {sandbox_id}", kata.guest_exec);
     evidence.reproduce(format!(
         "printf 'uname -r\\nexit\\n' | script -qec '{exec}' /dev/null"
     ));
@@ -42,7 +40,7 @@ pub(super) fn judge_console(
     let out = testbed
         .node
         .run_unchecked(&argv, NODE_COMMAND_DEADLINE)
-        .map_err(|e| Failure::new(observed.clone(), format!("kata-runtime exec failed to run: {e}")))?;
+        .map_err(|e| Failure::new(observed.clone(), format!("{exec} failed to run: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     evidence.file("guest-console.txt", &text);
     let node = testbed
@@ -53,7 +51,7 @@ pub(super) fn judge_console(
         None => Err(Failure::new(
             format!("{observed}, no guest console"),
             format!(
-                "kata-runtime exec {sandbox_id} (exit {}) printed no kernel release other than the node's {node}:\n{}\n{}",
+                "{exec} (exit {}) printed no kernel release other than the node's {node}:\n{}\n{}",
                 out.status,
                 crate::process::tail_of_text(&text, 15),
                 String::from_utf8_lossy(&out.stderr)

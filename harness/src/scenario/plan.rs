@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::model::{PlacementKind, Requirement, Row, Suite};
-use crate::artifacts::kata::{KataChoice, KataError};
+use crate::artifacts::kata::{KataChoice, KataError, KataLayout, KataRuntime};
 use crate::profile::ContainerdChoice;
 use crate::provision::kata::{KataHost, KataPlan};
 use crate::report::{Evidence, TrialResult, Verdict};
@@ -114,14 +114,18 @@ impl ExistingNode {
 
     /// Kata rows run where the node has a Kata handler.
     pub fn capabilities(&self) -> Capabilities {
-        let kata = self
-            .handlers
-            .iter()
-            .any(|(_, t)| t.starts_with("io.containerd.kata"));
+        let has = |runtime: KataRuntime| {
+            self.handlers
+                .iter()
+                .any(|(_, t)| KataRuntime::of_runtime_type(t) == Some(runtime))
+        };
         Capabilities {
-            kata_absent: (!kata).then(|| "the node has no Kata handler".to_owned()),
+            kata_absent: (!has(KataRuntime::Go)).then(|| "the node has no Kata handler".to_owned()),
             kata_conditions: vec![],
             kata: None,
+            kata_rs_absent: (!has(KataRuntime::Rust))
+                .then(|| "the node has no runtime-rs handler (io.containerd.kata-*-runtime-rs.v2)".to_owned()),
+            kata_rs: None,
         }
     }
 }
@@ -218,7 +222,17 @@ pub struct Capabilities {
     pub kata_conditions: Vec<String>,
     /// The plan the local testbeds install Kata by.
     pub kata: Option<KataPlan>,
+    /// Why runtime-rs cannot run here; `None` when it can.
+    pub kata_rs_absent: Option<String>,
+    /// The plan the local testbeds install runtime-rs by (its conditions are its rows').
+    pub kata_rs: Option<KataPlan>,
 }
+
+/// Why runtime-rs rows are skipped where no layout has it.
+const NO_RS: &str = "no Kata runtime-rs (run scripts/build-kata-rs, or pass a Kata 4.x --kata-release or --kata-bundle)";
+
+/// Why they are skipped in VM guests.
+const RS_LOCAL_ONLY: &str = "runtime-rs is installed on this host's own containerd nodes; VM guests get the Go runtime only";
 
 impl Capabilities {
     /// A node without Kata, for `why`.
@@ -227,6 +241,8 @@ impl Capabilities {
             kata_absent: Some(why.to_owned()),
             kata_conditions: vec![],
             kata: None,
+            kata_rs_absent: Some(why.to_owned()),
+            kata_rs: None,
         }
     }
 
@@ -236,6 +252,8 @@ impl Capabilities {
             kata_absent: Some(crate::errors::chain(&e)),
             kata_conditions: vec![],
             kata: None,
+            kata_rs_absent: Some(NO_RS.into()),
+            kata_rs: None,
         })
     }
 
@@ -243,32 +261,32 @@ impl Capabilities {
     /// (KVM, or TCG through the wrapper; vhost_vsock, or the user-space backend).
     /// An explicitly chosen layout that is missing or incomplete is an error.
     pub fn probe_local_with(choice: &KataChoice) -> Result<Self, KataError> {
-        let Some(layout) = choice.locate()? else {
-            return Ok(Capabilities {
-                kata_absent: Some(
-                    "no Kata artifacts (run scripts/build-kata, or pass --kata-bundle or --kata-release)"
-                        .into(),
-                ),
-                kata_conditions: vec![],
-                kata: None,
-            });
+        let chosen = choice.locate()?;
+        let rs_layout = choice.locate_rs(chosen.as_ref())?;
+        // One KVM verdict for both runtimes (they boot the same kind of guest).
+        let host = chosen.as_ref().or(rs_layout.as_ref()).map(|layout| {
+            let kvm = crate::vm::accel::kata_kvm_verdict(
+                &crate::vm::accel::ProbeStore::for_this_boot(),
+                layout.kernel().as_deref(),
+            );
+            KataHost::probe((!kvm.usable).then_some(kvm.reason))
+        });
+        let plan = |layout: Option<KataLayout>, runtime: KataRuntime, none: &str| match (layout, &host) {
+            (Some(layout), Some(host)) => KataPlan::new(layout, host.clone(), runtime),
+            _ => Err(none.to_owned()),
         };
-        let kvm = crate::vm::accel::kata_kvm_verdict(
-            &crate::vm::accel::ProbeStore::for_this_boot(),
-            layout.kernel().as_deref(),
+        let go = plan(
+            chosen.filter(|l| l.runtimes().contains(&KataRuntime::Go)),
+            KataRuntime::Go,
+            "no Kata artifacts (run scripts/build-kata, or pass --kata-bundle or --kata-release)",
         );
-        let host = KataHost::probe((!kvm.usable).then_some(kvm.reason));
-        Ok(match KataPlan::new(layout, host) {
-            Ok(plan) => Capabilities {
-                kata_absent: None,
-                kata_conditions: plan.conditions.clone(),
-                kata: Some(plan),
-            },
-            Err(why) => Capabilities {
-                kata_absent: Some(why),
-                kata_conditions: vec![],
-                kata: None,
-            },
+        let rs = plan(rs_layout, KataRuntime::Rust, NO_RS);
+        Ok(Capabilities {
+            kata_absent: go.as_ref().err().cloned(),
+            kata_conditions: go.as_ref().map(|p| p.conditions.clone()).unwrap_or_default(),
+            kata: go.ok(),
+            kata_rs_absent: rs.as_ref().err().cloned(),
+            kata_rs: rs.ok(),
         })
     }
     /// What a VM of `recipe` offers: Kata where the image ships a QEMU for it and this host
@@ -309,6 +327,8 @@ impl Capabilities {
                     .chain(plan.conditions.iter().cloned())
                     .collect(),
                 kata: Some(plan),
+                kata_rs_absent: Some(RS_LOCAL_ONLY.into()),
+                kata_rs: None,
             },
             Err(why) => absent(why),
         }
@@ -317,6 +337,7 @@ impl Capabilities {
     fn missing(&self, requirement: Requirement) -> Option<String> {
         match requirement {
             Requirement::Kata => self.kata_absent.clone(),
+            Requirement::KataRs => self.kata_rs_absent.clone(),
             Requirement::Kvm => match &self.kata {
                 Some(plan) => plan
                     .host
@@ -421,6 +442,12 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                             .iter()
                             .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
                     })
+                    .or_else(|| {
+                        row.requires
+                            .contains(&Requirement::KataRs)
+                            .then(|| below_kata_4_minimum(variant.placement.containerd_line()?))
+                            .flatten()
+                    })
                     .or_else(|| row.skip.clone())
                     .or_else(|| {
                         let name = format!("{}::{}", suite.name, row.scenario);
@@ -437,10 +464,11 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                         row.critest()
                             .and_then(|_| crate::critest::unavailable(variant.placement.kind()))
                     });
-                let conditions = if row.requires.contains(&Requirement::Kata) && skip.is_none() {
-                    capabilities.kata_conditions.clone()
-                } else {
-                    vec![]
+                let conditions = match &capabilities.kata_rs {
+                    _ if skip.is_some() => vec![],
+                    Some(rs) if row.requires.contains(&Requirement::KataRs) => rs.conditions.clone(),
+                    _ if row.requires.contains(&Requirement::Kata) => capabilities.kata_conditions.clone(),
+                    _ => vec![],
                 };
                 trials.push(Trial {
                     name: format!("{}::{}::{}", suite.name, row.scenario, variant.label),
@@ -455,6 +483,18 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
         }
     }
     trials
+}
+
+/// Why a runtime-rs row does not run on a containerd `line` below Kata 4.x's minimum.
+fn below_kata_4_minimum(line: &str) -> Option<String> {
+    use crate::profile::check::KATA_4_MIN_CONTAINERD as MIN;
+    let version: crate::profile::Version = line.parse().ok()?;
+    (version < MIN).then(|| {
+        format!(
+            "needs kata-rs: Kata 4.x supports containerd {}.{} and later (its versions.yaml), this node runs {line}",
+            MIN.major, MIN.minor
+        )
+    })
 }
 
 /// Keeps trials whose name contains `filter` (or equals it, with `exact`). A critest trial
@@ -558,6 +598,8 @@ rows:
             kata_absent: Some("no containerd-shim-kata-v2 on PATH".into()),
             kata_conditions: vec![],
             kata: None,
+            kata_rs_absent: Some(NO_RS.into()),
+            kata_rs: None,
         };
         let variants: Vec<_> = variants.into_iter().map(|v| (v, caps.clone())).collect();
         let trials = plan(&[suite()], &variants);
@@ -604,6 +646,8 @@ rows:
             kata_absent: None,
             kata_conditions: vec![],
             kata: Some(plan),
+            kata_rs_absent: Some(NO_RS.into()),
+            kata_rs: None,
         }
     }
 
@@ -626,6 +670,8 @@ rows:
             kata_absent: Some("no Kata artifacts".into()),
             kata_conditions: vec![],
             kata: None,
+            kata_rs_absent: Some(NO_RS.into()),
+            kata_rs: None,
         };
         assert_eq!(
             absent.missing(Requirement::Kvm).as_deref(),
@@ -641,6 +687,8 @@ rows:
                 kata_absent: None,
                 kata_conditions: vec!["Kata guest under TCG".into()],
                 kata: None,
+                kata_rs_absent: Some(NO_RS.into()),
+                kata_rs: None,
             },
         )]
     }

@@ -161,7 +161,8 @@ async fn observe_sandbox(
         observed = judge_guest_kernel(testbed, cid, want, observed, evidence).await?;
     }
     if row.expect.guest_console == Some(true) {
-        observed = super::guest::judge_console(testbed, id, observed, evidence)?;
+        let runtime_type = observations[0].cri.runtime_type.clone();
+        observed = super::guest::judge_console(testbed, id, &runtime_type, observed, evidence)?;
     }
     Ok(observed)
 }

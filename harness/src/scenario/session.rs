@@ -62,12 +62,12 @@ pub async fn start_testbed(
             // The guest gets this host's Kata layout where the image ships a QEMU for it, as
             // the plan decided (Capabilities::for_vm).
             let local = Capabilities {
-                kata_absent: base.kata.is_none().then(|| "no Kata on this host".into()),
-                kata_conditions: vec![],
                 kata: base.kata.clone(),
+                ..Capabilities::without_kata("no Kata on this host")
             };
             let settings = Settings {
                 kata: Capabilities::for_vm(recipe, &base.repo, &local).kata,
+                kata_rs: None,
                 ..base.clone()
             };
             Testbed::start_vm(&settings, image, &accel)
@@ -242,6 +242,7 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
     for (name, content) in testbed
         .kata
         .iter()
+        .chain(&testbed.kata_rs)
         .flat_map(|kata| kata.evidence(testbed.node.as_ref()))
     {
         evidence.file(&name, &content);

@@ -148,7 +148,7 @@ impl Cluster {
         };
         let mut runtimes = standard_handlers(&ctd.join("runtime-root"), &crun);
         if let Some(install) = &kata {
-            crate::provision::kata::use_config(&mut runtimes, &install.config_path);
+            crate::provision::kata::use_config(&mut runtimes, install);
         }
         let config = ContainerdConfig {
             version: containerd.version,

@@ -42,12 +42,8 @@ pub fn validate_row(row: &Row, action: &CritestAction) -> Result<(), (&'static s
             ),
         ));
     }
-    if action.handler.starts_with("kata") && !row.requires.contains(&Requirement::Kata) {
-        return Err((
-            "requires",
-            "a Kata critest row must declare `requires: [kata]`".into(),
-        ));
-    }
+    Requirement::check(&row.requires, Requirement::for_handler(&action.handler), "critest")
+        .map_err(|e| ("requires", e))?;
     if action.focus.as_deref().is_some_and(str::is_empty) {
         return Err(("critest.focus", "is empty: leave it out to run every spec".into()));
     }

@@ -134,13 +134,9 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
             "creates RuntimeClass `runtime_class`: name one".into(),
         ));
     }
-    let kata = action
-        .runtime_class
-        .as_deref()
-        .is_some_and(|c| c.starts_with("kata"))
-        || action.handler.as_deref().is_some_and(|h| h.starts_with("kata"));
-    if kata && !row.requires.contains(&Requirement::Kata) {
-        return Err(("requires", "a Kata row must declare `requires: [kata]`".into()));
+    for name in [&action.runtime_class, &action.handler].into_iter().flatten() {
+        Requirement::check(&row.requires, Requirement::for_handler(name), "RuntimeClass or handler")
+            .map_err(|e| ("requires", e))?;
     }
     Ok(())
 }

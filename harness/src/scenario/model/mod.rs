@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// Handlers every testbed configures (see `provision::standard_handlers`).
-pub const CONFIGURED_HANDLERS: [&str; 4] = ["runc", "crun", "kata", "kata-qemu"];
+pub const CONFIGURED_HANDLERS: [&str; 5] = ["runc", "crun", "kata", "kata-qemu", "kata-qemu-runtime-rs"];
 
 /// The file in a suites folder that is the quarantine list (crate::report::quarantine), not a
 /// suite.
@@ -305,16 +305,58 @@ struct RowFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Requirement {
-    /// Kata artifacts (`containerd-shim-kata-v2`) this host can run (with KVM or under TCG).
+    /// Kata's Go runtime (`bin/containerd-shim-kata-v2`: handlers `kata`, `kata-qemu`) this
+    /// host can run (with KVM or under TCG).
     Kata,
+    /// Kata's runtime-rs (`runtime-rs/bin/containerd-shim-kata-v2`: handler
+    /// `kata-qemu-runtime-rs`) this host can run, on a containerd Kata 4.x supports.
+    #[serde(rename = "kata-rs")]
+    KataRs,
     /// Kata with KVM: rows that start so many sandboxes that under TCG they would take hours.
     Kvm,
+}
+
+impl Requirement {
+    /// What a row naming this handler or RuntimeClass (`kata-qemu-runtime-rs`) must declare;
+    /// `None` for a handler that is not Kata's.
+    pub fn for_handler(handler: &str) -> Option<Requirement> {
+        match handler.starts_with("kata") {
+            false => None,
+            true if handler.ends_with("-runtime-rs") => Some(Requirement::KataRs),
+            true => Some(Requirement::Kata),
+        }
+    }
+
+    /// The same for a runtime type (`io.containerd.kata-qemu-runtime-rs.v2`).
+    pub fn for_runtime_type(runtime_type: &str) -> Option<Requirement> {
+        runtime_type
+            .strip_prefix("io.containerd.")
+            .and_then(|name| name.strip_suffix(".v2"))
+            .and_then(Requirement::for_handler)
+    }
+
+    /// Whether this is one of Kata's runtimes.
+    pub fn is_kata(self) -> bool {
+        matches!(self, Requirement::Kata | Requirement::KataRs)
+    }
+
+    /// `Err` naming what `requires` lacks, for a row that uses `handler` (`what`: "handler",
+    /// "runtime", ...).
+    pub fn check(requires: &[Requirement], needed: Option<Requirement>, what: &str) -> Result<(), String> {
+        match needed {
+            Some(needed) if !requires.contains(&needed) => Err(format!(
+                "a Kata {what} row must declare `requires: [{needed}]`"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Requirement::Kata => write!(f, "kata"),
+            Requirement::KataRs => write!(f, "kata-rs"),
             Requirement::Kvm => write!(f, "kvm"),
         }
     }
@@ -440,7 +482,7 @@ impl Suite {
                 .map_err(|(field, message)| err(at(field), message))?;
         }
         // Every Kata row needs a runc control in its suite, so a harness bug cannot pass as Kata.
-        let has_kata = self.rows.iter().any(|r| r.requires.contains(&Requirement::Kata));
+        let has_kata = self.rows.iter().any(|r| r.requires.iter().any(|q| q.is_kata()));
         let has_control = self.rows.iter().any(|r| {
             let handler = match &r.action {
                 Action::Sandbox(s) => Some(s.handler.as_str()),

@@ -175,11 +175,13 @@ pub(super) fn validate_row(row: &Row, node: &NodeSetup) -> Result<(), (&'static 
         let untrusted = row
             .sandbox()
             .is_some_and(|s| s.annotations.get(UNTRUSTED_WORKLOAD).map(String::as_str) == Some("true"));
-        if untrusted && handler.starts_with("kata") && !row.requires.contains(&Requirement::Kata) {
-            return Err((
-                "requires",
-                "a pod annotated untrusted-workload runs on Kata here: declare `requires: [kata]`".into(),
-            ));
+        if let Some(needed) = Requirement::for_handler(handler).filter(|_| untrusted) {
+            if !row.requires.contains(&needed) {
+                return Err((
+                    "requires",
+                    format!("a pod annotated untrusted-workload runs on Kata here: declare `requires: [{needed}]`"),
+                ));
+            }
         }
     }
     if matches!(row.action, Action::Kube(_) | Action::Critest(_)) {

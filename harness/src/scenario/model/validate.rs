@@ -15,12 +15,8 @@ impl Row {
                 ),
             ));
         }
-        if action.runtime.starts_with("io.containerd.kata") && !self.requires.contains(&Requirement::Kata) {
-            return Err((
-                "requires",
-                "a Kata runtime row must declare `requires: [kata]`".into(),
-            ));
-        }
+        Requirement::check(&self.requires, Requirement::for_runtime_type(&action.runtime), "runtime")
+            .map_err(|e| ("requires", e))?;
         if e.runtime_type.is_none() {
             return Err((
                 "expect.runtime_type",
@@ -151,12 +147,8 @@ impl Row {
                     ));
                 }
                 let kata = sandbox.handler.starts_with("kata");
-                if kata && !self.requires.contains(&Requirement::Kata) {
-                    return Err((
-                        "requires",
-                        "a Kata handler row must declare `requires: [kata]`".into(),
-                    ));
-                }
+                Requirement::check(&self.requires, Requirement::for_handler(&sandbox.handler), "handler")
+                    .map_err(|e| ("requires", e))?;
                 if e.guest_kernel.is_some() && !sandbox.container {
                     return Err((
                         "expect.guest_kernel",
@@ -268,12 +260,8 @@ impl Row {
                 ),
             ));
         }
-        if handler.starts_with("kata") && !self.requires.contains(&Requirement::Kata) {
-            return Err((
-                "requires",
-                "a Kata handler row must declare `requires: [kata]`".into(),
-            ));
-        }
+        Requirement::check(&self.requires, Requirement::for_handler(handler), "handler")
+            .map_err(|e| ("requires", e))?;
         Ok(())
     }
 
