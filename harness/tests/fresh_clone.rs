@@ -10,10 +10,16 @@
 //! * `says_what_is_missing`: no server and no sources: one line per component, at once;
 //! * `installs_from_mirrored_upstream_and_runs_kata_rows`: the mirror serves this machine's own
 //!   builds (crictl and critest, the Kata source build, the Kubernetes bundle, containerd 1.7
-//!   and 2.1) repacked as upstream's release files; setup installs them all, a second setup
-//!   downloads nothing, and `kata-harness run --target local --filter kata --containerd 1.7`
-//!   passes with the report naming the mirror as every artifact's origin. Skipped, with the
-//!   reason, where this machine has not built them (scripts/setup does).
+//!   and 2.1) repacked as upstream's release files, and a Kata 4.1-style pair (`kata-static`
+//!   with runtime-rs, the guest and the tools; `kata-go-static` with the Go shim); setup
+//!   installs them all, a second setup downloads nothing, and `kata-harness run --target local
+//!   --filter kata --containerd 1.7` passes with the report naming the mirror as every
+//!   artifact's origin; then `--kata-release 4.1.0` runs both runtimes' handlers from the pair
+//!   alone. Skipped, with the reason, where this machine has not built them (scripts/setup does).
+//!
+//! The pair's Go shim is this machine's Kata 3.30 build (the Go shim of 4.x cannot be built
+//! offline), so that Kata row runs a 3.30 shim with 4.1's guest, as a 4.1 release runs its Go
+//! shim with the guest of kata-static; its report line says so (the shim's own version).
 //!
 //! A libtest-mimic harness so that a trial whose precondition is absent is reported skipped.
 
@@ -29,6 +35,8 @@ use server::{Reply, Server};
 
 const CRI_TOOLS: &str = "1.36.0";
 const KATA: &str = "3.30.0";
+/// The Kata 4.x release whose kata-static holds runtime-rs (setup's kata-rs component).
+const KATA_RS: &str = "4.1.0";
 const K8S: &str = "v1.20.2";
 /// The lines Debian serves (one setup component), then the newest (built from source or
 /// released: containerd-new).
@@ -37,7 +45,15 @@ const CONTAINERD: [&str; 3] = ["1.7.24", "2.1.9", "2.3.4"];
 use kata_harness::kube::release::BINARIES as K8S_BINARIES;
 /// Nothing listens here: Debian's archive and upstream, unreachable.
 const CLOSED: &str = "http://127.0.0.1:9";
-const COMPONENTS: [&str; 6] = ["containerd", "containerd-new", "crun", "cri-tools", "kata", "k8s"];
+const COMPONENTS: [&str; 7] = [
+    "containerd",
+    "containerd-new",
+    "crun",
+    "cri-tools",
+    "kata",
+    "kata-rs",
+    "k8s",
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -54,7 +70,10 @@ fn cri_tools_path(file: &str) -> String {
     format!("/kubernetes-sigs/cri-tools/releases/download/v{CRI_TOOLS}/{file}")
 }
 fn kata_path(file: &str) -> String {
-    format!("/kata-containers/kata-containers/releases/download/{KATA}/{file}")
+    kata_release_path(KATA, file)
+}
+fn kata_release_path(version: &str, file: &str) -> String {
+    format!("/kata-containers/kata-containers/releases/download/{version}/{file}")
 }
 fn containerd_path(version: &str, file: &str) -> String {
     format!("/containerd/containerd/releases/download/v{version}/{file}")
@@ -303,7 +322,8 @@ fn says_what_is_missing() -> Result<(), Failed> {
         "containerd 2.3.4:",
         "crun:",
         "crictl + critest",
-        "Kata 3.30.0",
+        "Kata 3.30.0:",
+        "Kata 4.1.0 runtime-rs:",
         "Kubernetes v1.20.2",
     ];
     for name in names {
@@ -326,6 +346,7 @@ fn says_what_is_missing() -> Result<(), Failed> {
 struct MachineBuilds {
     cri_tools: PathBuf,
     kata: PathBuf,
+    kata_rs: PathBuf,
     k8s: PathBuf,
     containerd: Vec<PathBuf>,
 }
@@ -347,6 +368,7 @@ impl MachineBuilds {
         let builds = MachineBuilds {
             cri_tools: need("cri-tools/current/bin", "crictl + critest")?,
             kata: need("kata/source/opt/kata", "Kata source build")?,
+            kata_rs: need("kata-rs/source/opt/kata", "runtime-rs source build (scripts/build-kata-rs)")?,
             k8s: need(&format!("k8s/{K8S}/bin"), "Kubernetes bundle")?,
             containerd: vec![
                 need("containerd/1.7/usr/bin", "containerd 1.7")?,
@@ -374,21 +396,40 @@ impl MachineBuilds {
                 sha256_hex(&body).as_bytes(),
             );
         }
-        let kata = root.join("kata.tar.zst");
-        // kata-static: a tar of ./opt/kata, zstd-compressed.
-        let status = Command::new("tar")
-            .args(["--zstd", "-cf"])
-            .arg(&kata)
-            .arg("-C")
-            .arg(self.kata.parent().unwrap().parent().unwrap())
-            .arg("./opt/kata")
-            .status()
-            .unwrap();
-        assert!(status.success(), "packing the Kata layout");
-        let target =
-            root.join(kata_path(&format!("kata-static-{KATA}-amd64.tar.zst")).trim_start_matches('/'));
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::rename(&kata, target).unwrap();
+        // kata-static: a tar of ./opt/kata, zstd-compressed. 4.1's pair: runtime-rs with the
+        // guest and tools in kata-static, the Go shim with its configurations in kata-go-static.
+        let layout_root = |kata: &Path| kata.parent().unwrap().parent().unwrap().to_owned();
+        let pack = |from: &Path, parts: &[&str], version: &str, asset: &str| {
+            let target = root.join(kata_release_path(version, asset).trim_start_matches('/'));
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            let status = Command::new("tar")
+                .args(["--zstd", "-cf"])
+                .arg(&target)
+                .arg("-C")
+                .arg(from)
+                .args(parts)
+                .status()
+                .unwrap();
+            assert!(status.success(), "packing {asset}");
+        };
+        pack(
+            &layout_root(&self.kata),
+            &["./opt/kata"],
+            KATA,
+            &format!("kata-static-{KATA}-amd64.tar.zst"),
+        );
+        pack(
+            &layout_root(&self.kata_rs),
+            &["./opt/kata"],
+            KATA_RS,
+            &format!("kata-static-{KATA_RS}-amd64.tar.zst"),
+        );
+        pack(
+            &layout_root(&self.kata),
+            &["./opt/kata/bin", "./opt/kata/share/defaults"],
+            KATA_RS,
+            &format!("kata-go-static-{KATA_RS}-amd64.tar.zst"),
+        );
         for binary in K8S_BINARIES {
             let body = std::fs::read(self.k8s.join(binary)).unwrap();
             put(&k8s_path(binary), &body);
@@ -442,6 +483,7 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
         format!("containerd 2.3.4: upstream release from {base}"),
         format!("crictl + critest {CRI_TOOLS}: upstream release from {base}"),
         format!("Kata {KATA}: upstream release from {base}"),
+        format!("Kata {KATA_RS} runtime-rs: upstream release from {base}"),
         format!("Kubernetes {K8S}: upstream release from {base}"),
     ] {
         if !text.contains(&said) {
@@ -449,8 +491,14 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
         }
     }
     let lock = std::fs::read_to_string(clone.join("kata-release.lock"))?;
-    if !lock.contains(&format!("{KATA} amd64 kata-static-{KATA}-amd64.tar.zst ")) {
-        return Err(format!("the Kata asset's digest was not recorded:\n{lock}").into());
+    for asset in [
+        format!("{KATA} amd64 kata-static-{KATA}-amd64.tar.zst "),
+        format!("{KATA_RS} amd64 kata-static-{KATA_RS}-amd64.tar.zst "),
+        format!("{KATA_RS} amd64 kata-go-static-{KATA_RS}-amd64.tar.zst "),
+    ] {
+        if !lock.contains(&asset) {
+            return Err(format!("the Kata asset's digest was not recorded ({asset}):\n{lock}").into());
+        }
     }
 
     // A second setup finds everything and downloads nothing.
@@ -466,49 +514,84 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
         .into());
     }
 
-    let results = dir.path().join("results");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_kata-harness"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KATA_HARNESS_") {
-            run.env_remove(key);
+    let run = |name: &str, args: &[&str]| -> Result<serde_json::Value, Failed> {
+        let results = dir.path().join(name);
+        let mut run = Command::new(env!("CARGO_BIN_EXE_kata-harness"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KATA_HARNESS_") {
+                run.env_remove(key);
+            }
         }
-    }
-    let run = run
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--filter",
-            "kata",
-            "--containerd",
-            "1.7",
-            "--results",
-        ])
-        .arg(&results)
-        .env("KATA_HARNESS_CACHE", &cache)
-        .current_dir(&clone)
-        .output()?;
-    if !run.status.success() {
-        return Err(format!(
-            "kata-harness run failed ({:?}):\n{}",
-            run.status.code(),
-            stderr(&run)
-        )
-        .into());
-    }
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("results.json"))?)?;
-    let text = report.to_string();
-    for key in ["artifact-kata", "artifact-crictl", "artifact-containerd-1.7"] {
+        let out = run
+            .args(["run", "--target", "local"])
+            .args(args)
+            .arg("--results")
+            .arg(&results)
+            .env("KATA_HARNESS_CACHE", &cache)
+            .env("KATA_HARNESS_GITHUB_URL", &base)
+            .current_dir(&clone)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "kata-harness run {args:?} failed ({:?}):\n{}",
+                out.status.code(),
+                stderr(&out)
+            )
+            .into());
+        }
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            results.join("results.json"),
+        )?)?)
+    };
+    let report = run("results", &["--filter", "kata", "--containerd", "1.7"])?;
+    for key in [
+        "artifact-kata",
+        "artifact-kata-rs",
+        "artifact-crictl",
+        "artifact-containerd-1.7",
+    ] {
         let line = environment_value(&report, key).unwrap_or_default();
         if !line.contains("upstream release") || !line.contains(&base) {
             return Err(format!("the report's {key} is {line:?}, not the mirrored upstream release").into());
         }
     }
-    if !text.contains("passed") || !text.contains("kata") {
-        return Err(format!("no Kata row passed: {text}").into());
+    passed_with_runtime(&report, "cri::kata-handler::containerd-1.7", "Go runtime")?;
+    passed_with_runtime(&report, "cri::kata-rs-handler::containerd-1.7", "Rust runtime (runtime-rs)")?;
+
+    // The 4.1 pair alone: both runtimes from its two tarballs (cached by setup's kata-rs).
+    let served = server.requests().len();
+    let pair = run(
+        "results-4.1",
+        &["--kata-release", KATA_RS, "--containerd", "2.3", "--filter", "cri::kata"],
+    )?;
+    for (trial, runtime) in [
+        ("cri::kata-handler::containerd-2.3", "Go runtime"),
+        ("cri::kata-guest-console::containerd-2.3", "Go runtime"),
+        ("cri::kata-rs-handler::containerd-2.3", "Rust runtime (runtime-rs)"),
+        ("cri::kata-rs-guest-console::containerd-2.3", "Rust runtime (runtime-rs)"),
+    ] {
+        let conditions = passed_with_runtime(&pair, trial, runtime)?;
+        if !conditions.contains(&format!("from Kata {KATA_RS} (upstream release {KATA_RS})")) {
+            return Err(format!("{trial} did not run the {KATA_RS} release: {conditions}").into());
+        }
+    }
+    if server.requests().len() != served {
+        return Err("--kata-release downloaded what setup had installed".into());
     }
     Ok(())
+}
+
+/// `trial` of `report` passed, and its conditions name `runtime`; its conditions, joined.
+fn passed_with_runtime(report: &serde_json::Value, trial: &str, runtime: &str) -> Result<String, Failed> {
+    let found = report["trials"]
+        .as_array()
+        .and_then(|trials| trials.iter().find(|t| t["name"] == trial))
+        .ok_or_else(|| format!("{trial} did not run: {report}"))?;
+    let conditions = found["conditions"].to_string();
+    if found["verdict"] != "passed" || !conditions.contains(&format!("{runtime}: Kata Containers containerd shim")) {
+        return Err(format!("{trial} did not pass on the {runtime}: {found}").into());
+    }
+    Ok(conditions)
 }
 
 /// A value of results.json's `run.environment` (a list of `[key, value]` pairs).

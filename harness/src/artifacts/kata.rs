@@ -112,7 +112,7 @@ pub enum KataSource {
 impl fmt::Display for KataSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KataSource::SourceBuild => write!(f, "source build (scripts/build-kata)"),
+            KataSource::SourceBuild => write!(f, "source build"),
             KataSource::Bundle(path) => write!(f, "bundle {}", path.display()),
             KataSource::Release(version) => write!(f, "upstream release {version}"),
         }
@@ -304,6 +304,42 @@ impl KataLayout {
         (!version.is_empty()).then(|| version.to_owned())
     }
 
+    /// How a source build was made, for reports: the script, its patches and any stand-in
+    /// crate, from its SOURCE manifest; `None` for other layouts.
+    pub fn built(&self, runtime: KataRuntime) -> Option<String> {
+        if self.source != KataSource::SourceBuild {
+            return None;
+        }
+        let manifest = std::fs::read_to_string(self.root.join("SOURCE")).ok()?;
+        let values = |key: &str| -> Vec<String> {
+            manifest
+                .lines()
+                .filter_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+                .map(str::to_owned)
+                .collect()
+        };
+        let patches: Vec<String> = values("patch")
+            .iter()
+            .map(|p| p.split(" sha256 ").next().unwrap_or(p).to_owned())
+            .collect();
+        let stand_ins: Vec<String> = values("stand-in")
+            .iter()
+            .map(|s| s.split(", through").next().unwrap_or(s).to_owned())
+            .collect();
+        let script = match runtime {
+            KataRuntime::Go => "scripts/build-kata",
+            KataRuntime::Rust => "scripts/build-kata-rs",
+        };
+        let mut line = format!("built by {script}");
+        if !patches.is_empty() {
+            line += &format!("; patches: {}", patches.join(", "));
+        }
+        if !stand_ins.is_empty() {
+            line += &format!("; stand-in crate: {}", stand_ins.join(", "));
+        }
+        Some(line)
+    }
+
     /// One line for reports: version and source.
     pub fn describe(&self) -> String {
         format!("Kata {} ({})", self.version, self.source)
@@ -356,6 +392,12 @@ pub fn rs_source_build_dir() -> PathBuf {
     cache_dir().join("kata-rs/source")
 }
 
+/// The runtime-rs scripts/setup chose: a link to the source build or to a Kata 4.x release
+/// (`scripts/fetch-release kata-rs`).
+pub fn rs_current_dir() -> PathBuf {
+    cache_dir().join("kata-rs/current")
+}
+
 /// The Kata scripts/setup chose (a source build, or an upstream release it fetched): a link
 /// to that layout.
 pub fn current_dir() -> PathBuf {
@@ -406,10 +448,12 @@ impl KataChoice {
             return Ok(Some(layout.clone()));
         }
         let bundle_set = std::env::var_os("KATA_HARNESS_KATA_BUNDLE").is_some_and(|p| !p.is_empty());
-        let dir = rs_source_build_dir();
-        match self {
-            KataChoice::Default if !bundle_set && dir.exists() => {
-                KataLayout::open(&dir, KataSource::SourceBuild).map(Some)
+        let found = [rs_current_dir(), rs_source_build_dir()]
+            .into_iter()
+            .find(|d| d.exists());
+        match (self, found) {
+            (KataChoice::Default, Some(dir)) if !bundle_set => {
+                KataLayout::open(&dir, installed_source(&dir)).map(Some)
             }
             _ => Ok(None),
         }
@@ -545,6 +589,7 @@ mod tests {
             "a shim without the setting"
         );
         assert_eq!(layout.runtimes(), vec![KataRuntime::Go]);
+        assert_eq!(layout.built(KataRuntime::Go).as_deref(), Some("built by scripts/build-kata"));
         // opt/kata itself names the same layout.
         let same = KataLayout::open(&dir.path().join("opt/kata"), KataSource::SourceBuild).unwrap();
         assert_eq!(same.root, dir.path());
@@ -580,8 +625,20 @@ mod tests {
             share.join("kata-containers-initrd.img"),
         )
         .unwrap();
+        std::fs::write(
+            dir.path().join("SOURCE"),
+            "kata-version: 4.1.0\npatch: runtime-rs/0001-a.patch sha256 ab\npatch: runtime-rs/0002-b.patch sha256 cd\n\
+             stand-in: pcilibs-rs 0.1.0 = scripts/kata-rs-stand-ins/pcilibs-rs for https://github.com/zvonkok/pcilibs-rs, through [patch]\n",
+        )
+        .unwrap();
         let layout = KataLayout::open(dir.path(), KataSource::SourceBuild).unwrap();
         assert_eq!(layout.runtimes(), vec![KataRuntime::Rust]);
+        assert_eq!(
+            layout.built(KataRuntime::Rust).as_deref(),
+            Some("built by scripts/build-kata-rs; patches: runtime-rs/0001-a.patch, runtime-rs/0002-b.patch; stand-in crate: pcilibs-rs 0.1.0 = scripts/kata-rs-stand-ins/pcilibs-rs for https://github.com/zvonkok/pcilibs-rs")
+        );
+        let released = KataLayout::open(dir.path(), KataSource::Release("4.1.0".into())).unwrap();
+        assert_eq!(released.built(KataRuntime::Rust), None);
         assert_eq!(
             layout.initrd().unwrap(),
             share.join("kata-containers-initrd-4.1.0.img")

@@ -206,8 +206,9 @@ impl KataPlan {
             root.path().display(),
             layout.describe()
         );
-        let conditions = [guest, layout.runtime_line(runtime)]
+        let conditions = [Some(guest), Some(layout.runtime_line(runtime)), layout.built(runtime)]
             .into_iter()
+            .flatten()
             .chain(changes.iter().map(Condition::line))
             .collect();
         Ok(KataPlan {

@@ -105,7 +105,7 @@ impl Condition {
     pub fn line(&self) -> String {
         match self {
             Condition::SerialConsole => "serial console: the guest's kernel and agent log go to a file per sandbox (hypervisor path is a wrapper adding -serial file: and console=ttyS0)".into(),
-            Condition::DebugConsole => "debug console: enabled for the rows that get into the guest (kata-runtime exec)".into(),
+            Condition::DebugConsole => "debug console: enabled for the rows that get into the guest (kata-runtime exec, kata-ctl exec)".into(),
             Condition::Tcg { why, dial_timeout_s } => format!(
                 "TCG: the Kata guest runs under TCG, not KVM ({why}); the wrapper turns accel=kvm and -cpu host into accel=tcg and -cpu max; the shim waits {dial_timeout_s} s for its agent and for a container create"
             ),
