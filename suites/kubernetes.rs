@@ -38,7 +38,13 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         )));
     }
     let variant = Variant::cluster(bundle);
-    let capabilities = Capabilities::probe_local();
+    // The node's containerd as the default profile names it (`kubernetes.containerd`).
+    let profile = kata_harness::profile::load_named(&repo().join("profiles"), "default")
+        .map_err(|e| Failed::from(e.to_string()))?;
+    let line = profile
+        .kubernetes
+        .map_or_else(|| "1.6".to_owned(), |k| k.containerd);
+    let capabilities = Capabilities::probe_local().on_containerd_line(&line);
     let trials = plan::plan(&suites, &[(variant.clone(), capabilities.clone())]);
     if trials.is_empty() {
         return Err(Failed::from(
@@ -46,12 +52,12 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         ));
     }
     let settings = Settings {
-        containerd: ContainerdChoice::Line("1.6".into()),
+        containerd: ContainerdChoice::Line(line),
         keep: false,
         pause_binary: None,
         repo: repo(),
         kata: capabilities.kata.clone(),
-        kata_rs: None,
+        kata_rs: capabilities.kata_rs.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();

@@ -64,7 +64,12 @@ pub(crate) fn existing_cluster_variant(
         }),
         kata_conditions: vec![],
         kata: None,
-        kata_rs_absent: Some("runtime-rs rows run on this host's own containerd nodes".into()),
+        kata_rs_absent: (!classes.iter().any(|c| c == "kata-qemu-runtime-rs")).then(|| {
+            format!(
+                "the cluster has no RuntimeClass kata-qemu-runtime-rs (its RuntimeClasses: {})",
+                classes.join(", ")
+            )
+        }),
         kata_rs: None,
     };
     Ok((

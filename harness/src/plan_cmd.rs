@@ -160,7 +160,8 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                 let from =
                     provenance::of_dir(&bundle.dir).unwrap_or_else(|| bundle.dir.display().to_string());
                 environment.push(("artifact-kubernetes".into(), from));
-                variants.push((Variant::cluster(bundle), local.clone()))
+                let line = profile.kubernetes.as_ref().map_or("1.6", |k| k.containerd.as_str());
+                variants.push((Variant::cluster(bundle), local.on_containerd_line(line)))
             }
             Err(e) if implicit && !build_bundle => eprintln!(
                 "note: the kubernetes suite is not listed: {} (`run` builds the bundle)",

@@ -147,6 +147,7 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
         bundle,
         keep: false,
         kata: capabilities.kata.clone(),
+        kata_rs: None,
         containerd: ContainerdChoice::Line("1.6".into()),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -62,6 +62,7 @@ pub async fn run_cluster(
         bundle: bundle.clone(),
         keep: base.keep,
         kata: base.kata.clone(),
+        kata_rs: base.kata_rs.clone(),
         containerd: base.containerd.clone(),
     };
     let cluster = match Cluster::start(&settings, &images).await {
@@ -129,6 +130,9 @@ async fn run_on(
             let mut facts = cluster.facts();
             if let Some(kata) = &base.kata {
                 facts.push(("kata".into(), kata.conditions.join("; ")));
+            }
+            if let Some(kata) = &base.kata_rs {
+                facts.push(("kata runtime-rs".into(), kata.conditions.join("; ")));
             }
             facts
         },

@@ -235,6 +235,19 @@ const NO_RS: &str = "no Kata runtime-rs (run scripts/build-kata-rs, or pass a Ka
 const RS_LOCAL_ONLY: &str = "runtime-rs is installed on this host's own containerd nodes; VM guests get the Go runtime only";
 
 impl Capabilities {
+    /// The same on a node whose containerd is `line` (a cluster's): runtime-rs only from
+    /// Kata 4.x's minimum containerd.
+    pub fn on_containerd_line(&self, line: &str) -> Capabilities {
+        match below_kata_4_minimum(line) {
+            Some(why) => Capabilities {
+                kata_rs_absent: Some(why.trim_start_matches("needs kata-rs: ").to_owned()),
+                kata_rs: None,
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
+    }
+
     /// A node without Kata, for `why`.
     pub fn without_kata(why: &str) -> Self {
         Capabilities {
@@ -630,6 +643,7 @@ rows:
                 source: KataSource::SourceBuild,
                 version: "3.30.0".into(),
             },
+            runtime: KataRuntime::Go,
             host: KataHost {
                 no_kvm: no_kvm.map(str::to_owned),
                 vhost_vsock: true,
@@ -677,6 +691,60 @@ rows:
             absent.missing(Requirement::Kvm).as_deref(),
             Some("no Kata artifacts")
         );
+    }
+
+    #[test]
+    fn runtime_rs_rows_take_its_conditions_and_skip_below_kata_4s_containerd() {
+        let text = r#"
+suite: cri
+rows:
+  - scenario: default-handler
+    sandbox: {}
+    expect: { runtime_type: io.containerd.runc.v2 }
+  - scenario: kata-handler
+    requires: [kata]
+    sandbox: { handler: kata }
+    expect: { runtime_type: io.containerd.kata.v2 }
+  - scenario: kata-rs-handler
+    requires: [kata-rs]
+    sandbox: { handler: kata-qemu-runtime-rs }
+    expect: { runtime_type: io.containerd.kata-qemu-runtime-rs.v2 }
+"#;
+        let suite = Suite::parse(std::path::Path::new("t.yaml"), text).unwrap();
+        let mut rs = kata_with(Some("no /dev/kvm")).kata.unwrap();
+        rs.runtime = KataRuntime::Rust;
+        rs.conditions = vec!["Rust runtime (runtime-rs)".into()];
+        let caps = Capabilities {
+            kata_conditions: vec!["Go runtime".into()],
+            kata_rs_absent: None,
+            kata_rs: Some(rs),
+            ..kata_with(Some("no /dev/kvm"))
+        };
+        let variants: Vec<_> = ["1.6", "1.7"]
+            .into_iter()
+            .map(|line| (Variant::containerd(ContainerdChoice::Line(line.into())), caps.clone()))
+            .collect();
+        let trials = plan(&[suite], &variants);
+        let trial = |name: &str| trials.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(trial("cri::kata-handler::containerd-1.7").conditions, ["Go runtime"]);
+        assert_eq!(
+            trial("cri::kata-rs-handler::containerd-1.7").conditions,
+            ["Rust runtime (runtime-rs)"]
+        );
+        assert_eq!(trial("cri::kata-rs-handler::containerd-1.7").skip, None);
+        assert_eq!(
+            trial("cri::kata-rs-handler::containerd-1.6").skip.as_deref(),
+            Some("needs kata-rs: Kata 4.x supports containerd 1.7 and later (its versions.yaml), this node runs 1.6")
+        );
+        assert_eq!(trial("cri::kata-handler::containerd-1.6").skip, None);
+        // A cluster on 1.6 has no runtime-rs, with the same reason.
+        let on_16 = caps.on_containerd_line("1.6");
+        assert!(on_16.kata_rs.is_none() && on_16.kata.is_some());
+        assert_eq!(
+            on_16.missing(Requirement::KataRs).as_deref(),
+            Some("Kata 4.x supports containerd 1.7 and later (its versions.yaml), this node runs 1.6")
+        );
+        assert!(caps.on_containerd_line("2.3").kata_rs.is_some());
     }
 
     /// One local variant on a node that has Kata.

@@ -70,11 +70,7 @@ impl Cluster {
                 run_dir,
                 node_ip,
                 hide_unified,
-                settings
-                    .kata
-                    .as_ref()
-                    .map(|plan| plan.layout.kata_dir())
-                    .as_deref(),
+                &settings.kata_layouts(),
             ),
         )
         .map_err(io_err(&setup))?;
@@ -140,15 +136,12 @@ impl Cluster {
         let ctd = run_dir.join("ctd");
         // The run dir is under /tmp, which the node namespace shares with the host: the
         // Kata install's paths are the same inside.
-        let kata = match &settings.kata {
-            Some(plan) => {
-                Some(crate::provision::kata::install_local(plan, run_dir).map_err(io_err(run_dir))?)
-            }
-            None => None,
-        };
         let mut runtimes = standard_handlers(&ctd.join("runtime-root"), &crun);
-        if let Some(install) = &kata {
-            crate::provision::kata::use_config(&mut runtimes, install);
+        let mut kata = Vec::new();
+        for plan in settings.kata.iter().chain(&settings.kata_rs) {
+            let install = crate::provision::kata::install_local(plan, run_dir).map_err(io_err(run_dir))?;
+            crate::provision::kata::use_config(&mut runtimes, &install);
+            kata.push(install);
         }
         let config = ContainerdConfig {
             version: containerd.version,
@@ -173,10 +166,7 @@ impl Cluster {
         let conflist = cni::bridge_conflist("kh-pods", "khbr0", POD_RANGE, &run_dir.join("cni-ipam"));
         let conf = run_dir.join("net.d/10-kh-pods.conflist");
         std::fs::write(&conf, conflist).map_err(io_err(&conf))?;
-        let kata_bin = kata
-            .as_ref()
-            .map(|k| format!("{}:", k.bin_dir.display()))
-            .unwrap_or_default();
+        let kata_bin: String = kata.iter().map(|k| format!("{}:", k.bin_dir.display())).collect();
         // crictl and conntrack for kubeadm's preflight (each from the cache: neither is
         // installed on this host), after the bundle's and containerd's binaries.
         let crictl = crate::artifacts::cri_tools::crictl();

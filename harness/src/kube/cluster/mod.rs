@@ -56,8 +56,12 @@ const POD_SUBNET: &str = "10.244.0.0/16";
 const SERVICE_SUBNET: &str = "10.96.0.0/12";
 
 /// The RuntimeClasses every cluster has (node.k8s.io/v1, or v1beta1 before 1.20): name ->
-/// containerd handler.
-pub const RUNTIME_CLASSES: [(&str, &str); 2] = [("kata", "kata"), ("crun", "crun")];
+/// containerd handler; kata-deploy 4.x names runtime-rs's class after its handler.
+pub const RUNTIME_CLASSES: [(&str, &str); 3] = [
+    ("kata", "kata"),
+    ("crun", "crun"),
+    ("kata-qemu-runtime-rs", "kata-qemu-runtime-rs"),
+];
 
 /// What to start a cluster with.
 #[derive(Debug, Clone)]
@@ -67,8 +71,24 @@ pub struct ClusterSettings {
     pub keep: bool,
     /// Kata for the node's `kata` and `kata-qemu` handlers (RuntimeClass kata).
     pub kata: Option<crate::provision::kata::KataPlan>,
+    /// runtime-rs for its `kata-qemu-runtime-rs` handler (the RuntimeClass of that name).
+    pub kata_rs: Option<crate::provision::kata::KataPlan>,
     /// The containerd the node runs (a profile's `kubernetes.containerd`; 1.6 by default).
     pub containerd: crate::profile::ContainerdChoice,
+}
+
+impl ClusterSettings {
+    /// The Kata layouts the node mounts at /opt/kata, each once, the Go runtime's first.
+    pub fn kata_layouts(&self) -> Vec<PathBuf> {
+        let mut layouts: Vec<PathBuf> = Vec::new();
+        for plan in self.kata.iter().chain(&self.kata_rs) {
+            let dir = plan.layout.kata_dir();
+            if !layouts.contains(&dir) {
+                layouts.push(dir);
+            }
+        }
+        layouts
+    }
 }
 
 /// A running single-node cluster: API server answering, node Ready, every kube-system pod

@@ -41,14 +41,11 @@ pub(super) fn host(step: &str, argv: &[&str]) -> Result<(), KubeError> {
 }
 
 /// The shell script that prepares the node namespace (runs inside it, once).
-/// `kata_layout`: a Kata layout's `opt/kata`, mounted read-only at /opt/kata (in the /opt
-/// overlay), where its configuration and its QEMU look for their files.
-pub fn ns_setup_script(
-    run_dir: &Path,
-    node_ip: &str,
-    hide_unified: bool,
-    kata_layout: Option<&Path>,
-) -> String {
+/// `kata_layouts`: Kata layouts' `opt/kata`, mounted read-only at /opt/kata (in the /opt
+/// overlay), where their configurations and QEMU look for their files: one bound, two (the Go
+/// runtime's and runtime-rs's, built apart) merged by a read-only overlay, the first over the
+/// second.
+pub fn ns_setup_script(run_dir: &Path, node_ip: &str, hide_unified: bool, kata_layouts: &[PathBuf]) -> String {
     let t = run_dir.display();
     let mut s = String::from("#!/bin/sh\n# Runs INSIDE the node namespace (mount+net+uts), once.\nset -eu\n");
     s += &format!("hostname {NODE_NAME}\n");
@@ -59,11 +56,21 @@ pub fn ns_setup_script(
         "for d in {}; do\n  mkdir -p {t}/ovl/$d/upper {t}/ovl/$d/work\n  mount -t overlay overlay -o lowerdir=/$d,upperdir={t}/ovl/$d/upper,workdir={t}/ovl/$d/work /$d\ndone\n",
         OVERLAID.join(" ")
     );
-    if let Some(layout) = kata_layout {
-        s += &format!(
-            "mkdir -p /opt/kata\nmount --bind {} /opt/kata\nmount -o remount,bind,ro /opt/kata\n",
-            layout.display()
-        );
+    match kata_layouts {
+        [] => {}
+        [layout] => {
+            s += &format!(
+                "mkdir -p /opt/kata\nmount --bind {} /opt/kata\nmount -o remount,bind,ro /opt/kata\n",
+                layout.display()
+            )
+        }
+        layouts => {
+            let lower: Vec<String> = layouts.iter().map(|l| l.display().to_string()).collect();
+            s += &format!(
+                "mkdir -p /opt/kata\nmount -t overlay -o ro,lowerdir={} overlay /opt/kata\n",
+                lower.join(":")
+            );
+        }
     }
     s += &format!(
         "mkdir -p {t}/sysctl\nfor f in {}; do\n  n={t}/sysctl/$(echo $f | tr / _); cat /proc/sys/$f > $n; mount --bind $n /proc/sys/$f\ndone\n",
@@ -82,19 +89,19 @@ mod tests {
 
     #[test]
     fn ns_setup_overlays_every_written_dir_and_shadows_sysctls() {
-        let s = ns_setup_script(Path::new("/tmp/kh-x"), "172.31.250.2", true, None);
+        let s = ns_setup_script(Path::new("/tmp/kh-x"), "172.31.250.2", true, &[]);
         assert!(s.contains("lowerdir=/$d,upperdir=/tmp/kh-x/ovl/$d/upper"));
         assert!(s.contains("for d in etc var usr run opt root;"));
         assert!(s.contains("kernel/panic_on_oops"));
         assert!(s.contains("umount -l /sys/fs/cgroup/unified"));
         assert!(s.contains("echo 1 > /proc/sys/net/ipv4/ip_forward"));
-        assert!(!ns_setup_script(Path::new("/tmp/kh-x"), "172.31.250.2", false, None).contains("umount"));
+        assert!(!ns_setup_script(Path::new("/tmp/kh-x"), "172.31.250.2", false, &[]).contains("umount"));
         assert!(!s.contains("/opt/kata"));
         let kata = ns_setup_script(
             Path::new("/tmp/kh-x"),
             "172.31.250.2",
             false,
-            Some(Path::new("/c/kata/opt/kata")),
+            &["/c/kata/opt/kata".into()],
         );
         let overlay = kata.find("for d in etc var usr run opt root;").unwrap();
         let bind = kata
@@ -103,6 +110,16 @@ mod tests {
         assert!(
             overlay < bind,
             "the layout is mounted in the /opt overlay: {kata}"
+        );
+        let both = ns_setup_script(
+            Path::new("/tmp/kh-x"),
+            "172.31.250.2",
+            false,
+            &["/c/kata/opt/kata".into(), "/c/kata-rs/opt/kata".into()],
+        );
+        assert!(
+            both.contains("mount -t overlay -o ro,lowerdir=/c/kata/opt/kata:/c/kata-rs/opt/kata overlay /opt/kata\n"),
+            "{both}"
         );
     }
 }

@@ -615,6 +615,29 @@ rows:
     }
 
     #[test]
+    fn a_runtime_rs_row_must_declare_kata_rs_not_kata() {
+        let rs = GOOD
+            .replace("sandbox: { handler: kata }", "sandbox: { handler: kata-qemu-runtime-rs }")
+            .replace(
+                "runtime_type: io.containerd.kata.v2",
+                "runtime_type: io.containerd.kata-qemu-runtime-rs.v2",
+            );
+        assert_ne!(rs, GOOD, "the row was rewritten");
+        let err = parse(&rs).unwrap_err().to_string();
+        assert!(
+            err.contains("row 2 (kata-handler), field requires: a Kata handler row must declare `requires: [kata-rs]`"),
+            "{err}"
+        );
+        let suite = parse(&rs.replace("requires: [kata]", "requires: [kata-rs]")).unwrap();
+        assert_eq!(suite.rows[1].requires, vec![Requirement::KataRs]);
+        assert_eq!(
+            Requirement::for_runtime_type("io.containerd.kata-qemu-runtime-rs.v2"),
+            Some(Requirement::KataRs)
+        );
+        assert_eq!(Requirement::for_handler("crun"), None);
+    }
+
+    #[test]
     fn kata_rows_need_a_runc_control() {
         let text = GOOD.replace("oci_runtime: runc", "oci_runtime: crun").replace(
             "runtime_type: io.containerd.runc.v2",
