@@ -102,6 +102,7 @@ fn run_critest(ready: Ready) -> Result<(), Failed> {
         pause_binary: None,
         repo: repo(),
         kata: None,
+        kata_rs: None,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();

@@ -106,12 +106,13 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     );
     // default-, crun- and unconfigured-handler, and the 2 Kata handler rows, which run where
     // this host can run Kata (the scripts/build-kata layout, under TCG here) and are skipped
-    // with the reason elsewhere.
+    // with the reason elsewhere; runtime-rs's handler row is skipped on 1.6 (below Kata 4.x's
+    // minimum containerd).
     let kata = kata_harness::scenario::Capabilities::probe_local();
     let (passed, skipped) = if kata.kata_absent.is_none() {
-        (5, 0)
+        (5, 1)
     } else {
-        (3, 2)
+        (3, 3)
     };
     assert!(
         stdout.contains(&format!("{passed} passed, 0 failed, {skipped} skipped")),
@@ -141,6 +142,10 @@ fn run_writes_junit_and_json_that_agree_with_the_table() {
     assert!(
         fact("artifact-containerd-1.6").starts_with("Debian package 1.6."),
         "{environment:?}"
+    );
+    assert_eq!(
+        verdict_reason(&json, "cri::kata-rs-handler::containerd-1.6"),
+        ("skipped".into(), "needs kata-rs: Kata 4.x supports containerd 1.7 and later (its versions.yaml), this node runs 1.6".into())
     );
     for key in ["artifact-kata", "artifact-crictl"] {
         let origin = fact(key);
@@ -354,4 +359,16 @@ fn ctrl_c_leaves_no_daemon_shim_or_mount_behind() {
 #[test]
 fn ctrl_c_leaves_no_qemu_ssh_or_overlay_behind() {
     interrupt_when_ready(&["--target", "vm", "--image", "bookworm", "--filter", "cri::"]);
+}
+
+/// A trial's verdict and message in results.json.
+fn verdict_reason(json: &serde_json::Value, name: &str) -> (String, String) {
+    let trial = json["trials"]
+        .as_array()
+        .and_then(|trials| trials.iter().find(|t| t["name"] == name))
+        .unwrap_or_else(|| panic!("no trial {name}"));
+    (
+        trial["verdict"].as_str().unwrap_or_default().to_owned(),
+        trial["message"].as_str().unwrap_or_default().to_owned(),
+    )
 }

@@ -43,6 +43,7 @@ async fn kata_testbed(kata: KataPlan) -> Testbed {
         pause_binary: None,
         repo: ".".into(),
         kata: Some(kata),
+        kata_rs: None,
     };
     Testbed::start_local(&settings).await.expect("testbed starts")
 }

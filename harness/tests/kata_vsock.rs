@@ -324,11 +324,13 @@ mod precondition {
             qemu: Some("/usr/bin/qemu-system-x86_64".into()),
             node: kata_harness::provision::kata::NodeKind::Local,
         };
-        let plan = KataPlan::new(layout, host).expect("plans on a host with vhost_vsock");
+        let plan = KataPlan::new(layout, host, kata_harness::artifacts::kata::KataRuntime::Go)
+            .expect("plans on a host with vhost_vsock");
         Capabilities {
-            kata_absent: None,
             kata_conditions: plan.conditions.clone(),
             kata: Some(plan),
+            kata_absent: None,
+            ..Capabilities::without_kata("no runtime-rs here")
         }
     }
 
@@ -341,11 +343,7 @@ mod precondition {
     }
 
     pub fn no_kata_is_a_skip_with_the_probes_reason() -> Result<(), Failed> {
-        let absent = Capabilities {
-            kata_absent: Some("no Kata artifacts (run scripts/build-kata)".into()),
-            kata_conditions: vec![],
-            kata: None,
-        };
+        let absent = Capabilities::without_kata("no Kata artifacts (run scripts/build-kata)");
         expect_skip(&absent, "no Kata artifacts (run scripts/build-kata)")
     }
 

@@ -18,6 +18,7 @@ fn containerd_1_6() -> Settings {
         pause_binary: None,
         repo: ".".into(),
         kata: None,
+        kata_rs: None,
     }
 }
 

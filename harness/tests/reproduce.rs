@@ -164,6 +164,7 @@ fn a_failed_rows_reproduce_script_prints_the_reported_runtime_type_and_its_rerun
         pause_binary: None,
         repo: ".".into(),
         kata: None,
+        kata_rs: None,
     };
     let testbed = runtime
         .block_on(Testbed::start_local(&settings))

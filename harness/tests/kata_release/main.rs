@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kata_harness::artifacts::fetch::{FetchError, Limits};
-use kata_harness::artifacts::kata::KataSource;
+use kata_harness::artifacts::kata::{KataRuntime, KataSource};
 use kata_harness::artifacts::kata_release::{KataRelease, KataReleaseError, LockFile, ARCH};
 use kata_harness::report::chain;
 use sha2::{Digest, Sha256};
@@ -151,7 +151,7 @@ fn first_download_records_the_digest_and_the_second_downloads_nothing() {
     assert_eq!(layout.source, KataSource::Release(VERSION.into()));
     assert_eq!(layout.version, VERSION, "from the manifest the fetch writes");
     assert_eq!(
-        std::fs::read_to_string(layout.shim()).unwrap(),
+        std::fs::read_to_string(layout.shim(KataRuntime::Go)).unwrap(),
         "# bin/containerd-shim-kata-v2 stand-in (good) hybrid_vsock_daemon\n"
     );
     let mode = std::fs::metadata(release.dir()).unwrap().permissions().mode();
@@ -408,7 +408,7 @@ fn from_4_1_both_tarballs_unpack_into_one_layout_and_the_go_shim_wins() {
     let layout = release.fetch().unwrap();
     assert_eq!(layout.version, "4.1.0");
     assert_eq!(
-        std::fs::read_to_string(layout.shim()).unwrap(),
+        std::fs::read_to_string(layout.shim(KataRuntime::Go)).unwrap(),
         "bin/containerd-shim-kata-v2 (go)\n"
     );
     assert!(
@@ -473,7 +473,7 @@ fn the_real_source_build_served_as_a_release_installs_and_opens() {
     let layout = release.fetch().unwrap();
     assert_eq!(layout.version, VERSION);
     assert!(
-        layout.shim_supports_hybrid_vsock(),
+        layout.shim_supports_hybrid_vsock(KataRuntime::Go),
         "the patched shim of the source build"
     );
     assert!(layout.kernel().is_some() && layout.initrd().is_some() && layout.virtiofsd().is_some());
