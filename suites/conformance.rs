@@ -114,6 +114,7 @@ fn local_settings() -> Settings {
         repo: repo(),
         kata: LOCAL.kata.clone(),
         kata_rs: LOCAL.kata_rs.clone(),
+        kata_runtime_class: "kata".into(),
     }
 }
 

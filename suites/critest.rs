@@ -103,6 +103,7 @@ fn run_critest(ready: Ready) -> Result<(), Failed> {
         repo: repo(),
         kata: None,
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();

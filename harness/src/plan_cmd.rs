@@ -48,7 +48,22 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
     } else {
         Suite::load(&args.suites).map(|s| vec![s])
     };
-    let suites = suites.map_err(input_error)?;
+    // The cluster's RuntimeClass kata as the profile points it (its rows expect that runtime).
+    let kata_class = profile
+        .kubernetes
+        .as_ref()
+        .map_or("kata", |k| k.kata_runtime_class.as_str());
+    let suites: Vec<Suite> = suites
+        .map_err(input_error)?
+        .into_iter()
+        .map(|s| s.with_kata_runtime_class(kata_class))
+        .collect();
+    if kata_class != "kata" {
+        environment.push((
+            "kata-runtime-class".into(),
+            format!("RuntimeClass kata -> handler {kata_class} (profile kubernetes.kata_runtime_class)"),
+        ));
+    }
     let quarantine = args.quarantine().map_err(input_error)?;
     let target: Target = args
         .target

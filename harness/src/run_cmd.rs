@@ -71,6 +71,11 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         repo: repo_root(),
         kata: planned.kata.clone(),
         kata_rs: planned.kata_rs.clone(),
+        kata_runtime_class: planned
+            .profile
+            .kubernetes
+            .as_ref()
+            .map_or_else(|| "kata".to_owned(), |k| k.kata_runtime_class.clone()),
     };
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     let mut terminal = Terminal::new();

@@ -148,6 +148,7 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
         keep: false,
         kata: capabilities.kata.clone(),
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
         containerd: ContainerdChoice::Line("1.6".into()),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -90,6 +90,7 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
         repo: repo(),
         kata: kata.kata.clone(),
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
     };
     let node = Testbed::start_local(&settings).await.expect("the node starts");
     // The node's own pod (labelled like the harness's, so only the record of what was there
@@ -274,6 +275,7 @@ async fn rows_the_node_cannot_run_are_skipped_with_the_reason() {
         repo: repo(),
         kata: None,
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
     };
     let node = Testbed::start_local(&settings).await.expect("the node starts");
     let target = format!("cri://{}", node.paths.socket.display());

@@ -44,6 +44,7 @@ async fn kata_testbed(kata: KataPlan) -> Testbed {
         repo: ".".into(),
         kata: Some(kata),
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
     };
     Testbed::start_local(&settings).await.expect("testbed starts")
 }

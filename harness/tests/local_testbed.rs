@@ -19,6 +19,7 @@ fn containerd_1_6() -> Settings {
         repo: ".".into(),
         kata: None,
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
     }
 }
 

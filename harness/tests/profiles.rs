@@ -207,6 +207,17 @@ const UNTRUSTED: (&str, &str) = (
     &[("kata: { version: 3.30.0, source: { build: here } }", "kata: { version: 3.30.0, source: host }")],
     "kata.source", "host is not a source the harness can use for kata"
 )]
+#[case::kata_class_not_a_kata_handler(
+    &[("runtime_class_api: node.k8s.io/v1 }", "runtime_class_api: node.k8s.io/v1, kata_runtime_class: runc }")],
+    "kubernetes.kata_runtime_class", "\"runc\" is not one of the profile's Kata handlers"
+)]
+#[case::kata_class_runtime_rs_on_containerd_1_6(
+    &[
+        ("runtime_class_api: node.k8s.io/v1 }", "runtime_class_api: node.k8s.io/v1, kata_runtime_class: kata-qemu-runtime-rs, containerd: \"1.6\" }"),
+        ("    - { name: kata, runtime_type: io.containerd.kata.v2 }\n", "    - { name: kata, runtime_type: io.containerd.kata.v2 }\n    - { name: kata-qemu-runtime-rs, runtime_type: io.containerd.kata-qemu-runtime-rs.v2 }\n"),
+    ],
+    "kubernetes.kata_runtime_class", "supports containerd 1.7.0 and later; the cluster's node runs 1.6.0"
+)]
 #[case::misspelt_host(&[("runc: { version: 1.1.5, source: { debian: bookworm } }", "runc: { source: hots }")], "", "\"hots\": a source is `host`, `setup`, or a map")]
 fn impossible_combinations_are_rejected_with_field_and_reason(
     #[case] edits: &[(&str, &str)],

@@ -165,6 +165,7 @@ fn a_failed_rows_reproduce_script_prints_the_reported_runtime_type_and_its_rerun
         repo: ".".into(),
         kata: None,
         kata_rs: None,
+        kata_runtime_class: "kata".into(),
     };
     let testbed = runtime
         .block_on(Testbed::start_local(&settings))

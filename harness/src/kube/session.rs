@@ -63,6 +63,7 @@ pub async fn run_cluster(
         keep: base.keep,
         kata: base.kata.clone(),
         kata_rs: base.kata_rs.clone(),
+        kata_runtime_class: base.kata_runtime_class.clone(),
         containerd: base.containerd.clone(),
     };
     let cluster = match Cluster::start(&settings, &images).await {

@@ -243,6 +243,25 @@ pub fn check(profile: &Profile) -> Result<(), Problem> {
         if node >= Version::new(2, 0, 0) && kata.is_some_and(|k| k.major < 2) {
             return fail("kata.version", format!("Kata 1.x cannot run on the cluster's containerd {node} (containerd 2.0 no longer loads Kata 1's runtime)"));
         }
+        let class = k8s.kata_runtime_class.as_str();
+        let declared = profile.handlers.runtimes.iter().find(|h| h.name == class);
+        match declared {
+            // The default names the handler `kata` whatever runs it (Kata 1.x's runtime v1 too).
+            _ if class == "kata" => {}
+            Some(h) if h.runtime_type.starts_with("io.containerd.kata") => {}
+            _ => {
+                return fail(
+                    "kubernetes.kata_runtime_class",
+                    format!("{class:?} is not one of the profile's Kata handlers (handlers.runtimes with an io.containerd.kata* runtime_type)"),
+                )
+            }
+        }
+        if class.ends_with("-runtime-rs") && node < KATA_4_MIN_CONTAINERD {
+            return fail(
+                "kubernetes.kata_runtime_class",
+                format!("{class} is Kata 4.x's runtime-rs, which supports containerd {KATA_4_MIN_CONTAINERD} and later; the cluster's node runs {node} (kubernetes.containerd)"),
+            );
+        }
         if v >= Version::new(1, 26, 0) && node < Version::new(1, 6, 0) {
             return fail(
                 "kubernetes.containerd",

@@ -185,10 +185,19 @@ pub struct Kubernetes {
     /// The containerd line (`1.6`) the cluster's node runs, from the cache.
     #[serde(default = "default_cluster_containerd")]
     pub containerd: String,
+    /// The containerd handler RuntimeClass `kata` points at: `kata` (the Go runtime, the
+    /// default) or `kata-qemu-runtime-rs` (runtime-rs, as kata-deploy 4.x installs it). The
+    /// rows that name RuntimeClass `kata` then expect that handler's runtime.
+    #[serde(default = "default_kata_runtime_class")]
+    pub kata_runtime_class: String,
 }
 
 fn default_cluster_containerd() -> String {
     "1.6".into()
+}
+
+fn default_kata_runtime_class() -> String {
+    "kata".into()
 }
 
 /// One CRI runtime handler as the profile declares it.

@@ -109,6 +109,9 @@ pub struct Settings {
     pub kata: Option<kata::KataPlan>,
     /// Kata's runtime-rs for local nodes (its handler `kata-qemu-runtime-rs`), likewise.
     pub kata_rs: Option<kata::KataPlan>,
+    /// The handler a cluster's RuntimeClass `kata` points at (a profile's
+    /// `kubernetes.kata_runtime_class`).
+    pub kata_runtime_class: String,
 }
 
 impl Settings {
@@ -122,6 +125,7 @@ impl Settings {
             repo,
             kata: None,
             kata_rs: None,
+            kata_runtime_class: "kata".into(),
         }
     }
 }

@@ -155,6 +155,8 @@ impl Cluster {
             crun: "crun".into(),
             crictl: crate::artifacts::cri_tools::crictl(),
             kubeadm_skipped: vec![],
+            // As kata-deploy 3.x and this harness's clusters name it.
+            kata_class_handler: "kata".into(),
             timings: vec![],
             attached: true,
             namespace,

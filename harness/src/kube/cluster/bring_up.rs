@@ -409,8 +409,8 @@ impl Cluster {
         )
         .await?;
         let classes = RuntimeClassApi::for_version(bundle.version);
-        for (name, handler) in RUNTIME_CLASSES {
-            crate::kube::client::create_runtime_class(&client, classes, name, handler).await?;
+        for (name, handler) in runtime_classes(&settings.kata_runtime_class) {
+            crate::kube::client::create_runtime_class(&client, classes, name, &handler).await?;
         }
         mark(&format!("RuntimeClasses created ({})", classes.api_version()));
         // The pre-1.20 path (a DynamicObject) checked against this real server while it still

@@ -56,12 +56,15 @@ const POD_SUBNET: &str = "10.244.0.0/16";
 const SERVICE_SUBNET: &str = "10.96.0.0/12";
 
 /// The RuntimeClasses every cluster has (node.k8s.io/v1, or v1beta1 before 1.20): name ->
-/// containerd handler; kata-deploy 4.x names runtime-rs's class after its handler.
-pub const RUNTIME_CLASSES: [(&str, &str); 3] = [
-    ("kata", "kata"),
-    ("crun", "crun"),
-    ("kata-qemu-runtime-rs", "kata-qemu-runtime-rs"),
-];
+/// containerd handler; `kata` points at `kata_handler` (`kata`, or runtime-rs's handler as
+/// kata-deploy 4.x points it), and kata-deploy 4.x names runtime-rs's class after its handler.
+pub fn runtime_classes(kata_handler: &str) -> [(&'static str, String); 3] {
+    [
+        ("kata", kata_handler.to_owned()),
+        ("crun", "crun".to_owned()),
+        ("kata-qemu-runtime-rs", "kata-qemu-runtime-rs".to_owned()),
+    ]
+}
 
 /// What to start a cluster with.
 #[derive(Debug, Clone)]
@@ -73,6 +76,8 @@ pub struct ClusterSettings {
     pub kata: Option<crate::provision::kata::KataPlan>,
     /// runtime-rs for its `kata-qemu-runtime-rs` handler (the RuntimeClass of that name).
     pub kata_rs: Option<crate::provision::kata::KataPlan>,
+    /// The handler RuntimeClass `kata` points at.
+    pub kata_runtime_class: String,
     /// The containerd the node runs (a profile's `kubernetes.containerd`; 1.6 by default).
     pub containerd: crate::profile::ContainerdChoice,
 }
@@ -116,6 +121,8 @@ pub struct Cluster {
     pub crictl: Option<PathBuf>,
     /// What kubeadm init skipped or was told to ignore, and why (for the facts).
     pub kubeadm_skipped: Vec<(String, String)>,
+    /// The handler RuntimeClass `kata` points at.
+    pub kata_class_handler: String,
     /// Milestones since the start, for reports and the README.
     pub timings: Vec<(String, Duration)>,
     /// Someone else's cluster (`--kubeconfig`): nothing of it is the harness's to stop.
@@ -313,6 +320,7 @@ impl Cluster {
         match result {
             Ok(up) => Ok(Cluster {
                 id,
+                kata_class_handler: settings.kata_runtime_class.clone(),
                 bundle: settings.bundle.clone(),
                 admin_kubeconfig: run_dir.join("admin.conf"),
                 kubeadm_log: logs.join("kubeadm-init.log"),

@@ -411,14 +411,15 @@ async fn ensure_class(cluster: &Cluster, action: &KubeAction, touched: &mut Touc
     Ok(())
 }
 
-/// The RuntimeClass handler a pod of this row must get (None: the default handler).
-fn handler_of(action: &KubeAction) -> Option<String> {
+/// The RuntimeClass handler a pod of this row must get on `cluster` (None: the default
+/// handler).
+fn handler_of(cluster: &Cluster, action: &KubeAction) -> Option<String> {
     action.handler.clone().or_else(|| {
         let class = action.runtime_class.as_deref()?;
-        super::cluster::RUNTIME_CLASSES
-            .iter()
+        super::cluster::runtime_classes(&cluster.kata_class_handler)
+            .into_iter()
             .find(|(name, _)| *name == class)
-            .map(|(_, handler)| handler.to_string())
+            .map(|(_, handler)| handler)
     })
 }
 

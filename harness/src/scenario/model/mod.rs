@@ -363,6 +363,34 @@ impl fmt::Display for Requirement {
 }
 
 impl Suite {
+    /// The suite on a cluster whose RuntimeClass `kata` points at `handler` (a profile's
+    /// `kubernetes.kata_runtime_class`): the cluster rows naming that class require and expect
+    /// that handler's runtime (`kata-qemu-runtime-rs`: runtime-rs, as kata-deploy 4.x installs
+    /// it) and say so in their `about`.
+    pub fn with_kata_runtime_class(mut self, handler: &str) -> Suite {
+        if handler == "kata" {
+            return self;
+        }
+        for row in &mut self.rows {
+            let Action::Kube(kube) = &row.action else { continue };
+            if kube.runtime_class.as_deref() != Some("kata") || kube.handler.is_some() {
+                continue;
+            }
+            let needed = Requirement::for_handler(handler);
+            for requirement in &mut row.requires {
+                if requirement.is_kata() {
+                    *requirement = needed.unwrap_or(*requirement);
+                }
+            }
+            row.expect.runtime_type = Some(format!("io.containerd.{handler}.v2"));
+            row.about = format!(
+                "{} [RuntimeClass kata -> handler {handler} (profile kubernetes.kata_runtime_class)]",
+                row.about
+            );
+        }
+        self
+    }
+
     /// Reads and validates one suite file.
     pub fn load(file: &Path) -> Result<Suite, SuiteError> {
         let text = std::fs::read_to_string(file).map_err(|e| SuiteError {
@@ -612,6 +640,43 @@ rows:
         let text = GOOD.replace("    requires: [kata]\n", "");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("row 2 (kata-handler), field requires"), "{err}");
+    }
+
+    #[test]
+    fn a_kata_runtime_class_pointed_at_runtime_rs_changes_what_its_rows_require_and_expect() {
+        let text = r#"
+suite: kubernetes
+placements: [cluster]
+rows:
+  - scenario: runc-web
+    kube: { check: web-pod }
+    expect: { runtime_type: io.containerd.runc.v2 }
+  - scenario: kata-nginx
+    about: "RuntimeClass kata"
+    requires: [kata]
+    kube: { check: web-pod, runtime_class: kata }
+    expect: { runtime_type: io.containerd.kata.v2 }
+  - scenario: kata-own-class
+    requires: [kata]
+    kube: { check: web-pod, runtime_class: kata, handler: kata-qemu }
+    expect: { runtime_type: io.containerd.kata-qemu.v2 }
+"#;
+        let suite = parse(text).unwrap();
+        assert_eq!(suite.clone().with_kata_runtime_class("kata").rows, suite.rows);
+        let rs = suite.with_kata_runtime_class("kata-qemu-runtime-rs");
+        assert_eq!(rs.rows[1].requires, vec![Requirement::KataRs]);
+        assert_eq!(
+            rs.rows[1].expect.runtime_type.as_deref(),
+            Some("io.containerd.kata-qemu-runtime-rs.v2")
+        );
+        assert!(rs.rows[1].about.contains("RuntimeClass kata -> handler kata-qemu-runtime-rs"));
+        // A row that makes its own class, and the runc row, are as written.
+        assert_eq!(rs.rows[2].requires, vec![Requirement::Kata]);
+        assert_eq!(
+            rs.rows[2].expect.runtime_type.as_deref(),
+            Some("io.containerd.kata-qemu.v2")
+        );
+        assert_eq!(rs.rows[0].expect.runtime_type.as_deref(), Some("io.containerd.runc.v2"));
     }
 
     #[test]
