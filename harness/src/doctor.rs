@@ -250,7 +250,8 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
             "no /dev/vhost-net: disable_vhost_net (virtio-net emulated in QEMU)".into()
         },
     });
-    out.push(match KataPlan::new(layout, host, KataRuntime::Go) {
+    let rs_layout = KataChoice::Default.locate_rs(Some(&layout));
+    out.push(match KataPlan::new(layout, host.clone(), KataRuntime::Go) {
         Ok(plan) => Check {
             name: "Kata verdict".into(),
             status: Status::Ok,
@@ -260,6 +261,19 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
             name: "Kata verdict".into(),
             status: Status::Missing,
             detail: format!("Kata rows are skipped: {why}"),
+        },
+    });
+    let rs = match rs_layout {
+        Ok(Some(layout)) => KataPlan::new(layout, host, KataRuntime::Rust).map(|p| p.conditions.join("; ")),
+        Ok(None) => Err("no runtime-rs layout (remedy: scripts/build-kata-rs, or scripts/setup)".into()),
+        Err(e) => Err(crate::errors::chain(&e)),
+    };
+    out.push(Check {
+        name: "Kata runtime-rs verdict".into(),
+        status: if rs.is_ok() { Status::Ok } else { Status::Warn },
+        detail: match rs {
+            Ok(conditions) => format!("runtime-rs rows run (containerd 1.7 and later): {conditions}"),
+            Err(why) => format!("runtime-rs rows are skipped: {why}"),
         },
     });
     out
