@@ -586,8 +586,8 @@ pub fn hosts_namespace(action: &super::model::PullAction) -> String {
 mod tests {
     use super::*;
 
-    fn suite() -> Suite {
-        let text = r#"
+    /// A runc row and a Kata row.
+    const CRI: &str = r#"
 suite: cri
 rows:
   - scenario: default-handler
@@ -598,7 +598,9 @@ rows:
     sandbox: { handler: kata }
     expect: { runtime_type: io.containerd.kata.v2 }
 "#;
-        Suite::parse(std::path::Path::new("t.yaml"), text).unwrap()
+
+    fn suite() -> Suite {
+        Suite::parse(std::path::Path::new("t.yaml"), CRI).unwrap()
     }
 
     #[test]
@@ -695,22 +697,14 @@ rows:
 
     #[test]
     fn runtime_rs_rows_take_its_conditions_and_skip_below_kata_4s_containerd() {
-        let text = r#"
-suite: cri
-rows:
-  - scenario: default-handler
-    sandbox: {}
-    expect: { runtime_type: io.containerd.runc.v2 }
-  - scenario: kata-handler
-    requires: [kata]
-    sandbox: { handler: kata }
-    expect: { runtime_type: io.containerd.kata.v2 }
-  - scenario: kata-rs-handler
+        let text = format!(
+            "{CRI}  - scenario: kata-rs-handler
     requires: [kata-rs]
-    sandbox: { handler: kata-qemu-runtime-rs }
-    expect: { runtime_type: io.containerd.kata-qemu-runtime-rs.v2 }
-"#;
-        let suite = Suite::parse(std::path::Path::new("t.yaml"), text).unwrap();
+    sandbox: {{ handler: kata-qemu-runtime-rs }}
+    expect: {{ runtime_type: io.containerd.kata-qemu-runtime-rs.v2 }}
+"
+        );
+        let suite = Suite::parse(std::path::Path::new("t.yaml"), &text).unwrap();
         let mut rs = kata_with(Some("no /dev/kvm")).kata.unwrap();
         rs.runtime = KataRuntime::Rust;
         rs.conditions = vec!["Rust runtime (runtime-rs)".into()];
