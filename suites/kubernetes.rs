@@ -41,9 +41,10 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
     // The node's containerd as the default profile names it (`kubernetes.containerd`).
     let profile = kata_harness::profile::load_named(&repo().join("profiles"), "default")
         .map_err(|e| Failed::from(e.to_string()))?;
-    let (line, kata_runtime_class) = profile
-        .kubernetes
-        .map_or_else(|| ("1.6".to_owned(), "kata".to_owned()), |k| (k.containerd, k.kata_runtime_class));
+    let (line, kata_runtime_class) = profile.kubernetes.map_or_else(
+        || ("1.6".to_owned(), "kata".to_owned()),
+        |k| (k.containerd, k.kata_runtime_class),
+    );
     let suites: Vec<Suite> = suites
         .into_iter()
         .map(|s| s.with_kata_runtime_class(&kata_runtime_class))

@@ -227,7 +227,8 @@ pub fn kata_checks(kvm: &KvmVerdict) -> Vec<Check> {
             ),
         },
     });
-    let user_space_vsock = layout.vsock_daemon().is_some() && layout.shim_supports_hybrid_vsock(KataRuntime::Go);
+    let user_space_vsock =
+        layout.vsock_daemon().is_some() && layout.shim_supports_hybrid_vsock(KataRuntime::Go);
     out.push(Check {
         name: "vhost_vsock".into(),
         status: match (host.vhost_vsock, user_space_vsock) {

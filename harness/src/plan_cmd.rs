@@ -175,7 +175,10 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
                 let from =
                     provenance::of_dir(&bundle.dir).unwrap_or_else(|| bundle.dir.display().to_string());
                 environment.push(("artifact-kubernetes".into(), from));
-                let line = profile.kubernetes.as_ref().map_or("1.6", |k| k.containerd.as_str());
+                let line = profile
+                    .kubernetes
+                    .as_ref()
+                    .map_or("1.6", |k| k.containerd.as_str());
                 variants.push((Variant::cluster(bundle), local.on_containerd_line(line)))
             }
             Err(e) if implicit && !build_bundle => eprintln!(
@@ -243,7 +246,10 @@ fn kata_and_crictl_origins(local: &Capabilities) -> Vec<(String, String)> {
     };
     let kata_rs = match &local.kata_rs {
         Some(plan) => provenance::of_dir(&plan.layout.root).unwrap_or_else(|| plan.layout.describe()),
-        None => format!("none ({})", local.kata_rs_absent.as_deref().unwrap_or("no runtime-rs")),
+        None => format!(
+            "none ({})",
+            local.kata_rs_absent.as_deref().unwrap_or("no runtime-rs")
+        ),
     };
     vec![
         ("artifact-kata".into(), kata),

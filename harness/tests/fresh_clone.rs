@@ -368,7 +368,10 @@ impl MachineBuilds {
         let builds = MachineBuilds {
             cri_tools: need("cri-tools/current/bin", "crictl + critest")?,
             kata: need("kata/source/opt/kata", "Kata source build")?,
-            kata_rs: need("kata-rs/source/opt/kata", "runtime-rs source build (scripts/build-kata-rs)")?,
+            kata_rs: need(
+                "kata-rs/source/opt/kata",
+                "runtime-rs source build (scripts/build-kata-rs)",
+            )?,
             k8s: need(&format!("k8s/{K8S}/bin"), "Kubernetes bundle")?,
             containerd: vec![
                 need("containerd/1.7/usr/bin", "containerd 1.7")?,
@@ -556,19 +559,36 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
         }
     }
     passed_with_runtime(&report, "cri::kata-handler::containerd-1.7", "Go runtime")?;
-    passed_with_runtime(&report, "cri::kata-rs-handler::containerd-1.7", "Rust runtime (runtime-rs)")?;
+    passed_with_runtime(
+        &report,
+        "cri::kata-rs-handler::containerd-1.7",
+        "Rust runtime (runtime-rs)",
+    )?;
 
     // The 4.1 pair alone: both runtimes from its two tarballs (cached by setup's kata-rs).
     let served = server.requests().len();
     let pair = run(
         "results-4.1",
-        &["--kata-release", KATA_RS, "--containerd", "2.3", "--filter", "cri::kata"],
+        &[
+            "--kata-release",
+            KATA_RS,
+            "--containerd",
+            "2.3",
+            "--filter",
+            "cri::kata",
+        ],
     )?;
     for (trial, runtime) in [
         ("cri::kata-handler::containerd-2.3", "Go runtime"),
         ("cri::kata-guest-console::containerd-2.3", "Go runtime"),
-        ("cri::kata-rs-handler::containerd-2.3", "Rust runtime (runtime-rs)"),
-        ("cri::kata-rs-guest-console::containerd-2.3", "Rust runtime (runtime-rs)"),
+        (
+            "cri::kata-rs-handler::containerd-2.3",
+            "Rust runtime (runtime-rs)",
+        ),
+        (
+            "cri::kata-rs-guest-console::containerd-2.3",
+            "Rust runtime (runtime-rs)",
+        ),
     ] {
         let conditions = passed_with_runtime(&pair, trial, runtime)?;
         if !conditions.contains(&format!("from Kata {KATA_RS} (upstream release {KATA_RS})")) {
@@ -588,7 +608,9 @@ fn passed_with_runtime(report: &serde_json::Value, trial: &str, runtime: &str) -
         .and_then(|trials| trials.iter().find(|t| t["name"] == trial))
         .ok_or_else(|| format!("{trial} did not run: {report}"))?;
     let conditions = found["conditions"].to_string();
-    if found["verdict"] != "passed" || !conditions.contains(&format!("{runtime}: Kata Containers containerd shim")) {
+    if found["verdict"] != "passed"
+        || !conditions.contains(&format!("{runtime}: Kata Containers containerd shim"))
+    {
         return Err(format!("{trial} did not pass on the {runtime}: {found}").into());
     }
     Ok(conditions)

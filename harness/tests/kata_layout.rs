@@ -101,7 +101,9 @@ fn upstream_packed_bundle_runs_as_shipped(plan: KataPlan) -> Result<(), Failed> 
         if trial["name"].as_str().is_some_and(|n| n.contains("::kata-rs-")) {
             let why = trial["message"].as_str().unwrap_or_default();
             if trial["verdict"] != "skipped" || !why.contains("no Kata runtime-rs") {
-                return Err(format!("{} is not skipped for want of runtime-rs: {trial}", trial["name"]).into());
+                return Err(
+                    format!("{} is not skipped for want of runtime-rs: {trial}", trial["name"]).into(),
+                );
             }
             continue;
         }

@@ -248,7 +248,9 @@ impl KataLayout {
     pub fn initrd(&self) -> Option<PathBuf> {
         let link = self.share().join("kata-containers-initrd.img");
         let named = match std::fs::read_link(&link) {
-            Ok(target) if target.is_relative() && target.components().count() == 1 => self.share().join(target),
+            Ok(target) if target.is_relative() && target.components().count() == 1 => {
+                self.share().join(target)
+            }
             _ => link,
         };
         Some(named).filter(|p| p.exists())
@@ -589,7 +591,10 @@ mod tests {
             "a shim without the setting"
         );
         assert_eq!(layout.runtimes(), vec![KataRuntime::Go]);
-        assert_eq!(layout.built(KataRuntime::Go).as_deref(), Some("built by scripts/build-kata"));
+        assert_eq!(
+            layout.built(KataRuntime::Go).as_deref(),
+            Some("built by scripts/build-kata")
+        );
         // opt/kata itself names the same layout.
         let same = KataLayout::open(&dir.path().join("opt/kata"), KataSource::SourceBuild).unwrap();
         assert_eq!(same.root, dir.path());

@@ -206,11 +206,15 @@ impl KataPlan {
             root.path().display(),
             layout.describe()
         );
-        let conditions = [Some(guest), Some(layout.runtime_line(runtime)), layout.built(runtime)]
-            .into_iter()
-            .flatten()
-            .chain(changes.iter().map(Condition::line))
-            .collect();
+        let conditions = [
+            Some(guest),
+            Some(layout.runtime_line(runtime)),
+            layout.built(runtime),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(changes.iter().map(Condition::line))
+        .collect();
         Ok(KataPlan {
             layout,
             runtime,
@@ -638,7 +642,11 @@ mod tests {
             vsock_wrapper: run.join("kata/vhost-device-vsock"),
             virtiofsd_wrapper: run.join("kata/virtiofsd"),
         };
-        let declared: BTreeSet<String> = plan.changes.iter().flat_map(|c| c.keys(&files, plan.runtime)).collect();
+        let declared: BTreeSet<String> = plan
+            .changes
+            .iter()
+            .flat_map(|c| c.keys(&files, plan.runtime))
+            .collect();
         assert_eq!(render::changed_keys(SHIPPED, config).unwrap(), declared);
     }
 
@@ -647,7 +655,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let host_qemu = dir.path().join("host/qemu-system-x86_64");
         fake_qemu(&host_qemu, "tcg,kvm");
-        let plan = KataPlan::new(layout(dir.path(), upstream()), kvm_host(&host_qemu), KataRuntime::Go).unwrap();
+        let plan = KataPlan::new(
+            layout(dir.path(), upstream()),
+            kvm_host(&host_qemu),
+            KataRuntime::Go,
+        )
+        .unwrap();
         assert!(
             plan.changes.iter().all(Condition::is_observation),
             "{:?}",
@@ -687,7 +700,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let host_qemu = dir.path().join("host/qemu-system-x86_64");
         fake_qemu(&host_qemu, "tcg,kvm");
-        let plan = KataPlan::new(layout(dir.path(), source_build()), this_host(&host_qemu), KataRuntime::Go).unwrap();
+        let plan = KataPlan::new(
+            layout(dir.path(), source_build()),
+            this_host(&host_qemu),
+            KataRuntime::Go,
+        )
+        .unwrap();
         assert_eq!(
             kinds(&plan),
             [
@@ -759,7 +777,12 @@ mod tests {
         };
 
         // This host: the VM runs under TCG, so Kata's guest is TCG inside TCG.
-        let here = KataPlan::new(layout(dir.path(), source_build()), this_host(&host_qemu), KataRuntime::Go).unwrap();
+        let here = KataPlan::new(
+            layout(dir.path(), source_build()),
+            this_host(&host_qemu),
+            KataRuntime::Go,
+        )
+        .unwrap();
         let guest = here.in_vm_guest(&nesting_on).unwrap();
         assert_eq!(kinds(&guest), guest_kinds);
         assert_eq!(guest.qemu, Path::new(GUEST_QEMU));
@@ -777,7 +800,12 @@ mod tests {
 
         // A KVM host without nesting: the VM is fast, Kata's guest in it is plain TCG.
         let kvm_dir = tempfile::tempdir().unwrap();
-        let kvm = KataPlan::new(layout(kvm_dir.path(), source_build()), kvm_host(&host_qemu), KataRuntime::Go).unwrap();
+        let kvm = KataPlan::new(
+            layout(kvm_dir.path(), source_build()),
+            kvm_host(&host_qemu),
+            KataRuntime::Go,
+        )
+        .unwrap();
         let guest = kvm.in_vm_guest(&nesting_off).unwrap();
         assert_eq!(kinds(&guest), guest_kinds);
         assert_eq!(dial_timeout(&guest), Some(render::TCG_DIAL_TIMEOUT_S));
@@ -856,7 +884,12 @@ mod tests {
             shim: b"an upstream shim",
             ..source_build()
         };
-        let why = KataPlan::new(layout(dir.path(), unpatched), this_host(&host_qemu), KataRuntime::Go).unwrap_err();
+        let why = KataPlan::new(
+            layout(dir.path(), unpatched),
+            this_host(&host_qemu),
+            KataRuntime::Go,
+        )
+        .unwrap_err();
         assert!(why.contains("no /dev/vhost-vsock"), "{why}");
     }
 

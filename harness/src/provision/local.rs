@@ -205,7 +205,9 @@ impl Testbed {
         }
         let crun = crun_binary().to_string_lossy().into_owned();
         let install = |plan: &Option<super::kata::KataPlan>| match plan {
-            Some(plan) => super::kata::install_local(plan, &run_dir).map(Some).map_err(io_err(&run_dir)),
+            Some(plan) => super::kata::install_local(plan, &run_dir)
+                .map(Some)
+                .map_err(io_err(&run_dir)),
             None => Ok(None),
         };
         let kata = install(&settings.kata)?;
@@ -448,7 +450,13 @@ impl Testbed {
         let old_log = self.paths.run_dir.join(PRE_UPGRADE_LOG);
         std::fs::rename(&backend.log, &old_log).map_err(io_err(&old_log))?;
         let installs: Vec<&KataInstall> = self.kata.iter().chain(&self.kata_rs).collect();
-        let daemon = spawn_daemon(to, &self.paths.config, &installs, &self.paths.run_dir, &backend.log)?;
+        let daemon = spawn_daemon(
+            to,
+            &self.paths.config,
+            &installs,
+            &self.paths.run_dir,
+            &backend.log,
+        )?;
         backend.adopt(daemon).map_err(ProvisionError::Spawn)?;
         Ok(stopped)
     }

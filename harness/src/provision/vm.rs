@@ -249,7 +249,10 @@ fn provisioning_fingerprint(settings: &Settings) -> String {
     // The Kata install in the guest: the plan (its conditions) and the layout's files.
     if let Some(plan) = &settings.kata {
         hash.update(format!("{:?}", plan.conditions).as_bytes());
-        for file in [plan.layout.shim(plan.runtime), plan.layout.base_config(plan.runtime)] {
+        for file in [
+            plan.layout.shim(plan.runtime),
+            plan.layout.base_config(plan.runtime),
+        ] {
             hash.update(snapshot::file_identity(&file).as_bytes());
         }
     }

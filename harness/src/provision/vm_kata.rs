@@ -22,8 +22,12 @@ const LAYOUT_COPY_DEADLINE: Duration = Duration::from_secs(600);
 pub(super) fn guest_kata_files(
     plan: &KataPlan,
 ) -> Result<(Vec<kata::NodeFile>, KataInstall), ProvisionError> {
-    kata::node_files(plan, Path::new(GUEST_KATA))
-        .map_err(|e| ProvisionError::GuestKata(format!("{}: {e}", plan.layout.base_config(plan.runtime).display())))
+    kata::node_files(plan, Path::new(GUEST_KATA)).map_err(|e| {
+        ProvisionError::GuestKata(format!(
+            "{}: {e}",
+            plan.layout.base_config(plan.runtime).display()
+        ))
+    })
 }
 
 /// Installs Kata in the guest as upstream's release installs it: the layout unpacked at

@@ -410,7 +410,10 @@ mod tests {
     fn only_the_keys_the_conditions_name_change() {
         let conditions = every_condition();
         let text = configuration(SHIPPED, &conditions, &files(), KataRuntime::Go).unwrap();
-        let declared: BTreeSet<String> = conditions.iter().flat_map(|c| c.keys(&files(), KataRuntime::Go)).collect();
+        let declared: BTreeSet<String> = conditions
+            .iter()
+            .flat_map(|c| c.keys(&files(), KataRuntime::Go))
+            .collect();
         assert_eq!(changed_keys(SHIPPED, &text).unwrap(), declared);
         for condition in &conditions {
             assert!(text.contains(&condition.line()), "the header names {condition:?}");
@@ -455,7 +458,10 @@ mod tests {
             agent["reconnect_timeout_ms"].as_integer(),
             Some(TCG_DIAL_TIMEOUT_S * 1000)
         );
-        assert_eq!(agent["create_container_timeout"].as_integer(), Some(TCG_DIAL_TIMEOUT_S));
+        assert_eq!(
+            agent["create_container_timeout"].as_integer(),
+            Some(TCG_DIAL_TIMEOUT_S)
+        );
         assert!(!agent.contains_key("dial_timeout"), "a Go-only key");
         let qemu = doc["hypervisor"]["qemu"].as_table().unwrap();
         assert_eq!(
@@ -491,7 +497,8 @@ mod tests {
 
     #[test]
     fn a_base_without_the_qemu_table_is_an_error() {
-        let err = configuration("[runtime]\n", &[Condition::NoVhostNet], &files(), KataRuntime::Go).unwrap_err();
+        let err =
+            configuration("[runtime]\n", &[Condition::NoVhostNet], &files(), KataRuntime::Go).unwrap_err();
         assert_eq!(err, KataRenderError::MissingTable("hypervisor.qemu".into()));
         assert!(matches!(
             configuration("[x", &[], &files(), KataRuntime::Go),

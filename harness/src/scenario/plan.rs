@@ -123,8 +123,9 @@ impl ExistingNode {
             kata_absent: (!has(KataRuntime::Go)).then(|| "the node has no Kata handler".to_owned()),
             kata_conditions: vec![],
             kata: None,
-            kata_rs_absent: (!has(KataRuntime::Rust))
-                .then(|| "the node has no runtime-rs handler (io.containerd.kata-*-runtime-rs.v2)".to_owned()),
+            kata_rs_absent: (!has(KataRuntime::Rust)).then(|| {
+                "the node has no runtime-rs handler (io.containerd.kata-*-runtime-rs.v2)".to_owned()
+            }),
             kata_rs: None,
         }
     }
@@ -229,10 +230,12 @@ pub struct Capabilities {
 }
 
 /// Why runtime-rs rows are skipped where no layout has it.
-const NO_RS: &str = "no Kata runtime-rs (run scripts/build-kata-rs, or pass a Kata 4.x --kata-release or --kata-bundle)";
+const NO_RS: &str =
+    "no Kata runtime-rs (run scripts/build-kata-rs, or pass a Kata 4.x --kata-release or --kata-bundle)";
 
 /// Why they are skipped in VM guests.
-const RS_LOCAL_ONLY: &str = "runtime-rs is installed on this host's own containerd nodes; VM guests get the Go runtime only";
+const RS_LOCAL_ONLY: &str =
+    "runtime-rs is installed on this host's own containerd nodes; VM guests get the Go runtime only";
 
 impl Capabilities {
     /// The same on a node whose containerd is `line` (a cluster's): runtime-rs only from
@@ -716,11 +719,19 @@ rows:
         };
         let variants: Vec<_> = ["1.6", "1.7"]
             .into_iter()
-            .map(|line| (Variant::containerd(ContainerdChoice::Line(line.into())), caps.clone()))
+            .map(|line| {
+                (
+                    Variant::containerd(ContainerdChoice::Line(line.into())),
+                    caps.clone(),
+                )
+            })
             .collect();
         let trials = plan(&[suite], &variants);
         let trial = |name: &str| trials.iter().find(|t| t.name == name).unwrap();
-        assert_eq!(trial("cri::kata-handler::containerd-1.7").conditions, ["Go runtime"]);
+        assert_eq!(
+            trial("cri::kata-handler::containerd-1.7").conditions,
+            ["Go runtime"]
+        );
         assert_eq!(
             trial("cri::kata-rs-handler::containerd-1.7").conditions,
             ["Rust runtime (runtime-rs)"]

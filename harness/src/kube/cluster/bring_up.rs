@@ -66,12 +66,7 @@ impl Cluster {
         let setup = run_dir.join("ns-setup.sh");
         std::fs::write(
             &setup,
-            ns_setup_script(
-                run_dir,
-                node_ip,
-                hide_unified,
-                &settings.kata_layouts(),
-            ),
+            ns_setup_script(run_dir, node_ip, hide_unified, &settings.kata_layouts()),
         )
         .map_err(io_err(&setup))?;
         let setup_s = setup.to_string_lossy();

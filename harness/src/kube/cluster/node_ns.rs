@@ -45,7 +45,12 @@ pub(super) fn host(step: &str, argv: &[&str]) -> Result<(), KubeError> {
 /// overlay), where their configurations and QEMU look for their files: one bound, two (the Go
 /// runtime's and runtime-rs's, built apart) merged by a read-only overlay, the first over the
 /// second.
-pub fn ns_setup_script(run_dir: &Path, node_ip: &str, hide_unified: bool, kata_layouts: &[PathBuf]) -> String {
+pub fn ns_setup_script(
+    run_dir: &Path,
+    node_ip: &str,
+    hide_unified: bool,
+    kata_layouts: &[PathBuf],
+) -> String {
     let t = run_dir.display();
     let mut s = String::from("#!/bin/sh\n# Runs INSIDE the node namespace (mount+net+uts), once.\nset -eu\n");
     s += &format!("hostname {NODE_NAME}\n");
@@ -118,7 +123,9 @@ mod tests {
             &["/c/kata/opt/kata".into(), "/c/kata-rs/opt/kata".into()],
         );
         assert!(
-            both.contains("mount -t overlay -o ro,lowerdir=/c/kata/opt/kata:/c/kata-rs/opt/kata overlay /opt/kata\n"),
+            both.contains(
+                "mount -t overlay -o ro,lowerdir=/c/kata/opt/kata:/c/kata-rs/opt/kata overlay /opt/kata\n"
+            ),
             "{both}"
         );
     }

@@ -42,8 +42,12 @@ pub fn validate_row(row: &Row, action: &CritestAction) -> Result<(), (&'static s
             ),
         ));
     }
-    Requirement::check(&row.requires, Requirement::for_handler(&action.handler), "critest")
-        .map_err(|e| ("requires", e))?;
+    Requirement::check(
+        &row.requires,
+        Requirement::for_handler(&action.handler),
+        "critest",
+    )
+    .map_err(|e| ("requires", e))?;
     if action.focus.as_deref().is_some_and(str::is_empty) {
         return Err(("critest.focus", "is empty: leave it out to run every spec".into()));
     }

@@ -135,8 +135,12 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
         ));
     }
     for name in [&action.runtime_class, &action.handler].into_iter().flatten() {
-        Requirement::check(&row.requires, Requirement::for_handler(name), "RuntimeClass or handler")
-            .map_err(|e| ("requires", e))?;
+        Requirement::check(
+            &row.requires,
+            Requirement::for_handler(name),
+            "RuntimeClass or handler",
+        )
+        .map_err(|e| ("requires", e))?;
     }
     Ok(())
 }

@@ -344,9 +344,9 @@ impl Requirement {
     /// "runtime", ...).
     pub fn check(requires: &[Requirement], needed: Option<Requirement>, what: &str) -> Result<(), String> {
         match needed {
-            Some(needed) if !requires.contains(&needed) => Err(format!(
-                "a Kata {what} row must declare `requires: [{needed}]`"
-            )),
+            Some(needed) if !requires.contains(&needed) => {
+                Err(format!("a Kata {what} row must declare `requires: [{needed}]`"))
+            }
             _ => Ok(()),
         }
     }
@@ -669,20 +669,28 @@ rows:
             rs.rows[1].expect.runtime_type.as_deref(),
             Some("io.containerd.kata-qemu-runtime-rs.v2")
         );
-        assert!(rs.rows[1].about.contains("RuntimeClass kata -> handler kata-qemu-runtime-rs"));
+        assert!(rs.rows[1]
+            .about
+            .contains("RuntimeClass kata -> handler kata-qemu-runtime-rs"));
         // A row that makes its own class, and the runc row, are as written.
         assert_eq!(rs.rows[2].requires, vec![Requirement::Kata]);
         assert_eq!(
             rs.rows[2].expect.runtime_type.as_deref(),
             Some("io.containerd.kata-qemu.v2")
         );
-        assert_eq!(rs.rows[0].expect.runtime_type.as_deref(), Some("io.containerd.runc.v2"));
+        assert_eq!(
+            rs.rows[0].expect.runtime_type.as_deref(),
+            Some("io.containerd.runc.v2")
+        );
     }
 
     #[test]
     fn a_runtime_rs_row_must_declare_kata_rs_not_kata() {
         let rs = GOOD
-            .replace("sandbox: { handler: kata }", "sandbox: { handler: kata-qemu-runtime-rs }")
+            .replace(
+                "sandbox: { handler: kata }",
+                "sandbox: { handler: kata-qemu-runtime-rs }",
+            )
             .replace(
                 "runtime_type: io.containerd.kata.v2",
                 "runtime_type: io.containerd.kata-qemu-runtime-rs.v2",
@@ -690,7 +698,9 @@ rows:
         assert_ne!(rs, GOOD, "the row was rewritten");
         let err = parse(&rs).unwrap_err().to_string();
         assert!(
-            err.contains("row 2 (kata-handler), field requires: a Kata handler row must declare `requires: [kata-rs]`"),
+            err.contains(
+                "row 2 (kata-handler), field requires: a Kata handler row must declare `requires: [kata-rs]`"
+            ),
             "{err}"
         );
         let suite = parse(&rs.replace("requires: [kata]", "requires: [kata-rs]")).unwrap();

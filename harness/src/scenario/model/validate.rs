@@ -15,8 +15,12 @@ impl Row {
                 ),
             ));
         }
-        Requirement::check(&self.requires, Requirement::for_runtime_type(&action.runtime), "runtime")
-            .map_err(|e| ("requires", e))?;
+        Requirement::check(
+            &self.requires,
+            Requirement::for_runtime_type(&action.runtime),
+            "runtime",
+        )
+        .map_err(|e| ("requires", e))?;
         if e.runtime_type.is_none() {
             return Err((
                 "expect.runtime_type",
@@ -147,8 +151,12 @@ impl Row {
                     ));
                 }
                 let kata = sandbox.handler.starts_with("kata");
-                Requirement::check(&self.requires, Requirement::for_handler(&sandbox.handler), "handler")
-                    .map_err(|e| ("requires", e))?;
+                Requirement::check(
+                    &self.requires,
+                    Requirement::for_handler(&sandbox.handler),
+                    "handler",
+                )
+                .map_err(|e| ("requires", e))?;
                 if e.guest_kernel.is_some() && !sandbox.container {
                     return Err((
                         "expect.guest_kernel",
