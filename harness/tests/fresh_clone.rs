@@ -342,6 +342,30 @@ fn says_what_is_missing() -> Result<(), Failed> {
     Ok(())
 }
 
+/// runtime-rs built by hand (`scripts/build-kata-rs` leaves `kata-rs/source`), nothing to fetch
+/// it from: setup takes it from the cache and links it as the current one (what a clone with
+/// no sources beside it, on a machine that built it, needs).
+fn takes_a_hand_built_runtime_rs_from_the_cache() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let clone = fresh_clone(dir.path());
+    let cache = dir.path().join("cache");
+    let shim = cache.join("kata-rs/source-0123/opt/kata/runtime-rs/bin/containerd-shim-kata-v2");
+    std::fs::create_dir_all(shim.parent().unwrap())?;
+    std::fs::write(&shim, "#!/bin/sh\n")?;
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::os::unix::fs::symlink("source-0123", cache.join("kata-rs/source"))?;
+    let out = setup(&clone, &cache, CLOSED, &skip_all_but("kata-rs"));
+    let text = stderr(&out);
+    if !out.status.success() || !text.contains("Kata runtime-rs: cached (source build") {
+        return Err(format!("setup did not take the cached runtime-rs:\n{text}").into());
+    }
+    let current = std::fs::read_link(cache.join("kata-rs/current"))?;
+    if current != Path::new("source") {
+        return Err(format!("kata-rs/current points at {current:?}, not source").into());
+    }
+    Ok(())
+}
+
 /// What the mirror serves, from this machine's builds; `Err` names the build that is missing.
 struct MachineBuilds {
     cri_tools: PathBuf,
@@ -642,6 +666,10 @@ fn main() -> ExitCode {
             refuses_a_truncated_kata_release,
         ),
         Trial::test("says_what_is_missing", says_what_is_missing),
+        Trial::test(
+            "takes_a_hand_built_runtime_rs_from_the_cache",
+            takes_a_hand_built_runtime_rs_from_the_cache,
+        ),
     ];
     let mirrored = "installs_from_mirrored_upstream_and_runs_kata_rows";
     trials.push(match MachineBuilds::find() {
