@@ -32,7 +32,9 @@ pub(crate) fn existing_variant(
         allow_changes,
         registry: found.registry.clone(),
     };
-    let capabilities = node.capabilities();
+    // runtime-rs's rows only from Kata 4.x's minimum containerd, as on the harness's nodes.
+    let line = format!("{}.{}", found.version.major, found.version.minor);
+    let capabilities = node.capabilities().on_containerd_line(&line);
     Ok((Variant::existing(node, found.version), capabilities))
 }
 

@@ -170,6 +170,21 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
             "{stdout}"
         );
     }
+    // runtime-rs's handler is configured too, but this node's containerd is below Kata 4.x's.
+    let rs = json["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "cri::kata-rs-handler::existing-containerd-1.6")
+        .unwrap_or_else(|| panic!("no runtime-rs row: {stdout}"));
+    assert_eq!(rs["verdict"], "skipped", "{rs}");
+    assert!(
+        rs["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Kata 4.x supports containerd 1.7"),
+        "{rs}"
+    );
     let kata_verdict = if kata_here { "passed" } else { "failed" };
     assert_eq!(
         verdict("cri::kata-handler::existing-containerd-1.6"),
@@ -205,10 +220,12 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(results.path().join("results.json")).unwrap()).unwrap();
     let trials = json["trials"].as_array().unwrap();
-    assert_eq!(trials.len(), 12, "{stdout}");
+    assert_eq!(trials.len(), 13, "{stdout}");
     for trial in trials {
         let want = match trial["scenario"].as_str().unwrap() {
             "pull-with-ca-kata" => kata_verdict,
+            // Below Kata 4.x's minimum containerd.
+            "pull-with-ca-kata-rs" => "skipped",
             // Its hosts.toml would replace the node's own docker.io config.
             "pull-docker-io-mirror" => "skipped",
             _ => "passed",

@@ -405,6 +405,11 @@ impl Cluster {
         .await?;
         let classes = RuntimeClassApi::for_version(bundle.version);
         for (name, handler) in runtime_classes(&settings.kata_runtime_class) {
+            // runtime-rs's own class only where it is installed: an existing-cluster run
+            // takes a class as the promise that its runtime works.
+            if name == "kata-qemu-runtime-rs" && settings.kata_rs.is_none() {
+                continue;
+            }
             crate::kube::client::create_runtime_class(&client, classes, name, &handler).await?;
         }
         mark(&format!("RuntimeClasses created ({})", classes.api_version()));
