@@ -78,14 +78,8 @@ pub(super) async fn web_pod(
         .as_ref()
         .and_then(|s| s.pod_ip.clone())
         .ok_or_else(|| Failure::new("no pod IP", "the Ready web pod has no IP"))?;
-    let observed = runtime_of(
-        cluster,
-        row,
-        handler_of(cluster, action).as_deref(),
-        &[&pod],
-        evidence,
-    )
-    .await?;
+    let handler = handler_of(cluster, action);
+    let observed = runtime_of(cluster, row, handler.as_deref(), &[&pod], evidence).await?;
 
     // HTTP from another pod (default runtime, pod network). Debian's static busybox `wget`
     // segfaults, so the request is written by hand through busybox `nc`.
@@ -208,14 +202,8 @@ pub(super) async fn daemonset(
     if let Some(pod_name) = &pod.metadata.name {
         touched.pods.push(pod_name.clone());
     }
-    let observed = runtime_of(
-        cluster,
-        row,
-        handler_of(cluster, action).as_deref(),
-        &[&pod],
-        evidence,
-    )
-    .await?;
+    let handler = handler_of(cluster, action);
+    let observed = runtime_of(cluster, row, handler.as_deref(), &[&pod], evidence).await?;
     let network = if action.host_network { "host-network " } else { "" };
     let observed = format!("{network}DaemonSet pod Ready; {observed}");
     match action.sees_node_address {
