@@ -70,15 +70,20 @@ impl KataRuntime {
         }
     }
 
-    /// Which runtime a Kata runtime type (`io.containerd.kata-qemu-runtime-rs.v2`) starts:
-    /// kata-deploy names runtime-rs's shims `*-runtime-rs`.
-    pub fn of_runtime_type(runtime_type: &str) -> Option<KataRuntime> {
-        let name = runtime_type.strip_prefix("io.containerd.")?.strip_suffix(".v2")?;
-        match name.starts_with("kata") {
+    /// Which runtime a Kata handler (`kata-qemu-runtime-rs`) starts: kata-deploy names
+    /// runtime-rs's handlers `*-runtime-rs`; `None` for a handler that is not Kata's.
+    pub fn of_handler(handler: &str) -> Option<KataRuntime> {
+        match handler.starts_with("kata") {
             false => None,
-            true if name.ends_with("-runtime-rs") => Some(KataRuntime::Rust),
+            true if handler.ends_with("-runtime-rs") => Some(KataRuntime::Rust),
             true => Some(KataRuntime::Go),
         }
+    }
+
+    /// The same for a runtime type (`io.containerd.kata-qemu-runtime-rs.v2`).
+    pub fn of_runtime_type(runtime_type: &str) -> Option<KataRuntime> {
+        let name = runtime_type.strip_prefix("io.containerd.")?.strip_suffix(".v2")?;
+        KataRuntime::of_handler(name)
     }
 
     /// A node's folder for its configuration, wrappers, shim links and logs.

@@ -423,6 +423,18 @@ pub fn node_files(plan: &KataPlan, dir: &Path) -> std::io::Result<(Vec<NodeFile>
     Ok((files, install))
 }
 
+/// The layouts (`opt/kata` dirs) a node mounts at `/opt/kata`, each once, in the order given
+/// (the Go runtime's first: its files win where both ship one).
+pub fn node_layouts(dirs: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut layouts: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        if !layouts.contains(&dir) {
+            layouts.push(dir);
+        }
+    }
+    layouts
+}
+
 /// Writes the configuration, wrappers and shim links for a node that mounts the layout at
 /// `/opt/kata` and sees `run_dir` at the same path as this host.
 pub fn install_local(plan: &KataPlan, run_dir: &Path) -> std::io::Result<KataInstall> {

@@ -498,12 +498,10 @@ fn spawn_daemon(
     command.env("PATH", path);
     command.env(cleanup::TESTBED_ENV, run_dir);
     let hide_unified = hybrid_cgroups_with_v2_controllers();
-    let mut layouts: Vec<String> = Vec::new();
-    for dir in kata.iter().map(|k| k.layout_dir.to_string_lossy().into_owned()) {
-        if !layouts.contains(&dir) {
-            layouts.push(dir);
-        }
-    }
+    let layouts: Vec<String> = super::kata::node_layouts(kata.iter().map(|k| k.layout_dir.clone()))
+        .iter()
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .collect();
     let kata_mount = match layouts.as_slice() {
         [] => None,
         [one] => Some(KataMount::Bind(one.clone())),

@@ -243,7 +243,7 @@ impl Capabilities {
     pub fn on_containerd_line(&self, line: &str) -> Capabilities {
         match below_kata_4_minimum(line) {
             Some(why) => Capabilities {
-                kata_rs_absent: Some(why.trim_start_matches("needs kata-rs: ").to_owned()),
+                kata_rs_absent: Some(why),
                 kata_rs: None,
                 ..self.clone()
             },
@@ -440,10 +440,20 @@ impl SpecFilter {
 
 /// All trials, in suite, row, variant order; each variant with what its node offers.
 pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial> {
+    // A local variant's containerd line is known here: what it offers follows from it.
+    let variants: Vec<(Variant, Capabilities)> = variants
+        .iter()
+        .map(
+            |(variant, capabilities)| match variant.placement.containerd_line() {
+                Some(line) => (variant.clone(), capabilities.on_containerd_line(line)),
+                None => (variant.clone(), capabilities.clone()),
+            },
+        )
+        .collect();
     let mut trials = Vec::new();
     for suite in suites {
         for row in &suite.rows {
-            for (variant, capabilities) in variants {
+            for (variant, capabilities) in &variants {
                 // A suite's rows expand only against the placements it declares.
                 if !suite.placements.contains(&variant.placement.kind()) {
                     continue;
@@ -457,12 +467,6 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
                         row.requires
                             .iter()
                             .find_map(|r| capabilities.missing(*r).map(|why| format!("needs {r}: {why}")))
-                    })
-                    .or_else(|| {
-                        row.requires
-                            .contains(&Requirement::KataRs)
-                            .then(|| below_kata_4_minimum(variant.placement.containerd_line()?))
-                            .flatten()
                     })
                     .or_else(|| row.skip.clone())
                     .or_else(|| {
@@ -507,7 +511,7 @@ fn below_kata_4_minimum(line: &str) -> Option<String> {
     let version: crate::profile::Version = line.parse().ok()?;
     (version < MIN).then(|| {
         format!(
-            "needs kata-rs: Kata 4.x supports containerd {}.{} and later (its versions.yaml), this node runs {line}",
+            "Kata 4.x supports containerd {}.{} and later (its versions.yaml), this node runs {line}",
             MIN.major, MIN.minor
         )
     })

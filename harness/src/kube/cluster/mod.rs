@@ -85,14 +85,9 @@ pub struct ClusterSettings {
 impl ClusterSettings {
     /// The Kata layouts the node mounts at /opt/kata, each once, the Go runtime's first.
     pub fn kata_layouts(&self) -> Vec<PathBuf> {
-        let mut layouts: Vec<PathBuf> = Vec::new();
-        for plan in self.kata.iter().chain(&self.kata_rs) {
-            let dir = plan.layout.kata_dir();
-            if !layouts.contains(&dir) {
-                layouts.push(dir);
-            }
-        }
-        layouts
+        crate::provision::kata::node_layouts(
+            self.kata.iter().chain(&self.kata_rs).map(|p| p.layout.kata_dir()),
+        )
     }
 }
 

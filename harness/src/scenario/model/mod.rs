@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::artifacts::kata::KataRuntime;
+
 /// Handlers every testbed configures (see `provision::standard_handlers`).
 pub const CONFIGURED_HANDLERS: [&str; 5] = ["runc", "crun", "kata", "kata-qemu", "kata-qemu-runtime-rs"];
 
@@ -320,19 +322,19 @@ impl Requirement {
     /// What a row naming this handler or RuntimeClass (`kata-qemu-runtime-rs`) must declare;
     /// `None` for a handler that is not Kata's.
     pub fn for_handler(handler: &str) -> Option<Requirement> {
-        match handler.starts_with("kata") {
-            false => None,
-            true if handler.ends_with("-runtime-rs") => Some(Requirement::KataRs),
-            true => Some(Requirement::Kata),
-        }
+        KataRuntime::of_handler(handler).map(Requirement::of_runtime)
     }
 
     /// The same for a runtime type (`io.containerd.kata-qemu-runtime-rs.v2`).
     pub fn for_runtime_type(runtime_type: &str) -> Option<Requirement> {
-        runtime_type
-            .strip_prefix("io.containerd.")
-            .and_then(|name| name.strip_suffix(".v2"))
-            .and_then(Requirement::for_handler)
+        KataRuntime::of_runtime_type(runtime_type).map(Requirement::of_runtime)
+    }
+
+    fn of_runtime(runtime: KataRuntime) -> Requirement {
+        match runtime {
+            KataRuntime::Go => Requirement::Kata,
+            KataRuntime::Rust => Requirement::KataRs,
+        }
     }
 
     /// Whether this is one of Kata's runtimes.
