@@ -294,6 +294,34 @@ impl CriClient {
         self.runtime("ExecSync", request).await
     }
 
+    /// `crictl update --cpu-quota ... --memory ...`: new limits for a running container.
+    pub async fn update_container_resources(
+        &self,
+        id: &str,
+        resources: crate::render::cri::Resources,
+    ) -> Result<(), CriError> {
+        let request = api::UpdateContainerResourcesRequest {
+            container_id: id.into(),
+            linux: Some(resources.to_cri()),
+            ..Default::default()
+        };
+        let _: api::UpdateContainerResourcesResponse =
+            self.runtime("UpdateContainerResources", request).await?;
+        Ok(())
+    }
+
+    /// `crictl stats <id>`: the container's CPU and memory use as the runtime reports it.
+    pub async fn container_stats(&self, id: &str) -> Result<api::ContainerStats, CriError> {
+        let request = api::ContainerStatsRequest {
+            container_id: id.into(),
+        };
+        let response: api::ContainerStatsResponse = self.runtime("ContainerStats", request).await?;
+        response.stats.ok_or_else(|| CriError::Info {
+            what: format!("container {id}'s stats"),
+            reason: "ContainerStats answered without stats".into(),
+        })
+    }
+
     /// `crictl inspect`: the status plus the verbose `info` map.
     pub async fn container_status(&self, id: &str) -> Result<api::ContainerStatusResponse, CriError> {
         self.runtime(

@@ -92,6 +92,10 @@ fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
         rows_reference(root)?.into_bytes(),
     );
     files.insert("bench/README.md".into(), bench_readme(root)?.into_bytes());
+    files.insert(
+        "suites/schema.json".into(),
+        kata_harness::scenario::model::suite_schema_json().into_bytes(),
+    );
     Ok(files)
 }
 
@@ -258,6 +262,18 @@ Fields: [scenario reference](scenarios.md).
                 Action::Sandbox(s) => format!("sandbox ({})", s.handler),
                 Action::Critest(c) => format!("critest ({})", c.handler),
                 Action::Kube(k) => format!("kube ({})", k.check.name()),
+                Action::Pod(p) => {
+                    let steps: Vec<&str> = p.steps.iter().map(|s| s.key()).collect();
+                    format!(
+                        "pod ({}): {}",
+                        p.handler(),
+                        if steps.is_empty() {
+                            "start".into()
+                        } else {
+                            steps.join(", ")
+                        }
+                    )
+                }
                 other => other.key().to_owned(),
             };
             let mut needs: Vec<String> = row.requires.iter().map(ToString::to_string).collect();

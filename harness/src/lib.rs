@@ -16,10 +16,10 @@
 //!    `kube::bundle`, `kube::release`, `kube::source`, `kube::images`, `report`
 //! 4. provisioning a node or cluster: `provision`, `kube::cluster`
 //! 5. what scenarios share: `registry`, `scenario`, `scenario::plan`, `scenario::trial`,
-//!    `critest`, `critest::images`, `critest::ginkgo`
+//!    `scenario::witness`, `critest`, `critest::images`, `critest::ginkgo`
 //! 6. the kinds of row, each running and judging its own action: `scenario::sandbox`,
 //!    `scenario::image_import`, `scenario::images`, `scenario::ctr_run`, `scenario::guest`,
-//!    `critest::run`, `kube::suite`
+//!    `scenario::pod`, `critest::run`, `kube::suite`
 //! 7. runs and checks: `scenario::run`, `scenario::session`, `kube::session`, `doctor`
 //!
 //! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `profile_cmd.rs`,

@@ -98,8 +98,15 @@ in its run dir), e.g. for a failed row's reproduce.sh:
     #[command(subcommand)]
     Vm(vm_cmd::VmCommand),
     /// Write the generated references (docs/reference/: CLI, man pages, completions, suite
-    /// fields; bench/README.md), or check that they are current with --check.
+    /// fields; bench/README.md; suites/schema.json), or check that they are current with --check.
     Docs(docs_cmd::DocsArgs),
+    /// Print the JSON Schema of a suite file (what suites/schema.json holds): editors complete
+    /// and check rows with it.
+    #[command(after_help = "Examples:
+  kata-harness schema > my-suites/schema.json
+  # then, as the first line of each suite file in my-suites/:
+  # yaml-language-server: $schema=schema.json")]
+    Schema,
 }
 
 #[derive(clap::Args)]
@@ -175,6 +182,10 @@ fn main() -> ExitCode {
         Command::Down(args) => up_cmd::down(args),
         Command::Vm(command) => vm_cmd::run(command, &repo_root()),
         Command::Docs(args) => docs_cmd::run(args, &repo_root()),
+        Command::Schema => {
+            print!("{}", kata_harness::scenario::model::suite_schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     if let Some(code) = kata_harness::teardown::finish_interrupted() {
         return code;

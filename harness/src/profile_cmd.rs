@@ -452,6 +452,7 @@ pub fn pod_spec(profile: &Profile, handler: &str) -> Result<String, String> {
         cgroup_parent: String::new(),
         host_network: false,
         annotations,
+        ..PodSpec::default()
     };
     Ok(serde_json::to_string_pretty(&pod.to_crictl_json()).expect("JSON values serialize"))
 }

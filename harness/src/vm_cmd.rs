@@ -132,6 +132,7 @@ pub(crate) fn write_examples(testbed: &Testbed) -> Result<Examples> {
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: Default::default(),
+        ..PodSpec::default()
     };
     let container = ContainerSpec::sleeping_busybox(BUSYBOX_IMAGE);
     testbed.make_node_dir(&logs)?;

@@ -573,3 +573,53 @@ fn the_path_check_fails_on_a_path_that_moved() {
     assert!(missing_paths("see kata-containers/docs/Limitations.md upstream").is_empty());
     assert_eq!(missing_paths("(docs/Limitations.md)"), ["docs/Limitations.md"]);
 }
+
+// --- the suite schema ---------------------------------------------------------------------
+
+/// The first line of a suite file: editors (the YAML language server) read the schema there.
+const SCHEMA_LINE: &str = "# yaml-language-server: $schema=schema.json";
+
+/// The suite files under `root/suites` whose first line does not name the schema.
+fn suites_without_schema_line(root: &Path) -> Vec<String> {
+    let mut missing: Vec<String> = std::fs::read_dir(root.join("suites"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "quarantine.yaml"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().lines().next() != Some(SCHEMA_LINE))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    missing.sort();
+    missing
+}
+
+#[test]
+fn every_suite_names_the_schema_that_schema_prints_and_docs_keeps_current() {
+    assert_eq!(suites_without_schema_line(&repo()), Vec::<String>::new());
+    let out = harness().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("suites/schema.json")).unwrap()).unwrap();
+    assert_eq!(printed, file);
+    // The schema knows the row kinds and the pod steps (it is generated from the loader's types).
+    let text = printed.to_string();
+    for name in ["\"pod\"", "\"wait_for\"", "\"grace_seconds\"", "\"local_lines\""] {
+        assert!(text.contains(name), "{name} is not in the schema");
+    }
+
+    // Broken: a suite without the line is named; a schema that drifted is stale.
+    let root = scratch_checkout();
+    let root = root.path();
+    let cri = root.join("suites/cri.yaml");
+    let text = std::fs::read_to_string(&cri).unwrap();
+    std::fs::write(&cri, text.replacen(&format!("{SCHEMA_LINE}\n"), "", 1)).unwrap();
+    assert_eq!(suites_without_schema_line(root), ["cri.yaml"]);
+    let schema = root.join("suites/schema.json");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(&schema, text.replacen("\"wait_for\"", "\"wait_until\"", 1)).unwrap();
+    let (ok, text) = check(root);
+    assert!(!ok, "a drifted schema passed: {text}");
+    assert!(text.contains("suites/schema.json"), "{text}");
+}

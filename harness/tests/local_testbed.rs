@@ -41,6 +41,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: HashMap::new(),
+        ..PodSpec::default()
     };
     let id = testbed.cri.run_pod_sandbox(&pod).await.expect("sandbox runs");
     let status = testbed.cri.pod_sandbox_status(&id).await.unwrap();
@@ -51,6 +52,7 @@ async fn default_handler_sandbox_reports_runc_and_cleans_up() {
         image: BUSYBOX_IMAGE.into(),
         command: vec!["sleep".into(), "3600".into()],
         log_path: "c.log".into(),
+        ..ContainerSpec::default()
     };
     let cid = testbed
         .cri
@@ -99,6 +101,7 @@ async fn v1alpha2_api_reads_the_same_runtime_type() {
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: HashMap::new(),
+        ..PodSpec::default()
     };
     let id = old
         .run_pod_sandbox(&pod)

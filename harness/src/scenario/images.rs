@@ -335,6 +335,7 @@ fn pod_for(testbed: &Testbed, scenario: &str, handler: &str) -> PodSpec {
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: HashMap::new(),
+        ..PodSpec::default()
     }
 }
 
@@ -397,7 +398,7 @@ async fn container_in(
         }
         (Ok(cid), None) => cid,
     };
-    let info = start_and_inspect(testbed, &cid, evidence).await?;
+    let info = start_and_inspect(testbed, &cid, false, evidence).await?;
     evidence.reproduce(format!("crictl inspect {RUNTIME_TYPE_TEMPLATE} \"$CTR\""));
     let observed = format!("container from {image} running on {}", info.runtime_type);
     if let Some(want) = &row.expect.runtime_type {

@@ -6,10 +6,12 @@ pub mod image_import;
 pub mod images;
 pub mod model;
 pub mod plan;
+pub mod pod;
 pub mod run;
 pub mod sandbox;
 pub mod session;
 pub mod trial;
+pub mod witness;
 
 pub use model::{Row, Suite, SuiteError};
 pub use plan::{Capabilities, Trial, Variant};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::model::{PlacementKind, Requirement, Row, Suite};
+use super::model::{LocalLines, PlacementKind, Requirement, Row, Suite};
 use crate::artifacts::kata::{KataChoice, KataError, KataLayout, KataRuntime};
 use crate::profile::ContainerdChoice;
 use crate::provision::kata::{KataHost, KataPlan};
@@ -53,6 +53,7 @@ impl ExistingNode {
             Action::ImageImport(a) => a.handler.as_str(),
             Action::Pull(a) => a.handler.as_str(),
             Action::SandboxImage(a) => a.handler.as_str(),
+            Action::Pod(a) => a.handler(),
             _ => "",
         };
         let configured_by_us = crate::scenario::model::CONFIGURED_HANDLERS.contains(&handler);
@@ -438,6 +439,15 @@ impl SpecFilter {
     }
 }
 
+/// The newest cached containerd line among the local variants (`2.3` of 1.7, 2.3).
+fn newest_line<'a>(variants: impl Iterator<Item = &'a Variant>) -> Option<String> {
+    let version = |line: &str| -> Vec<u32> { line.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    variants
+        .filter_map(|v| v.placement.containerd_line())
+        .max_by_key(|line| version(line))
+        .map(str::to_owned)
+}
+
 /// All trials, in suite, row, variant order; each variant with what its node offers.
 pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial> {
     // A local variant's containerd line is known here: what it offers follows from it.
@@ -450,12 +460,18 @@ pub fn plan(suites: &[Suite], variants: &[(Variant, Capabilities)]) -> Vec<Trial
             },
         )
         .collect();
+    let newest = newest_line(variants.iter().map(|(v, _)| v));
     let mut trials = Vec::new();
     for suite in suites {
         for row in &suite.rows {
             for (variant, capabilities) in &variants {
                 // A suite's rows expand only against the placements it declares.
                 if !suite.placements.contains(&variant.placement.kind()) {
+                    continue;
+                }
+                // ... and the local lines.
+                let line = variant.placement.containerd_line();
+                if suite.local_lines == LocalLines::Newest && line.is_some() && line != newest.as_deref() {
                     continue;
                 }
                 // A row with a node of its own runs in its containerd line's variant only.
@@ -640,6 +656,53 @@ rows:
             trials[2].skip.as_deref(),
             Some("needs kata: no containerd-shim-kata-v2 on PATH")
         );
+    }
+
+    #[test]
+    fn a_newest_line_suite_runs_on_the_newest_local_line_of_the_run_only() {
+        let caps = Capabilities {
+            kata_absent: Some("no Kata".into()),
+            kata_conditions: vec![],
+            kata: None,
+            kata_rs_absent: Some(NO_RS.into()),
+            kata_rs: None,
+        };
+        let lines = |lines: &[&str]| -> Vec<(Variant, Capabilities)> {
+            lines
+                .iter()
+                .map(|l| {
+                    (
+                        Variant::containerd(ContainerdChoice::Line((*l).into())),
+                        caps.clone(),
+                    )
+                })
+                .collect()
+        };
+        let text = "suite: w\nlocal_lines: newest\nrows:\n  - scenario: r\n    sandbox: {}\n    expect: { runtime_type: io.containerd.runc.v2 }\n";
+        let newest = Suite::parse(std::path::Path::new("w.yaml"), text).unwrap();
+        let names = |suite: &Suite, variants: &[(Variant, Capabilities)]| -> Vec<String> {
+            plan(std::slice::from_ref(suite), variants)
+                .into_iter()
+                .map(|t| t.name)
+                .collect()
+        };
+        // 2.3 is newer than 1.7 and 2.1 whatever the order (and 2.10 than 2.9).
+        assert_eq!(
+            names(&newest, &lines(&["2.3", "1.7", "2.1"])),
+            ["w::r::containerd-2.3"]
+        );
+        assert_eq!(
+            names(&newest, &lines(&["2.9", "2.10"])),
+            ["w::r::containerd-2.10"]
+        );
+        assert_eq!(names(&newest, &lines(&["1.7"])), ["w::r::containerd-1.7"]);
+        // The default runs on every line.
+        let all = Suite::parse(
+            std::path::Path::new("w.yaml"),
+            &text.replace("local_lines: newest\n", ""),
+        )
+        .unwrap();
+        assert_eq!(names(&all, &lines(&["1.7", "2.3"])).len(), 2);
     }
 
     /// Capabilities with a Kata plan whose host has KVM (`no_kvm: None`) or not.

@@ -102,11 +102,13 @@ pub(super) fn judge_status(
     Ok(observed)
 }
 
-/// Starts a created container and reads its runtime back, requiring it to be running.
+/// Starts a created container and reads its runtime back, requiring it to be running (or,
+/// with `may_exit`, to have run: a command that ends by itself).
 /// CRI: StartContainer, then ContainerStatus verbose info.runtimeType (crictl start / inspect).
 pub(super) async fn start_and_inspect(
     testbed: &Testbed,
     cid: &str,
+    may_exit: bool,
     evidence: &mut Evidence,
 ) -> Result<RuntimeInfo, Failure> {
     testbed
@@ -121,7 +123,8 @@ pub(super) async fn start_and_inspect(
         .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
     record_info(evidence, "inspect.json", &status.info);
     let state = status.status.as_ref().map(|s| s.state).unwrap_or_default();
-    if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 {
+    let exited = may_exit && state == k8s_cri::v1::ContainerState::ContainerExited as i32;
+    if state != k8s_cri::v1::ContainerState::ContainerRunning as i32 && !exited {
         return Err(Failure::new(
             format!("container state {state}"),
             "the container is not running after StartContainer",

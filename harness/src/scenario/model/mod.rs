@@ -13,6 +13,7 @@ pub mod critest;
 mod expect;
 pub mod kube;
 mod node;
+pub mod pod;
 pub mod reference;
 mod validate;
 
@@ -57,6 +58,10 @@ struct SuiteFile {
     /// `cluster` (a Kubernetes suite declares `placements: [cluster]`).
     #[serde(default)]
     placements: Option<Vec<PlacementKind>>,
+    /// Which local containerd lines of a run its rows run on: `all`, or `newest` (the newest
+    /// line of the run: rows about the runtimes more than about containerd). Default: all.
+    #[serde(default)]
+    local_lines: LocalLines,
     /// The rows (at least one), parsed one by one so errors can name the row.
     #[schemars(with = "Vec<RowFile>")]
     rows: Vec<serde_norway::Value>,
@@ -69,6 +74,14 @@ pub fn suite_schema() -> schemars::Schema {
     schemars::schema_for!(SuiteFile)
 }
 
+/// [`suite_schema`] as the JSON file editors read (`suites/schema.json`, which every suite
+/// file names in its first line: `# yaml-language-server: $schema=schema.json`).
+pub fn suite_schema_json() -> String {
+    let mut schema = suite_schema();
+    schema.insert("title".into(), "kata-harness suite file".into());
+    serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n"
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suite {
     pub name: String,
@@ -77,6 +90,19 @@ pub struct Suite {
     pub rows: Vec<Row>,
     /// The placements whose variants the rows expand against (see `SuiteFile::placements`).
     pub placements: Vec<PlacementKind>,
+    /// Which local lines its rows run on (see `SuiteFile::local_lines`).
+    pub local_lines: LocalLines,
+}
+
+/// Which local containerd lines of a run a suite's rows run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalLines {
+    /// Every line of the run.
+    #[default]
+    All,
+    /// Only the newest line of the run (`--containerd 1.7,2.3`: 2.3).
+    Newest,
 }
 
 /// Kinds of testbed a suite can run on.
@@ -126,6 +152,8 @@ pub enum Action {
     CtrRun(CtrRunAction),
     Kube(kube::KubeAction),
     Critest(critest::CritestAction),
+    /// A pod with containers and steps, as a user writes it (one handler once loaded).
+    Pod(pod::PodAction),
     /// No action key, on a row with `node:`: starting that node is what the row checks
     /// (`expect.start_error`).
     NodeStart,
@@ -142,6 +170,7 @@ impl Action {
             Action::CtrRun(_) => "ctr_run",
             Action::Kube(_) => "kube",
             Action::Critest(_) => "critest",
+            Action::Pod(_) => "pod",
             Action::NodeStart => "node",
         }
     }
@@ -163,6 +192,7 @@ impl Row {
             ctr_run,
             kube,
             critest,
+            pod,
             expect,
         } = file;
         // `kube` first: a cluster row with a containerd action is reported at the latter.
@@ -174,6 +204,7 @@ impl Row {
             sandbox_image.map(Action::SandboxImage),
             ctr_run.map(Action::CtrRun),
             critest.map(Action::Critest),
+            pod.map(Action::Pod),
         ]
         .into_iter()
         .flatten()
@@ -190,8 +221,19 @@ impl Row {
             None if node.is_some() => Action::NodeStart,
             None => return Err((
                 "sandbox",
-                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube or critest (or a node: block whose start it checks)".into(),
+                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube, critest or pod (or a node: block whose start it checks)".into(),
             )),
+        };
+        let expect = match (expect, &action) {
+            (Some(expect), Action::Pod(_)) if expect != Expect::default() => {
+                return Err((
+                    "expect",
+                    "a pod row's runtime checks follow from its handlers, and its other checks are its steps: leave expect out".into(),
+                ))
+            }
+            (_, Action::Pod(_)) => Expect::default(),
+            (Some(expect), _) => expect,
+            (None, _) => return Err(("expect", "missing: what the row must observe".into())),
         };
         Ok(Row {
             scenario,
@@ -252,6 +294,37 @@ impl Row {
             _ => None,
         }
     }
+
+    pub fn pod(&self) -> Option<&pod::PodAction> {
+        match &self.action {
+            Action::Pod(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A pod row as its handlers' rows (`<scenario>-<handler>`), each requiring that
+    /// handler's runtime and expecting its runtime checks; any other row as it is.
+    fn per_handler(self) -> Vec<Row> {
+        let Action::Pod(action) = &self.action else {
+            return vec![self];
+        };
+        action
+            .per_handler()
+            .into_iter()
+            .map(|(handler, action, needed, expect)| {
+                let mut requires = self.requires.clone();
+                requires.extend(needed.filter(|n| !requires.contains(n)));
+                Row {
+                    scenario: format!("{}-{handler}", self.scenario),
+                    about: format!("{} [handler {handler}]", self.about),
+                    requires,
+                    action: Action::Pod(action),
+                    expect,
+                    ..self.clone()
+                }
+            })
+            .collect()
+    }
 }
 
 /// One row: its name, what it checks, its preconditions, exactly one action key (or only a
@@ -300,8 +373,14 @@ struct RowFile {
     /// specs is a row of the report.
     #[serde(default)]
     critest: Option<critest::CritestAction>,
-    /// What must be observed.
-    expect: Expect,
+    /// Action: a pod with containers, then steps, each with what it must observe; one row
+    /// per handler.
+    #[serde(default)]
+    pod: Option<pod::PodAction>,
+    /// What must be observed. Required, except on pod rows (whose checks follow from their
+    /// handlers and steps).
+    #[serde(default)]
+    expect: Option<Expect>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
@@ -422,12 +501,16 @@ impl Suite {
                 location: format!("row {} ({name}): ", index + 1),
                 message: e.to_string(),
             })?;
-            let row = Row::from_file(row).map_err(|(field, message)| SuiteError {
+            let at = |field: &str, message: String| SuiteError {
                 file: file.to_owned(),
                 location: format!("row {} ({name}), field {field}: ", index + 1),
                 message,
-            })?;
-            rows.push(row);
+            };
+            let row = Row::from_file(row).map_err(|(field, message)| at(field, message))?;
+            if let Some(pod) = row.pod() {
+                pod.validate().map_err(|(field, message)| at(&field, message))?;
+            }
+            rows.extend(row.per_handler());
         }
         let suite = Suite {
             name: parsed.suite,
@@ -435,6 +518,7 @@ impl Suite {
             file: file.to_owned(),
             rows,
             placements: parsed.placements.unwrap_or_else(PlacementKind::default_set),
+            local_lines: parsed.local_lines,
         };
         suite.validate()?;
         Ok(suite)
@@ -519,6 +603,7 @@ impl Suite {
                 Action::Pull(p) => Some(p.handler.as_str()),
                 Action::SandboxImage(s) => Some(s.handler.as_str()),
                 Action::ImageImport(i) if i.container => Some(i.handler.as_str()),
+                Action::Pod(p) => Some(p.handler()),
                 _ => None,
             };
             handler.is_some_and(|h| h.is_empty() || h == "runc")

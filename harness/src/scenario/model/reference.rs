@@ -103,6 +103,7 @@ pub fn markdown(suites: &[SuiteText]) -> Result<String, ReferenceError> {
         }
         out.push_str("| field | type | default | what it means | example |\n|---|---|---|---|---|\n");
         let mut enums = Vec::new();
+        let mut tagged = Vec::new();
         for (field, property) in &properties {
             let description = property
                 .get("description")
@@ -124,6 +125,13 @@ pub fn markdown(suites: &[SuiteText]) -> Result<String, ReferenceError> {
             if let Some(path) = &mut path {
                 path.push(field.clone());
             }
+            // Into a list's elements: `[]` (see value_at).
+            let element_path = path.clone().map(|mut p| {
+                if kind.starts_with("list of") {
+                    p.push("[]".into());
+                }
+                p
+            });
             let example = match &path {
                 Some(path) => first_value_at(&parsed, path)
                     .map(|(suite, scenario, value)| {
@@ -158,19 +166,52 @@ pub fn markdown(suites: &[SuiteText]) -> Result<String, ReferenceError> {
                     let title = match &section.path {
                         None => "Row (`rows[]`)".to_owned(),
                         Some(p) if p.is_empty() => action_title(field),
-                        Some(p) => format!("`{}.{field}`", p.join(".")),
+                        Some(p) => format!("`{}`", dotted(p, field)),
                     };
                     queue.push_back(Section {
                         def: name,
                         title,
-                        path: Some(path.clone().unwrap_or_default()),
+                        path: Some(element_path.clone().unwrap_or_default()),
                     });
                 }
                 Some(Target::Enum(name)) => enums.push((field.clone(), name)),
+                Some(Target::Tagged(name)) => {
+                    let base = match &section.path {
+                        Some(p) => dotted(p, field),
+                        None => field.clone(),
+                    };
+                    let variants =
+                        tagged_variants(defs.get(&name).unwrap_or(&Json::Null)).unwrap_or_default();
+                    for (key, variant) in &variants {
+                        let target = variant
+                            .pointer(&format!("/properties/{key}"))
+                            .map(|p| type_of(p, &defs).1);
+                        if let Some(Some(Target::Object(object))) = target {
+                            if seen.insert(object.clone()) {
+                                let mut path = element_path.clone().unwrap_or_default();
+                                path.push(key.clone());
+                                queue.push_back(Section {
+                                    def: object,
+                                    title: format!("`{base}[].{key}`"),
+                                    path: Some(path),
+                                });
+                            }
+                        }
+                    }
+                    tagged.push((field.clone(), variants));
+                }
                 Some(Target::Object(_)) | None => {}
             }
         }
         out.push('\n');
+        for (field, variants) in tagged {
+            let _ = writeln!(out, "Keys of `{field}` (one per entry):\n");
+            for (key, variant) in variants {
+                let about = variant.get("description").and_then(Json::as_str).unwrap_or("");
+                let _ = writeln!(out, "- `{key}`: {}", clean(about));
+            }
+            out.push('\n');
+        }
         for (field, name) in enums {
             let _ = writeln!(out, "Values of `{field}`:\n");
             for variant in defs
@@ -199,12 +240,28 @@ A suite file (`suites/*.yaml`) is strict YAML: an unknown or misspelt key, a row
 actions, or an expectation that does not fit its action is an error naming the file, the row
 and the field, before anything starts (exit 2). Each row becomes one trial per variant, named
 `suite::scenario::variant` (e.g. `cri::kata-container::containerd-2.1`). A row has exactly one
-action (`sandbox`, `image_import`, `pull`, `sandbox_image`, `ctr_run`, `kube` or `critest`),
-or none with a `node:` block whose start it checks. A suite with Kata rows needs a runc control
-row (handler runc or default, `runtime_type: io.containerd.runc.v2`). Examples below are taken
-from the shipped suites.
+action (`sandbox`, `image_import`, `pull`, `sandbox_image`, `ctr_run`, `kube`, `critest` or
+`pod`), or none with a `node:` block whose start it checks. A `pod` row is written by hand:
+containers, then steps each with what it must observe; it lists its handlers and loads as one
+row per handler (`<scenario>-<handler>`), each checking that handler's runtime. A suite with
+Kata rows needs a runc control row (handler runc or default, `runtime_type:
+io.containerd.runc.v2`). Editors complete and check suite files with `suites/schema.json`
+(`kata-harness schema`), which each file names in its first line. Examples below are taken from
+the shipped suites.
 
 ";
+
+/// `pod.containers[].mounts` for the field `mounts` under the path `pod containers []`.
+fn dotted(path: &[String], field: &str) -> String {
+    let mut text = String::new();
+    for key in path.iter().chain(std::iter::once(&field.to_owned())) {
+        if key != "[]" && !text.is_empty() {
+            text.push('.');
+        }
+        text.push_str(key);
+    }
+    text
+}
 
 /// The title of a section for a row's key: `` `sandbox` action ``.
 fn action_title(field: &str) -> String {
@@ -218,6 +275,23 @@ fn action_title(field: &str) -> String {
 enum Target {
     Object(String),
     Enum(String),
+    /// One of several one-key mappings (`- exec: {...}`): serde's externally tagged enum.
+    Tagged(String),
+}
+
+/// The keys of a one-key-mapping enum's variants, each with its variant's schema.
+fn tagged_variants(def: &Json) -> Option<Vec<(String, Json)>> {
+    let variants = def.get("oneOf")?.as_array()?;
+    variants
+        .iter()
+        .map(|v| {
+            let properties = v.get("properties")?.as_object()?;
+            match properties.iter().collect::<Vec<_>>().as_slice() {
+                [(key, _)] => Some(((*key).clone(), v.clone())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The type column, and the definition a property leads to.
@@ -225,6 +299,20 @@ fn type_of(property: &Json, defs: &Json) -> (String, Option<Target>) {
     let reference = |r: &str| -> (String, Option<Target>) {
         let name = r.rsplit('/').next().unwrap_or(r).to_owned();
         let def = defs.get(&name).cloned().unwrap_or(Json::Null);
+        if let Some(variants) = tagged_variants(&def) {
+            let keys: Vec<String> = variants.iter().map(|(k, _)| format!("`{k}`")).collect();
+            return (
+                format!("one-key mapping: {}", keys.join(", ")),
+                Some(Target::Tagged(name)),
+            );
+        }
+        if let Some(any) = def.get("anyOf").and_then(Json::as_array) {
+            let types: Vec<&str> = any
+                .iter()
+                .filter_map(|a| a.get("type").and_then(Json::as_str))
+                .collect();
+            return (types.join(" or "), None);
+        }
         if let Some(variants) = def.get("oneOf").and_then(Json::as_array) {
             let values: Vec<String> = variants
                 .iter()
@@ -311,11 +399,21 @@ fn first_value_at<'a>(
 ) -> Option<(&'a SuiteText<'a>, String, Yaml)> {
     suites.iter().find_map(|(suite, value)| {
         value.get("rows")?.as_sequence()?.iter().find_map(|row| {
-            let found = path.iter().try_fold(row, |v, key| v.get(key.as_str()))?;
+            let found = value_at(row, path)?;
             let scenario = row.get("scenario")?.as_str()?.to_owned();
             Some((*suite, scenario, found.clone()))
         })
     })
+}
+
+/// The value at `path` under `value`; a `[]` step is any element of a list (the first that has
+/// the rest of the path).
+fn value_at<'a>(value: &'a Yaml, path: &[String]) -> Option<&'a Yaml> {
+    match path.split_first() {
+        None => Some(value),
+        Some((key, rest)) if key == "[]" => value.as_sequence()?.iter().find_map(|e| value_at(e, rest)),
+        Some((key, rest)) => value_at(value.get(key.as_str())?, rest),
+    }
 }
 
 /// A row's lines as the file has them: from `- scenario: <name>` to the last line indented

@@ -58,7 +58,7 @@ impl Row {
             }
             None => {}
         }
-        if self.sandbox().is_none() {
+        if self.sandbox().is_none() && self.pod().is_none() {
             for (field, set) in [
                 ("expect.guest_kernel", e.guest_kernel.is_some()),
                 ("expect.guest_console", e.guest_console.is_some()),
@@ -73,6 +73,10 @@ impl Row {
         }
         if self.skip.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(("skip", "needs the reason the row is skipped".into()));
+        }
+        // The rest was checked before the row was split per handler (pod::PodAction::validate).
+        if let Some(pod) = self.pod() {
+            return self.validate_handler(pod.handler());
         }
         // The node's start is the whole row: node::validate_row checked its expectation.
         if self.action == Action::NodeStart {
@@ -395,6 +399,10 @@ impl Row {
         }
         if e.guest_console == Some(true) {
             parts.push("guest console".into());
+        }
+        if let Some(pod) = self.pod().filter(|p| !p.steps.is_empty()) {
+            let steps: Vec<&str> = pod.steps.iter().map(|s| s.key()).collect();
+            parts.push(format!("then {}", steps.join(", ")));
         }
         parts.join(", ")
     }
