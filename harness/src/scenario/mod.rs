@@ -7,6 +7,7 @@ pub mod images;
 pub mod model;
 pub mod plan;
 pub mod pod;
+pub mod pods;
 pub mod run;
 pub mod sandbox;
 pub mod session;

@@ -12,37 +12,12 @@ use super::model::pod::{
     StopStep, UpdateStep, WaitStep, Writer,
 };
 use super::model::Row;
-use super::trial::{
-    pretty, record_info, remove_sandbox, runp_line, short_error, start_and_inspect, unique, Failure, Holders,
-};
-use super::witness::{containerd_record, judge_guest_kernel, judge_runtime, Observation};
+use super::pods::{self, node_shell, Pod, EXEC_TIMEOUT_SECONDS};
+use super::trial::{Failure, Holders};
 use crate::process::shell_quote;
-use crate::provision::{Testbed, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
-use crate::render::cri::{ContainerSpec, DnsSpec, MountSpec, PodSpec};
-use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
+use crate::provision::{Testbed, NODE_COMMAND_DEADLINE};
 use crate::report::Evidence;
 use crate::wait::{wait_for, Attempt};
-
-/// How long one ExecSync may run (a Kata exec under TCG takes a few seconds).
-const EXEC_TIMEOUT_SECONDS: i64 = 60;
-
-/// A started pod: its sandbox, its containers by name, and where their mounts are on the node.
-struct Started {
-    pod: PodSpec,
-    sandbox: String,
-    containers: Vec<(String, String)>,
-    mounts: Vec<(String, MountSpec)>,
-}
-
-impl Started {
-    fn container_id(&self, name: &str) -> &str {
-        self.containers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
-            .expect("steps name validated containers")
-    }
-}
 
 pub(super) async fn run_pod(
     testbed: &Testbed,
@@ -50,219 +25,31 @@ pub(super) async fn run_pod(
     action: &PodAction,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let name = unique(&row.scenario);
-    let pod = PodSpec {
-        name: name.clone(),
-        namespace: "kata-harness".into(),
-        uid: unique("uid"),
-        handler: action.handler().to_owned(),
-        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
-        cgroup_parent: format!("/{}", testbed.cgroup_parent),
-        host_network: action.host_network,
-        annotations: action.annotations.clone().into_iter().collect(),
-        hostname: action.hostname.clone(),
-        dns: action.dns.as_ref().map(|d| DnsSpec {
-            servers: d.servers.clone(),
-            searches: d.searches.clone(),
-            options: d.options.clone(),
-        }),
-    };
-    evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
-    evidence.reproduce(format!("POD=$({})", runp_line(&pod.handler)));
-    let volumes = testbed.paths.node_run_dir.join("volumes").join(&name);
-    // CRI: RunPodSandbox (crictl runp)
-    let sandbox = testbed
-        .cri
-        .run_pod_sandbox(&pod)
-        .await
-        .map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
-    let holders = Holders::of(testbed, &sandbox);
-    let mut started = Started {
-        pod,
-        sandbox: sandbox.clone(),
-        containers: Vec::new(),
-        mounts: Vec::new(),
-    };
+    let mut pod = Pod::begin(testbed, &row.scenario, action, evidence).await?;
+    let holders = Holders::of(testbed, &pod.sandbox);
     let (steps, kill) = match action.steps.split_last() {
         Some((Step::Kill(kill), before)) => (before, Some(kill)),
         _ => (action.steps.as_slice(), None),
     };
+    let sandbox = pod.sandbox.clone();
     let observed = holders
         .watch(testbed, &sandbox, async {
-            let observed = start_pod(testbed, row, action, &volumes, &mut started, evidence).await?;
-            run_steps(testbed, action, steps, &started, observed, evidence).await
+            let observed = pods::start(testbed, row, action, &mut pod, evidence).await?;
+            run_steps(testbed, action, steps, &pod, observed, evidence).await
         })
         .await;
     let observed = match (observed, kill) {
-        (Ok(observed), Some(kill)) => judge_kill(testbed, kill, &started, observed, evidence).await,
+        (Ok(observed), Some(kill)) => judge_kill(testbed, kill, &pod, observed, evidence).await,
         (observed, _) => observed,
     };
-    let cleanup = match kill {
-        // As the kubelet does, removal is retried while containerd learns of the dead process.
-        Some(_) => remove_killed_sandbox(testbed, &sandbox).await,
-        None => remove_sandbox(testbed, &sandbox).await,
-    };
-    remove_volumes(testbed, &volumes);
-    let observed = observed?;
-    cleanup.map_err(|message| Failure::new(observed.clone(), message))?;
-    Ok(format!("{observed}; sandbox removed, nothing left"))
-}
-
-/// Creates and starts every container, then judges the runtime of the sandbox and of each
-/// container from every witness, and the kernel the first container sees.
-async fn start_pod(
-    testbed: &Testbed,
-    row: &Row,
-    action: &PodAction,
-    volumes: &std::path::Path,
-    started: &mut Started,
-    evidence: &mut Evidence,
-) -> Result<String, Failure> {
-    let id = started.sandbox.clone();
-    // CRI: PodSandboxStatus verbose info.runtimeType (crictl inspectp)
-    let status = testbed
-        .cri
-        .pod_sandbox_status(&id)
-        .await
-        .map_err(|e| Failure::new(short_error(&e), format!("PodSandboxStatus failed: {e}")))?;
-    record_info(evidence, "inspectp.json", &status.info);
-    evidence.reproduce(format!("crictl inspectp {RUNTIME_TYPE_TEMPLATE} \"$POD\""));
-    let mut observations = vec![Observation {
-        what: "sandbox",
-        id: id.clone(),
-        containerd_runtime: containerd_record(testbed, &id, "$POD", evidence)?,
-        cri: crate::cri::RuntimeInfo::from_verbose_info("sandbox", &status.info)
-            .map_err(|e| Failure::new("unreadable", e.to_string()))?,
-        exited: false,
-    }];
-    for container in &action.containers {
-        let spec = container_spec(testbed, container, volumes, started)?;
-        let file = format!("container-{}.json", container.name);
-        evidence.file(&file, &pretty(&spec.to_crictl_json()));
-        let var = format!("CTR_{}", container.name.replace('-', "_").to_uppercase());
-        evidence.reproduce(format!(
-            "{var}=$(crictl create \"$POD\" {file} pod.json) && crictl start \"${var}\""
-        ));
-        // CRI: CreateContainer + StartContainer (crictl create / start)
-        let cid = testbed
-            .cri
-            .create_container(&id, &spec, &started.pod)
-            .await
-            .map_err(|e| {
-                Failure::new(
-                    short_error(&e),
-                    format!("CreateContainer {} failed: {e}", container.name),
-                )
-            })?;
-        let info = start_and_inspect(testbed, &cid, true, evidence).await?;
-        observations.push(Observation {
-            what: "container",
-            id: cid.clone(),
-            containerd_runtime: containerd_record(testbed, &cid, &format!("${var}"), evidence)?,
-            cri: info,
-            exited: false,
-        });
-        started.containers.push((container.name.clone(), cid));
-    }
-    // A container may end by itself (a job, an OOM kill): its runtime is then read from the CRI
-    // and containerd alone, and the kernel from a container still running.
-    let mut running = Vec::new();
-    let mut judged = Err(Failure::new("", ""));
-    // Twice at most: a container that exits while its state is read is judged again as exited.
-    for _ in 0..2 {
-        running.clear();
-        let mut newly_exited = false;
-        for (o, (name, cid)) in observations[1..].iter_mut().zip(&started.containers) {
-            let exited = !is_running(testbed, cid).await?;
-            newly_exited |= exited && !o.exited;
-            o.exited = exited;
-            if !exited {
-                running.push((name.clone(), cid.clone()));
-            }
-        }
-        if judged.is_err() && (newly_exited || running.len() == started.containers.len()) {
-            judged = judge_runtime(testbed, row, &observations);
-        }
-        if judged.is_ok() {
-            break;
-        }
-    }
-    let mut observed = judged?;
-    let exited: Vec<&str> = started
-        .containers
-        .iter()
-        .filter(|(_, cid)| !running.iter().any(|(_, r)| r == cid))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    if !exited.is_empty() {
-        observed += &format!(" ({} exited already: no state to read)", exited.join(", "));
-    }
-    match (row.expect.guest_kernel, running.first()) {
-        (Some(want), Some((_, cid))) => judge_guest_kernel(testbed, cid, want, observed, evidence).await,
-        (Some(_), None) => Ok(format!(
-            "{observed}; no container still runs to read the kernel in"
-        )),
-        (None, _) => Ok(observed),
-    }
-}
-
-/// Whether the container runs now (CRI ContainerStatus).
-async fn is_running(testbed: &Testbed, cid: &str) -> Result<bool, Failure> {
-    let status = testbed
-        .cri
-        .container_status(cid)
-        .await
-        .map_err(|e| Failure::new(short_error(&e), format!("ContainerStatus failed: {e}")))?;
-    Ok(status
-        .status
-        .is_some_and(|s| s.state == CriState::ContainerRunning as i32))
-}
-
-/// The CRI config of `container`, its mounts made as fresh directories on the node.
-fn container_spec(
-    testbed: &Testbed,
-    container: &Container,
-    volumes: &std::path::Path,
-    started: &mut Started,
-) -> Result<ContainerSpec, Failure> {
-    let mut mounts = Vec::new();
-    for (i, mount) in container.mounts.iter().enumerate() {
-        let host = volumes.join(format!("{}-{i}", container.name));
-        node_shell(
-            testbed,
-            &format!("mkdir -p {}", shell_quote(&host.to_string_lossy())),
-        )
-        .map_err(|e| {
-            Failure::new(
-                "no volume",
-                format!("creating {} on the node failed: {e}", host.display()),
-            )
-        })?;
-        let spec = MountSpec {
-            host_path: host.to_string_lossy().into_owned(),
-            container_path: mount.container_path.clone(),
-            readonly: mount.read_only,
-        };
-        started.mounts.push((container.name.clone(), spec.clone()));
-        mounts.push(spec);
-    }
-    Ok(ContainerSpec {
-        name: container.name.clone(),
-        image: BUSYBOX_IMAGE.into(),
-        command: container.command.clone(),
-        args: container.args.clone(),
-        env: container.env.clone().into_iter().collect(),
-        log_path: format!("{}.log", container.name),
-        resources: container.resources.as_ref().map(|r| r.to_render()),
-        mounts,
-    })
+    pod.end(testbed, kill.is_some(), observed).await
 }
 
 async fn run_steps(
     testbed: &Testbed,
     action: &PodAction,
     steps: &[Step],
-    started: &Started,
+    started: &Pod,
     mut observed: String,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
@@ -376,7 +163,7 @@ async fn run_stop(
     testbed: &Testbed,
     cid: &str,
     container: &Container,
-    started: &Started,
+    started: &Pod,
     stop: &StopStep,
     evidence: &mut Evidence,
 ) -> Result<String, String> {
@@ -458,8 +245,8 @@ fn log_messages(log: &str) -> String {
         .to_owned()
 }
 
-fn container_log(testbed: &Testbed, started: &Started, container: &Container) -> Result<String, String> {
-    let path = PathBuf::from(&started.pod.log_directory).join(format!("{}.log", container.name));
+fn container_log(testbed: &Testbed, started: &Pod, container: &Container) -> Result<String, String> {
+    let path = PathBuf::from(&started.spec.log_directory).join(format!("{}.log", container.name));
     let out = node_shell(testbed, &format!("cat {}", shell_quote(&path.to_string_lossy())))?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
@@ -515,7 +302,7 @@ async fn run_file(
     testbed: &Testbed,
     cid: &str,
     container: &Container,
-    started: &Started,
+    started: &Pod,
     file: &FileStep,
     evidence: &mut Evidence,
 ) -> Result<String, String> {
@@ -627,7 +414,7 @@ async fn run_stats(testbed: &Testbed, cid: &str, _stats: &StatsStep) -> Result<S
 async fn judge_kill(
     testbed: &Testbed,
     kill: &KillStep,
-    started: &Started,
+    started: &Pod,
     observed: String,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
@@ -699,54 +486,6 @@ async fn judge_kill(
         seen += &format!(", its shim exited {:.1} s later", began.elapsed().as_secs_f64());
     }
     Ok(seen)
-}
-
-/// How long a sandbox whose shim or VMM was killed may take to become removable.
-const KILLED_REMOVAL_DEADLINE: Duration = Duration::from_secs(20);
-
-/// [`remove_sandbox`] retried until it succeeds or [`KILLED_REMOVAL_DEADLINE`] passes; the
-/// last error is the row's.
-async fn remove_killed_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
-    let began = Instant::now();
-    loop {
-        match remove_sandbox(testbed, id).await {
-            Ok(()) => return Ok(()),
-            Err(e) if began.elapsed() > KILLED_REMOVAL_DEADLINE * testbed.slowdown => {
-                return Err(format!(
-                    "{e} (still failing {} s after the kill)",
-                    began.elapsed().as_secs()
-                ))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
-}
-
-/// Runs `script` with `sh -c` where the node's shims see files (its mount namespace).
-fn node_shell(testbed: &Testbed, script: &str) -> Result<Vec<u8>, String> {
-    let argv = testbed.node_argv(&["sh".into(), "-c".into(), script.into()]);
-    let out = testbed
-        .node
-        .run_unchecked(&argv, NODE_COMMAND_DEADLINE)
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "`{script}` on the node exited {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// The row's volume directories go with it (best effort: a left directory is no running
-/// process, and the run directory is removed with the testbed).
-fn remove_volumes(testbed: &Testbed, volumes: &std::path::Path) {
-    let _ = node_shell(
-        testbed,
-        &format!("rm -rf {}", shell_quote(&volumes.to_string_lossy())),
-    );
 }
 
 #[cfg(test)]
