@@ -262,6 +262,7 @@ Fields: [scenario reference](scenarios.md).
                 Action::Sandbox(s) => format!("sandbox ({})", s.handler),
                 Action::Critest(c) => format!("critest ({})", c.handler),
                 Action::Kube(k) => format!("kube ({})", k.check.name()),
+                Action::Diff(d) => format!("diff (runc vs {})", d.handler()),
                 Action::Pod(p) => {
                     let steps: Vec<&str> = p.steps.iter().map(|s| s.key()).collect();
                     format!(

@@ -19,7 +19,7 @@
 //!    `scenario::witness`, `scenario::pods`, `critest`, `critest::images`, `critest::ginkgo`
 //! 6. the kinds of row, each running and judging its own action: `scenario::sandbox`,
 //!    `scenario::image_import`, `scenario::images`, `scenario::ctr_run`, `scenario::guest`,
-//!    `scenario::pod`, `critest::run`, `kube::suite`
+//!    `scenario::pod`, `scenario::diff`, `critest::run`, `kube::suite`
 //! 7. runs and checks: `scenario::run`, `scenario::session`, `kube::session`, `doctor`
 //!
 //! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `profile_cmd.rs`,

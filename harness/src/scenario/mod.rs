@@ -1,6 +1,7 @@
 //! Scenario tables: model and validation, planning into trials, and running them.
 
 pub mod ctr_run;
+pub mod diff;
 pub mod guest;
 pub mod image_import;
 pub mod images;

@@ -54,6 +54,7 @@ impl ExistingNode {
             Action::Pull(a) => a.handler.as_str(),
             Action::SandboxImage(a) => a.handler.as_str(),
             Action::Pod(a) => a.handler(),
+            Action::Diff(a) => a.handler(),
             _ => "",
         };
         let configured_by_us = crate::scenario::model::CONFIGURED_HANDLERS.contains(&handler);

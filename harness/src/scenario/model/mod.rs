@@ -10,6 +10,7 @@
 
 mod actions;
 pub mod critest;
+pub mod diff;
 mod expect;
 pub mod kube;
 mod node;
@@ -154,6 +155,9 @@ pub enum Action {
     Critest(critest::CritestAction),
     /// A pod with containers and steps, as a user writes it (one handler once loaded).
     Pod(pod::PodAction),
+    /// The same probes in a runc pod and a Kata pod, their differences judged (one Kata
+    /// handler once loaded).
+    Diff(diff::DiffAction),
     /// No action key, on a row with `node:`: starting that node is what the row checks
     /// (`expect.start_error`).
     NodeStart,
@@ -171,6 +175,7 @@ impl Action {
             Action::Kube(_) => "kube",
             Action::Critest(_) => "critest",
             Action::Pod(_) => "pod",
+            Action::Diff(_) => "diff",
             Action::NodeStart => "node",
         }
     }
@@ -193,6 +198,7 @@ impl Row {
             kube,
             critest,
             pod,
+            diff,
             expect,
         } = file;
         // `kube` first: a cluster row with a containerd action is reported at the latter.
@@ -205,6 +211,7 @@ impl Row {
             ctr_run.map(Action::CtrRun),
             critest.map(Action::Critest),
             pod.map(Action::Pod),
+            diff.map(Action::Diff),
         ]
         .into_iter()
         .flatten()
@@ -221,17 +228,17 @@ impl Row {
             None if node.is_some() => Action::NodeStart,
             None => return Err((
                 "sandbox",
-                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube, critest or pod (or a node: block whose start it checks)".into(),
+                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube, critest, pod or diff (or a node: block whose start it checks)".into(),
             )),
         };
         let expect = match (expect, &action) {
-            (Some(expect), Action::Pod(_)) if expect != Expect::default() => {
+            (Some(expect), Action::Pod(_) | Action::Diff(_)) if expect != Expect::default() => {
                 return Err((
                     "expect",
-                    "a pod row's runtime checks follow from its handlers, and its other checks are its steps: leave expect out".into(),
+                    "a pod or diff row's runtime checks follow from its handlers, and its other checks are its steps or probes: leave expect out".into(),
                 ))
             }
-            (_, Action::Pod(_)) => Expect::default(),
+            (_, Action::Pod(_) | Action::Diff(_)) => Expect::default(),
             (Some(expect), _) => expect,
             (None, _) => return Err(("expect", "missing: what the row must observe".into())),
         };
@@ -302,14 +309,30 @@ impl Row {
         }
     }
 
-    /// A pod row as its handlers' rows (`<scenario>-<handler>`), each requiring that
-    /// handler's runtime and expecting its runtime checks; any other row as it is.
+    pub fn diff(&self) -> Option<&diff::DiffAction> {
+        match &self.action {
+            Action::Diff(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A pod or diff row as its handlers' rows (`<scenario>-<handler>`), each requiring that
+    /// handler's runtime (and a pod row expecting its runtime checks); any other row as it is.
     fn per_handler(self) -> Vec<Row> {
-        let Action::Pod(action) = &self.action else {
-            return vec![self];
+        let split: Vec<(String, Action, Option<Requirement>, Expect)> = match &self.action {
+            Action::Pod(action) => action
+                .per_handler()
+                .into_iter()
+                .map(|(h, a, needed, expect)| (h, Action::Pod(a), needed, expect))
+                .collect(),
+            Action::Diff(action) => action
+                .per_handler()
+                .into_iter()
+                .map(|(h, a, needed)| (h, Action::Diff(a), needed, Expect::default()))
+                .collect(),
+            _ => return vec![self],
         };
-        action
-            .per_handler()
+        split
             .into_iter()
             .map(|(handler, action, needed, expect)| {
                 let mut requires = self.requires.clone();
@@ -318,7 +341,7 @@ impl Row {
                     scenario: format!("{}-{handler}", self.scenario),
                     about: format!("{} [handler {handler}]", self.about),
                     requires,
-                    action: Action::Pod(action),
+                    action,
                     expect,
                     ..self.clone()
                 }
@@ -377,6 +400,10 @@ struct RowFile {
     /// per handler.
     #[serde(default)]
     pod: Option<pod::PodAction>,
+    /// Action: the same probes in a runc pod and a Kata pod, the differences listed and
+    /// judged; one row per Kata handler.
+    #[serde(default)]
+    diff: Option<diff::DiffAction>,
     /// What must be observed. Required, except on pod rows (whose checks follow from their
     /// handlers and steps).
     #[serde(default)]
@@ -510,6 +537,9 @@ impl Suite {
             if let Some(pod) = row.pod() {
                 pod.validate().map_err(|(field, message)| at(&field, message))?;
             }
+            if let Some(diff) = row.diff() {
+                diff.validate().map_err(|(field, message)| at(&field, message))?;
+            }
             rows.extend(row.per_handler());
         }
         let suite = Suite {
@@ -609,7 +639,9 @@ impl Suite {
             handler.is_some_and(|h| h.is_empty() || h == "runc")
                 && r.expect.runtime_type.as_deref() == Some("io.containerd.runc.v2")
         });
+        // A diff row runs its own runc pod beside the Kata one.
         let has_control = has_control
+            || self.rows.iter().any(|r| r.diff().is_some())
             || self.rows.iter().any(kube::is_runc_control)
             || self.rows.iter().any(critest::is_runc_control);
         kube::validate_placements(self).map_err(|(location, message)| err(location, message))?;

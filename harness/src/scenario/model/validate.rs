@@ -78,6 +78,9 @@ impl Row {
         if let Some(pod) = self.pod() {
             return self.validate_handler(pod.handler());
         }
+        if let Some(diff) = self.diff() {
+            return self.validate_handler(diff.handler());
+        }
         // The node's start is the whole row: node::validate_row checked its expectation.
         if self.action == Action::NodeStart {
             return Ok(());
@@ -354,6 +357,9 @@ impl Row {
         }
         if let Some(action) = self.critest() {
             return critest::expected_summary(action);
+        }
+        if let Some(diff) = self.diff() {
+            return format!("runc vs {}: differences only where declared", diff.handler());
         }
         let e = &self.expect;
         if let Some(text) = &e.start_error {
