@@ -151,26 +151,36 @@ pub fn runtime_class_v1(name: &str, handler: &str) -> RuntimeClass {
     .expect("a RuntimeClass literal deserialises")
 }
 
-/// Creates a RuntimeClass through `api`; one that already exists is fine.
+/// A pod's fixed overhead on a RuntimeClass (`overhead.podFixed`: `cpu: 250m`, `memory: 160Mi`).
+pub type PodFixed = std::collections::BTreeMap<String, String>;
+
+/// Creates a RuntimeClass through `api`, with `overhead` as its `overhead.podFixed`; one that
+/// already exists is fine.
 pub async fn create_runtime_class(
     client: &kube::Client,
     api: RuntimeClassApi,
     name: &str,
     handler: &str,
+    overhead: Option<&PodFixed>,
 ) -> Result<(), KubeError> {
+    let overhead = overhead.map(|fixed| serde_json::json!({ "podFixed": fixed }));
     let created = match api {
         RuntimeClassApi::V1 => {
             let classes: Api<RuntimeClass> = Api::all(client.clone());
-            classes
-                .create(&PostParams::default(), &runtime_class_v1(name, handler))
+            let mut class = runtime_class_v1(name, handler);
+            class.overhead = overhead.map(|o| serde_json::from_value(o).expect("podFixed quantities deserialise"));
+            classes.create(&PostParams::default(), &class).await.map(drop)
+        }
+        RuntimeClassApi::V1Beta1 => {
+            let mut object = runtime_class_object(api, name, handler);
+            if let Some(overhead) = overhead {
+                object.data["overhead"] = overhead;
+            }
+            api.dynamic(client)
+                .create(&PostParams::default(), &object)
                 .await
                 .map(drop)
         }
-        RuntimeClassApi::V1Beta1 => api
-            .dynamic(client)
-            .create(&PostParams::default(), &runtime_class_object(api, name, handler))
-            .await
-            .map(drop),
     };
     match created {
         Ok(()) => Ok(()),

@@ -410,7 +410,7 @@ impl Cluster {
             if name == "kata-qemu-runtime-rs" && settings.kata_rs.is_none() {
                 continue;
             }
-            crate::kube::client::create_runtime_class(&client, classes, name, &handler).await?;
+            crate::kube::client::create_runtime_class(&client, classes, name, &handler, None).await?;
         }
         mark(&format!("RuntimeClasses created ({})", classes.api_version()));
         // The pre-1.20 path (a DynamicObject) checked against this real server while it still

@@ -28,6 +28,7 @@ use crate::wait::{wait_for, Attempt};
 
 mod checks;
 mod status;
+mod workloads;
 use checks::{daemonset, pod_pending, pod_rejected, system_pods, web_pod};
 
 const POD_READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -60,6 +61,7 @@ pub struct Touched {
     pub pods: Vec<String>,
     pub daemonsets: Vec<String>,
     pub runtime_classes: Vec<String>,
+    pub configmaps: Vec<String>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -85,6 +87,9 @@ pub async fn run_row(
         KubeCheck::WebPod => web_pod(cluster, row, action, evidence, touched).await,
         KubeCheck::PodRejected => pod_rejected(cluster, row, action, evidence, touched).await,
         KubeCheck::PodPending => pod_pending(cluster, row, action, evidence, touched).await,
+        KubeCheck::LivenessRestart => workloads::liveness_restart(cluster, row, action, evidence, touched).await,
+        KubeCheck::PodOverhead => workloads::pod_overhead(cluster, row, action, evidence, touched).await,
+        KubeCheck::ConfigmapUpdate => workloads::configmap_update(cluster, row, action, evidence, touched).await,
     };
     // Describe what the row created while it still exists: the failure bundle's first witness.
     if outcome.is_err() {
@@ -110,6 +115,10 @@ pub async fn clean_up(cluster: &Cluster, touched: &Touched) -> Result<(), String
     }
     for pod in &touched.pods {
         client::delete_pod_now(c, &cluster.namespace, pod).await;
+    }
+    for map in &touched.configmaps {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), &cluster.namespace);
+        let _ = api.delete(map, &DeleteParams::default()).await;
     }
     for class in &touched.runtime_classes {
         client::delete_runtime_class(c, cluster.runtime_class_api(), class).await;
@@ -403,7 +412,8 @@ async fn wait_pod(
 
 async fn ensure_class(cluster: &Cluster, action: &KubeAction, touched: &mut Touched) -> Result<(), Failure> {
     if let (Some(class), Some(handler)) = (&action.runtime_class, &action.handler) {
-        client::create_runtime_class(&cluster.client, cluster.runtime_class_api(), class, handler)
+        let overhead = (action.check == KubeCheck::PodOverhead).then(workloads::pod_fixed);
+        client::create_runtime_class(&cluster.client, cluster.runtime_class_api(), class, handler, overhead.as_ref())
             .await
             .map_err(|e| Failure::new("API error", crate::errors::chain(&e)))?;
         touched.runtime_classes.push(class.clone());

@@ -48,6 +48,18 @@ pub enum KubeCheck {
     PodRejected,
     /// A pod that stays Pending with an event of reason `expect.event`, and no sandbox.
     PodPending,
+    /// A pod whose liveness probe starts failing is restarted by the kubelet (restartCount
+    /// 1, running again); its containers and sandbox on `expect.runtime_type`
+    /// (k8s-liveness-probes.bats).
+    LivenessRestart,
+    /// RuntimeClass `runtime_class` made with `overhead.podFixed` (cpu 250m, memory 160Mi, as
+    /// kata-deploy sets them): the API copies it into the pod's `spec.overhead`, and the pod
+    /// runs on `expect.runtime_type`. Needs `handler` (the row makes the class).
+    PodOverhead,
+    /// A pod with a ConfigMap volume; the ConfigMap is updated and the new value must reach
+    /// the running container (read with kubectl exec) within 150 s (k8s-configmap.bats; Kata
+    /// copies such volumes into the guest and watches them).
+    ConfigmapUpdate,
 }
 
 impl KubeCheck {
@@ -58,6 +70,9 @@ impl KubeCheck {
             KubeCheck::WebPod => "web-pod",
             KubeCheck::PodRejected => "pod-rejected",
             KubeCheck::PodPending => "pod-pending",
+            KubeCheck::LivenessRestart => "liveness-restart",
+            KubeCheck::PodOverhead => "pod-overhead",
+            KubeCheck::ConfigmapUpdate => "configmap-update",
         }
     }
 }
@@ -86,7 +101,12 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
         ));
     }
     match action.check {
-        KubeCheck::SystemPods | KubeCheck::Daemonset | KubeCheck::WebPod => {
+        KubeCheck::SystemPods
+        | KubeCheck::Daemonset
+        | KubeCheck::WebPod
+        | KubeCheck::LivenessRestart
+        | KubeCheck::PodOverhead
+        | KubeCheck::ConfigmapUpdate => {
             if e.runtime_type.is_none() {
                 return Err((
                     "expect.runtime_type",
@@ -126,6 +146,12 @@ pub fn validate_row(row: &Row, action: &KubeAction) -> Result<(), (&'static str,
         return Err((
             "kube.runtime_class",
             format!("a {check} row names a runtime_class"),
+        ));
+    }
+    if action.check == KubeCheck::PodOverhead && action.handler.is_none() {
+        return Err((
+            "kube.handler",
+            "a pod-overhead row makes its RuntimeClass (with the overhead): name its handler".into(),
         ));
     }
     if action.handler.is_some() && action.runtime_class.is_none() {
@@ -202,6 +228,9 @@ pub fn expected_summary(row: &Row) -> Option<String> {
         ),
         KubeCheck::Daemonset => format!("DaemonSet pod Ready; {}", runtime()),
         KubeCheck::WebPod => format!("Running, serves HTTP to another pod; {}", runtime()),
+        KubeCheck::LivenessRestart => format!("restarted by its liveness probe; {}", runtime()),
+        KubeCheck::PodOverhead => format!("spec.overhead from the RuntimeClass; {}", runtime()),
+        KubeCheck::ConfigmapUpdate => format!("ConfigMap update seen in the container; {}", runtime()),
         KubeCheck::PodRejected => format!("rejected by the API: {}", e.rejected.clone().unwrap_or_default()),
         KubeCheck::PodPending => format!("Pending, event {}", e.event.clone().unwrap_or_default()),
     })
