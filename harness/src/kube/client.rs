@@ -168,7 +168,8 @@ pub async fn create_runtime_class(
         RuntimeClassApi::V1 => {
             let classes: Api<RuntimeClass> = Api::all(client.clone());
             let mut class = runtime_class_v1(name, handler);
-            class.overhead = overhead.map(|o| serde_json::from_value(o).expect("podFixed quantities deserialise"));
+            class.overhead =
+                overhead.map(|o| serde_json::from_value(o).expect("podFixed quantities deserialise"));
             classes.create(&PostParams::default(), &class).await.map(drop)
         }
         RuntimeClassApi::V1Beta1 => {

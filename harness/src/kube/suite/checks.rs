@@ -56,15 +56,17 @@ pub(super) async fn web_pod(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
     let serve = format!(
         "mkdir -p /www && echo \"{WEB_BODY} $(hostname)\" > /www/index.html && exec httpd -f -p {WEB_PORT} -h /www"
     );
-    touched.pods.push(name.clone());
-    create_pod(cluster, pod_json(&name, action, &serve, "Always", true), evidence)
-        .await
-        .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))?;
+    create_row_pod(
+        cluster,
+        pod_json(&name, action, &serve, "Always", true),
+        evidence,
+        touched,
+    )
+    .await?;
     let pod = wait_pod(
         cluster,
         &name,
@@ -144,7 +146,6 @@ pub(super) async fn daemonset(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
     let mut template = pod_json(&name, action, "exec sleep 3600", "Always", false);
     template["metadata"] = json!({ "labels": { "app": name } });
@@ -297,7 +298,6 @@ pub(super) async fn pod_rejected(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
     let want = row.expect.rejected.clone().unwrap_or_default();
     match create_pod(
@@ -336,7 +336,6 @@ pub(super) async fn pod_pending(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
     let reason = row.expect.event.clone().unwrap_or_default();
     touched.pods.push(name.clone());

@@ -81,15 +81,10 @@ pub async fn run_row(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    let outcome = match action.check {
-        KubeCheck::SystemPods => system_pods(cluster, row, evidence).await,
-        KubeCheck::Daemonset => daemonset(cluster, row, action, evidence, touched).await,
-        KubeCheck::WebPod => web_pod(cluster, row, action, evidence, touched).await,
-        KubeCheck::PodRejected => pod_rejected(cluster, row, action, evidence, touched).await,
-        KubeCheck::PodPending => pod_pending(cluster, row, action, evidence, touched).await,
-        KubeCheck::LivenessRestart => workloads::liveness_restart(cluster, row, action, evidence, touched).await,
-        KubeCheck::PodOverhead => workloads::pod_overhead(cluster, row, action, evidence, touched).await,
-        KubeCheck::ConfigmapUpdate => workloads::configmap_update(cluster, row, action, evidence, touched).await,
+    // The row's own RuntimeClass first, where it names a handler (cleaned up with the rest).
+    let outcome = match ensure_class(cluster, action, touched).await {
+        Err(failure) => Err(failure),
+        Ok(()) => run_check(cluster, row, action, evidence, touched).await,
     };
     // Describe what the row created while it still exists: the failure bundle's first witness.
     if outcome.is_err() {
@@ -104,6 +99,30 @@ pub async fn run_row(
     let observed = outcome?;
     cleaned.map_err(|message| Failure::new(observed.clone(), message))?;
     Ok(observed)
+}
+
+/// The row's check, by its kind.
+async fn run_check(
+    cluster: &Cluster,
+    row: &Row,
+    action: &KubeAction,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<String, Failure> {
+    match action.check {
+        KubeCheck::SystemPods => system_pods(cluster, row, evidence).await,
+        KubeCheck::Daemonset => daemonset(cluster, row, action, evidence, touched).await,
+        KubeCheck::WebPod => web_pod(cluster, row, action, evidence, touched).await,
+        KubeCheck::PodRejected => pod_rejected(cluster, row, action, evidence, touched).await,
+        KubeCheck::PodPending => pod_pending(cluster, row, action, evidence, touched).await,
+        KubeCheck::LivenessRestart => {
+            workloads::liveness_restart(cluster, row, action, evidence, touched).await
+        }
+        KubeCheck::PodOverhead => workloads::pod_overhead(cluster, row, action, evidence, touched).await,
+        KubeCheck::ConfigmapUpdate => {
+            workloads::configmap_update(cluster, row, action, evidence, touched).await
+        }
+    }
 }
 
 /// Deletes the row's objects and waits until its pods are gone.
@@ -381,6 +400,20 @@ async fn create_pod(
     pods.create(&PostParams::default(), &pod).await
 }
 
+/// Creates the row's pod `value` (its name kept for cleanup), an API error the row's failure.
+async fn create_row_pod(
+    cluster: &Cluster,
+    value: serde_json::Value,
+    evidence: &mut Evidence,
+    touched: &mut Touched,
+) -> Result<Pod, Failure> {
+    let name = value["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    touched.pods.push(name.clone());
+    create_pod(cluster, value, evidence)
+        .await
+        .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))
+}
+
 /// Waits until `accept` holds for pod `name`; gives up at once if the cluster is gone.
 async fn wait_pod(
     cluster: &Cluster,
@@ -413,9 +446,15 @@ async fn wait_pod(
 async fn ensure_class(cluster: &Cluster, action: &KubeAction, touched: &mut Touched) -> Result<(), Failure> {
     if let (Some(class), Some(handler)) = (&action.runtime_class, &action.handler) {
         let overhead = (action.check == KubeCheck::PodOverhead).then(workloads::pod_fixed);
-        client::create_runtime_class(&cluster.client, cluster.runtime_class_api(), class, handler, overhead.as_ref())
-            .await
-            .map_err(|e| Failure::new("API error", crate::errors::chain(&e)))?;
+        client::create_runtime_class(
+            &cluster.client,
+            cluster.runtime_class_api(),
+            class,
+            handler,
+            overhead.as_ref(),
+        )
+        .await
+        .map_err(|e| Failure::new("API error", crate::errors::chain(&e)))?;
         touched.runtime_classes.push(class.clone());
     }
     Ok(())

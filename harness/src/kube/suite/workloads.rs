@@ -39,7 +39,6 @@ pub(super) async fn liveness_restart(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
     // Healthy for 5 s, then the probe fails: the kubelet kills and restarts the container,
     // which is healthy again for 5 s, and so on.
@@ -51,10 +50,7 @@ pub(super) async fn liveness_restart(
         "periodSeconds": 1,
         "failureThreshold": 1,
     });
-    touched.pods.push(name.clone());
-    create_pod(cluster, pod, evidence)
-        .await
-        .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))?;
+    create_row_pod(cluster, pod, evidence, touched).await?;
     let started = std::time::Instant::now();
     let pod = wait_pod(
         cluster,
@@ -67,7 +63,10 @@ pub(super) async fn liveness_restart(
     let waited = started.elapsed().as_secs();
     let handler = handler_of(cluster, action);
     let observed = runtime_of(cluster, row, handler.as_deref(), &[&pod], evidence).await?;
-    Ok(format!("{observed}; restarted by its liveness probe (restartCount {} after {waited} s)", restarts(&pod)))
+    Ok(format!(
+        "{observed}; restarted by its liveness probe (restartCount {} after {waited} s)",
+        restarts(&pod)
+    ))
 }
 
 pub(super) async fn pod_overhead(
@@ -77,12 +76,14 @@ pub(super) async fn pod_overhead(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
-    touched.pods.push(name.clone());
-    let created = create_pod(cluster, pod_json(&name, action, "exec sleep 3600", "Always", false), evidence)
-        .await
-        .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))?;
+    let created = create_row_pod(
+        cluster,
+        pod_json(&name, action, "exec sleep 3600", "Always", false),
+        evidence,
+        touched,
+    )
+    .await?;
     let want = pod_fixed();
     let got: client::PodFixed = created
         .spec
@@ -115,7 +116,6 @@ pub(super) async fn configmap_update(
     evidence: &mut Evidence,
     touched: &mut Touched,
 ) -> Result<String, Failure> {
-    ensure_class(cluster, action, touched).await?;
     let name = unique(&row.scenario);
     let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let map = |value: &str| -> ConfigMap {
@@ -130,21 +130,33 @@ pub(super) async fn configmap_update(
     touched.configmaps.push(name.clone());
     maps.create(&PostParams::default(), &map("first"))
         .await
-        .map_err(|e| Failure::new("API error", format!("create ConfigMap {name}: {}", api_message(&e))))?;
+        .map_err(|e| {
+            Failure::new(
+                "API error",
+                format!("create ConfigMap {name}: {}", api_message(&e)),
+            )
+        })?;
     let mut pod = pod_json(&name, action, "exec sleep 3600", "Always", false);
     pod["spec"]["containers"][0]["volumeMounts"] = json!([{ "name": "config", "mountPath": "/config" }]);
     pod["spec"]["volumes"] = json!([{ "name": "config", "configMap": { "name": name } }]);
-    touched.pods.push(name.clone());
-    create_pod(cluster, pod, evidence)
-        .await
-        .map_err(|e| Failure::new("API error", format!("create pod {name}: {}", api_message(&e))))?;
+    create_row_pod(cluster, pod, evidence, touched).await?;
     let pod = wait_pod(cluster, &name, "the pod to be Running", POD_READY_DEADLINE, |p| {
         pod_phase(p) == "Running"
     })
     .await?;
     let handler = handler_of(cluster, action);
     let observed = runtime_of(cluster, row, handler.as_deref(), &[&pod], evidence).await?;
-    let read = || cluster.kubectl(&["exec", "-n", &cluster.namespace, &name, "--", "cat", "/config/greeting"]);
+    let read = || {
+        cluster.kubectl(&[
+            "exec",
+            "-n",
+            &cluster.namespace,
+            &name,
+            "--",
+            "cat",
+            "/config/greeting",
+        ])
+    };
     let first = read();
     if first.trim() != "first" {
         return Err(Failure::new(
@@ -154,7 +166,12 @@ pub(super) async fn configmap_update(
     }
     maps.replace(&name, &PostParams::default(), &map("second"))
         .await
-        .map_err(|e| Failure::new(observed.clone(), format!("update ConfigMap {name}: {}", api_message(&e))))?;
+        .map_err(|e| {
+            Failure::new(
+                observed.clone(),
+                format!("update ConfigMap {name}: {}", api_message(&e)),
+            )
+        })?;
     evidence.reproduce(format!(
         "{0} patch configmap {name} -p '{{\"data\":{{\"greeting\":\"second\"}}}}'; {0} exec {name} -- cat /config/greeting",
         cluster.kubectl_prefix()
