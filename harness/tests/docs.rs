@@ -623,3 +623,41 @@ fn every_suite_names_the_schema_that_schema_prints_and_docs_keeps_current() {
     assert!(!ok, "a drifted schema passed: {text}");
     assert!(text.contains("suites/schema.json"), "{text}");
 }
+
+// --- the README's rows load ------------------------------------------------------------
+
+/// Every YAML block of `markdown` that holds rows, as a suite: a whole suite as written, a
+/// bare list of rows wrapped in one. Errors name the block by its first line.
+fn yaml_row_blocks_load(markdown: &str) -> Result<usize, String> {
+    let mut loaded = 0;
+    let mut blocks = markdown.split("```yaml\n").skip(1);
+    for block in blocks.by_ref() {
+        let block = block.split("```").next().unwrap_or_default();
+        let text = if block.starts_with("suite:") {
+            block.to_owned()
+        } else if block.trim_start().starts_with("- scenario:") {
+            format!("suite: readme\nrows:\n{block}")
+        } else {
+            continue;
+        };
+        kata_harness::scenario::Suite::parse(Path::new("README.md"), &text)
+            .map_err(|e| format!("{}: {e}", block.lines().next().unwrap_or_default()))?;
+        loaded += 1;
+    }
+    Ok(loaded)
+}
+
+#[test]
+fn the_rows_the_readme_shows_load() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert_eq!(
+        yaml_row_blocks_load(&readme),
+        Ok(2),
+        "the README shows a suite and a pod row"
+    );
+    // Broken: a step misspelt in the shown row is an error naming it.
+    let broken = readme.replacen("- update: {", "- upgrade: {", 1);
+    assert_ne!(broken, readme);
+    let err = yaml_row_blocks_load(&broken).unwrap_err();
+    assert!(err.contains("upgrade"), "{err}");
+}
