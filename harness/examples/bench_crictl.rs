@@ -65,6 +65,7 @@ async fn main() {
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: Default::default(),
+        ..PodSpec::default()
     };
     let container = ContainerSpec::sleeping_busybox(BUSYBOX_IMAGE);
     std::fs::write(dir.path().join("pod.json"), pod.to_crictl_json().to_string()).unwrap();

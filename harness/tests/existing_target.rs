@@ -105,6 +105,7 @@ async fn rows_run_on_an_existing_containerd_and_leave_it_as_found() {
         cgroup_parent: format!("/{}", node.cgroup_parent),
         host_network: false,
         annotations: HashMap::new(),
+        ..PodSpec::default()
     };
     let own_id = node.cri.run_pod_sandbox(&own).await.expect("the node's own pod");
     node.ctr("k8s.io", &["images", "rm", BUSYBOX_IMAGE])

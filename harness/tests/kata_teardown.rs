@@ -59,6 +59,7 @@ fn pod(testbed: &Testbed, name: &str) -> PodSpec {
         cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: false,
         annotations: HashMap::new(),
+        ..PodSpec::default()
     }
 }
 
