@@ -11,6 +11,7 @@ use kata_harness::kube::bundle::Bundle;
 use kata_harness::kube::client::{runtime_class_names, RuntimeClassApi};
 use kata_harness::kube::cluster::{Cluster, ClusterSettings};
 use kata_harness::profile::ContainerdChoice;
+use kata_harness::scenario::model::Requirement;
 use kata_harness::scenario::Capabilities;
 use kube::api::{Api, ListParams};
 
@@ -172,13 +173,21 @@ fn the_cluster_suite_runs_on_an_existing_cluster_and_leaves_it_as_found() {
             "{stdout}"
         );
     }
-    // Every row ran (Kata ones where the cluster has Kata), none failed; runtime-rs's two are
+    // Every row ran (Kata ones where the cluster has Kata), none failed; runtime-rs's are
     // skipped: this cluster's node runs containerd 1.6, so it has no RuntimeClass for it.
     let summary = &json["summary"];
     assert_eq!(summary["failed"], 0, "{stdout}");
-    let skipped = if capabilities.kata_absent.is_none() { 2 } else { 4 };
-    assert_eq!(summary["skipped"], skipped, "{stdout}");
     let suite = kata_harness::scenario::Suite::load(&repo().join("suites/kubernetes.yaml")).unwrap();
+    let needing = |r: Requirement| suite.rows.iter().filter(|row| row.requires.contains(&r)).count();
+    let rs_rows = needing(Requirement::KataRs);
+    assert!(rs_rows >= 2, "the suite has runtime-rs rows");
+    let skipped = rs_rows
+        + if capabilities.kata_absent.is_none() {
+            0
+        } else {
+            needing(Requirement::Kata)
+        };
+    assert_eq!(summary["skipped"], skipped, "{stdout}");
     assert_eq!(summary["passed"], suite.rows.len() - skipped, "{stdout}");
     assert!(json["run"]["environment"]
         .to_string()
