@@ -13,7 +13,7 @@
 //!   and 2.1) repacked as upstream's release files, and a Kata 4.1-style pair (`kata-static`
 //!   with runtime-rs, the guest and the tools; `kata-go-static` with the Go shim); setup
 //!   installs them all, a second setup downloads nothing, and `kata-harness run --target local
-//!   --filter kata --containerd 1.7` passes with the report naming the mirror as every
+//!   --filter cri::kata --containerd 1.7` passes with the report naming the mirror as every
 //!   artifact's origin; then `--kata-release 4.1.0` runs both runtimes' handlers from the pair
 //!   alone. Skipped, with the reason, where this machine has not built them (scripts/setup does).
 //!
@@ -570,7 +570,7 @@ fn installs_from_mirrored_upstream_and_runs_kata_rows(builds: MachineBuilds) -> 
             results.join("results.json"),
         )?)?)
     };
-    let report = run("results", &["--filter", "kata", "--containerd", "1.7"])?;
+    let report = run("results", &["--filter", "cri::kata", "--containerd", "1.7"])?;
     for key in [
         "artifact-kata",
         "artifact-kata-rs",
