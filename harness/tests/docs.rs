@@ -624,7 +624,7 @@ fn every_suite_names_the_schema_that_schema_prints_and_docs_keeps_current() {
     assert!(text.contains("suites/schema.json"), "{text}");
 }
 
-// --- the README's rows load ------------------------------------------------------------
+// --- the rows the README and the guide show load ------------------------------------------------------------
 
 /// Every YAML block of `markdown` that holds rows, as a suite: a whole suite as written, a
 /// bare list of rows wrapped in one. Errors name the block by its first line.
@@ -649,11 +649,13 @@ fn yaml_row_blocks_load(markdown: &str) -> Result<usize, String> {
 
 #[test]
 fn the_rows_the_readme_shows_load() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    // The README's suite and the guide's pod row.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap()
+        + &std::fs::read_to_string(repo().join("docs/guide.md")).unwrap();
     assert_eq!(
         yaml_row_blocks_load(&readme),
         Ok(2),
-        "the README shows a suite and a pod row"
+        "the README shows a suite and the guide a pod row"
     );
     // Broken: a step misspelt in the shown row is an error naming it.
     let broken = readme.replacen("- update: {", "- upgrade: {", 1);

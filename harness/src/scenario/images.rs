@@ -7,14 +7,13 @@
 //! a row that removes the sandbox image puts it back. The registry log, the rendered
 //! `hosts.toml` and the exact error always go into the row's evidence (the failure bundle).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::model::{CaChoice, PullAction, PullClient, RegistryKind, Row, SandboxImageAction};
 use super::trial::{
-    judge_status, pretty, remove_sandbox, runp_line, short_error, start_and_inspect, unique, Failure,
-    CREATE_AND_START, CRI_NAMESPACE,
+    judge_status, pretty, remove_sandbox, row_pod, runp_line, short_error, start_and_inspect, unique,
+    Failure, CREATE_AND_START, CRI_NAMESPACE,
 };
 use crate::cri::RuntimeInfo;
 use crate::images;
@@ -324,21 +323,6 @@ fn within(row: &Row, elapsed: Duration, observed: String) -> Result<String, Fail
     }
 }
 
-fn pod_for(testbed: &Testbed, scenario: &str, handler: &str) -> PodSpec {
-    let name = unique(scenario);
-    PodSpec {
-        name: name.clone(),
-        namespace: "kata-harness".into(),
-        uid: unique("uid"),
-        handler: handler.to_owned(),
-        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
-        cgroup_parent: format!("/{}", testbed.cgroup_parent),
-        host_network: false,
-        annotations: HashMap::new(),
-        ..PodSpec::default()
-    }
-}
-
 /// Runs a container from `image` in a new sandbox of `handler`; Ok is the container's
 /// runtimeType (checked against `expect.runtime_type`), Err the failure. With
 /// `expect.error`, CreateContainer must fail that way instead.
@@ -349,7 +333,7 @@ pub(super) async fn run_container(
     image: &str,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let pod = pod_for(testbed, &row.scenario, handler);
+    let pod = row_pod(testbed, &row.scenario, handler);
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
     // CRI: RunPodSandbox (crictl runp)
     let id = testbed
@@ -522,7 +506,7 @@ pub(super) async fn run_sandbox_image(
     let mut events = Events::start(testbed, &dir).await?;
     // The subscriber shows any /images/* event while the sandbox starts (there must be none).
     evidence.reproduce(format!("{} &", Testbed::ctr_line(CRI_NAMESPACE, &["events"])));
-    let pod = pod_for(testbed, &row.scenario, &action.handler);
+    let pod = row_pod(testbed, &row.scenario, &action.handler);
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
     evidence.reproduce(format!("POD=$({})", runp_line(&action.handler)));
     evidence.reproduce(format!("crictl inspectp {RUNTIME_TYPE_TEMPLATE} \"$POD\""));
@@ -592,7 +576,7 @@ async fn sandbox_image_removed(
         .error
         .as_ref()
         .expect("validated: removed rows expect an error");
-    let pod = pod_for(testbed, &row.scenario, &action.handler);
+    let pod = row_pod(testbed, &row.scenario, &action.handler);
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
     evidence.reproduce(format!(
         "if {}; then echo 'the sandbox started: expected the sandbox image pull to fail' >&2; exit 1; fi",

@@ -4,14 +4,14 @@
 //! at the end the sandbox removed with nothing of it left running.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_cri::v1::ContainerState as CriState;
 
 use super::model::pod::{Container, PodAction};
 use super::model::Row;
 use super::trial::{
-    pretty, record_info, remove_sandbox, runp_line, short_error, start_and_inspect, unique, Failure,
+    pretty, record_info, remove_sandbox, row_pod, runp_line, short_error, start_and_inspect, Failure,
 };
 use super::witness::{containerd_record, judge_guest_kernel, judge_runtime, Observation};
 use crate::process::shell_quote;
@@ -19,6 +19,7 @@ use crate::provision::{Testbed, BUSYBOX_IMAGE, NODE_COMMAND_DEADLINE};
 use crate::render::cri::{ContainerSpec, DnsSpec, MountSpec, PodSpec};
 use crate::report::bundle::RUNTIME_TYPE_TEMPLATE;
 use crate::report::Evidence;
+use crate::wait::{wait_for, Attempt};
 
 /// How long one ExecSync may run (a Kata exec under TCG takes a few seconds).
 pub(super) const EXEC_TIMEOUT_SECONDS: i64 = 60;
@@ -42,14 +43,7 @@ impl Pod {
         action: &PodAction,
         evidence: &mut Evidence,
     ) -> Result<Pod, Failure> {
-        let name = unique(scenario);
         let spec = PodSpec {
-            name: name.clone(),
-            namespace: "kata-harness".into(),
-            uid: unique("uid"),
-            handler: action.handler().to_owned(),
-            log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
-            cgroup_parent: format!("/{}", testbed.cgroup_parent),
             host_network: action.host_network,
             annotations: action.annotations.clone().into_iter().collect(),
             hostname: action.hostname.clone(),
@@ -58,6 +52,7 @@ impl Pod {
                 searches: d.searches.clone(),
                 options: d.options.clone(),
             }),
+            ..row_pod(testbed, scenario, action.handler())
         };
         evidence.file("pod.json", &pretty(&spec.to_crictl_json()));
         evidence.reproduce(format!("POD=$({})", runp_line(&spec.handler)));
@@ -68,7 +63,7 @@ impl Pod {
             .await
             .map_err(|e| Failure::new(short_error(&e), format!("RunPodSandbox failed: {e}")))?;
         Ok(Pod {
-            volumes: testbed.paths.node_run_dir.join("volumes").join(&name),
+            volumes: testbed.paths.node_run_dir.join("volumes").join(&spec.name),
             spec,
             sandbox,
             containers: Vec::new(),
@@ -166,44 +161,43 @@ pub(super) async fn start(
     }
     // A container may end by itself (a job, an OOM kill): its runtime is then read from the CRI
     // and containerd alone, and the kernel from a container still running.
-    let mut running = Vec::new();
-    let mut judged = Err(Failure::new("", ""));
-    // Twice at most: a container that exits while its state is read is judged again as exited.
-    for _ in 0..2 {
-        running.clear();
-        let mut newly_exited = false;
-        for (o, (name, cid)) in observations[1..].iter_mut().zip(&started.containers) {
-            let exited = !is_running(testbed, cid).await?;
-            newly_exited |= exited && !o.exited;
-            o.exited = exited;
-            if !exited {
-                running.push((name.clone(), cid.clone()));
-            }
-        }
-        if judged.is_err() && (newly_exited || running.len() == started.containers.len()) {
-            judged = judge_runtime(testbed, row, &observations);
-        }
-        if judged.is_ok() {
-            break;
-        }
+    mark_exited(testbed, &mut observations[1..], &started.containers).await?;
+    let mut judged = judge_runtime(testbed, row, &observations);
+    // A container that exited while its state was read is judged again, as exited.
+    if judged.is_err() && mark_exited(testbed, &mut observations[1..], &started.containers).await? {
+        judged = judge_runtime(testbed, row, &observations);
     }
     let mut observed = judged?;
-    let exited: Vec<&str> = started
-        .containers
+    let (exited, running): (Vec<_>, Vec<_>) = observations[1..]
         .iter()
-        .filter(|(_, cid)| !running.iter().any(|(_, r)| r == cid))
-        .map(|(name, _)| name.as_str())
-        .collect();
+        .zip(&started.containers)
+        .partition(|(o, _)| o.exited);
     if !exited.is_empty() {
-        observed += &format!(" ({} exited already: no state to read)", exited.join(", "));
+        let names: Vec<&str> = exited.iter().map(|(_, (name, _))| name.as_str()).collect();
+        observed += &format!(" ({} exited already: no state to read)", names.join(", "));
     }
     match (row.expect.guest_kernel, running.first()) {
-        (Some(want), Some((_, cid))) => judge_guest_kernel(testbed, cid, want, observed, evidence).await,
+        (Some(want), Some((_, (_, cid)))) => judge_guest_kernel(testbed, cid, want, observed, evidence).await,
         (Some(_), None) => Ok(format!(
             "{observed}; no container still runs to read the kernel in"
         )),
         (None, _) => Ok(observed),
     }
+}
+
+/// Marks the containers that no longer run (CRI ContainerStatus); whether any newly did.
+async fn mark_exited(
+    testbed: &Testbed,
+    observations: &mut [Observation],
+    containers: &[(String, String)],
+) -> Result<bool, Failure> {
+    let mut newly = false;
+    for (o, (_, cid)) in observations.iter_mut().zip(containers) {
+        let exited = !is_running(testbed, cid).await?;
+        newly |= exited && !o.exited;
+        o.exited = exited;
+    }
+    Ok(newly)
 }
 
 /// Whether the container runs now (CRI ContainerStatus).
@@ -264,19 +258,19 @@ const KILLED_REMOVAL_DEADLINE: Duration = Duration::from_secs(20);
 /// [`remove_sandbox`] retried until it succeeds or [`KILLED_REMOVAL_DEADLINE`] passes; the
 /// last error is the row's.
 async fn remove_killed_sandbox(testbed: &Testbed, id: &str) -> Result<(), String> {
-    let began = Instant::now();
-    loop {
-        match remove_sandbox(testbed, id).await {
-            Ok(()) => return Ok(()),
-            Err(e) if began.elapsed() > KILLED_REMOVAL_DEADLINE * testbed.slowdown => {
-                return Err(format!(
-                    "{e} (still failing {} s after the kill)",
-                    began.elapsed().as_secs()
-                ))
+    wait_for(
+        "the sandbox to be removable after the kill",
+        KILLED_REMOVAL_DEADLINE * testbed.slowdown,
+        Duration::from_secs(1),
+        || async move {
+            match remove_sandbox(testbed, id).await {
+                Ok(()) => Attempt::Ready(()),
+                Err(e) => Attempt::NotYet(e),
             }
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Runs `script` with `sh -c` where the node's shims see files (its mount namespace).

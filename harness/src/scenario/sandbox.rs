@@ -4,7 +4,7 @@
 
 use super::model::{ExpectError, Row, SandboxAction};
 use super::trial::{
-    judge_status, pretty, record_info, remove_sandbox, runp_line, short_error, start_and_inspect, unique,
+    judge_status, pretty, record_info, remove_sandbox, row_pod, runp_line, short_error, start_and_inspect,
     Failure, Holders, CREATE_AND_START,
 };
 use super::witness::{containerd_record, judge_guest_kernel, judge_runtime, Observation};
@@ -20,17 +20,10 @@ pub(super) async fn run_sandbox(
     action: &SandboxAction,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
-    let name = unique(&row.scenario);
     let pod = PodSpec {
-        name: name.clone(),
-        namespace: "kata-harness".into(),
-        uid: unique("uid"),
-        handler: action.handler.clone(),
-        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
-        cgroup_parent: format!("/{}", testbed.cgroup_parent),
         host_network: action.host_network,
         annotations: action.annotations.clone().into_iter().collect(),
-        ..PodSpec::default()
+        ..row_pod(testbed, &row.scenario, &action.handler)
     };
     evidence.file("pod.json", &pretty(&pod.to_crictl_json()));
     evidence.reproduce(format!("POD=$({})", runp_line(&pod.handler)));

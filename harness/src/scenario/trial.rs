@@ -15,6 +15,7 @@ use crate::cri::{CriError, RuntimeInfo};
 use crate::node::Proc;
 use crate::process::shell_quote;
 use crate::provision::Testbed;
+use crate::render::cri::PodSpec;
 use crate::report::{Evidence, ScriptNode, TrialResult, Verdict};
 use crate::wait::{wait_for, Attempt};
 
@@ -65,6 +66,21 @@ impl Failure {
 /// The result of a trial that was skipped before it ran.
 pub fn skipped(trial: &Trial, reason: &str) -> TrialResult {
     trial.result(Verdict::Skipped, "-", reason, Duration::ZERO, Evidence::default())
+}
+
+/// A row's pod sandbox of `handler`: a fresh name after `scenario`, its logs under the
+/// testbed's pod logs, its cgroup under the testbed's; the rest at the defaults.
+pub(super) fn row_pod(testbed: &Testbed, scenario: &str, handler: &str) -> PodSpec {
+    let name = unique(scenario);
+    PodSpec {
+        namespace: "kata-harness".into(),
+        uid: unique("uid"),
+        handler: handler.to_owned(),
+        log_directory: testbed.paths.pod_logs.join(&name).to_string_lossy().into_owned(),
+        cgroup_parent: format!("/{}", testbed.cgroup_parent),
+        name,
+        ..PodSpec::default()
+    }
 }
 
 pub(super) fn unique(prefix: &str) -> String {
