@@ -23,7 +23,7 @@
 //! 7. runs and checks: `scenario::run`, `scenario::session`, `kube::session`, `doctor`
 //!
 //! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `profile_cmd.rs`,
-//! `existing_cmd.rs`, `vm_cmd.rs`, `up_cmd.rs`, `docs_cmd.rs`) sits on top of all of them.
+//! `existing_cmd.rs`, `vm_cmd.rs`, `up_cmd.rs`, `docs_cmd.rs`, `diff_cmd.rs`) sits on top of all of them.
 
 pub mod artifacts;
 pub mod cri;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use suite_args::SuiteArgs;
 
+mod diff_cmd;
 mod docs_cmd;
 mod existing_cmd;
 mod plan_cmd;
@@ -66,6 +67,18 @@ quarantined; 1: a row failed; 2: bad input, before anything started; 130: interr
 Loads and checks the suites, the profile and the quarantine list as run does (exit 2 on bad
 input) and starts nothing.")]
     List(SuiteArgs),
+    /// Show what a workload sees differently under Kata than under runc: the same pod under
+    /// both, the same probes in both, each difference declared (with its reason) or not.
+    #[command(after_help = "Examples:
+  kata-harness diff
+  kata-harness diff --handler kata --containerd 2.1
+  kata-harness diff --target cri:///run/containerd/containerd.sock
+
+Prints one table per Kata handler (probe, runc's answer, Kata's, verdict) and writes --results as
+run does (results.json carries each table as data, results.html as a table). Exit 0: only
+declared differences; 1: a difference no probe declares, a failed row, or no table (e.g. no Kata
+here: the skip says why); 2: bad input.")]
+    Diff(diff_cmd::DiffArgs),
     /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
     /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
     #[command(after_help = "Examples:
@@ -176,6 +189,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::List(args) => run_cmd::list(args),
+        Command::Diff(args) => diff_cmd::diff(args),
         Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
         Command::Up(args) => up_cmd::up(args, &repo_root()),

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::Settings;
-use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, Verdict};
+use kata_harness::report::{self, terminal::Terminal, Recorder, RunInfo, Summary, Tee, TrialResult, Verdict};
 use kata_harness::scenario::session;
 
-use crate::plan_cmd::{load_plan, load_plan_with};
+use crate::plan_cmd::{load_plan, load_plan_with, Planned};
 use crate::suite_args::SuiteArgs;
 use crate::{input_error, profile_cmd, repo_root, RunArgs};
 
@@ -32,6 +32,16 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    Ok(match execute(&planned, &args)? {
+        Ok(results) if Summary::of(&results).failed > 0 => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(code) => code,
+    })
+}
+
+/// Runs the planned trials and writes the reports; the results as the reports have them, or
+/// the exit code of bad input found before anything started.
+pub(crate) fn execute(planned: &Planned, args: &RunArgs) -> Result<Result<Vec<TrialResult>, ExitCode>> {
     let target = planned.target.clone();
     let mut environment = vec![
         ("target".into(), target.to_string()),
@@ -46,7 +56,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         let probe = profile_cmd::HostProbe::this_host(kata_harness::provision::crun_binary());
         match profile_cmd::host_tools(&planned.profile, &probe) {
             Ok(found) => environment.extend(found),
-            Err(message) => return Ok(input_error(message)),
+            Err(message) => return Ok(Err(input_error(message))),
         }
     }
     let mut argv = planned.args.rerun_argv(&target);
@@ -95,7 +105,6 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     info.environment.extend(recorder.testbed_facts());
     report::write_results(&args.results, &info, &mut results)
         .with_context(|| format!("failed to write results to {}", args.results.display()))?;
-    let summary = Summary::of(&results);
     let dir = args.results.display();
     eprintln!("results: {dir}/junit.xml, {dir}/results.json, {dir}/results.html");
     for result in &results {
@@ -107,11 +116,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             eprintln!("{kind}: {}", bundle.display());
         }
     }
-    Ok(if summary.failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(Ok(results))
 }
 
 fn host_kernel() -> String {

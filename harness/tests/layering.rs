@@ -32,6 +32,7 @@ fn module_of(path: &Path) -> Option<String> {
                 "plan_cmd",
                 "run_cmd",
                 "docs_cmd",
+                "diff_cmd",
                 "up_cmd",
             ]
             .contains(&only.as_str()) =>

@@ -121,6 +121,7 @@ mod tests {
                 files: vec![],
                 reproduce: vec!["POD=$(crictl runp pod.json)".into()],
                 node,
+                differences: None,
             },
         }
     }

@@ -419,6 +419,9 @@ fn trial(page: &mut String, result: &TrialResult, shared: &[(String, Vec<String>
         );
     }
     page.push_str("</dl>\n");
+    if let Some(differences) = &result.evidence.differences {
+        page.push_str(&differences.html(escape));
+    }
     if !result.evidence.reproduce.is_empty() {
         let _ = writeln!(
             page,
@@ -474,6 +477,9 @@ table.facts th { background: #f0f0f0; font-weight: normal; }
 tr.suite th { background: #e4e8f0; }
 th.scenario { font-weight: normal; }
 td.none { color: #999; text-align: center; }
+table.differences tr.surprise td { background: #fbe3e3; }
+table.differences tr.declared td { background: #fdf6e3; }
+table.differences pre { margin: 0; padding: 0; background: none; }
 .v-passed { background: #dff3e0; }
 .v-failed { background: #f8d7d7; }
 .v-skipped { background: #eeeeee; }
@@ -596,6 +602,42 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("92 passed, 1 failed, 24 skipped"), "{page}");
+    }
+
+    /// A diff row's table is a table on the page, and data in results.json; other rows carry none.
+    #[test]
+    fn a_diff_rows_table_is_on_the_page_and_in_the_json() {
+        use crate::report::differences::{Differences, ProbeAnswers};
+        let mut diff = result(
+            "workloads::runc-vs-kata::containerd-2.3",
+            "containerd-2.3",
+            Verdict::Failed,
+        );
+        diff.evidence.differences = Some(Differences {
+            handler: "kata".into(),
+            probes: vec![ProbeAnswers {
+                probe: "hostname".into(),
+                runc: "kh-diff".into(),
+                kata: "other".into(),
+                declared: "same".into(),
+                reason: None,
+                surprise: Some("nothing declares a difference".into()),
+            }],
+        });
+        let plain = result("cri::a::containerd-2.3", "containerd-2.3", Verdict::Passed);
+        let page = render(&RunInfo::default(), &[diff.clone(), plain.clone()]);
+        assert_eq!(page.matches("<table class=\"differences\">").count(), 1, "{page}");
+        assert!(
+            page.contains("<tr class=\"surprise\"><td>hostname</td><td><pre>kh-diff</pre></td><td><pre>other</pre></td><td>NOT AS DECLARED: nothing declares a difference</td></tr>"),
+            "{page}"
+        );
+        let json = serde_json::to_value([&diff, &plain]).unwrap();
+        assert_eq!(json[0]["differences"]["probes"][0]["kata"], "other", "{json}");
+        assert!(json[1].get("differences").is_none(), "{json}");
+        assert!(
+            json[0].get("files").is_none() && json[0].get("evidence").is_none(),
+            "{json}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! written files, never on terminal text.
 
 pub mod bundle;
+pub mod differences;
 pub mod flaky;
 pub mod html;
 pub mod json;
@@ -32,16 +33,23 @@ pub enum Verdict {
     Flaky,
 }
 
-/// Files and commands a trial collected, kept for its failure bundle.
+/// Files and commands a trial collected, kept for its failure bundle. Of it only a `diff`
+/// row's table is data in results.json (the rest is in the bundle and the HTML report).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Evidence {
+    #[serde(skip)]
     pub files: Vec<(String, String)>,
     /// Shell lines that redo what the trial did. They call `crictl` and `ctr` as the shell
     /// functions `reproduce.sh` defines from [`Evidence::node`], and name the objects the
     /// script itself creates (`$POD`, `$CTR`), never the IDs of the failed run.
+    #[serde(skip)]
     pub reproduce: Vec<String>,
     /// The node the trial ran on, as `reproduce.sh`'s defaults.
+    #[serde(skip)]
     pub node: Option<ScriptNode>,
+    /// A `diff` row's runc-vs-Kata table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differences: Option<differences::Differences>,
 }
 
 /// What `reproduce.sh` needs of a node: its tools and its containerd socket. Each is a
@@ -90,7 +98,7 @@ pub struct TrialResult {
     /// The attempts that failed before this one (with `--retries`), oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<flaky::FailedAttempt>,
-    #[serde(skip)]
+    #[serde(flatten)]
     pub evidence: Evidence,
 }
 

@@ -4,14 +4,13 @@
 //! row. The table of every probe's two answers goes to the row's evidence (`diff.txt`): what a
 //! workload moving to Kata will see differently.
 
-use std::fmt::Write as _;
-
 use super::model::diff::DiffAction;
 use super::model::pod::{runtime_checks, Container, OfflineImage, PodAction, Quantity, Resources};
 use super::model::{Action, Row};
 use super::pods::{self, Pod, EXEC_TIMEOUT_SECONDS};
 use super::trial::{Failure, Holders};
 use crate::provision::Testbed;
+use crate::report::differences::{Differences, ProbeAnswers};
 use crate::report::Evidence;
 
 /// What a probe's two answers may be.
@@ -26,6 +25,24 @@ enum Declared {
     /// Seconds since the epoch, answered as the offset from the node's clock: both within
     /// this many seconds of it.
     Within(u64),
+}
+
+impl Declared {
+    fn name(self) -> String {
+        match self {
+            Declared::Same => "same".into(),
+            Declared::Differs(_) => "differs".into(),
+            Declared::MayDiffer(_) => "may differ".into(),
+            Declared::Within(seconds) => format!("within {seconds} s"),
+        }
+    }
+
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            Declared::Differs(why) | Declared::MayDiffer(why) => Some(why),
+            Declared::Same | Declared::Within(_) => None,
+        }
+    }
 }
 
 struct Probe {
@@ -62,15 +79,6 @@ const PROBES: &[Probe] = &[
     Probe { name: "clock offset from the node (s)", script: "date +%s", declared: Declared::Within(5) },
 ];
 
-/// One probe's two answers and its verdict.
-struct Compared<'a> {
-    probe: &'a Probe,
-    runc: String,
-    kata: String,
-    /// `None`: as declared; else why it is a surprise.
-    surprise: Option<String>,
-}
-
 pub(super) async fn run_diff(
     testbed: &Testbed,
     row: &Row,
@@ -80,38 +88,42 @@ pub(super) async fn run_diff(
     let kata = action.handler();
     let runc = run_probes(testbed, row, "runc", evidence).await?;
     let inside = run_probes(testbed, row, kata, evidence).await?;
-    let compared: Vec<Compared> = PROBES
-        .iter()
-        .zip(runc.answers.into_iter().zip(inside.answers))
-        .map(|(probe, (runc, kata))| {
-            let surprise = judge(probe.declared, &runc, &kata);
-            Compared {
-                probe,
+    let differences = Differences {
+        handler: kata.to_owned(),
+        probes: PROBES
+            .iter()
+            .zip(runc.answers.into_iter().zip(inside.answers))
+            .map(|(probe, (runc, kata))| ProbeAnswers {
+                probe: probe.name.to_owned(),
+                surprise: judge(probe.declared, &runc, &kata),
                 runc,
                 kata,
-                surprise,
-            }
-        })
-        .collect();
-    evidence.file("diff.txt", &table(kata, &compared));
-    let same = compared.iter().filter(|c| c.runc == c.kata).count();
-    let differ: Vec<&str> = compared
+                declared: probe.declared.name(),
+                reason: probe.declared.reason().map(str::to_owned),
+            })
+            .collect(),
+    };
+    evidence.file("diff.txt", &differences.text());
+    let same = differences.probes.iter().filter(|p| p.runc == p.kata).count();
+    let differ: Vec<&str> = differences
+        .probes
         .iter()
-        .filter(|c| c.runc != c.kata && c.surprise.is_none())
-        .map(|c| c.probe.name)
+        .filter(|p| p.runc != p.kata && p.surprise.is_none())
+        .map(|p| p.probe.as_str())
         .collect();
     let observed = format!(
         "runc: {}; {kata}: {}; {} probes: {same} alike, {} differ as declared ({})",
         runc.observed,
         inside.observed,
-        compared.len(),
+        differences.probes.len(),
         differ.len(),
         differ.join(", ")
     );
-    let surprises: Vec<String> = compared
-        .iter()
-        .filter_map(|c| c.surprise.as_ref().map(|why| format!("{}: {why}", c.probe.name)))
+    let surprises: Vec<String> = differences
+        .surprises()
+        .map(|p| format!("{}: {}", p.probe, p.surprise.as_deref().unwrap_or_default()))
         .collect();
+    evidence.differences = Some(differences);
     if surprises.is_empty() {
         Ok(observed)
     } else {
@@ -232,33 +244,6 @@ fn now_seconds() -> f64 {
         .unwrap_or_default()
 }
 
-/// The report of every probe: its two answers, side by side, and its verdict.
-fn table(kata: &str, compared: &[Compared]) -> String {
-    let mut out = format!("runc vs {kata}: what a workload sees differently\n\n");
-    for c in compared {
-        let verdict = match (&c.surprise, c.probe.declared, c.runc == c.kata) {
-            (Some(why), _, _) => format!("NOT AS DECLARED: {why}"),
-            (None, _, true) => "alike".into(),
-            (None, Declared::Differs(why) | Declared::MayDiffer(why), false) => {
-                format!("differs, as declared: {why}")
-            }
-            (None, _, false) => "within the declared bound".into(),
-        };
-        let _ = writeln!(
-            out,
-            "## {}\n   runc: {}\n   {kata}: {}\n   -> {verdict}\n",
-            c.probe.name,
-            indent(&c.runc),
-            indent(&c.kata)
-        );
-    }
-    out
-}
-
-fn indent(text: &str) -> String {
-    text.replace('\n', "\n         ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,29 +265,5 @@ mod tests {
             .unwrap()
             .contains("more than 5 s from the node's clock"));
         assert!(judge(Declared::Within(5), "+0", "(exit 1: no date)").is_some());
-    }
-
-    #[test]
-    fn the_table_names_each_probe_its_answers_and_verdict() {
-        let compared = vec![
-            Compared {
-                probe: &PROBES[0],
-                runc: "6.18".into(),
-                kata: "6.1".into(),
-                surprise: None,
-            },
-            Compared {
-                probe: &PROBES[7],
-                runc: "kh-diff".into(),
-                kata: "other".into(),
-                surprise: judge(Declared::Same, "kh-diff", "other"),
-            },
-        ];
-        let text = table("kata", &compared);
-        assert!(text.contains("## kernel\n   runc: 6.18\n   kata: 6.1\n   -> differs, as declared: the container runs on the guest's kernel"), "{text}");
-        assert!(
-            text.contains("## hostname") && text.contains("NOT AS DECLARED"),
-            "{text}"
-        );
     }
 }
