@@ -263,6 +263,7 @@ Fields: [scenario reference](scenarios.md).
                 Action::Critest(c) => format!("critest ({})", c.handler),
                 Action::Kube(k) => format!("kube ({})", k.check.name()),
                 Action::Diff(d) => format!("diff (runc vs {})", d.handler()),
+                Action::KataCheck(c) => format!("kata_check ({})", c.handler()),
                 Action::Pod(p) => {
                     let steps: Vec<&str> = p.steps.iter().map(|s| s.key()).collect();
                     format!(

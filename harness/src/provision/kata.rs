@@ -330,6 +330,11 @@ pub struct KataInstall {
     /// The command that opens a sandbox's debug console, the sandbox id to follow
     /// (`kata-runtime --config <file> exec`, `kata-ctl exec`), as the node runs it.
     pub guest_exec: String,
+    /// The runtime's own check of the host (`kata-runtime --config <file> check`, `kata-ctl
+    /// check all`), as the node runs it.
+    pub host_check: String,
+    /// What the node offered Kata when the harness planned it (KVM, vhost devices).
+    pub host: KataHost,
 }
 
 /// One file of a node's Kata install: its node path, content, and whether it is a program.
@@ -412,6 +417,16 @@ pub fn node_files(plan: &KataPlan, dir: &Path) -> std::io::Result<(Vec<NodeFile>
         // kata-ctl finds the sandbox's agent from runtime-rs's state, not a configuration.
         KataRuntime::Rust => format!("{} exec", tool.display()),
     };
+    let host_check = match plan.runtime {
+        KataRuntime::Go => format!(
+            "{} --config {} check --no-network-checks",
+            tool.display(),
+            config_path.display()
+        ),
+        // kata-ctl 4.x: `check no-network-checks` runs only the CPU check, and its network
+        // checks are empty, so `all` is the whole check and stays offline.
+        KataRuntime::Rust => format!("{} check all", tool.display()),
+    };
     let install = KataInstall {
         layout_dir: layout.kata_dir(),
         config_path,
@@ -419,6 +434,8 @@ pub fn node_files(plan: &KataPlan, dir: &Path) -> std::io::Result<(Vec<NodeFile>
         log_dir,
         runtime: plan.runtime,
         guest_exec,
+        host_check,
+        host: plan.host.clone(),
     };
     Ok((files, install))
 }

@@ -4,7 +4,7 @@
 //! row. The table of every probe's two answers goes to the row's evidence (`diff.txt`): what a
 //! workload moving to Kata will see differently.
 
-use super::model::diff::DiffAction;
+use super::model::kata_handlers::KataHandlers;
 use super::model::pod::{runtime_checks, Container, OfflineImage, PodAction, Quantity, Resources};
 use super::model::{Action, Row};
 use super::pods::{self, Pod, EXEC_TIMEOUT_SECONDS};
@@ -82,7 +82,7 @@ const PROBES: &[Probe] = &[
 pub(super) async fn run_diff(
     testbed: &Testbed,
     row: &Row,
-    action: &DiffAction,
+    action: &KataHandlers,
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
     let kata = action.handler();

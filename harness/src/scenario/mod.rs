@@ -5,6 +5,7 @@ pub mod diff;
 pub mod guest;
 pub mod image_import;
 pub mod images;
+pub mod kata_check;
 pub mod model;
 pub mod plan;
 pub mod pod;

@@ -54,7 +54,7 @@ impl ExistingNode {
             Action::Pull(a) => a.handler.as_str(),
             Action::SandboxImage(a) => a.handler.as_str(),
             Action::Pod(a) => a.handler(),
-            Action::Diff(a) => a.handler(),
+            Action::Diff(a) | Action::KataCheck(a) => a.handler(),
             _ => "",
         };
         let configured_by_us = crate::scenario::model::CONFIGURED_HANDLERS.contains(&handler);
@@ -67,6 +67,7 @@ impl ExistingNode {
         let kata_install = "needs the harness's own Kata install (its configuration file and kata-runtime), which an existing node does not have";
         match &row.action {
             Action::CtrRun(a) if a.runtime.starts_with("io.containerd.kata") => return Some(kata_install.into()),
+            Action::KataCheck(_) => return Some(kata_install.into()),
             Action::Sandbox(_) if row.expect.guest_console == Some(true) => return Some(kata_install.into()),
             Action::Pull(pull) => return self.pull_skip(pull),
             Action::SandboxImage(a) if !a.preloaded && !self.allow_changes => {

@@ -121,6 +121,7 @@ async fn run_row(testbed: &Testbed, row: &Row, evidence: &mut Evidence) -> Resul
         Action::CtrRun(action) => super::ctr_run::run_ctr_run(testbed, row, action, evidence).await,
         Action::Pod(action) => super::pod::run_pod(testbed, row, action, evidence).await,
         Action::Diff(action) => super::diff::run_diff(testbed, row, action, evidence).await,
+        Action::KataCheck(action) => super::kata_check::run_kata_check(testbed, action, evidence).await,
         Action::Kube(_) => Err(Failure::new(
             "-",
             "kube rows run against a cluster variant (crate::kube::session)",

@@ -49,6 +49,7 @@ pub(crate) fn script_node(testbed: &Testbed) -> ScriptNode {
 }
 
 /// A failed judgement: what was seen, and why it is wrong.
+#[derive(Debug)]
 pub(super) struct Failure {
     pub(super) observed: String,
     pub(super) message: String,

@@ -10,8 +10,8 @@
 
 mod actions;
 pub mod critest;
-pub mod diff;
 mod expect;
+pub mod kata_handlers;
 pub mod kube;
 mod node;
 pub mod pod;
@@ -157,7 +157,10 @@ pub enum Action {
     Pod(pod::PodAction),
     /// The same probes in a runc pod and a Kata pod, their differences judged (one Kata
     /// handler once loaded).
-    Diff(diff::DiffAction),
+    Diff(kata_handlers::KataHandlers),
+    /// The Kata runtime's own host check against what the harness found (one Kata handler
+    /// once loaded).
+    KataCheck(kata_handlers::KataHandlers),
     /// No action key, on a row with `node:`: starting that node is what the row checks
     /// (`expect.start_error`).
     NodeStart,
@@ -176,6 +179,7 @@ impl Action {
             Action::Critest(_) => "critest",
             Action::Pod(_) => "pod",
             Action::Diff(_) => "diff",
+            Action::KataCheck(_) => "kata_check",
             Action::NodeStart => "node",
         }
     }
@@ -199,6 +203,7 @@ impl Row {
             critest,
             pod,
             diff,
+            kata_check,
             expect,
         } = file;
         // `kube` first: a cluster row with a containerd action is reported at the latter.
@@ -212,6 +217,7 @@ impl Row {
             critest.map(Action::Critest),
             pod.map(Action::Pod),
             diff.map(Action::Diff),
+            kata_check.map(Action::KataCheck),
         ]
         .into_iter()
         .flatten()
@@ -228,17 +234,19 @@ impl Row {
             None if node.is_some() => Action::NodeStart,
             None => return Err((
                 "sandbox",
-                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube, critest, pod or diff (or a node: block whose start it checks)".into(),
+                "a row needs one action: sandbox, image_import, pull, sandbox_image, ctr_run, kube, critest, pod, diff or kata_check (or a node: block whose start it checks)".into(),
             )),
         };
         let expect = match (expect, &action) {
-            (Some(expect), Action::Pod(_) | Action::Diff(_)) if expect != Expect::default() => {
+            (Some(expect), Action::Pod(_) | Action::Diff(_) | Action::KataCheck(_))
+                if expect != Expect::default() =>
+            {
                 return Err((
                     "expect",
-                    "a pod or diff row's runtime checks follow from its handlers, and its other checks are its steps or probes: leave expect out".into(),
+                    "a pod, diff or kata_check row's checks follow from its handlers, steps or probes: leave expect out".into(),
                 ))
             }
-            (_, Action::Pod(_) | Action::Diff(_)) => Expect::default(),
+            (_, Action::Pod(_) | Action::Diff(_) | Action::KataCheck(_)) => Expect::default(),
             (Some(expect), _) => expect,
             (None, _) => return Err(("expect", "missing: what the row must observe".into())),
         };
@@ -309,9 +317,17 @@ impl Row {
         }
     }
 
-    pub fn diff(&self) -> Option<&diff::DiffAction> {
+    pub fn diff(&self) -> Option<&kata_handlers::KataHandlers> {
         match &self.action {
             Action::Diff(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The Kata handlers of a `diff` or `kata_check` row, and its action key.
+    pub fn kata_handlers(&self) -> Option<(&'static str, &kata_handlers::KataHandlers)> {
+        match &self.action {
+            Action::Diff(a) | Action::KataCheck(a) => Some((self.action.key(), a)),
             _ => None,
         }
     }
@@ -329,6 +345,11 @@ impl Row {
                 .per_handler()
                 .into_iter()
                 .map(|(h, a, needed)| (h, Action::Diff(a), needed, Expect::default()))
+                .collect(),
+            Action::KataCheck(action) => action
+                .per_handler()
+                .into_iter()
+                .map(|(h, a, needed)| (h, Action::KataCheck(a), needed, Expect::default()))
                 .collect(),
             _ => return vec![self],
         };
@@ -403,7 +424,12 @@ struct RowFile {
     /// Action: the same probes in a runc pod and a Kata pod, the differences listed and
     /// judged; one row per Kata handler.
     #[serde(default)]
-    diff: Option<diff::DiffAction>,
+    diff: Option<kata_handlers::KataHandlers>,
+    /// Action: the Kata runtime's own host check on the node (`kata-runtime check`,
+    /// `kata-ctl check all`), its verdict against what the harness found (KVM, vhost_vsock,
+    /// vhost_net); one row per Kata handler.
+    #[serde(default)]
+    kata_check: Option<kata_handlers::KataHandlers>,
     /// What must be observed. Required, except on pod rows (whose checks follow from their
     /// handlers and steps).
     #[serde(default)]
@@ -537,8 +563,10 @@ impl Suite {
             if let Some(pod) = row.pod() {
                 pod.validate().map_err(|(field, message)| at(&field, message))?;
             }
-            if let Some(diff) = row.diff() {
-                diff.validate().map_err(|(field, message)| at(&field, message))?;
+            if let Some((key, handlers)) = row.kata_handlers() {
+                handlers
+                    .validate(key)
+                    .map_err(|(field, message)| at(&field, message))?;
             }
             rows.extend(row.per_handler());
         }

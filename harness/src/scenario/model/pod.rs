@@ -811,7 +811,7 @@ rows:
             (
                 "    about: memory\n",
                 "    about: memory\n    expect: { runtime_type: io.containerd.runc.v2 }\n",
-                "row 1 (limits), field expect: a pod or diff row's runtime checks follow from its handlers",
+                "row 1 (limits), field expect: a pod, diff or kata_check row's checks follow from its handlers",
             ),
         ];
         for (from, to, want) in cases {

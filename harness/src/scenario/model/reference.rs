@@ -241,11 +241,13 @@ actions, or an expectation that does not fit its action is an error naming the f
 and the field, before anything starts (exit 2). Each row becomes one trial per variant, named
 `suite::scenario::variant` (e.g. `cri::kata-container::containerd-2.1`). A row has exactly one
 action (`sandbox`, `image_import`, `pull`, `sandbox_image`, `ctr_run`, `kube`, `critest`,
-`pod` or `diff`), or none with a `node:` block whose start it checks. A `pod` row is written by
+`pod`, `diff` or `kata_check`), or none with a `node:` block whose start it checks. A `pod` row is written by
 hand: containers, then steps each with what it must observe; it lists its handlers and loads as
 one row per handler (`<scenario>-<handler>`), each checking that handler's runtime. A `diff`
 row runs the same probes in a runc pod and a Kata pod and fails on a difference no probe
-declares (its table, `diff.txt`, is in the row's evidence). A suite with
+declares (its table, `diff.txt`, is in the row's evidence). A `kata_check` row runs the Kata
+runtime's own host check on the node and judges its verdict against what the harness found
+(KVM, vhost_vsock, vhost_net). A suite with
 Kata rows needs a runc control row (handler runc or default, `runtime_type:
 io.containerd.runc.v2`). Editors complete and check suite files with `suites/schema.json`
 (`kata-harness schema`), which each file names in its first line. Examples below are taken from

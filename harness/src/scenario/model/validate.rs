@@ -78,8 +78,8 @@ impl Row {
         if let Some(pod) = self.pod() {
             return self.validate_handler(pod.handler());
         }
-        if let Some(diff) = self.diff() {
-            return self.validate_handler(diff.handler());
+        if let Some((_, handlers)) = self.kata_handlers() {
+            return self.validate_handler(handlers.handler());
         }
         // The node's start is the whole row: node::validate_row checked its expectation.
         if self.action == Action::NodeStart {
@@ -358,8 +358,17 @@ impl Row {
         if let Some(action) = self.critest() {
             return critest::expected_summary(action);
         }
-        if let Some(diff) = self.diff() {
-            return format!("runc vs {}: differences only where declared", diff.handler());
+        match &self.action {
+            Action::Diff(diff) => {
+                return format!("runc vs {}: differences only where declared", diff.handler())
+            }
+            Action::KataCheck(check) => {
+                return format!(
+                    "{}'s own host check agrees with the harness's (KVM, vhost_vsock, vhost_net)",
+                    check.handler()
+                )
+            }
+            _ => {}
         }
         let e = &self.expect;
         if let Some(text) = &e.start_error {

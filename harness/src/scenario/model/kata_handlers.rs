@@ -1,8 +1,7 @@
-//! The `diff:` row: what looks different to a workload moving from runc to Kata. The same pod
-//! (busybox, the same limits) runs under runc and under a Kata handler; a fixed set of probes
-//! runs in both, and every difference is listed, expected ones (declared per probe, with the
-//! reason) apart from unexpected ones, which fail the row. The probes are in
-//! crate::scenario::diff.
+//! The rows that name Kata handlers and load as one row per handler, runc being their
+//! control by construction: `diff:` (what a workload sees differently under Kata, the same pod
+//! under runc and under the handler: crate::scenario::diff) and `kata_check:` (the runtime's
+//! own host check against what the harness found: crate::scenario::kata_check).
 
 use serde::Deserialize;
 
@@ -11,28 +10,25 @@ use crate::artifacts::kata::KataRuntime;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DiffAction {
-    /// The Kata handlers to compare with runc, one row each (`<scenario>-<handler>`): `kata`,
-    /// `kata-qemu`, `kata-qemu-runtime-rs`. Required (at least one).
+pub struct KataHandlers {
+    /// The Kata handlers, one row each (`<scenario>-<handler>`): `kata`, `kata-qemu`,
+    /// `kata-qemu-runtime-rs`. Required (at least one).
     pub handlers: Vec<String>,
 }
 
-impl DiffAction {
+impl KataHandlers {
     /// The one handler of an expanded row.
     pub fn handler(&self) -> &str {
         self.handlers.first().map(String::as_str).unwrap_or_default()
     }
 
-    /// The row's checks; the error names the field under `diff.`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// The row's checks; the error names the field under `<key>.` (the row's action key).
+    pub fn validate(&self, key: &str) -> Result<(), (String, String)> {
         if self.handlers.is_empty() {
-            return Err((
-                "diff.handlers".into(),
-                "list the Kata handlers to compare with runc".into(),
-            ));
+            return Err((format!("{key}.handlers"), "list the Kata handlers".into()));
         }
         for (i, handler) in self.handlers.iter().enumerate() {
-            let at = format!("diff.handlers[{i}]");
+            let at = format!("{key}.handlers[{i}]");
             if !CONFIGURED_HANDLERS.contains(&handler.as_str()) {
                 return Err((
                     at,
@@ -45,7 +41,7 @@ impl DiffAction {
             if KataRuntime::of_handler(handler).is_none() {
                 return Err((
                     at,
-                    format!("{handler} is not a Kata handler: runc is the other side of every diff"),
+                    format!("{handler} is not a Kata handler (runc is every such row's control)"),
                 ));
             }
             if self.handlers[..i].contains(handler) {
@@ -56,13 +52,13 @@ impl DiffAction {
     }
 
     /// One action per handler, with the requirement of each.
-    pub fn per_handler(&self) -> Vec<(String, DiffAction, Option<Requirement>)> {
+    pub fn per_handler(&self) -> Vec<(String, KataHandlers, Option<Requirement>)> {
         self.handlers
             .iter()
             .map(|h| {
                 (
                     h.clone(),
-                    DiffAction {
+                    KataHandlers {
                         handlers: vec![h.clone()],
                     },
                     Requirement::for_handler(h),
@@ -98,7 +94,7 @@ mod tests {
         for (to, want) in [
             (
                 "[kata, runc]",
-                "row 1 (runc-vs), field diff.handlers[1]: runc is not a Kata handler",
+                "row 1 (runc-vs), field diff.handlers[1]: runc is not a Kata handler (runc is every",
             ),
             ("[kata, krun]", "field diff.handlers[1]: unknown handler \"krun\""),
             ("[]", "field diff.handlers: list the Kata handlers"),
@@ -112,7 +108,43 @@ mod tests {
         ))
         .unwrap_err();
         assert!(
-            err.contains("field expect: a pod or diff row's runtime checks follow"),
+            err.contains("field expect: a pod, diff or kata_check row's checks follow"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_kata_check_row_loads_the_same_way_and_names_its_own_field() {
+        // Unlike a diff row, a check runs no runc pod: its suite needs a control row.
+        let check = DIFF
+            .replace("diff:", "kata_check:")
+            .replace("runc-vs", "host-check");
+        let err = parse(&check).unwrap_err();
+        assert!(err.contains("Kata rows need a runc control row"), "{err}");
+        let check = format!(
+            "{check}  - scenario: control\n    sandbox: {{}}\n    expect: {{ runtime_type: io.containerd.runc.v2 }}\n"
+        );
+        let suite = parse(&check).unwrap();
+        let names: Vec<&str> = suite.rows.iter().map(|r| r.scenario.as_str()).collect();
+        assert_eq!(
+            names,
+            ["host-check-kata", "host-check-kata-qemu-runtime-rs", "control"]
+        );
+        assert_eq!(suite.rows[1].requires, vec![Requirement::KataRs]);
+        assert!(suite.rows[0].diff().is_none());
+        assert_eq!(suite.rows[0].kata_handlers().unwrap().0, "kata_check");
+        let err = parse(&check.replace("[kata, kata-qemu-runtime-rs]", "[crun]")).unwrap_err();
+        assert!(
+            err.contains("row 1 (host-check), field kata_check.handlers[0]: crun is not a Kata handler"),
+            "{err}"
+        );
+        let err = parse(&check.replace(
+            "kata_check: { handlers: [kata, kata-qemu-runtime-rs] }",
+            "kata_check: { handlers: [kata] }\n    diff: { handlers: [kata] }",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("field kata_check: a row has one action; diff is already set"),
             "{err}"
         );
     }
