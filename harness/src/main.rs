@@ -10,6 +10,7 @@ use suite_args::SuiteArgs;
 
 mod docs_cmd;
 mod existing_cmd;
+mod merge_cmd;
 mod plan_cmd;
 mod profile_cmd;
 mod run_cmd;
@@ -66,6 +67,18 @@ quarantined; 1: a row failed; 2: bad input, before anything started; 130: interr
 Loads and checks the suites, the profile and the quarantine list as run does (exit 2 on bad
 input) and starts nothing.")]
     List(SuiteArgs),
+    /// Join the result dirs of a run's shards (`run --shard K/N`) into the one report the
+    /// whole run would have written.
+    #[command(after_help = "Examples:
+  kata-harness run --shard 1/2 --results shard-1 && kata-harness run --shard 2/2 --results shard-2
+  kata-harness merge shard-1 shard-2 --out results
+
+Writes junit.xml, results.json, results.html and bundles/ into --out, with the results in plan
+order. Checks first and writes nothing when a check fails (exit 2): a dir without a readable
+results.json or without a shard record, shards of different N or of different runs (command,
+target, filter, planned trials), a trial or a shard given twice, a shard missing. Exit 0: every
+row passed, skipped, flaky or quarantined; 1: a row failed.")]
+    Merge(merge_cmd::MergeArgs),
     /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
     /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
     #[command(after_help = "Examples:
@@ -176,6 +189,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::List(args) => run_cmd::list(args),
+        Command::Merge(args) => merge_cmd::run(args),
         Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
         Command::Up(args) => up_cmd::up(args, &repo_root()),

@@ -18,6 +18,9 @@ pub(crate) fn list(args: SuiteArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    if let Some(shard) = &planned.shard {
+        eprintln!("{}", shard_line(shard));
+    }
     for trial in &planned.trials {
         match &trial.skip {
             Some(reason) => println!("{}  (skipped: {reason})", trial.name),
@@ -32,6 +35,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    if let Some(shard) = &planned.shard {
+        eprintln!("{}", shard_line(shard));
+    }
     let target = planned.target.clone();
     let mut environment = vec![
         ("target".into(), target.to_string()),
@@ -57,6 +63,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         command: kata_harness::process::shell_line(&argv),
         target: target.to_string(),
         environment,
+        selection: Some(planned.selection.clone()),
+        shard: planned.shard.clone(),
     };
     let cluster_containerd = planned
         .profile
@@ -112,6 +120,21 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Which testbeds a shard runs, of which, and what balanced them (on stderr: `list`'s stdout
+/// stays the trial names).
+fn shard_line(shard: &kata_harness::report::identity::ShardRecord) -> String {
+    let mine = if shard.groups.is_empty() {
+        "no testbed (more shards than testbeds)".to_owned()
+    } else {
+        shard.groups.join(", ")
+    };
+    format!(
+        "shard {shard}: {mine}, of {} (balanced by {})",
+        shard.plan_groups.join(", "),
+        shard.balanced_by
+    )
 }
 
 fn host_kernel() -> String {
