@@ -395,3 +395,267 @@ fn move_into(staging: &Path, out: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::identity::Selection;
+    use crate::report::{Evidence, Verdict};
+
+    const PLAN: [&str; 3] = ["containerd-1.6", "containerd-1.7", "containerd-2.1"];
+
+    fn result(name: &str, verdict: Verdict) -> TrialResult {
+        let variant = name.rsplit("::").next().unwrap().to_owned();
+        TrialResult {
+            name: name.into(),
+            suite: "s".into(),
+            scenario: name.split("::").nth(1).unwrap().into(),
+            variant,
+            verdict,
+            expected: "io.containerd.runc.v2".into(),
+            observed: "io.containerd.runc.v2".into(),
+            message: String::new(),
+            seconds: 1.0,
+            conditions: vec![],
+            bundle: None,
+            attempts: vec![],
+            evidence: Evidence::default(),
+        }
+    }
+
+    /// Shard `k` of `n` of the run, holding `groups`' rows a (passed) and b (failed, with its
+    /// bundle), written into `root/<name>` as `run --shard` writes it.
+    fn shard_dir(root: &Path, name: &str, k: usize, n: usize, groups: &[&str]) -> PathBuf {
+        let dir = root.join(name);
+        let mut results = Vec::new();
+        for group in groups {
+            results.push(result(&format!("s::a::{group}"), Verdict::Passed));
+            results.push(result(&format!("s::b::{group}"), Verdict::Failed));
+        }
+        let info = RunInfo {
+            command: "kata-harness run --target local".into(),
+            target: "local".into(),
+            environment: std::iter::once(("host-kernel".to_owned(), format!("6.1.{k}")))
+                .chain(groups.iter().map(|g| (format!("{g}.version"), format!("v-{g}"))))
+                .collect(),
+            selection: Some(Selection::of(["whole plan"], Some("s::"), false)),
+            shard: Some(ShardRecord {
+                index: k,
+                count: n,
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                plan_groups: PLAN.map(String::from).to_vec(),
+                balanced_by: "trial counts".into(),
+            }),
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        crate::report::write_results(&dir, &info, &mut results).unwrap();
+        dir
+    }
+
+    fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
+        let shards = dirs
+            .iter()
+            .map(|d| load(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| crate::errors::chain(&e))?;
+        let merged = merge(shards, out).map_err(|e| crate::errors::chain(&e))?;
+        write(out, &merged, dirs).map_err(|e| crate::errors::chain(&e))?;
+        Ok(merged)
+    }
+
+    #[test]
+    fn shards_merge_into_plan_order_with_their_bundles_and_facts() {
+        let root = tempfile::tempdir().unwrap();
+        let two = shard_dir(root.path(), "two", 2, 2, &["containerd-1.7"]);
+        let one = shard_dir(root.path(), "one", 1, 2, &["containerd-1.6", "containerd-2.1"]);
+        let out = root.path().join("merged");
+        let merged = merge_dirs(&[two, one], &out).unwrap();
+        let names: Vec<&str> = merged.results.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "s::a::containerd-1.6",
+                "s::b::containerd-1.6",
+                "s::a::containerd-1.7",
+                "s::b::containerd-1.7",
+                "s::a::containerd-2.1",
+                "s::b::containerd-2.1"
+            ]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        assert_eq!(json["summary"]["passed"], 3);
+        assert_eq!(json["summary"]["failed"], 3);
+        assert!(json["run"].get("shard").is_none(), "{}", json["run"]);
+        assert_eq!(json["run"]["selection"]["filter"], "s::");
+        let bundle = out.join("bundles/s__b__containerd-1.7");
+        assert!(bundle.join("reproduce.sh").is_file());
+        assert_eq!(json["trials"][3]["bundle"], bundle.to_str().unwrap());
+        assert!(std::fs::read_to_string(out.join("junit.xml"))
+            .unwrap()
+            .contains("s::b::containerd-2.1"));
+        // The run's facts first, the shards' disagreement kept; then each testbed's, in plan order.
+        let keys: Vec<&str> = merged.info.environment.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "host-kernel",
+                "containerd-1.6.version",
+                "containerd-1.7.version",
+                "containerd-2.1.version"
+            ]
+        );
+        assert_eq!(
+            merged.info.environment[0].1,
+            "6.1.1 (shard 1/2); 6.1.2 (shard 2/2)"
+        );
+    }
+
+    /// A merge that fails names `expected` and leaves `out` unwritten.
+    fn fails(root: &Path, dirs: &[PathBuf], expected: &str) {
+        let out = root.join("out");
+        let error = merge_dirs(dirs, &out).unwrap_err();
+        assert!(error.contains(expected), "{error}\nexpected: {expected}");
+        assert!(!out.exists(), "{error}: {} was written", out.display());
+    }
+
+    #[test]
+    fn a_shard_given_twice_is_a_duplicate_naming_the_trial_and_both_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        let one = shard_dir(root.path(), "one", 1, 2, &["containerd-1.6", "containerd-2.1"]);
+        let copy = shard_dir(root.path(), "copy", 1, 2, &["containerd-1.6", "containerd-2.1"]);
+        let two = shard_dir(root.path(), "two", 2, 2, &["containerd-1.7"]);
+        let expected = format!(
+            "trial s::a::containerd-1.6 is in both {} (shard 1/2) and {} (shard 1/2)",
+            one.display(),
+            copy.display()
+        );
+        fails(root.path(), &[one.clone(), copy, two.clone()], &expected);
+        // Empty shards have no trials to collide: the shard itself is given twice.
+        let a = shard_dir(root.path(), "a", 1, 2, &[]);
+        let b = shard_dir(root.path(), "b", 1, 2, &[]);
+        fails(
+            root.path(),
+            &[a.clone(), b.clone(), two],
+            &format!("shard 1/2 is given twice: {} and {}", a.display(), b.display()),
+        );
+    }
+
+    #[test]
+    fn a_missing_shard_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        let two = shard_dir(root.path(), "two", 2, 3, &["containerd-1.7"]);
+        fails(
+            root.path(),
+            std::slice::from_ref(&two),
+            &format!("missing shard 1, 3 of 3 (given: 2/3 from {})", two.display()),
+        );
+    }
+
+    #[test]
+    fn shards_of_different_n_or_runs_do_not_merge() {
+        let root = tempfile::tempdir().unwrap();
+        let one = shard_dir(root.path(), "one", 1, 2, &["containerd-1.6", "containerd-2.1"]);
+        let other_n = shard_dir(root.path(), "n3", 2, 3, &["containerd-1.7"]);
+        fails(root.path(), &[one.clone(), other_n.clone()], "is shard 1/2 and");
+        let other_run = shard_dir(root.path(), "other", 2, 2, &["containerd-1.7"]);
+        let file = other_run.join("results.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("\"filter\": \"s::\"", "\"filter\": \"cri::\""),
+        )
+        .unwrap();
+        fails(
+            root.path(),
+            &[one, other_run],
+            "are shards of different runs: their run.selection differ",
+        );
+    }
+
+    #[test]
+    fn a_testbed_in_no_shard_or_in_two_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let one = shard_dir(root.path(), "one", 1, 2, &["containerd-1.6"]);
+        let two = shard_dir(root.path(), "two", 2, 2, &["containerd-1.7"]);
+        fails(
+            root.path(),
+            &[one.clone(), two],
+            "testbed containerd-2.1 of the plan is in no shard",
+        );
+        // Shard 2 as if balanced otherwise: 1.6 again (no trials of its own in the file).
+        let again = shard_dir(root.path(), "again", 2, 2, &[]);
+        let file = again.join("results.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("\"groups\": []", "\"groups\": [\"containerd-1.6\"]"),
+        )
+        .unwrap();
+        fails(root.path(), &[one, again], "testbed containerd-1.6 is in both");
+    }
+
+    #[test]
+    fn unreadable_results_and_missing_bundles_name_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let one = shard_dir(root.path(), "one", 1, 2, &["containerd-1.6", "containerd-2.1"]);
+        let two = shard_dir(root.path(), "two", 2, 2, &["containerd-1.7"]);
+        let file = two.join("results.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+
+        std::fs::write(&file, "{\"run\": ").unwrap();
+        fails(
+            root.path(),
+            &[one.clone(), two.clone()],
+            &format!("failed to parse {} (a results.json)", file.display()),
+        );
+        std::fs::write(
+            &file,
+            text.replace("\"verdict\": \"passed\"", "\"verdict\": \"won\""),
+        )
+        .unwrap();
+        fails(root.path(), &[one.clone(), two.clone()], "unknown variant `won`");
+        let whole: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut unsharded = whole.clone();
+        unsharded["run"].as_object_mut().unwrap().remove("shard");
+        std::fs::write(&file, unsharded.to_string()).unwrap();
+        fails(
+            root.path(),
+            &[one.clone(), two.clone()],
+            &format!("{}: field run.shard: missing", file.display()),
+        );
+        std::fs::remove_file(&file).unwrap();
+        fails(
+            root.path(),
+            &[one.clone(), two.clone()],
+            &format!("failed to read {}", file.display()),
+        );
+
+        std::fs::write(&file, &text).unwrap();
+        let bundle = two.join("bundles/s__b__containerd-1.7");
+        std::fs::remove_dir_all(&bundle).unwrap();
+        fails(
+            root.path(),
+            &[one, two],
+            &format!(
+                "trial s::b::containerd-1.7: its failure bundle {} is missing",
+                bundle.display()
+            ),
+        );
+    }
+
+    #[test]
+    fn out_may_not_be_a_shard_dir_and_a_rerun_replaces_what_it_wrote() {
+        let root = tempfile::tempdir().unwrap();
+        let one = shard_dir(root.path(), "one", 1, 2, &["containerd-1.6", "containerd-2.1"]);
+        let two = shard_dir(root.path(), "two", 2, 2, &["containerd-1.7"]);
+        let before = std::fs::read_to_string(one.join("results.json")).unwrap();
+        let error = merge_dirs(&[one.clone(), two.clone()], &one).unwrap_err();
+        assert!(error.contains("is one of the shard dirs"), "{error}");
+        assert_eq!(std::fs::read_to_string(one.join("results.json")).unwrap(), before);
+        let out = root.path().join("merged");
+        merge_dirs(&[one.clone(), two.clone()], &out).unwrap();
+        merge_dirs(&[one, two], &out).unwrap();
+        assert_eq!(std::fs::read_dir(out.join("bundles")).unwrap().count(), 3);
+    }
+}
