@@ -161,21 +161,28 @@ pub struct Group {
     pub weight: f64,
 }
 
-/// The testbeds that have trials, in `variants` order, each weighed.
+/// The testbeds that have trials, in `variants` order, each weighed. A testbed is known by
+/// its variant's label (what results and shard records name), so variants of one label stay
+/// in one group.
 pub fn groups(trials: &[Trial], variants: &[Variant], durations: Option<&Durations>) -> Vec<Group> {
     let recorded = |label: &str| durations.and_then(|d| d.seconds.get(label).copied());
-    let mut groups: Vec<(String, usize, Option<f64>)> = variants
-        .iter()
-        .filter(|v| trials.iter().any(|t| &t.variant == *v))
-        .map(|v| {
+    let mut labels: Vec<&str> = Vec::new();
+    for variant in variants {
+        let label = variant.label.as_str();
+        if !labels.contains(&label) && trials.iter().any(|t| t.variant.label == label) {
+            labels.push(label);
+        }
+    }
+    let groups: Vec<(String, usize, Option<f64>)> = labels
+        .into_iter()
+        .map(|label| {
             let runnable = trials
                 .iter()
-                .filter(|t| &t.variant == v && t.skip.is_none())
+                .filter(|t| t.variant.label == label && t.skip.is_none())
                 .count();
-            (v.label.clone(), runnable, recorded(&v.label))
+            (label.to_owned(), runnable, recorded(label))
         })
         .collect();
-    groups.dedup_by(|a, b| a.0 == b.0);
     let (known_seconds, known_trials) = groups
         .iter()
         .filter_map(|(_, n, s)| s.map(|s| (s, *n)))
