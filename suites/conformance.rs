@@ -149,6 +149,7 @@ fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
         },
         target: "vm".into(),
         environment: vec![("target".into(), "vm".into())],
+        ..RunInfo::default()
     };
     info.environment
         .extend(kata_harness::profile::default_components(&repo()));

@@ -119,6 +119,7 @@ fn run_critest(ready: Ready) -> Result<(), Failed> {
         command: "kata-harness run --target local --filter".into(),
         target: "local".into(),
         environment: vec![("target".into(), "local".into())],
+        ..RunInfo::default()
     };
     info.environment
         .extend(kata_harness::profile::default_components(&repo()));

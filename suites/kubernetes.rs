@@ -79,6 +79,7 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
         command: "kata-harness run --target local --k8s".into(),
         target: "local".into(),
         environment: vec![("target".into(), "local".into())],
+        ..RunInfo::default()
     };
     info.environment
         .extend(kata_harness::profile::default_components(&repo()));

@@ -13,17 +13,20 @@
 //! 2. data, renderers and artifacts: `profile`, `render`, `images`, `artifacts`,
 //!    `scenario::model`
 //! 3. clients, mechanisms and results: `cri`, `node`, `vm`, `kube`, `kube::client`,
-//!    `kube::bundle`, `kube::release`, `kube::source`, `kube::images`, `report`
+//!    `kube::bundle`, `kube::release`, `kube::source`, `kube::images`, `report`,
+//!    `report::identity`, `report::merge`
 //! 4. provisioning a node or cluster: `provision`, `kube::cluster`
-//! 5. what scenarios share: `registry`, `scenario`, `scenario::plan`, `scenario::trial`,
-//!    `scenario::witness`, `scenario::pods`, `critest`, `critest::images`, `critest::ginkgo`
+//! 5. what scenarios share: `registry`, `scenario`, `scenario::plan`, `scenario::shard`,
+//!    `scenario::trial`, `scenario::witness`, `scenario::pods`, `critest`, `critest::images`,
+//!    `critest::ginkgo`
 //! 6. the kinds of row, each running and judging its own action: `scenario::sandbox`,
 //!    `scenario::image_import`, `scenario::images`, `scenario::ctr_run`, `scenario::guest`,
 //!    `scenario::pod`, `scenario::diff`, `critest::run`, `kube::suite`
 //! 7. runs and checks: `scenario::run`, `scenario::session`, `kube::session`, `doctor`
 //!
-//! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `profile_cmd.rs`,
-//! `existing_cmd.rs`, `vm_cmd.rs`, `up_cmd.rs`, `docs_cmd.rs`, `diff_cmd.rs`) sits on top of all of them.
+//! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `merge_cmd.rs`,
+//! `profile_cmd.rs`, `existing_cmd.rs`, `vm_cmd.rs`, `up_cmd.rs`, `docs_cmd.rs`, `diff_cmd.rs`)
+//! sits on top of all of them.
 
 pub mod artifacts;
 pub mod cri;

@@ -11,6 +11,7 @@ use suite_args::SuiteArgs;
 mod diff_cmd;
 mod docs_cmd;
 mod existing_cmd;
+mod merge_cmd;
 mod plan_cmd;
 mod profile_cmd;
 mod run_cmd;
@@ -79,6 +80,18 @@ run does (results.json carries each table as data, results.html as a table). Exi
 declared differences; 1: a difference no probe declares, a failed row, or no table (e.g. no Kata
 here: the skip says why); 2: bad input.")]
     Diff(diff_cmd::DiffArgs),
+    /// Join the result dirs of a run's shards (`run --shard K/N`) into the one report the
+    /// whole run would have written.
+    #[command(after_help = "Examples:
+  kata-harness run --shard 1/2 --results shard-1 && kata-harness run --shard 2/2 --results shard-2
+  kata-harness merge shard-1 shard-2 --out results
+
+Writes junit.xml, results.json, results.html and bundles/ into --out, with the results in plan
+order. Checks first and writes nothing when a check fails (exit 2): a dir without a readable
+results.json or without a shard record, shards of different N or of different runs (command,
+target, filter, planned trials), a trial or a shard given twice, a shard missing. Exit 0: every
+row passed, skipped, flaky or quarantined; 1: a row failed.")]
+    Merge(merge_cmd::MergeArgs),
     /// Print a file as a profile renders it: containerd's config.toml, kubeadm's config,
     /// Kata's configuration.toml, a CRI pod or container spec (crictl JSON).
     #[command(after_help = "Examples:
@@ -190,6 +203,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::List(args) => run_cmd::list(args),
         Command::Diff(args) => diff_cmd::diff(args),
+        Command::Merge(args) => merge_cmd::run(args),
         Command::Render(args) => profile_cmd::render(args),
         Command::Doctor => doctor(),
         Command::Up(args) => up_cmd::up(args, &repo_root()),

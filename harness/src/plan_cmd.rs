@@ -10,7 +10,9 @@ use kata_harness::profile::file::Profile;
 use kata_harness::profile::ContainerdChoice;
 use kata_harness::provision::kata::KataPlan;
 use kata_harness::provision::reach::Reach;
+use kata_harness::report::identity::{Selection, ShardRecord};
 use kata_harness::report::{self, quarantine::Quarantine};
+use kata_harness::scenario::shard::{self, Durations};
 use kata_harness::scenario::{plan, Capabilities, Suite, Variant};
 
 use crate::existing_cmd::{self, RuntimeFromArg};
@@ -31,6 +33,10 @@ pub(crate) struct Planned {
     /// runtime-rs for the local nodes, where this host has it.
     pub(crate) kata_rs: Option<KataPlan>,
     pub(crate) quarantine: Quarantine,
+    /// The trials planned before `--shard` took its share.
+    pub(crate) selection: Selection,
+    /// With `--shard`: which share `trials` are.
+    pub(crate) shard: Option<ShardRecord>,
 }
 
 pub(crate) fn load_plan(args: &SuiteArgs) -> Result<Planned, ExitCode> {
@@ -204,16 +210,37 @@ pub(crate) fn load_plan_with(given: &SuiteArgs, build_bundle: bool) -> Result<Pl
     if trials.is_empty() {
         return Err(input_error("no trials match (check --filter and the suites)"));
     }
+    let selection = Selection::of(
+        trials.iter().map(|t| t.name.as_str()),
+        args.filter.as_deref(),
+        args.exact,
+    );
+    let variants: Vec<Variant> = variants.into_iter().map(|(v, _)| v).collect();
+    let (trials, shard) = match args.shard {
+        Some(k_of_n) => {
+            let durations = args
+                .durations
+                .as_deref()
+                .map(Durations::load)
+                .transpose()
+                .map_err(|e| input_error(format!("--durations: {}", report::chain(&e))))?;
+            let (mine, record) = shard::select(trials, &variants, k_of_n, durations.as_ref());
+            (mine, Some(record))
+        }
+        None => (trials, None),
+    };
     Ok(Planned {
         args: args.clone(),
         profile,
         environment,
         target,
         trials,
-        variants: variants.into_iter().map(|(v, _)| v).collect(),
+        variants,
         kata: local.kata,
         kata_rs: local.kata_rs,
         quarantine,
+        selection,
+        shard,
     })
 }
 

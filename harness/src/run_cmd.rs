@@ -18,6 +18,9 @@ pub(crate) fn list(args: SuiteArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    if let Some(shard) = &planned.shard {
+        eprintln!("{}", shard_line(shard));
+    }
     for trial in &planned.trials {
         match &trial.skip {
             Some(reason) => println!("{}  (skipped: {reason})", trial.name),
@@ -32,6 +35,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    if let Some(shard) = &planned.shard {
+        eprintln!("{}", shard_line(shard));
+    }
     Ok(match execute(&planned, &args)? {
         Ok(results) if Summary::of(&results).failed > 0 => ExitCode::from(1),
         Ok(_) => ExitCode::SUCCESS,
@@ -67,6 +73,8 @@ pub(crate) fn execute(planned: &Planned, args: &RunArgs) -> Result<Result<Vec<Tr
         command: kata_harness::process::shell_line(&argv),
         target: target.to_string(),
         environment,
+        selection: Some(planned.selection.clone()),
+        shard: planned.shard.clone(),
     };
     let cluster_containerd = planned
         .profile
@@ -117,6 +125,21 @@ pub(crate) fn execute(planned: &Planned, args: &RunArgs) -> Result<Result<Vec<Tr
         }
     }
     Ok(Ok(results))
+}
+
+/// Which testbeds a shard runs, of which, and what balanced them (on stderr: `list`'s stdout
+/// stays the trial names).
+fn shard_line(shard: &kata_harness::report::identity::ShardRecord) -> String {
+    let mine = if shard.groups.is_empty() {
+        "no testbed (more shards than testbeds)".to_owned()
+    } else {
+        shard.groups.join(", ")
+    };
+    format!(
+        "shard {shard}: {mine}, of {} (balanced by {})",
+        shard.plan_groups.join(", "),
+        shard.balanced_by
+    )
 }
 
 fn host_kernel() -> String {

@@ -15,6 +15,7 @@ use kata_harness::report::{
     self,
     quarantine::{self, Quarantine},
 };
+use kata_harness::scenario::shard::Shard;
 
 use crate::existing_cmd::RuntimeFromArg;
 use crate::{default_suites_dir, path_arg, repo_root};
@@ -86,6 +87,17 @@ pub(crate) struct SuiteArgs {
     /// With --filter: keep only the trial with exactly this name.
     #[arg(long, requires = "filter")]
     pub(crate) exact: bool,
+    /// Keep only the K-th of N shares of the trials (K from 1), for running one run on N
+    /// machines: a share is whole testbeds (a containerd line's, a VM image's, the cluster's
+    /// trials), balanced by --durations, else by counts of trials; the N shares hold every
+    /// trial once. `kata-harness merge` joins their results.
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<Shard>,
+    /// With --shard: the seconds each testbed took, to balance the shares by: a results.json
+    /// of an earlier run (its trials' seconds summed per variant) or a file of
+    /// {"groups": {"<variant>": seconds}}. Every shard must be given the same file.
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub(crate) durations: Option<PathBuf>,
     /// Also run the cluster suites (suites with `placements: [cluster]`) against a kubeadm
     /// cluster on this host; `run` builds the offline bundle first if it is missing.
     #[arg(long)]

@@ -31,6 +31,7 @@ fn module_of(path: &Path) -> Option<String> {
                 "suite_args",
                 "plan_cmd",
                 "run_cmd",
+                "merge_cmd",
                 "docs_cmd",
                 "diff_cmd",
                 "up_cmd",

@@ -5,12 +5,12 @@
 
 use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Evidence, TrialResult, Verdict};
 
 /// A failed attempt of a row that was run again.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedAttempt {
     pub observed: String,
     pub message: String,

@@ -638,6 +638,9 @@ mod tests {
             json[0].get("files").is_none() && json[0].get("evidence").is_none(),
             "{json}"
         );
+        // `merge` reads results.json back: the table comes back with it.
+        let back: TrialResult = serde_json::from_value(json[0].clone()).unwrap();
+        assert_eq!(back.evidence.differences, diff.evidence.differences);
     }
 
     #[test]

@@ -8,17 +8,19 @@ pub mod bundle;
 pub mod differences;
 pub mod flaky;
 pub mod html;
+pub mod identity;
 pub mod json;
 pub mod junit;
+pub mod merge;
 pub mod quarantine;
 pub mod scan;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Passed,
@@ -34,8 +36,9 @@ pub enum Verdict {
 }
 
 /// Files and commands a trial collected, kept for its failure bundle. Of it only a `diff`
-/// row's table is data in results.json (the rest is in the bundle and the HTML report).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// row's table is data in results.json, and what `merge` reads back (the rest is in the
+/// bundle and the HTML report).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     #[serde(skip)]
     pub files: Vec<(String, String)>,
@@ -48,7 +51,7 @@ pub struct Evidence {
     #[serde(skip)]
     pub node: Option<ScriptNode>,
     /// A `diff` row's runc-vs-Kata table.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differences: Option<differences::Differences>,
 }
 
@@ -77,7 +80,9 @@ impl Evidence {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What `results.json` holds of a trial, and `merge` reads back (of its evidence only a diff
+/// row's table: the rest went into its bundle).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialResult {
     pub name: String,
     pub suite: String,
@@ -91,12 +96,12 @@ pub struct TrialResult {
     pub seconds: f64,
     /// How this row ran here differently from a user's KVM host (Kata under TCG, a
     /// user-space vsock, which Kata build): every sink shows them on the row.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<PathBuf>,
     /// The attempts that failed before this one (with `--retries`), oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<flaky::FailedAttempt>,
     #[serde(flatten)]
     pub evidence: Evidence,
@@ -152,13 +157,21 @@ pub trait Sink {
 }
 
 /// The facts about a run that every report repeats.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     /// The command line that reruns this run's placements (`kata-harness run --target ...`,
     /// words shell-quoted); [`RunInfo::rerun_line`] narrows it to one trial.
     pub command: String,
     pub target: String,
     pub environment: Vec<(String, String)>,
+    /// Which trials the run planned (the filter and a digest of their names): what the shards
+    /// of one run share, and `merge` checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<identity::Selection>,
+    /// The share of the planned trials this run ran (`run --shard K/N`); absent for a whole run
+    /// and for a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<identity::ShardRecord>,
 }
 
 impl RunInfo {
@@ -205,6 +218,13 @@ impl Summary {
 /// Writes `junit.xml`, `results.json`, `results.html` and the failure bundles into `dir`.
 pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    write_bundles(dir, info, results)?;
+    write_reports(dir, info, results)
+}
+
+/// Writes the failure bundle of each failed, quarantined or flaky row into `dir/bundles/`
+/// and records where in its result.
+fn write_bundles(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) -> std::io::Result<()> {
     let has_bundle = |r: &TrialResult| matches!(r.verdict, Verdict::Failed | Verdict::Quarantined);
     for result in results.iter_mut() {
         if has_bundle(result) {
@@ -214,6 +234,11 @@ pub fn write_results(dir: &Path, info: &RunInfo, results: &mut [TrialResult]) ->
             result.bundle = Some(bundle::write(dir, info, &first)?);
         }
     }
+    Ok(())
+}
+
+/// Writes `junit.xml`, `results.json` and `results.html` of `results` into `dir` (which exists).
+pub fn write_reports(dir: &Path, info: &RunInfo, results: &[TrialResult]) -> std::io::Result<()> {
     junit::write(&dir.join("junit.xml"), info, results)?;
     json::write(&dir.join("results.json"), info, results)?;
     html::write(&dir.join("results.html"), info, results)?;

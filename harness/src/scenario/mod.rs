@@ -13,6 +13,7 @@ pub mod pods;
 pub mod run;
 pub mod sandbox;
 pub mod session;
+pub mod shard;
 pub mod trial;
 pub mod witness;
 
