@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES};
+use kata_harness::profile::{ContainerdChoice, DEFAULT_CONTAINERD_LINES, DEFAULT_VM_IMAGES};
 use kata_harness::provision::{Settings, Testbed};
 use kata_harness::report::quarantine::{self, Quarantine};
 use kata_harness::report::{
@@ -28,9 +28,6 @@ use kata_harness::report::{
 use kata_harness::scenario::plan::Placement;
 use kata_harness::scenario::{plan, run::run_trial, session, Capabilities, Suite, Variant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-
-/// The VM images whose trials run by default (one VM per image).
-const DEFAULT_VM_IMAGES: &str = "bookworm,bookworm-containerd21";
 
 /// One runtime for the whole binary: testbeds' gRPC channels live on it across trials.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =
@@ -65,7 +62,7 @@ fn variants() -> Result<Vec<(Variant, Capabilities)>, String> {
             .map_err(|e| format!("KATA_HARNESS_CONTAINERD={text}: {e}"))?;
         variants.push((Variant::containerd(choice), local.clone()));
     }
-    let images = std::env::var("KATA_HARNESS_VM_IMAGES").unwrap_or_else(|_| DEFAULT_VM_IMAGES.into());
+    let images = std::env::var("KATA_HARNESS_VM_IMAGES").unwrap_or_else(|_| DEFAULT_VM_IMAGES.join(","));
     for recipe in images.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         if !repo()
             .join("vm-images")

@@ -9,7 +9,7 @@ use kata_harness::kube::bundle::Bundle;
 use kata_harness::kube::release::Release;
 use kata_harness::kube::source::Source;
 use kata_harness::node::Target;
-use kata_harness::profile::DEFAULT_CONTAINERD_LINES;
+use kata_harness::profile::{DEFAULT_CONTAINERD_LINES, DEFAULT_VM_IMAGES};
 use kata_harness::provision::reach::Reach;
 use kata_harness::report::{
     self,
@@ -19,9 +19,6 @@ use kata_harness::scenario::shard::Shard;
 
 use crate::existing_cmd::RuntimeFromArg;
 use crate::{default_suites_dir, path_arg, repo_root};
-
-/// The VM images a `--target vm` run covers: containerd 1.6 (config schema 2) and 2.1 (schema 3).
-const DEFAULT_VM_IMAGES: [&str; 2] = ["bookworm", "bookworm-containerd21"];
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct SuiteArgs {

@@ -154,6 +154,10 @@ impl fmt::Display for ContainerdChoice {
 /// The containerd release lines every suite runs against by default.
 pub const DEFAULT_CONTAINERD_LINES: [&str; 4] = ["1.6", "1.7", "2.1", "2.3"];
 
+/// The VM images a run covers unless told (`run --image`, the test drivers'
+/// `KATA_HARNESS_VM_IMAGES`): containerd 1.6 (config schema 2) and 2.1 (schema 3).
+pub const DEFAULT_VM_IMAGES: [&str; 2] = ["bookworm", "bookworm-containerd21"];
+
 /// A resolved containerd: where its binaries are and which version they report.
 #[derive(Debug, Clone)]
 pub struct Containerd {
