@@ -16,7 +16,8 @@
 //!    `kube::bundle`, `kube::release`, `kube::source`, `kube::images`, `report`
 //! 4. provisioning a node or cluster: `provision`, `kube::cluster`
 //! 5. what scenarios share: `registry`, `scenario`, `scenario::plan`, `scenario::trial`,
-//!    `scenario::witness`, `scenario::pods`, `critest`, `critest::images`, `critest::ginkgo`
+//!    `scenario::witness`, `scenario::pods`, `scenario::lifecycle`, `critest`,
+//!    `critest::images`, `critest::ginkgo`
 //! 6. the kinds of row, each running and judging its own action: `scenario::sandbox`,
 //!    `scenario::image_import`, `scenario::images`, `scenario::ctr_run`, `scenario::guest`,
 //!    `scenario::pod`, `scenario::diff`, `critest::run`, `kube::suite`

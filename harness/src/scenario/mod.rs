@@ -5,6 +5,7 @@ pub mod diff;
 pub mod guest;
 pub mod image_import;
 pub mod images;
+pub mod lifecycle;
 pub mod model;
 pub mod plan;
 pub mod pod;
