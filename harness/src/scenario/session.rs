@@ -1,5 +1,7 @@
-//! A whole run: one testbed per variant (local containerd or VM), its trials in order,
-//! events to the sinks.
+//! A whole run: one testbed per variant (local containerd or VM, or a cluster through
+//! `kube::session`), each through the one testbed lifecycle of [`super::lifecycle`], events
+//! to the sinks. Here: how each variant's testbed starts, and what a containerd testbed and a
+//! row's own node give that lifecycle.
 //!
 //! Invariant: every planned trial yields exactly one result, except a critest trial, which
 //! yields one per critest spec (`<trial>::<spec>`, at least one). A testbed that fails to
@@ -119,13 +121,13 @@ pub async fn run(
             finish(sink, skipped(trial, trial.skip.as_deref().unwrap_or_default()));
         }
         // The variant's shared testbed first, then each row with a node of its own (one
-        // containerd at a time).
+        // containerd at a time; only a local containerd variant has such rows, see
+        // NodeSetup::skip_reason).
         if !runnable.is_empty() {
             match &variant.placement {
                 Placement::Cluster(bundle) => {
                     crate::kube::session::run_cluster(bundle, &runnable, base, retries, sink, &mut finish)
                         .await;
-                    continue;
                 }
                 Placement::ExistingCluster(cluster) => {
                     crate::kube::session::run_attached(
@@ -138,7 +140,6 @@ pub async fn run(
                         &mut finish,
                     )
                     .await;
-                    continue;
                 }
                 _ => {
                     let start = async |sink: &mut dyn Sink| {
