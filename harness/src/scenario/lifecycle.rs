@@ -122,38 +122,54 @@ pub async fn run<T: Started>(
     });
     match tenancy {
         Tenancy::Shared { retries, keep } => {
-            let mut failed = false;
-            for trial in trials {
-                sink.event(&Event::TrialStarted {
-                    name: trial.name.clone(),
-                });
-                for result in run_in_turn(&testbed, trial, retries).await {
-                    failed |= result.verdict == Verdict::Failed || !result.attempts.is_empty();
-                    finish(sink, result);
-                }
-            }
-            if keep && failed {
-                if let Some(how) = testbed.keep(label) {
-                    sink.event(&Event::Note(how));
-                }
-            }
-            let leftovers = testbed.shutdown().await;
-            if !leftovers.is_clean() {
-                finish(sink, TrialResult::cleanup_failure(label, &leftovers.0));
-            }
+            shared(testbed, label, trials, retries, keep, sink, finish).await
         }
-        Tenancy::OwnNode => {
-            // Held back until the node is down: its leftovers are part of the verdict.
-            let mut results = Vec::new();
-            for trial in trials {
-                results.extend(run_in_turn(&testbed, trial, 0).await);
-            }
-            let leftovers = testbed.shutdown().await;
-            for mut result in results {
-                fail_for_leftovers(&mut result, &leftovers);
-                finish(sink, result);
-            }
+        Tenancy::OwnNode => own_node(testbed, trials, sink, finish).await,
+    }
+}
+
+/// A shared testbed's trials, each announced and retried, then keeping or shutting it down.
+async fn shared<T: Started>(
+    testbed: T,
+    label: &str,
+    trials: &[&Trial],
+    retries: u32,
+    keep: bool,
+    sink: &mut dyn Sink,
+    finish: Finish<'_>,
+) {
+    let mut failed = false;
+    for trial in trials {
+        sink.event(&Event::TrialStarted {
+            name: trial.name.clone(),
+        });
+        for result in run_in_turn(&testbed, trial, retries).await {
+            failed |= result.verdict == Verdict::Failed || !result.attempts.is_empty();
+            finish(sink, result);
         }
+    }
+    if keep && failed {
+        if let Some(how) = testbed.keep(label) {
+            sink.event(&Event::Note(how));
+        }
+    }
+    let leftovers = testbed.shutdown().await;
+    if !leftovers.is_clean() {
+        finish(sink, TrialResult::cleanup_failure(label, &leftovers.0));
+    }
+}
+
+/// A row's own node: the row once, its result held back until the node is down, since the
+/// node's leftovers are part of the row's verdict.
+async fn own_node<T: Started>(testbed: T, trials: &[&Trial], sink: &mut dyn Sink, finish: Finish<'_>) {
+    let mut results = Vec::new();
+    for trial in trials {
+        results.extend(run_in_turn(&testbed, trial, 0).await);
+    }
+    let leftovers = testbed.shutdown().await;
+    for mut result in results {
+        fail_for_leftovers(&mut result, &leftovers);
+        finish(sink, result);
     }
 }
 
