@@ -17,11 +17,11 @@
 //!    `report::identity`, `report::merge`
 //! 4. provisioning a node or cluster: `provision`, `kube::cluster`
 //! 5. what scenarios share: `registry`, `scenario`, `scenario::plan`, `scenario::shard`,
-//!    `scenario::trial`, `scenario::witness`, `scenario::pods`, `critest`, `critest::images`,
-//!    `critest::ginkgo`
+//!    `scenario::trial`, `scenario::witness`, `scenario::pods`, `scenario::lifecycle`, `critest`,
+//!    `critest::images`, `critest::ginkgo`
 //! 6. the kinds of row, each running and judging its own action: `scenario::sandbox`,
 //!    `scenario::image_import`, `scenario::images`, `scenario::ctr_run`, `scenario::guest`,
-//!    `scenario::pod`, `scenario::diff`, `critest::run`, `kube::suite`
+//!    `scenario::pod`, `scenario::diff`, `scenario::kata_check`, `critest::run`, `kube::suite`
 //! 7. runs and checks: `scenario::run`, `scenario::session`, `kube::session`, `doctor`
 //!
 //! The CLI (`main.rs`, `suite_args.rs`, `plan_cmd.rs`, `run_cmd.rs`, `merge_cmd.rs`,

@@ -1,5 +1,6 @@
-//! The cluster variant of a run: build the images, bring the cluster up once, run its trials
-//! in order, attach the Kubernetes evidence to failures, tear it down and report leftovers.
+//! The cluster variant of a run: build the images and bring the cluster up once (or attach to
+//! an existing one), then the lifecycle every testbed has ([`crate::scenario::lifecycle`]):
+//! its trials in order, the Kubernetes evidence on failures, teardown and leftovers.
 //!
 //! Invariant: every trial yields exactly one result; a cluster that does not start fails its
 //! trials with kubeadm's own first error and the logs; one that leaves anything behind adds a
@@ -10,33 +11,50 @@ use std::time::{Duration, Instant};
 use super::bundle::Bundle;
 use super::cluster::{Cluster, ClusterSettings};
 use super::suite::{self, Touched};
+use crate::provision::cleanup::Leftovers;
 use crate::provision::Settings;
 use crate::report::{chain, Event, Evidence, Sink, TrialResult, Verdict};
+use crate::scenario::lifecycle::{self, Finish, NotStarted, Started, Tenancy};
 use crate::scenario::plan::Trial;
 
 /// One kube row, from its first API call to its cleanup.
 pub const TRIAL_DEADLINE: Duration = Duration::from_secs(300);
 
-type Finish<'a> = &'a mut dyn FnMut(&mut dyn Sink, TrialResult);
+/// A ready cluster, started or attached, in the lifecycle of a run.
+struct Ready<'a> {
+    cluster: Cluster,
+    /// The run's Kata installs, named among the cluster's facts.
+    base: &'a Settings,
+}
 
-/// Fails every trial of a cluster that never became usable, with the logs kept from it.
-fn fail_all(
-    trials: &[&Trial],
-    sink: &mut dyn Sink,
-    finish: Finish<'_>,
-    observed: &str,
-    message: &str,
-    logs: &[(String, String)],
-) {
-    for trial in trials {
-        let mut evidence = Evidence::default();
-        for (name, text) in logs {
-            evidence.file(name, text);
+impl Started for Ready<'_> {
+    fn describe(&self) -> String {
+        self.cluster.describe()
+    }
+
+    fn facts(&self) -> Vec<(String, String)> {
+        let mut facts = self.cluster.facts();
+        if let Some(kata) = &self.base.kata {
+            facts.push(("kata".into(), kata.conditions.join("; ")));
         }
-        finish(
-            sink,
-            trial.result(Verdict::Failed, observed, message, Duration::ZERO, evidence),
-        );
+        if let Some(kata) = &self.base.kata_rs {
+            facts.push(("kata runtime-rs".into(), kata.conditions.join("; ")));
+        }
+        facts
+    }
+
+    async fn run_trial(&self, trial: &Trial) -> TrialResult {
+        run_trial(&self.cluster, trial).await
+    }
+
+    fn attach_evidence(&self, evidence: &mut Evidence) {
+        attach_cluster_evidence(&self.cluster, evidence);
+    }
+
+    // Not `keep`: a kept cluster is kept by its own shutdown (`ClusterSettings::keep`).
+
+    async fn shutdown(self) -> Leftovers {
+        self.cluster.shutdown().await
     }
 }
 
@@ -49,47 +67,41 @@ pub async fn run_cluster(
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
-    let label = bundle.label();
-    sink.event(&Event::Note(format!(
-        "{label}: control-plane images (cached after the first build) and a kubeadm v{} cluster",
-        bundle.version
-    )));
-    let images = match super::images::ensure(bundle) {
-        Ok(images) => images,
-        Err(e) => return fail_all(trials, sink, finish, "images not built", &chain(&e), &[]),
-    };
-    let settings = ClusterSettings {
-        bundle: bundle.clone(),
-        keep: base.keep,
-        kata: base.kata.clone(),
-        kata_rs: base.kata_rs.clone(),
-        kata_runtime_class: base.kata_runtime_class.clone(),
-        containerd: base.containerd.clone(),
-    };
-    let cluster = match Cluster::start(&settings, &images).await {
-        Ok(cluster) => cluster,
-        Err(failure) => {
-            let observed = match &failure.error {
-                super::KubeError::KubeadmInit { first_error, .. } => {
-                    format!("kubeadm init failed: {first_error}")
-                }
-                _ => "cluster did not start".into(),
-            };
-            return fail_all(
-                trials,
-                sink,
-                finish,
-                &observed,
-                &chain(&failure.error),
-                &failure.logs,
-            );
+    let start = async |sink: &mut dyn Sink| {
+        sink.event(&Event::Note(format!(
+            "{}: control-plane images (cached after the first build) and a kubeadm v{} cluster",
+            bundle.label(),
+            bundle.version
+        )));
+        let images = super::images::ensure(bundle).map_err(|e| NotStarted {
+            observed: "images not built".into(),
+            message: chain(&e),
+            logs: Vec::new(),
+        })?;
+        let settings = ClusterSettings {
+            bundle: bundle.clone(),
+            keep: base.keep,
+            kata: base.kata.clone(),
+            kata_rs: base.kata_rs.clone(),
+            kata_runtime_class: base.kata_runtime_class.clone(),
+            containerd: base.containerd.clone(),
+        };
+        match Cluster::start(&settings, &images).await {
+            Ok(cluster) => Ok(Ready { cluster, base }),
+            Err(failure) => Err(NotStarted {
+                observed: match &failure.error {
+                    super::KubeError::KubeadmInit { first_error, .. } => {
+                        format!("kubeadm init failed: {first_error}")
+                    }
+                    _ => "cluster did not start".into(),
+                },
+                message: chain(&failure.error),
+                logs: failure.logs,
+            }),
         }
     };
-    run_on(&cluster, &label, trials, base, retries, sink, finish).await;
-    let leftovers = cluster.shutdown().await;
-    if !leftovers.is_clean() {
-        finish(sink, TrialResult::cleanup_failure(&label, &leftovers.0));
-    }
+    let tenancy = shared(base, retries);
+    lifecycle::run(&bundle.label(), trials, tenancy, start, sink, finish).await;
 }
 
 /// Runs the trials of an existing cluster (`--kubeconfig`): attached, never started or torn
@@ -103,51 +115,28 @@ pub async fn run_attached(
     sink: &mut dyn Sink,
     finish: Finish<'_>,
 ) {
-    let cluster = match Cluster::attach(&existing.kubeconfig, existing.from).await {
-        Ok(cluster) => cluster,
-        Err(e) => return fail_all(trials, sink, finish, "cluster not reachable", &chain(&e), &[]),
+    let start = async |_: &mut dyn Sink| match Cluster::attach(&existing.kubeconfig, existing.from).await {
+        Ok(cluster) => Ok(Ready { cluster, base }),
+        Err(e) => Err(NotStarted {
+            observed: "cluster not reachable".into(),
+            message: chain(&e),
+            logs: Vec::new(),
+        }),
     };
-    run_on(&cluster, label, trials, base, retries, sink, finish).await;
-    let leftovers = cluster.shutdown().await;
-    if !leftovers.is_clean() {
-        finish(sink, TrialResult::cleanup_failure(label, &leftovers.0));
+    let tenancy = shared(base, retries);
+    lifecycle::run(label, trials, tenancy, start, sink, finish).await;
+}
+
+/// A cluster is shared by its variant's rows in order.
+fn shared(base: &Settings, retries: u32) -> Tenancy {
+    Tenancy::Shared {
+        retries,
+        keep: base.keep,
     }
 }
 
-/// The trials of a ready cluster, in order (a failed one again, up to `retries` times).
-async fn run_on(
-    cluster: &Cluster,
-    label: &str,
-    trials: &[&Trial],
-    base: &Settings,
-    retries: u32,
-    sink: &mut dyn Sink,
-    finish: Finish<'_>,
-) {
-    sink.event(&Event::TestbedReady {
-        variant: label.to_owned(),
-        description: cluster.describe(),
-        facts: {
-            let mut facts = cluster.facts();
-            if let Some(kata) = &base.kata {
-                facts.push(("kata".into(), kata.conditions.join("; ")));
-            }
-            if let Some(kata) = &base.kata_rs {
-                facts.push(("kata runtime-rs".into(), kata.conditions.join("; ")));
-            }
-            facts
-        },
-    });
-    for trial in trials {
-        sink.event(&Event::TrialStarted {
-            name: trial.name.clone(),
-        });
-        let result = crate::report::flaky::with_retries(retries, || run_trial(cluster, trial)).await;
-        finish(sink, result);
-    }
-}
-
-/// Runs one kube trial against a ready cluster.
+/// Runs one kube trial against a ready cluster (the cluster's evidence is the lifecycle's to
+/// attach to a failure).
 pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
     if let Some(reason) = &trial.skip {
         return crate::scenario::trial::skipped(trial, reason);
@@ -194,9 +183,6 @@ pub async fn run_trial(cluster: &Cluster, trial: &Trial) -> TrialResult {
         Ok(observed) => (Verdict::Passed, observed, String::new()),
         Err(f) => (Verdict::Failed, f.observed, f.message),
     };
-    if verdict == Verdict::Failed {
-        attach_cluster_evidence(cluster, &mut evidence);
-    }
     let mut result = trial.result(verdict, &observed, &message, start.elapsed(), evidence);
     result.conditions.extend(cluster.runtime_condition());
     result

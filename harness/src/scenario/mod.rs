@@ -6,6 +6,7 @@ pub mod guest;
 pub mod image_import;
 pub mod images;
 pub mod kata_check;
+pub mod lifecycle;
 pub mod model;
 pub mod plan;
 pub mod pod;

@@ -1,5 +1,7 @@
-//! A whole run: one testbed per variant (local containerd or VM), its trials in order,
-//! events to the sinks.
+//! A whole run: one testbed per variant (local containerd or VM, or a cluster through
+//! `kube::session`), each through the one testbed lifecycle of [`super::lifecycle`], events
+//! to the sinks. Here: how each variant's testbed starts, and what a containerd testbed and a
+//! row's own node give that lifecycle.
 //!
 //! Invariant: every planned trial yields exactly one result, except a critest trial, which
 //! yields one per critest spec (`<trial>::<spec>`, at least one). A testbed that fails to
@@ -10,19 +12,19 @@
 //! variant's shared one is stopped (one containerd at a time); anything that node leaves
 //! behind fails that row.
 
-use std::time::{Duration, Instant};
-
 use std::path::Path;
+use std::time::Instant;
 
+use super::lifecycle::{self, left_behind, NotStarted, Started, Tenancy};
 use super::model::{Action, HandlersIn, NodeSetup};
 use super::plan::{Capabilities, Placement, Trial, Variant};
 use super::run::run_trial;
 use super::trial::skipped;
 use crate::profile::ContainerdChoice;
+use crate::provision::cleanup::Leftovers;
 use crate::provision::local::{LocalSetup, PRE_UPGRADE_LOG};
 use crate::provision::{ProvisionError, Settings, Testbed, BUSYBOX_BINARY};
 use crate::render::containerd::DROP_IN;
-use crate::report::flaky::with_retries;
 use crate::report::quarantine::Quarantine;
 use crate::report::{Event, Evidence, Sink, TrialResult, Verdict};
 use crate::vm::accel;
@@ -118,95 +120,40 @@ pub async fn run(
         for trial in mine.iter().filter(|t| t.skip.is_some()) {
             finish(sink, skipped(trial, trial.skip.as_deref().unwrap_or_default()));
         }
-        if runnable.is_empty() {
-            for trial in own_node {
-                let result = run_on_own_node(trial, base, sink).await;
-                finish(sink, result);
-            }
-            continue;
-        }
-        sink.event(&Event::TestbedStarting {
-            variant: variant.label.clone(),
-        });
-        match &variant.placement {
-            Placement::Cluster(bundle) => {
-                crate::kube::session::run_cluster(bundle, &runnable, base, retries, sink, &mut finish).await;
-                continue;
-            }
-            Placement::ExistingCluster(cluster) => {
-                crate::kube::session::run_attached(
-                    cluster,
-                    &variant.label,
-                    &runnable,
-                    base,
-                    retries,
-                    sink,
-                    &mut finish,
-                )
-                .await;
-                continue;
-            }
-            _ => {}
-        }
-        let testbed = match start_testbed(variant, base, sink).await {
-            Ok(testbed) => testbed,
-            Err(message) => {
-                for trial in runnable {
-                    finish(
+        // The variant's shared testbed first, then each row with a node of its own (one
+        // containerd at a time; only a local containerd variant has such rows, see
+        // NodeSetup::skip_reason).
+        if !runnable.is_empty() {
+            match &variant.placement {
+                Placement::Cluster(bundle) => {
+                    crate::kube::session::run_cluster(bundle, &runnable, base, retries, sink, &mut finish)
+                        .await;
+                }
+                Placement::ExistingCluster(cluster) => {
+                    crate::kube::session::run_attached(
+                        cluster,
+                        &variant.label,
+                        &runnable,
+                        base,
+                        retries,
                         sink,
-                        trial.result(
-                            Verdict::Failed,
-                            "testbed did not start",
-                            &message,
-                            Duration::ZERO,
-                            Evidence::default(),
-                        ),
-                    );
+                        &mut finish,
+                    )
+                    .await;
                 }
-                continue;
-            }
-        };
-        sink.event(&Event::TestbedReady {
-            variant: variant.label.clone(),
-            description: testbed.describe(),
-            facts: testbed.facts.clone(),
-        });
-        let mut variant_failed = false;
-        for trial in runnable {
-            sink.event(&Event::TrialStarted {
-                name: trial.name.clone(),
-            });
-            if trial.row.critest().is_some() {
-                for mut result in crate::critest::run::run(&testbed, trial).await {
-                    if result.verdict == Verdict::Failed {
-                        variant_failed = true;
-                        attach_testbed_evidence(&testbed, &mut result.evidence);
-                    }
-                    finish(sink, result);
+                _ => {
+                    let start = async |sink: &mut dyn Sink| {
+                        start_testbed(variant, base, sink)
+                            .await
+                            .map_err(NotStarted::testbed)
+                    };
+                    let tenancy = Tenancy::Shared {
+                        retries,
+                        keep: base.keep,
+                    };
+                    lifecycle::run(&variant.label, &runnable, tenancy, start, sink, &mut finish).await;
                 }
-                continue;
             }
-            let result = with_retries(retries, || async {
-                let mut result = run_trial(&testbed, trial).await;
-                if result.verdict == Verdict::Failed {
-                    attach_testbed_evidence(&testbed, &mut result.evidence);
-                }
-                result
-            })
-            .await;
-            variant_failed |= !result.attempts.is_empty() || result.verdict == Verdict::Failed;
-            finish(sink, result);
-        }
-        let label = variant.label.clone();
-        if base.keep && variant_failed {
-            if let Some(how) = testbed.keep_vm(&label) {
-                sink.event(&Event::Note(how));
-            }
-        }
-        let leftovers = testbed.shutdown().await;
-        if !leftovers.is_clean() {
-            let result = TrialResult::cleanup_failure(&label, &leftovers.0);
-            finish(sink, result);
         }
         for trial in own_node {
             let result = run_on_own_node(trial, base, sink).await;
@@ -249,22 +196,95 @@ pub fn attach_testbed_evidence(testbed: &Testbed, evidence: &mut Evidence) {
     }
 }
 
+/// The containerd testbed of a variant, shared by its rows; a critest row yields one result
+/// per spec.
+impl Started for Testbed {
+    fn describe(&self) -> String {
+        Testbed::describe(self)
+    }
+
+    fn facts(&self) -> Vec<(String, String)> {
+        self.facts.clone()
+    }
+
+    async fn run_trial(&self, trial: &Trial) -> TrialResult {
+        run_trial(self, trial).await
+    }
+
+    async fn run_specs(&self, trial: &Trial) -> Option<Vec<TrialResult>> {
+        match trial.row.critest() {
+            Some(_) => Some(crate::critest::run::run(self, trial).await),
+            None => None,
+        }
+    }
+
+    fn attach_evidence(&self, evidence: &mut Evidence) {
+        attach_testbed_evidence(self, evidence);
+    }
+
+    fn keep(&self, label: &str) -> Option<String> {
+        self.keep_vm(label)
+    }
+
+    async fn shutdown(self) -> Leftovers {
+        Testbed::shutdown(self).await
+    }
+}
+
+/// A node started for one row, as its `node:` block says.
+struct OwnNode<'a> {
+    testbed: Testbed,
+    node: &'a NodeSetup,
+}
+
+impl Started for OwnNode<'_> {
+    fn describe(&self) -> String {
+        self.testbed.describe()
+    }
+
+    fn facts(&self) -> Vec<(String, String)> {
+        self.testbed.facts.clone()
+    }
+
+    /// The row, with what was done to its node as a condition (the upgrade, or the setup).
+    async fn run_trial(&self, trial: &Trial) -> TrialResult {
+        let mut result = run_trial(&self.testbed, trial).await;
+        let done = self
+            .testbed
+            .facts
+            .iter()
+            .find(|(k, _)| k == "upgrade")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| self.node.describe());
+        result.conditions.push(done);
+        result
+    }
+
+    fn attach_evidence(&self, evidence: &mut Evidence) {
+        attach_testbed_evidence(&self.testbed, evidence);
+        // An upgraded node: the old daemon's log too (it wrote the config and the images).
+        if self.node.upgrade_from.is_some() {
+            let old_log = self.testbed.paths.run_dir.join(PRE_UPGRADE_LOG);
+            let tail = crate::process::tail_of_file(&old_log, 100);
+            evidence.file(&format!("{PRE_UPGRADE_LOG}.tail"), &tail);
+        }
+    }
+
+    async fn shutdown(self) -> Leftovers {
+        self.testbed.shutdown().await
+    }
+}
+
 /// A row with a node of its own: starts that node (as its `node:` block says, with the
 /// variant's containerd line), runs the row on it or judges its refused start, and stops it.
 /// Anything the node leaves behind fails the row.
 pub async fn run_on_own_node(trial: &Trial, base: &Settings, sink: &mut dyn Sink) -> TrialResult {
     let start = Instant::now();
-    let failed = |observed: &str, message: &str| {
-        trial.result(
-            Verdict::Failed,
-            observed,
-            message,
-            start.elapsed(),
-            Evidence::default(),
-        )
-    };
     let (Some(node), Placement::Local(choice)) = (&trial.row.node, &trial.variant.placement) else {
-        return failed(
+        return row_result(
+            trial,
+            start,
+            Verdict::Failed,
             "-",
             "a row with a node of its own runs on a local containerd variant",
         );
@@ -273,71 +293,60 @@ pub async fn run_on_own_node(trial: &Trial, base: &Settings, sink: &mut dyn Sink
         containerd: choice.clone(),
         ..base.clone()
     };
-    sink.event(&Event::TestbedStarting {
-        variant: trial.name.clone(),
-    });
-    let started = Testbed::start_local_with(&settings, &local_setup(node)).await;
     if trial.row.action == Action::NodeStart {
-        let expected = trial.row.expect.start_error.as_deref().unwrap_or_default();
-        return match started {
-            Err(error) => match refused_start(&error, expected) {
-                Ok(observed) => trial.result(
-                    Verdict::Passed,
-                    &observed,
-                    "",
-                    start.elapsed(),
-                    Evidence::default(),
-                ),
-                Err(message) => failed("containerd did not refuse as expected", &message),
-            },
-            Ok(testbed) => {
-                let what = testbed.describe();
-                let leftovers = testbed.shutdown().await;
-                failed(
-                    &format!("started: {what}"),
-                    &format!(
-                        "expected containerd to refuse to start with {expected:?}{}",
-                        left_behind(&leftovers.0)
-                    ),
-                )
-            }
-        };
+        sink.event(&Event::TestbedStarting {
+            variant: trial.name.clone(),
+        });
+        let started = Testbed::start_local_with(&settings, &local_setup(node)).await;
+        return judge_start(trial, started, start).await;
     }
-    let testbed = match started {
-        Ok(testbed) => testbed,
-        Err(e) => return failed("testbed did not start", &crate::errors::chain(&e)),
+    let start_node = async |_: &mut dyn Sink| {
+        Testbed::start_local_with(&settings, &local_setup(node))
+            .await
+            .map(|testbed| OwnNode { testbed, node })
+            .map_err(|e| NotStarted::testbed(crate::errors::chain(&e)))
     };
-    sink.event(&Event::TestbedReady {
-        variant: trial.name.clone(),
-        description: testbed.describe(),
-        facts: testbed.facts.clone(),
-    });
-    let mut result = run_trial(&testbed, trial).await;
-    if result.verdict == Verdict::Failed {
-        attach_testbed_evidence(&testbed, &mut result.evidence);
-        // An upgraded node: the old daemon's log too (it wrote the config and the images).
-        let old_log = testbed.paths.run_dir.join(PRE_UPGRADE_LOG);
-        if node.upgrade_from.is_some() {
-            let tail = crate::process::tail_of_file(&old_log, 100);
-            result.evidence.file(&format!("{PRE_UPGRADE_LOG}.tail"), &tail);
+    let mut result = None;
+    let mut record = |_: &mut dyn Sink, r: TrialResult| result = Some(r);
+    lifecycle::run(
+        &trial.name,
+        &[trial],
+        Tenancy::OwnNode,
+        start_node,
+        sink,
+        &mut record,
+    )
+    .await;
+    result.expect("the lifecycle yields one result for a trial that yields one")
+}
+
+/// A row whose action is its node's start (`expect.start_error`): passes when containerd
+/// refused to start as expected; a node that did start is stopped and fails the row.
+async fn judge_start(trial: &Trial, started: Result<Testbed, ProvisionError>, start: Instant) -> TrialResult {
+    let expected = trial.row.expect.start_error.as_deref().unwrap_or_default();
+    let failed = |observed: &str, message: &str| row_result(trial, start, Verdict::Failed, observed, message);
+    match started {
+        Err(error) => match refused_start(&error, expected) {
+            Ok(observed) => row_result(trial, start, Verdict::Passed, &observed, ""),
+            Err(message) => failed("containerd did not refuse as expected", &message),
+        },
+        Ok(testbed) => {
+            let what = testbed.describe();
+            let leftovers = testbed.shutdown().await;
+            failed(
+                &format!("started: {what}"),
+                &format!(
+                    "expected containerd to refuse to start with {expected:?}{}",
+                    left_behind(&leftovers.0)
+                ),
+            )
         }
     }
-    // What was done to this node, on the row itself (the upgrade, or the node's setup).
-    let done = testbed
-        .facts
-        .iter()
-        .find(|(k, _)| k == "upgrade")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| node.describe());
-    result.conditions.push(done);
-    let leftovers = testbed.shutdown().await;
-    if !leftovers.is_clean() {
-        result.verdict = Verdict::Failed;
-        result.message = format!("{}{}", result.message, left_behind(&leftovers.0))
-            .trim_start()
-            .to_owned();
-    }
-    result
+}
+
+/// A row's result timed from `start` (its node's start is part of the row), no evidence.
+fn row_result(trial: &Trial, start: Instant, verdict: Verdict, observed: &str, message: &str) -> TrialResult {
+    trial.result(verdict, observed, message, start.elapsed(), Evidence::default())
 }
 
 /// The provisioning of a `node:` block.
@@ -370,13 +379,5 @@ fn refused_start(error: &ProvisionError, expected: &str) -> Result<String, Strin
         None => Err(format!(
             "containerd exited, but its log does not say {expected:?}: {chain}"
         )),
-    }
-}
-
-fn left_behind(leftovers: &[String]) -> String {
-    if leftovers.is_empty() {
-        String::new()
-    } else {
-        format!("\nthe row's node left things behind:\n{}", leftovers.join("\n"))
     }
 }
