@@ -340,7 +340,12 @@ def pair(config_path=None):
     return [r[0] for r in results], wall
 
 
+def load():
+    return float(open("/proc/loadavg").read().split()[0])
+
+
 def main():
+    load_before = load()
     log("templating through Kata's Go runtime (the shim's own errors)")
     kata = template_attempts()
     log("templating's steps in QEMU alone: saving, then a clone's private memory")
@@ -378,6 +383,8 @@ def main():
         "kata_over_runc_median": round(kata_median / statistics.median(seconds["runc"]), 1),
         "target_3s_median_met": kata_median <= 3.0,
         # The conditions the harness renders Kata's configuration under, by their names.
+        # Other work on the machine shows here: the figures are of a shared host.
+        "load_average_1m": {"before": load_before, "after": load()},
         "kata_conditions": "; ".join(
             l[len("#  - "):].split(":")[0] for l in BASE.splitlines() if l.startswith("#  - ")
         ),
