@@ -147,6 +147,12 @@ def timed(handler, config_path=None):
     return seconds
 
 
+def cri_error(stderr):
+    """The CRI status message in crictl's stderr (`desc = ...` up to its line's end)."""
+    m = re.search(r"desc = ([^\n]*)", stderr)
+    return m.group(1).strip() if m else (stderr.strip().splitlines() or ["failed"])[-1]
+
+
 def container_in(config_path):
     """Whether a busybox container starts in a Kata sandbox of this configuration: "started",
     or the CRI's error (a guest that boots is not yet a guest that runs containers)."""
@@ -157,10 +163,10 @@ def container_in(config_path):
     try:
         made = crictl("create", sandbox, f"{RUN}/container.json", pod, deadline=120)
         if made.returncode != 0:
-            return f"create: {made.stderr.strip().splitlines()[-1]}"
+            return f"create: {cri_error(made.stderr)}"
         started = crictl("start", made.stdout.strip(), deadline=120)
         if started.returncode != 0:
-            return f"start: {started.stderr.strip().splitlines()[0]}"
+            return f"start: {cri_error(started.stderr)}"
         return "started"
     finally:
         remove(sandbox)
