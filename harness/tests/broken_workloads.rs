@@ -3,8 +3,9 @@
 //! shipped passes and its broken copy fails, naming the step and what it saw. The suite's text
 //! is taken from the file itself, so a row edited there is the row tested here.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::run_suite;
 
 /// (scenario, text in its row, what the broken copy has instead, what its failure says).
 const BREAKS: &[(&str, &str, &str, &str)] = &[
@@ -72,7 +73,7 @@ fn row_text<'a>(suite: &'a str, scenario: &str) -> &'a str {
 
 #[test]
 fn workload_rows_pass_as_shipped_and_fail_when_broken() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let shipped = std::fs::read_to_string(repo.join("suites/workloads.yaml")).unwrap();
     let mut suite = String::from("suite: broken\nplacements: [local]\nrows:\n");
     for (scenario, text, broken, _) in BREAKS {
@@ -101,52 +102,10 @@ fn workload_rows_pass_as_shipped_and_fail_when_broken() {
                 .replace(text, broken),
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    let suites = dir.path().join("suites");
-    std::fs::create_dir(&suites).unwrap();
-    std::fs::write(suites.join("broken.yaml"), &suite).unwrap();
-    let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_kata-harness"))
-        .current_dir(&repo)
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--containerd",
-            "2.1",
-            "--quarantine",
-            "none",
-            "--suites",
-        ])
-        .arg(&suites)
-        .arg("--results")
-        .arg(&results)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "the broken rows fail the run: {said}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap();
-    let trial = |scenario: &str| -> (String, String) {
-        let t = json["trials"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["scenario"] == scenario)
-            .unwrap_or_else(|| panic!("no trial {scenario}: {said}"));
-        (
-            t["verdict"].as_str().unwrap().to_owned(),
-            format!(
-                "{} | {}",
-                t["observed"].as_str().unwrap(),
-                t["message"].as_str().unwrap()
-            ),
-        )
-    };
+    let run = run_suite(&suite, "2.1");
+    let said = &run.said;
+    assert_eq!(run.code, Some(1), "the broken rows fail the run: {said}");
+    let trial = |scenario: &str| run.trial(scenario);
     for (scenario, _, _, says) in BREAKS {
         let (verdict, text) = trial(&format!("{scenario}-runc"));
         assert_eq!(verdict, "passed", "{scenario} as shipped: {text}");
@@ -159,7 +118,7 @@ fn workload_rows_pass_as_shipped_and_fail_when_broken() {
         assert!(text.contains(says), "broken {scenario}: {says:?} not in {text}");
     }
     assert_eq!(
-        json["trials"].as_array().unwrap().len(),
+        run.json["trials"].as_array().unwrap().len(),
         2 * BREAKS.len(),
         "{said}"
     );

@@ -3,8 +3,9 @@
 //! output, exit code, exit reason, a SIGTERM the process ignores), with the step and what was
 //! seen named in the row's message. The run exits 1 and leaves nothing running.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::run_suite;
 
 const SUITE: &str = r#"
 suite: steps
@@ -57,52 +58,10 @@ rows:
 
 #[test]
 fn steps_pass_when_they_hold_and_each_check_fails_a_row_that_breaks_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let suites = dir.path().join("suites");
-    std::fs::create_dir(&suites).unwrap();
-    std::fs::write(suites.join("steps.yaml"), SUITE).unwrap();
-    let results = dir.path().join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_kata-harness"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args([
-            "run",
-            "--target",
-            "local",
-            "--containerd",
-            "1.6",
-            "--quarantine",
-            "none",
-            "--suites",
-        ])
-        .arg(&suites)
-        .arg("--results")
-        .arg(&results)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "failed rows exit 1: {said}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(results.join("results.json")).unwrap()).unwrap();
-    let trial = |scenario: &str| -> (String, String) {
-        let t = json["trials"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["scenario"] == scenario)
-            .unwrap_or_else(|| panic!("no trial {scenario}: {said}"));
-        (
-            t["verdict"].as_str().unwrap().to_owned(),
-            format!(
-                "{} | {}",
-                t["observed"].as_str().unwrap(),
-                t["message"].as_str().unwrap()
-            ),
-        )
-    };
+    let run = run_suite(SUITE, "1.6");
+    let said = &run.said;
+    assert_eq!(run.code, Some(1), "failed rows exit 1: {said}");
+    let trial = |scenario: &str| run.trial(scenario);
     let (verdict, text) = trial("holds-runc");
     assert_eq!(verdict, "passed", "{text}");
     for seen in [

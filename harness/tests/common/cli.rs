@@ -105,3 +105,71 @@ pub fn interrupt_when(args: &[&str], ready: impl Fn(&Path) -> Option<Vec<(i32, S
     let alive: Vec<_> = watched.iter().filter(|(pid, _)| !is_zombie(*pid)).collect();
     assert!(alive.is_empty(), "still running after Ctrl-C: {alive:?}");
 }
+
+/// A run of one suite file's rows (`text`) on a local containerd `line`, with no quarantine:
+/// its exit code, what it printed and its results.json, for [`SuiteRun::trial`] to read.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub struct SuiteRun {
+    pub code: Option<i32>,
+    pub said: String,
+    pub json: serde_json::Value,
+}
+
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn run_suite(text: &str, line: &str) -> SuiteRun {
+    let dir = tempfile::tempdir().unwrap();
+    let suites = dir.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    std::fs::write(suites.join("rows.yaml"), text).unwrap();
+    let results = dir.path().join("results");
+    let out = harness()
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--containerd",
+            line,
+            "--quarantine",
+            "none",
+            "--suites",
+        ])
+        .arg(&suites)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read(results.join("results.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or_else(|e| panic!("no results.json ({e}): {said}"));
+    SuiteRun {
+        code: out.status.code(),
+        said,
+        json,
+    }
+}
+
+impl SuiteRun {
+    /// The verdict of the trial of `scenario`, and its observed and message as one text.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub fn trial(&self, scenario: &str) -> (String, String) {
+        let t = self.json["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["scenario"] == scenario)
+            .unwrap_or_else(|| panic!("no trial {scenario}: {}", self.said));
+        (
+            t["verdict"].as_str().unwrap().to_owned(),
+            format!(
+                "{} | {}",
+                t["observed"].as_str().unwrap(),
+                t["message"].as_str().unwrap()
+            ),
+        )
+    }
+}
