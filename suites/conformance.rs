@@ -130,14 +130,14 @@ fn run_vm_rows(variant: &Variant, rows: &[plan::Trial]) -> Result<(), Failed> {
         // Terminal: a line per row as it finishes, and the table at the end.
         let mut terminal = Terminal::new();
         let mut sinks = Tee(vec![&mut terminal, &mut recorder]);
-        RUNTIME.block_on(session::run(
+        RUNTIME.block_on(Box::pin(session::run(
             rows,
             std::slice::from_ref(variant),
             &settings,
             &quarantine,
             0,
             &mut sinks,
-        ))
+        )))
     };
     let mut info = RunInfo {
         command: match &variant.placement {

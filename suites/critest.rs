@@ -107,14 +107,14 @@ fn run_critest(ready: Ready) -> Result<(), Failed> {
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();
-    let mut results = runtime.block_on(session::run(
+    let mut results = runtime.block_on(Box::pin(session::run(
         &trials,
         &[variant],
         &settings,
         &quarantine()?,
         0,
         &mut recorder,
-    ));
+    )));
     let mut info = RunInfo {
         command: "kata-harness run --target local --filter".into(),
         target: "local".into(),

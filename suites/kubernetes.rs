@@ -67,14 +67,14 @@ fn run_suite(bundle_label: &str) -> Result<(), Failed> {
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
     let mut recorder = Recorder::default();
-    let mut results = runtime.block_on(session::run(
+    let mut results = runtime.block_on(Box::pin(session::run(
         &trials,
         &[variant],
         &settings,
         &quarantine()?,
         0,
         &mut recorder,
-    ));
+    )));
     let mut info = RunInfo {
         command: "kata-harness run --target local --k8s".into(),
         target: "local".into(),

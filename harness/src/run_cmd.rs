@@ -100,14 +100,14 @@ pub(crate) fn execute(planned: &Planned, args: &RunArgs) -> Result<Result<Vec<Tr
     let mut recorder = Recorder::default();
     let mut results = {
         let mut tee = Tee(vec![&mut terminal, &mut recorder]);
-        runtime.block_on(session::run(
+        runtime.block_on(Box::pin(session::run(
             &planned.trials,
             &planned.variants,
             &settings,
             &planned.quarantine,
             args.retries,
             &mut tee,
-        ))
+        )))
     };
     let mut info = info;
     info.environment.extend(recorder.testbed_facts());

@@ -101,7 +101,9 @@ pub async fn run<T: Started>(
     sink.event(&Event::TestbedStarting {
         variant: label.to_owned(),
     });
-    let testbed = match start(sink).await {
+    // Boxed, as the trials below: a row's future is large in a debug build, and a test
+    // driver polls the run on a thread with a 2 MiB stack.
+    let testbed = match Box::pin(start(sink)).await {
         Ok(testbed) => testbed,
         Err(why) => {
             // A shared testbed's trials never ran; a row's own node's start was the row's.
@@ -176,7 +178,7 @@ async fn own_node<T: Started>(testbed: T, trials: &[&Trial], sink: &mut dyn Sink
 /// One trial on a ready testbed: retried (unless it yields a result per spec), with the
 /// testbed's evidence on every failed result.
 async fn run_in_turn<T: Started>(testbed: &T, trial: &Trial, retries: u32) -> Vec<TrialResult> {
-    if let Some(mut results) = testbed.run_specs(trial).await {
+    if let Some(mut results) = Box::pin(testbed.run_specs(trial)).await {
         for result in &mut results {
             if result.verdict == Verdict::Failed {
                 testbed.attach_evidence(&mut result.evidence);
@@ -185,7 +187,7 @@ async fn run_in_turn<T: Started>(testbed: &T, trial: &Trial, retries: u32) -> Ve
         return results;
     }
     let result = with_retries(retries, || async {
-        let mut result = testbed.run_trial(trial).await;
+        let mut result = Box::pin(testbed.run_trial(trial)).await;
         if result.verdict == Verdict::Failed {
             testbed.attach_evidence(&mut result.evidence);
         }
