@@ -56,6 +56,12 @@ struct AsRun {
 }
 
 pub(crate) fn diff(args: DiffArgs) -> Result<ExitCode> {
+    if matches!(args.target.as_str(), "vm" | "all") {
+        return Ok(input_error(format!(
+            "--target {}: a diff runs on one node: local, cri://... or ssh://...",
+            args.target
+        )));
+    }
     let handlers = args
         .handlers
         .clone()
@@ -93,12 +99,6 @@ pub(crate) fn diff(args: DiffArgs) -> Result<ExitCode> {
         Ok(parsed) => parsed.suites,
         Err(e) => return Ok(input_error(e.to_string().trim())),
     };
-    if matches!(args.target.as_str(), "vm" | "all") {
-        return Ok(input_error(format!(
-            "--target {}: a diff runs on one node: local, cri://... or ssh://...",
-            args.target
-        )));
-    }
     let planned = match load_plan_with(&suites, false) {
         Ok(p) => p,
         Err(code) => return Ok(code),

@@ -248,7 +248,14 @@ fn new_run_dir() -> Result<(String, PathBuf), ProvisionError> {
 impl Testbed {
     /// The node's install of the runtime that runs `runtime_type` (`io.containerd.kata*`).
     pub fn kata_for(&self, runtime_type: &str) -> Option<&kata::KataInstall> {
-        match crate::artifacts::kata::KataRuntime::of_runtime_type(runtime_type)? {
+        self.kata_install(crate::artifacts::kata::KataRuntime::of_runtime_type(
+            runtime_type,
+        )?)
+    }
+
+    /// The node's install of `runtime`, if it has one.
+    pub fn kata_install(&self, runtime: crate::artifacts::kata::KataRuntime) -> Option<&kata::KataInstall> {
+        match runtime {
             crate::artifacts::kata::KataRuntime::Go => self.kata.as_ref(),
             crate::artifacts::kata::KataRuntime::Rust => self.kata_rs.as_ref(),
         }

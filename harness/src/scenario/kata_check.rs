@@ -115,12 +115,9 @@ pub(super) async fn run_kata_check(
     evidence: &mut Evidence,
 ) -> Result<String, Failure> {
     let handler = action.handler();
-    let install = match KataRuntime::of_handler(handler) {
-        Some(KataRuntime::Go) => testbed.kata.as_ref(),
-        Some(KataRuntime::Rust) => testbed.kata_rs.as_ref(),
-        None => None,
-    }
-    .ok_or_else(|| Failure::new("-", format!("the node has no Kata install for {handler}")))?;
+    let install = KataRuntime::of_handler(handler)
+        .and_then(|runtime| testbed.kata_install(runtime))
+        .ok_or_else(|| Failure::new("-", format!("the node has no Kata install for {handler}")))?;
     let tool = match install.runtime {
         KataRuntime::Go => "kata-runtime check",
         KataRuntime::Rust => "kata-ctl check",
